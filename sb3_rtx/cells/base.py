@@ -1,0 +1,163 @@
+"""The interface every recurrent cell implements, and the input checks they share.
+
+A cell maps a sequence ``x: (T, B, input_dim)`` and a per-env state to ``y: (T, B, output_dim)``
+and a new state. ``episode_starts[t, b]`` resets env ``b`` to the initial state *before* step ``t``.
+``T == 1`` is the acting path; ``T > 1`` is the training path.
+
+Nothing here knows about Stable-Baselines3: the policy layer adapts cells to SB3.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+#: A cell's recurrent state: a tuple of tensors, batch dimension first.
+CellState = tuple[torch.Tensor, ...]
+
+
+class RecurrentCell(nn.Module, ABC):
+    """Base class of all sequence cells (GaLiTe, AGaLiTe, GTrXL, LSTM).
+
+    Subclasses implement :meth:`state_shapes` (the shape of each state tensor for one env) and
+    :meth:`_forward` (the computation on already validated inputs). The base class owns input
+    validation so every cell fails the same, clear way on bad input.
+    """
+
+    #: registry name of the cell ("galite", ...), set by subclasses
+    name: str = ""
+
+    def __init__(self, input_dim: int, output_dim: int) -> None:
+        super().__init__()
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+
+    # ------------------------------------------------------------------ state
+    @abstractmethod
+    def state_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Shape of each state tensor for a single env (the batch dimension is prepended)."""
+
+    @property
+    def state_numel(self) -> int:
+        """Number of state values carried per env (what a rollout buffer must store)."""
+        total = 0
+        for shape in self.state_shapes():
+            n = 1
+            for size in shape:
+                n *= size
+            total += n
+        return total
+
+    def _param_dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def _param_device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def initial_state(self, batch_size: int, device: Optional[torch.device | str] = None) -> CellState:
+        """The state of ``batch_size`` envs at the start of an episode (all zeros for every cell)."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        device = self._param_device() if device is None else torch.device(device)
+        dtype = self._param_dtype()
+        return tuple(torch.zeros((batch_size, *shape), device=device, dtype=dtype) for shape in self.state_shapes())
+
+    # ---------------------------------------------------------------- forward
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: Optional[Sequence[torch.Tensor]],
+        episode_starts: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, CellState]:
+        """Run the cell over a sequence.
+
+        :param x: inputs, shape ``(T, B, input_dim)``
+        :param state: the state before step 0 (from :meth:`initial_state` or a previous call); ``None``
+            means every env starts fresh
+        :param episode_starts: ``(T, B)`` bool or float; where set, the env's state is reset to the
+            initial state before that step. ``None`` means no resets.
+        :return: ``(y, new_state)`` with ``y`` of shape ``(T, B, output_dim)``
+        """
+        x, state, starts = self._check_inputs(x, state, episode_starts)
+        return self._forward(x, state, starts)
+
+    @abstractmethod
+    def _forward(self, x: torch.Tensor, state: CellState, starts: torch.Tensor) -> tuple[torch.Tensor, CellState]:
+        """Cell computation; ``starts`` is a ``(T, B)`` tensor of 0/1 in ``x``'s dtype."""
+
+    # ----------------------------------------------------------------- checks
+    def _check_inputs(
+        self,
+        x: torch.Tensor,
+        state: Optional[Sequence[torch.Tensor]],
+        episode_starts: Optional[torch.Tensor],
+    ) -> tuple[torch.Tensor, CellState, torch.Tensor]:
+        cell = type(self).__name__
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{cell}: x must be a torch.Tensor of shape (T, B, {self.input_dim}), got {type(x).__name__}")
+        if x.dim() != 3:
+            raise ValueError(
+                f"{cell}: x must have shape (T, B, input_dim={self.input_dim}), got a {x.dim()}-d tensor of shape {tuple(x.shape)}"
+            )
+        seq_len, batch, features = x.shape
+        if features != self.input_dim:
+            raise ValueError(
+                f"{cell}: wrong input dimension: x has {features} features per step, this cell was built "
+                f"with input_dim={self.input_dim} (x shape {tuple(x.shape)})"
+            )
+        if seq_len == 0 or batch == 0:
+            raise ValueError(f"{cell}: x must have at least one step and one env, got shape {tuple(x.shape)}")
+
+        if episode_starts is None:
+            starts = x.new_zeros((seq_len, batch))
+        else:
+            if not isinstance(episode_starts, torch.Tensor):
+                episode_starts = torch.as_tensor(episode_starts)
+            if tuple(episode_starts.shape) != (seq_len, batch):
+                raise ValueError(
+                    f"{cell}: episode_starts must have shape (T, B) = ({seq_len}, {batch}) to match x, "
+                    f"got {tuple(episode_starts.shape)}"
+                )
+            starts = episode_starts.to(device=x.device, dtype=x.dtype)
+
+        if state is None:
+            state = self.initial_state(batch, device=x.device)
+        else:
+            state = tuple(state)
+            expected = self.state_shapes()
+            if len(state) != len(expected):
+                raise ValueError(
+                    f"{cell}: state has {len(state)} tensors, this cell's state has {len(expected)}: "
+                    "is it a state from another cell?"
+                )
+            for i, (tensor, shape) in enumerate(zip(state, expected)):
+                want = (batch, *shape)
+                if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != want:
+                    got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+                    raise ValueError(
+                        f"{cell}: state tensor {i} has shape {got}, expected {want} for a batch of {batch}: "
+                        "is it a state from a cell of another size, or for another number of envs?"
+                    )
+        return x, state, starts
+
+    def extra_repr(self) -> str:
+        return f"input_dim={self.input_dim}, output_dim={self.output_dim}, state_numel={self.state_numel}"
+
+
+def reset_state(state: CellState, starts_t: torch.Tensor) -> CellState:
+    """Zero the state of the envs where ``starts_t`` (shape ``(B,)``, 0/1) is set.
+
+    Every cell's initial state is all zeros, so a reset is a multiplication by ``1 - start``.
+    """
+    keep = 1.0 - starts_t
+    return tuple(s * keep.to(s.dtype).view(-1, *([1] * (s.dim() - 1))) for s in state)
+
+
+def check_positive_int(cell: str, **values: object) -> None:
+    """Raise a clear error when a size hyperparameter is not a positive int."""
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{cell}: {key} must be a positive int, got {value!r}")

@@ -1,0 +1,151 @@
+"""The GTrXL-style gated transformer block shared by GaLiTe, AGaLiTe and GTrXL.
+
+Per layer (Parisotto et al. 2020, "Stabilizing Transformers for RL", TrXL-I with GRU gating):
+
+    x <- gate1(x, relu(attention(LN(x))))
+    x <- gate2(x, relu(MLP(LN(x))))
+
+The gates' update bias starts at 2, so a fresh block is close to the identity and the whole cell
+starts out as a Markov (memoryless) feature extractor. A cell = dense embedding + relu, then
+``n_layers`` blocks. Only the attention part differs between the three cells; it is given by
+:class:`SequenceMixer`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sb3_rtx.cells.base import CellState, RecurrentCell, check_positive_int
+
+
+def orthogonal_linear(in_features: int, out_features: int, gain: float = math.sqrt(2), bias: bool = True) -> nn.Linear:
+    """Linear layer with orthogonal weights and zero bias (the paper's initialisation)."""
+    layer = nn.Linear(in_features, out_features, bias=bias)
+    nn.init.orthogonal_(layer.weight, gain=gain)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class GRUGate(nn.Module):
+    """GRU-style gating layer g(x, y) of GTrXL, with fused projections.
+
+    r = sigmoid(W_r y + U_r x), z = sigmoid(W_z y + U_z x - b_g), h = tanh(W_h y + U_h (r * x)),
+    g = (1 - z) * x + z * h.
+    """
+
+    def __init__(self, d_model: int, gate_bias: float = 2.0) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.from_y = nn.Linear(d_model, 3 * d_model, bias=False)  # W_r, W_z, W_h
+        self.from_x = nn.Linear(d_model, 2 * d_model, bias=False)  # U_r, U_z
+        self.reset_x = nn.Linear(d_model, d_model, bias=False)  # U_h
+        self.gate_bias = nn.Parameter(torch.full((d_model,), float(gate_bias)))
+        for layer in (self.from_y, self.from_x, self.reset_x):
+            nn.init.xavier_uniform_(layer.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        wr, wz, wh = self.from_y(y).chunk(3, dim=-1)
+        ur, uz = self.from_x(x).chunk(2, dim=-1)
+        r = torch.sigmoid(wr + ur)
+        z = torch.sigmoid(wz + uz - self.gate_bias)
+        h = torch.tanh(wh + self.reset_x(r * x))
+        return torch.lerp(x, h, z)
+
+
+class SequenceMixer(nn.Module, ABC):
+    """The attention part of a block: mixes information across time, carries a per-layer state."""
+
+    @abstractmethod
+    def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Shapes (without batch) of this layer's state tensors."""
+
+    @abstractmethod
+    def forward(
+        self, h: torch.Tensor, layer_state: CellState, context: Any
+    ) -> tuple[torch.Tensor, CellState]:
+        """``h: (T, B, d_model)`` (already layer-normed) -> ``(T, B, d_model)`` and the new layer state.
+
+        ``context`` is computed once per call by the cell and shared by all layers (reset masks,
+        step counters, attention masks).
+        """
+
+
+class GatedBlock(nn.Module):
+    """One GTrXL-style layer: gated attention sub-layer, then gated MLP sub-layer."""
+
+    def __init__(self, d_model: int, d_ffc: int, mixer: SequenceMixer) -> None:
+        super().__init__()
+        self.norm_attn = nn.LayerNorm(d_model)
+        self.mixer = mixer
+        self.gate_attn = GRUGate(d_model)
+        self.norm_mlp = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(orthogonal_linear(d_model, d_ffc), nn.ReLU(), orthogonal_linear(d_ffc, d_model))
+        self.gate_mlp = GRUGate(d_model)
+
+    def forward(self, x: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
+        mixed, new_state = self.mixer(self.norm_attn(x), layer_state, context)
+        x = self.gate_attn(x, F.relu(mixed))
+        x = self.gate_mlp(x, F.relu(self.mlp(self.norm_mlp(x))))
+        return x, new_state
+
+
+class GatedTransformerCell(RecurrentCell):
+    """Embedding + ``n_layers`` gated blocks; the state is each layer's mixer state, stacked on dim 1.
+
+    State layout: for every per-layer state tensor of shape ``S`` a tensor ``(B, n_layers, *S)``,
+    followed by the cell's shared tensors (e.g. a step counter), each ``(B, *S)``.
+    Subclasses give the mixer factory and, if they keep shared state, override
+    :meth:`shared_state_shapes`, :meth:`make_context` and :meth:`advance_shared`.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        n_layers: int,
+        d_model: int,
+        d_ffc: int,
+        make_mixer: Callable[[], SequenceMixer],
+    ) -> None:
+        check_positive_int(type(self).__name__, input_dim=input_dim, n_layers=n_layers, d_model=d_model, d_ffc=d_ffc)
+        super().__init__(input_dim, d_model)
+        self.n_layers = n_layers
+        self.d_model = d_model
+        self.d_ffc = d_ffc
+        self.embed = orthogonal_linear(input_dim, d_model)
+        self.blocks = nn.ModuleList(GatedBlock(d_model, d_ffc, make_mixer()) for _ in range(n_layers))
+        self._layer_shapes = self.blocks[0].mixer.layer_state_shapes()
+
+    # -- shared state hooks (none by default)
+    def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ()
+
+    def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:
+        """Per-call information every layer needs (computed once, not per layer)."""
+        return starts
+
+    def advance_shared(self, shared: CellState, starts: torch.Tensor, context: Any) -> CellState:
+        return shared
+
+    # -- RecurrentCell
+    def state_shapes(self) -> tuple[tuple[int, ...], ...]:
+        per_layer = tuple((self.n_layers, *shape) for shape in self._layer_shapes)
+        return per_layer + tuple(self.shared_state_shapes())
+
+    def _forward(self, x: torch.Tensor, state: CellState, starts: torch.Tensor) -> tuple[torch.Tensor, CellState]:
+        n_layer_tensors = len(self._layer_shapes)
+        layer_tensors, shared = state[:n_layer_tensors], state[n_layer_tensors:]
+        context = self.make_context(shared, starts)
+        h = F.relu(self.embed(x))
+        new_layer_states = []
+        for index, block in enumerate(self.blocks):
+            h, new_state = block(h, tuple(s[:, index] for s in layer_tensors), context)
+            new_layer_states.append(new_state)
+        stacked = tuple(torch.stack(parts, dim=1) for parts in zip(*new_layer_states))
+        return h, stacked + tuple(self.advance_shared(shared, starts, context))
