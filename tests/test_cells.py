@@ -1,0 +1,314 @@
+"""Behaviour every cell must have: both forms agree, resets isolate episodes, gradients flow,
+long episodes stay finite, the state has the documented size, and bad input fails clearly."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sb3_rtx.cells import CELLS, make_cell
+
+INPUT_DIM = 5
+# small sizes so the float64 checks are fast; heads * d_head != d_model on purpose
+SMALL = {
+    "galite": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, chunk_len=4),
+    "agalite": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=3),
+    "agalite-distinct": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=4, frequencies="distinct"),
+    "gtrxl": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, memory_len=5),
+    "lstm": dict(hidden_size=12, n_layers=2),
+}
+VARIANTS = list(SMALL)
+
+
+def build(variant: str, dtype=torch.float64, **overrides):
+    torch.manual_seed(0)
+    kwargs = {**SMALL[variant], **overrides}
+    return make_cell(variant.split("-")[0], INPUT_DIM, **kwargs).to(dtype)
+
+
+def warm_state(cell, batch: int, steps: int = 7):
+    """A realistic non-zero state: the state after running some random steps."""
+    x = torch.randn(steps, batch, cell.input_dim, dtype=next(cell.parameters()).dtype)
+    with torch.no_grad():
+        _, state = cell(x, cell.initial_state(batch), None)
+    return state
+
+
+def run_stepwise(cell, x, state, starts):
+    outputs = []
+    for t in range(x.shape[0]):
+        y, state = cell(x[t : t + 1], state, starts[t : t + 1])
+        outputs.append(y)
+    return torch.cat(outputs), state
+
+
+def reset_pattern(seq_len: int, batch: int, seed: int = 1) -> torch.Tensor:
+    """Random resets plus the awkward cases: at t=0, on consecutive steps, on the last step, none."""
+    gen = torch.Generator().manual_seed(seed)
+    starts = torch.rand(seq_len, batch, generator=gen) < 0.15
+    starts[0, 0] = True
+    starts[5:8, 1] = True
+    starts[-1, 2] = True
+    starts[:, 3] = False
+    return starts
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("seq_len", [1, 2, 9, 33])
+def test_stepping_equals_whole_sequence(variant, seq_len):
+    cell = build(variant)
+    batch = 4
+    state = warm_state(cell, batch)
+    x = torch.randn(seq_len, batch, INPUT_DIM, dtype=torch.float64)
+    starts = reset_pattern(seq_len, batch)
+    with torch.no_grad():
+        y_seq, final_seq = cell(x, state, starts)
+        y_step, final_step = run_stepwise(cell, x, state, starts)
+    assert y_seq.shape == (seq_len, batch, cell.output_dim)
+    assert (y_seq - y_step).abs().max().item() <= 1e-5
+    for a, b in zip(final_seq, final_step):
+        assert (a - b).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_float32_forms_agree_at_default_size(variant):
+    """The real (float32, paper-size) configuration: forms agree to float32 rounding."""
+    name = variant.split("-")[0]
+    extra = {"frequencies": "distinct"} if variant == "agalite-distinct" else {}
+    torch.manual_seed(0)
+    cell = make_cell(name, INPUT_DIM, **extra)
+    x = torch.randn(20, 3, INPUT_DIM)
+    starts = reset_pattern(20, 4)[:, :3]
+    with torch.no_grad():
+        state = warm_state(cell, 3)
+        y_seq, _ = cell(x, state, starts)
+        y_step, _ = run_stepwise(cell, x, state, starts)
+    assert (y_seq - y_step).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_reset_isolates_episodes(variant):
+    cell = build(variant)
+    seq_len, batch, start_at = 16, 3, 6
+    x = torch.randn(seq_len, batch, INPUT_DIM, dtype=torch.float64)
+    starts = torch.zeros(seq_len, batch, dtype=torch.bool)
+    starts[start_at, 1] = True
+    state = warm_state(cell, batch)
+    with torch.no_grad():
+        y, _ = cell(x, state, starts)
+        # change everything env 1 saw before its episode start, including the state it came in with
+        x2 = x.clone()
+        x2[:start_at, 1] += torch.randn(start_at, INPUT_DIM, dtype=torch.float64)
+        state2 = tuple(s.clone() for s in state)
+        for s in state2:
+            if s.dim() > 1:
+                s[1] += torch.rand_like(s[1])
+        y2, _ = cell(x2, state2, starts)
+    assert (y2[start_at:, 1] - y[start_at:, 1]).abs().max().item() <= 1e-12
+    assert (y2[:start_at, 1] - y[:start_at, 1]).abs().max().item() > 1e-6  # the change did matter before
+    # other envs are untouched
+    assert torch.equal(y2[:, [0, 2]], y[:, [0, 2]])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_episode_start_equals_fresh_initial_state(variant):
+    """A start at t=0 makes any incoming state irrelevant: same as starting from initial_state."""
+    cell = build(variant)
+    x = torch.randn(10, 2, INPUT_DIM, dtype=torch.float64)
+    starts = torch.zeros(10, 2, dtype=torch.bool)
+    starts[0] = True
+    with torch.no_grad():
+        y_reset, _ = cell(x, warm_state(cell, 2), starts)
+        y_fresh, _ = cell(x, cell.initial_state(2), None)
+    assert (y_reset - y_fresh).abs().max().item() <= 1e-12
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_gradients_finite_and_reach_every_parameter(variant):
+    cell = build(variant)
+    x = torch.randn(12, 3, INPUT_DIM, dtype=torch.float64)
+    starts = reset_pattern(12, 4)[:, :3]
+    state = warm_state(cell, 3)
+    y, final = cell(x, state, starts)
+    loss = (y**2).sum() + sum((s**2).sum() for s in final if s.dim() > 1)
+    loss.backward()
+    for name, param in cell.named_parameters():
+        assert param.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
+        assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_gradients_reach_the_incoming_state(variant):
+    """Truncated BPTT: the loss must depend on the state a sequence starts from."""
+    cell = build(variant)
+    state = tuple(s.requires_grad_() for s in warm_state(cell, 2))
+    y, _ = cell(torch.randn(6, 2, INPUT_DIM, dtype=torch.float64), state, None)
+    y.sum().backward()
+    grads = [s.grad for s in state if s.dim() > 1]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_hundred_thousand_step_episode_stays_finite(variant):
+    torch.manual_seed(0)
+    name = variant.split("-")[0]
+    cell = make_cell(name, INPUT_DIM, **SMALL[variant])  # float32, the precision actually used
+    state = cell.initial_state(2)
+    chunk, total = 2000, 100_000
+    with torch.no_grad():
+        for _ in range(total // chunk):
+            # strong inputs push gates and features to their extremes
+            x = 5.0 * torch.randn(chunk, 2, INPUT_DIM)
+            y, state = cell(x, state, None)
+            assert torch.isfinite(y).all()
+        assert all(torch.isfinite(s).all() for s in state)
+        y, state = cell(torch.randn(1, 2, INPUT_DIM), state, None)  # the acting path after it
+        assert torch.isfinite(y).all()
+
+
+def expected_state_numel(name: str, kw: dict) -> int:
+    """The state formulas of design.md, written out independently of the cells' code."""
+    if name == "galite":
+        d, eta_d = kw["d_head"], kw["eta"] * kw["d_head"]
+        return kw["n_layers"] * kw["n_heads"] * (d * eta_d + eta_d)
+    if name == "agalite":
+        d, eta_d = kw["d_head"], kw["eta"] * kw["d_head"]
+        return kw["n_layers"] * kw["n_heads"] * (kw["r"] * (d + eta_d) + eta_d) + 1  # + step counter
+    if name == "gtrxl":
+        return kw["n_layers"] * kw["memory_len"] * kw["d_model"] + 1  # + valid-slot count
+    if name == "lstm":
+        return 2 * kw["n_layers"] * kw["hidden_size"]
+    raise AssertionError(name)
+
+
+PAPER = dict(n_layers=4, d_model=128, n_heads=4, d_head=64, d_ffc=128, eta=8, r=2, memory_len=128, hidden_size=256)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_state_numel_matches_design_formulas(variant):
+    name = variant.split("-")[0]
+    cell = build(variant)
+    assert cell.state_numel == expected_state_numel(name, {**PAPER, **SMALL[variant]})
+    assert cell.state_numel == sum(s[0].numel() for s in cell.initial_state(3))
+
+
+def test_default_sizes_are_the_papers_tmaze_sizes():
+    assert make_cell("galite", 4).state_numel == 4 * 4 * (64 * 512 + 512)
+    agalite = make_cell("agalite", 4)
+    assert agalite.state_numel == 4 * 4 * (2 * (64 + 512) + 512) + 1
+    assert (agalite.n_layers, agalite.d_model, agalite.n_heads, agalite.d_head, agalite.d_ffc) == (4, 128, 4, 64, 128)
+    assert (agalite.eta, agalite.r) == (8, 2)
+    assert make_cell("gtrxl", 4).state_numel == 4 * 128 * 128 + 1
+    assert make_cell("lstm", 4).state_numel == 2 * 256
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_initial_state_is_zeros_on_the_requested_device(name):
+    cell = make_cell(name, INPUT_DIM).double()
+    state = cell.initial_state(3, device="cpu")
+    assert all(s.shape[0] == 3 and s.dtype == torch.float64 and not s.any() for s in state)
+
+
+def test_agalite_reference_frequencies_duplicate_and_distinct_do_not():
+    from sb3_rtx.cells.agalite import oscillator_frequencies
+
+    steps = torch.arange(1, 50, dtype=torch.float64).unsqueeze(1)
+    ref, _ = oscillator_frequencies(2, "reference")
+    cos_ref = torch.cos(steps * ref)
+    assert torch.allclose(cos_ref[:, 0], cos_ref[:, 1])  # the paper's r=2 terms are one term twice
+    for r in (2, 4, 8):
+        omegas, period = oscillator_frequencies(r, "distinct")
+        cos = torch.cos(steps * omegas)
+        assert torch.linalg.matrix_rank(cos).item() == r
+        # the period used to wrap the counter really is a period of every cosine
+        assert torch.allclose(torch.cos((steps + period) * omegas), cos, atol=1e-9)
+    for r in (1, 2, 3, 8):
+        omegas, period = oscillator_frequencies(r, "reference")
+        assert torch.allclose(torch.cos((steps + period) * omegas), torch.cos(steps * omegas), atol=1e-9)
+
+
+@pytest.mark.parametrize("seq_len", [1, 29])
+def test_agalite_counter_restarts_with_each_episode_and_stays_small(seq_len):
+    cell = build("agalite-distinct")  # period 8
+    starts = torch.zeros(seq_len, 2, dtype=torch.bool)
+    starts[seq_len // 2, 0] = True
+    incoming = warm_state(cell, 2, steps=3)
+    assert incoming[-1].tolist() == [3, 3]
+    _, state = cell(torch.randn(seq_len, 2, INPUT_DIM, dtype=torch.float64), incoming, starts)
+    counter = state[-1]
+    assert counter[0].item() == (seq_len - seq_len // 2) % cell.period  # steps since its start
+    assert counter[1].item() == (3 + seq_len) % cell.period
+    assert 0 <= counter.min() and counter.max() < cell.period
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_unknown_cell_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown cell 'transformer'.*agalite, galite, gtrxl, lstm"):
+        make_cell("transformer", 4)
+
+
+def test_unknown_keyword_names_it_and_the_valid_ones():
+    with pytest.raises(TypeError, match=r"'memory_len'.*accepts"):
+        make_cell("agalite", 4, memory_len=3)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, "8"])
+def test_non_positive_or_non_int_size_is_rejected(bad):
+    with pytest.raises(ValueError, match="eta must be a positive int"):
+        make_cell("galite", 4, eta=bad)
+
+
+def test_unknown_frequency_set_is_rejected():
+    with pytest.raises(ValueError, match="frequencies must be one of"):
+        make_cell("agalite", 4, frequencies="random")
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_wrong_input_dimension_is_named(name):
+    cell = build(name)
+    with pytest.raises(ValueError, match=rf"wrong input dimension.*7 features.*input_dim={INPUT_DIM}"):
+        cell(torch.zeros(3, 2, 7, dtype=torch.float64), None, None)
+    with pytest.raises(ValueError, match=r"shape \(T, B, input_dim"):
+        cell(torch.zeros(2, INPUT_DIM, dtype=torch.float64), None, None)
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_episode_starts_of_wrong_shape_is_named(name):
+    cell = build(name)
+    x = torch.zeros(3, 2, INPUT_DIM, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"episode_starts must have shape \(T, B\) = \(3, 2\).*\(2, 3\)"):
+        cell(x, None, torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="episode_starts must have shape"):
+        cell(x, None, torch.zeros(3))
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_state_from_a_cell_of_another_size_is_rejected(name):
+    cell = build(name)
+    other_kwargs = dict(SMALL[name])
+    size_key = "hidden_size" if name == "lstm" else "n_layers"
+    other_kwargs[size_key] += 1
+    other = make_cell(name, INPUT_DIM, **other_kwargs).double()
+    x = torch.zeros(1, 2, INPUT_DIM, dtype=torch.float64)
+    with pytest.raises(ValueError, match="state from a cell of another size"):
+        cell(x, other.initial_state(2), None)
+    with pytest.raises(ValueError, match="another number of envs"):
+        cell(x, cell.initial_state(3), None)
+
+
+def test_state_from_another_kind_of_cell_is_rejected():
+    agalite, galite = build("agalite"), build("galite")
+    with pytest.raises(ValueError, match="state from another cell"):
+        agalite(torch.zeros(1, 2, INPUT_DIM, dtype=torch.float64), galite.initial_state(2), None)
+
+
+def test_make_cell_is_case_insensitive_and_reports_sizes():
+    cell = make_cell("AGaLiTe", 4, n_layers=1, d_model=8, n_heads=1, d_head=4, d_ffc=8, eta=2, r=1)
+    assert cell.output_dim == 8 and "state_numel" in repr(cell)
+    assert math.isfinite(cell(torch.zeros(2, 1, 4), None, None)[0].sum().item())
