@@ -1,12 +1,12 @@
 """The scan primitives: chunked form equals the loop, its hand-written backward is right,
-and pairwise chunk decays equal brute-force products."""
+and the chunked attention's decay factors equal brute-force products."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from sb3_rtx.cells.scan import linear_scan, linear_scan_sequential, pairwise_decays
+from sb3_rtx.cells.scan import CHUNK_LEN, GatedChunks, floor_decay, linear_scan, linear_scan_sequential
 
 
 def random_recurrence(seq_len, shape=(3, 4), decay_shape=None, seed=0):
@@ -58,14 +58,49 @@ def test_scan_rejects_mismatched_initial_state():
         linear_scan(a, b, h0[:2])
 
 
-def test_pairwise_decays_equal_brute_force_products():
+def brute_force_decay(decay, starts, t, s):
+    """prod_{r=s+1..t} decay_r, or 0 if an episode starts in (s, t]; s = -1 is the carried state."""
+    if s > t:
+        return torch.zeros_like(decay[0])
+    cut = starts[s + 1 : t + 1].any(0).view(-1, *([1] * (decay.dim() - 2)))  # per env
+    return torch.where(cut, 0.0, torch.prod(decay[s + 1 : t + 1], dim=0))
+
+
+def test_chunk_factors_equal_brute_force_products():
+    seq_len, chunk = 11, 4
     gen = torch.Generator().manual_seed(0)
-    a = torch.rand(2, 5, 3, generator=gen, dtype=torch.float64)
-    a[1, 2] = 0.0
-    g = pairwise_decays(a)
-    assert g.shape == (2, 5, 6, 3)
-    for c in range(2):
-        for t in range(5):
-            for j in range(6):  # column j = s + 1: products over r in [j, t]
-                want = torch.prod(a[c, j : t + 1], dim=0) if j <= t + 1 else torch.zeros(3, dtype=a.dtype)
-                assert torch.allclose(g[c, t, j], want)
+    decay = floor_decay(torch.rand(seq_len, 2, 1, 3, generator=gen, dtype=torch.float64))
+    starts = torch.zeros(seq_len, 2, dtype=torch.float64)
+    starts[2, 0] = starts[5, 0] = starts[6, 0] = starts[9, 1] = 1.0
+    chunks = GatedChunks(starts, chunk_len=chunk)
+    assert (chunks.n_chunks, chunks.pad) == (3, 1)
+    gate = chunks.decay_factors(chunks.chunk(decay, 1.0))
+    for t in range(seq_len):
+        c, i = divmod(t, chunk)
+        begin = c * chunk
+        for j in range(chunk):  # pairs inside the chunk
+            s = begin + j
+            got = gate.inflate[c, i] * gate.deflate[c, j] * chunks.pair_mask[c, :, 0, i, j, None, None]
+            want = brute_force_decay(decay, starts, t, s)
+            assert torch.allclose(got, want, atol=1e-12), (t, s)
+        got = gate.from_start[c, i]
+        assert torch.allclose(got, brute_force_decay(decay, starts, t, begin - 1), atol=1e-12)
+    for c in range(chunks.n_chunks):
+        end = min((c + 1) * chunk, seq_len) - 1
+        for j in range(chunk):
+            s = c * chunk + j
+            if s <= end:
+                want = brute_force_decay(decay, starts, end, s)
+                assert torch.allclose(gate.to_end[c, j], want, atol=1e-12)
+        assert torch.allclose(gate.whole[c], brute_force_decay(decay, starts, end, c * chunk - 1), atol=1e-12)
+
+
+def test_chunk_masks_hold_no_overflow_even_at_the_decay_floor():
+    """At the floor, unmasked factors reach exp(+-40); masked scores must still come out finite."""
+    decay = torch.zeros(16, 1, 1, 2)  # float32, every gate fully saturated -> floored
+    chunks = GatedChunks(torch.zeros(16, 1), chunk_len=CHUNK_LEN)
+    gate = chunks.decay_factors(chunks.chunk(floor_decay(decay), 1.0))
+    assert torch.isfinite(gate.inflate).all() and torch.isfinite(gate.deflate).all()
+    keys = torch.ones(chunks.n_chunks, CHUNK_LEN, 1, 1, 2) * gate.deflate
+    scores = chunks.masked_scores(torch.ones_like(keys) * gate.inflate, keys)
+    assert torch.isfinite(scores).all() and scores.max() <= 2.0 + 1e-4

@@ -8,8 +8,11 @@ and a step counter ``n`` (steps since the episode started, 1 at the first step):
     s_t    = (1 - gamma_t) * s_{t-1} + gamma_t * k_t                        (R^F)
     a_t    = sum_j vt_j,t (kt_j,t . q_t) / (2 r (s_t . q_t) + eps)
 
-All three are element-wise gated sums, so the multi-step form is
-:func:`~sb3_rtx.cells.scan.linear_scan`.
+All three are element-wise gated sums. The multi-step form scans the small ``vt`` with
+:func:`~sb3_rtx.cells.scan.linear_scan` and gets ``kt_j . q`` and ``s . q`` from the chunked gated
+attention form (:class:`~sb3_rtx.cells.scan.GatedChunks`), so the ``r * eta * d`` key state is only
+materialised at chunk boundaries. Decays are floored at exp(-10) on every path
+(see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`).
 
 Frequencies (``frequencies=``):
 
@@ -35,7 +38,7 @@ import torch
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer
 from sb3_rtx.cells.galite import NORMALISER_EPS, GatedFeatures
-from sb3_rtx.cells.scan import linear_scan
+from sb3_rtx.cells.scan import GatedChunks, floor_decay, linear_scan
 
 FREQUENCY_SETS = ("reference", "distinct")
 
@@ -85,28 +88,62 @@ class AGaLiTeMixer(SequenceMixer):
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
         starts, cosines, _ = context  # (T, B), (T, B, r), counter after the call
         k, q, gamma, v, beta = self.features(h)
-        keep = (1.0 - starts)[:, :, None, None]
-        decay_k = ((1.0 - gamma) * keep).unsqueeze(3)  # (T, B, H, 1, F): one gate for kt_1..kt_r and s
-        decay_v = ((1.0 - beta) * keep).unsqueeze(3)  # (T, B, H, 1, d)
-        osc = cosines.to(h.dtype)[:, :, None, :, None]  # (T, B, 1, r, 1)
-        write_k = (gamma * k).unsqueeze(3)  # (T, B, H, 1, F)
-        write_kt = torch.cat([osc * write_k, write_k], dim=3)  # (T, B, H, r + 1, F): kt_j then s
-        write_vt = osc * (beta * v).unsqueeze(3)  # (T, B, H, r, d)
-        vt, kt, normaliser = layer_state
-        kts = torch.cat([kt, normaliser.unsqueeze(2)], dim=2)
+        decay_k, decay_v = floor_decay(1.0 - gamma), floor_decay(1.0 - beta)
+        write_k, write_v = gamma * k, beta * v
+        cosines = cosines.to(h.dtype)
         if h.shape[0] == 1:
-            vt_all = torch.addcmul(write_vt[0], decay_v[0], vt).unsqueeze(0)
-            kts_all = torch.addcmul(write_kt[0], decay_k[0], kts).unsqueeze(0)
+            a, new_state = self._step(starts[0], cosines[0], decay_k[0], decay_v[0], write_k[0], write_v[0], q[0], layer_state)
+            a = a.unsqueeze(0)
         else:
-            vt_all = linear_scan(decay_v, write_vt, vt)
-            kts_all = linear_scan(decay_k, write_kt, kts)
-        # (kt_j . q) for every j, and (s . q) in the last slot
-        kq = torch.einsum("tbhjf,tbhf->tbhj", kts_all, q)
-        numerator = torch.einsum("tbhjd,tbhj->tbhd", vt_all, kq[..., : self.r])
-        denominator = 2 * self.r * kq[..., self.r :] + NORMALISER_EPS
-        a = numerator / denominator
-        new_state = (vt_all[-1], kts_all[-1, :, :, : self.r], kts_all[-1, :, :, self.r])
+            a, new_state = self._chunked(starts, cosines, decay_k, decay_v, write_k, write_v, q, layer_state)
         return self.features.merge_heads(a), new_state
+
+    def _attend(self, vt: torch.Tensor, kq: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
+        """``a = sum_j vt_j (kt_j . q) / (2 r (s . q) + eps)`` from ``vt (.., r, d)``, ``kq (.., r)``, ``sq``."""
+        numerator = (vt * kq.unsqueeze(-1)).sum(-2)
+        return numerator / (2 * self.r * sq.unsqueeze(-1) + NORMALISER_EPS)
+
+    def _step(self, start, cosines, decay_k, decay_v, write_k, write_v, q, layer_state):
+        vt, kt, normaliser = layer_state
+        keep = (1.0 - start).view(-1, 1, 1)  # an episode start resets the state to zero first
+        decay_k = decay_k * keep
+        osc = cosines.view(-1, 1, self.r, 1)
+        vt = torch.addcmul(osc * write_v.unsqueeze(2), (decay_v * keep).unsqueeze(2), vt)
+        kt = torch.addcmul(osc * write_k.unsqueeze(2), decay_k.unsqueeze(2), kt)
+        normaliser = torch.addcmul(write_k, decay_k, normaliser)
+        kq = torch.einsum("bhjf,bhf->bhj", kt, q)
+        sq = (normaliser * q).sum(-1)
+        return self._attend(vt, kq, sq), (vt, kt, normaliser)
+
+    def _chunked(self, starts, cosines, decay_k, decay_v, write_k, write_v, q, layer_state):
+        vt, kt, normaliser = layer_state
+        # value side: r small vectors per head, scanned and kept for every step
+        keep = (1.0 - starts)[:, :, None, None, None]
+        vt_all = linear_scan((decay_v.unsqueeze(3) * keep), cosines[:, :, None, :, None] * write_v.unsqueeze(3), vt)
+
+        # key side: kt_j . q and s . q straight from the chunked attention form, never
+        # materialising kt (r * eta * d per head) at every step
+        chunks = GatedChunks(starts)
+        gate = chunks.decay_factors(chunks.chunk(decay_k, 1.0))
+        write_k, q, osc = chunks.chunk(write_k, 0.0), chunks.chunk(q, 0.0), chunks.chunk(cosines, 0.0)
+        scores = chunks.masked_scores(q * gate.inflate, write_k * gate.deflate)  # (n, B, H, L, L)
+        kq = torch.einsum("nbhls,nsbj->nlbhj", scores, osc)
+        sq = scores.sum(-1).permute(0, 3, 1, 2)
+
+        end_k = write_k * gate.to_end
+        add_kt = torch.einsum("nsbhf,nsbj->nbhjf", end_k, osc)
+        add_normaliser = end_k.sum(1)
+        carried_kt, carried_normaliser = [], []
+        for c in range(chunks.n_chunks):  # a loop over chunks, not over time steps
+            carried_kt.append(kt)
+            carried_normaliser.append(normaliser)
+            kt = torch.addcmul(add_kt[c], gate.whole[c].unsqueeze(2), kt)
+            normaliser = torch.addcmul(add_normaliser[c], gate.whole[c], normaliser)
+        q_from_start = q * gate.from_start
+        kq = kq + torch.einsum("nbhjf,nlbhf->nlbhj", torch.stack(carried_kt), q_from_start)
+        sq = sq + torch.einsum("nbhf,nlbhf->nlbh", torch.stack(carried_normaliser), q_from_start)
+        a = self._attend(vt_all, chunks.unchunk(kq), chunks.unchunk(sq))
+        return a, (vt_all[-1], kt, normaliser)
 
 
 class AGaLiTe(GatedTransformerCell):

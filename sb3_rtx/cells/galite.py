@@ -10,9 +10,10 @@ Per layer and head (d = head dim, eta = feature-map expansion, F = eta * d):
     a_t = C_t q_t / (s_t . q_t + eps)
 
 The state ``C`` is ``d x F`` per head, far too large to materialise at every step of a training
-sequence, so the multi-step form is chunked: inside a chunk the output is a gated attention over
-the chunk's positions (decays between pairs from :func:`~sb3_rtx.cells.scan.pairwise_decays`), and
-``C`` is only carried from chunk to chunk. A reset is a zero decay, which cuts every pair across it.
+sequence, so the multi-step form is chunked (:class:`~sb3_rtx.cells.scan.GatedChunks`): inside a
+chunk the output is a gated attention over the chunk's positions, computed with matrix products,
+and ``C`` is only carried from chunk to chunk. Decays are floored at exp(-10) on every path
+(see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import nn
 
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, orthogonal_linear
-from sb3_rtx.cells.scan import pairwise_decays
+from sb3_rtx.cells.scan import GatedChunks, floor_decay
 
 #: added to the normaliser s_t . q_t (which is >= 0 by construction)
 NORMALISER_EPS = 1e-6
@@ -63,11 +64,10 @@ class GatedFeatures(nn.Module):
 class GaLiTeMixer(SequenceMixer):
     """GaLiTe attention for one layer; state ``(C: (H, d, F), s: (H, F))``."""
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, chunk_len: int) -> None:
+    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int) -> None:
         super().__init__()
         self.features = GatedFeatures(d_model, n_heads, d_head, eta)
         self.n_heads, self.d_head, self.feature_dim = n_heads, d_head, eta * d_head
-        self.chunk_len = chunk_len
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return (self.n_heads, self.d_head, self.feature_dim), (self.n_heads, self.feature_dim)
@@ -75,69 +75,57 @@ class GaLiTeMixer(SequenceMixer):
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
         starts: torch.Tensor = context
         k, q, gamma, v, beta = self.features(h)
-        keep = (1.0 - starts)[:, :, None, None]
-        decay_k = (1.0 - gamma) * keep  # (T, B, H, F)
-        decay_v = (1.0 - beta) * keep  # (T, B, H, d)
-        write_k = gamma * k
-        write_v = beta * v
+        decay_k, decay_v = floor_decay(1.0 - gamma), floor_decay(1.0 - beta)
+        write_k, write_v = gamma * k, beta * v
         memory, normaliser = layer_state
         if h.shape[0] == 1:
-            a, memory, normaliser = self._step(decay_k[0], decay_v[0], write_k[0], write_v[0], q[0], memory, normaliser)
+            a, memory, normaliser = self._step(starts[0], decay_k[0], decay_v[0], write_k[0], write_v[0], q[0], memory, normaliser)
             a = a.unsqueeze(0)
         else:
-            a, memory, normaliser = self._chunked(decay_k, decay_v, write_k, write_v, q, memory, normaliser)
+            a, memory, normaliser = self._chunked(starts, decay_k, decay_v, write_k, write_v, q, memory, normaliser)
         return self.features.merge_heads(a), (memory, normaliser)
 
     @staticmethod
-    def _step(decay_k, decay_v, write_k, write_v, q, memory, normaliser):
-        memory = decay_v.unsqueeze(-1) * decay_k.unsqueeze(-2) * memory + write_v.unsqueeze(-1) * write_k.unsqueeze(-2)
+    def _step(start, decay_k, decay_v, write_k, write_v, q, memory, normaliser):
+        keep = (1.0 - start).view(-1, 1, 1)  # an episode start resets (C, s) to zero first
+        decay_k = decay_k * keep
+        memory = (decay_v * keep).unsqueeze(-1) * decay_k.unsqueeze(-2) * memory
+        memory = memory + write_v.unsqueeze(-1) * write_k.unsqueeze(-2)
         normaliser = torch.addcmul(write_k, decay_k, normaliser)
         numerator = torch.einsum("bhef,bhf->bhe", memory, q)
         denominator = (normaliser * q).sum(-1, keepdim=True) + NORMALISER_EPS
         return numerator / denominator, memory, normaliser
 
-    def _chunked(self, decay_k, decay_v, write_k, write_v, q, memory, normaliser):
-        seq_len = q.shape[0]
-        chunk = min(self.chunk_len, seq_len)
-        n_chunks = -(-seq_len // chunk)
-        pad = n_chunks * chunk - seq_len
+    @staticmethod
+    def _chunked(starts, decay_k, decay_v, write_k, write_v, q, memory, normaliser):
+        chunks = GatedChunks(starts)
+        gate_k = chunks.decay_factors(chunks.chunk(decay_k, 1.0))
+        gate_v = chunks.decay_factors(chunks.chunk(decay_v, 1.0))
+        write_k, write_v, q = chunks.chunk(write_k, 0.0), chunks.chunk(write_v, 0.0), chunks.chunk(q, 0.0)
 
-        def chunked(x: torch.Tensor, fill: float) -> torch.Tensor:
-            if pad:
-                x = torch.cat([x, x.new_full((pad, *x.shape[1:]), fill)])
-            return x.reshape(n_chunks, chunk, *x.shape[1:])
+        # within each chunk: gated attention as matrix products (n, B, H, L, L)
+        scores = chunks.masked_scores(q * gate_k.inflate, write_k * gate_k.deflate)
+        numerator = gate_v.inflate * torch.einsum("nbhls,nsbhe->nlbhe", scores, write_v * gate_v.deflate)
+        denominator = scores.sum(-1).permute(0, 3, 1, 2)  # (n, L, B, H)
 
-        # padding: decay 1 and no writes keeps the state unchanged through padded steps
-        decay_k, decay_v = chunked(decay_k, 1.0), chunked(decay_v, 1.0)
-        write_k, write_v, q = chunked(write_k, 0.0), chunked(write_v, 0.0), chunked(q, 0.0)
-        pair_k = pairwise_decays(decay_k)  # (n, L, L+1, B, H, F)
-        pair_v = pairwise_decays(decay_v)  # (n, L, L+1, B, H, d)
-
-        # within-chunk gated attention: score[t, s] = sum_f G_k[t, s, f] (gamma k)_s,f q_t,f
-        scores = torch.einsum("ntsbhf,nsbhf,ntbhf->ntsbh", pair_k[:, :, 1:], write_k, q)
-        numerator = torch.einsum("ntsbhe,nsbhe,ntsbh->ntbhe", pair_v[:, :, 1:], write_v, scores)
-        denominator = scores.sum(2)
-
-        # what each chunk adds to (C, s) by its end, and how much it decays what came before
-        last_k, last_v = pair_k[:, -1], pair_v[:, -1]  # (n, L+1, B, H, .)
-        add_memory = torch.einsum("nsbhe,nsbhf->nbhef", last_v[:, 1:] * write_v, last_k[:, 1:] * write_k)
-        add_normaliser = (last_k[:, 1:] * write_k).sum(1)
+        # carry (C, s) across chunks: only chunk-boundary states are materialised
+        end_k, end_v = write_k * gate_k.to_end, write_v * gate_v.to_end
+        add_memory = torch.einsum("nsbhe,nsbhf->nbhef", end_v, end_k)
+        add_normaliser = end_k.sum(1)
         carried_memory, carried_normaliser = [], []
-        for c in range(n_chunks):  # a loop over chunks, not time steps
+        for c in range(chunks.n_chunks):  # a loop over chunks, not over time steps
             carried_memory.append(memory)
             carried_normaliser.append(normaliser)
-            memory = last_v[c, 0].unsqueeze(-1) * last_k[c, 0].unsqueeze(-2) * memory + add_memory[c]
-            normaliser = torch.addcmul(add_normaliser[c], last_k[c, 0], normaliser)
-        carried_memory_t = torch.stack(carried_memory)  # (n, B, H, d, F)
-        carried_normaliser_t = torch.stack(carried_normaliser)  # (n, B, H, F)
+            memory = gate_v.whole[c].unsqueeze(-1) * gate_k.whole[c].unsqueeze(-2) * memory + add_memory[c]
+            normaliser = torch.addcmul(add_normaliser[c], gate_k.whole[c], normaliser)
 
-        # contribution of the state carried into each chunk
-        q_decayed = pair_k[:, :, 0] * q  # (n, L, B, H, F)
-        numerator = numerator + pair_v[:, :, 0] * torch.einsum("nbhef,ntbhf->ntbhe", carried_memory_t, q_decayed)
-        denominator = denominator + torch.einsum("nbhf,ntbhf->ntbh", carried_normaliser_t, q_decayed)
+        q_from_start = q * gate_k.from_start
+        numerator = numerator + gate_v.from_start * torch.einsum(
+            "nbhef,nlbhf->nlbhe", torch.stack(carried_memory), q_from_start
+        )
+        denominator = denominator + torch.einsum("nbhf,nlbhf->nlbh", torch.stack(carried_normaliser), q_from_start)
         a = numerator / (denominator.unsqueeze(-1) + NORMALISER_EPS)
-        a = a.reshape(n_chunks * chunk, *a.shape[2:])[:seq_len]
-        return a, memory, normaliser
+        return chunks.unchunk(a), memory, normaliser
 
 
 class GaLiTe(GatedTransformerCell):
@@ -147,8 +135,6 @@ class GaLiTe(GatedTransformerCell):
 
     :param input_dim: size of each input vector
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta: sizes (paper's T-Maze defaults)
-    :param chunk_len: chunk length of the multi-step (training) form; memory of a training step
-        grows with it, the number of sequential chunk steps shrinks with it
     """
 
     name = "galite"
@@ -162,10 +148,9 @@ class GaLiTe(GatedTransformerCell):
         d_head: int = 64,
         d_ffc: int = 128,
         eta: int = 8,
-        chunk_len: int = 8,
     ) -> None:
-        check_positive_int("GaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, chunk_len=chunk_len)
+        check_positive_int("GaLiTe", n_heads=n_heads, d_head=d_head, eta=eta)
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
         super().__init__(
-            input_dim, n_layers, d_model, d_ffc, lambda: GaLiTeMixer(d_model, n_heads, d_head, eta, chunk_len)
+            input_dim, n_layers, d_model, d_ffc, lambda: GaLiTeMixer(d_model, n_heads, d_head, eta)
         )

@@ -13,8 +13,8 @@ cell's initial state is zero). This module gives three forms of it:
   vectorised steps instead of ``T``, with a hand-written backward (the same scan run backwards in
   time) so autograd keeps only the outputs, not every intermediate.
 
-and :func:`pairwise_decays`, the within-chunk decay products that the chunked attention form of
-GaLiTe needs (its state is too large to materialise at every step).
+and :class:`GatedChunks`, the bookkeeping of the chunked gated-attention form that GaLiTe and
+AGaLiTe use for their large key-side states (too large to materialise at every step).
 
 Nothing here knows about cells or SB3.
 """
@@ -140,24 +140,85 @@ def linear_scan(
     return _LinearScan.apply(a, b, h0, int(chunk_len))
 
 
-def pairwise_decays(a: torch.Tensor) -> torch.Tensor:
-    """Decay products between every pair of positions of each chunk.
+#: Gate decays are floored at exp(LOG_DECAY_FLOOR) (about 4.5e-5) on every path. The chunked
+#: attention form multiplies by exp(+-sum of log-decays over half a chunk); the floor bounds that sum
+#: by 10 * CHUNK_LEN / 2 = 40, far inside float32's range (exp(88)). A gate can still erase all but
+#: 4.5e-5 of the memory in one step; an episode start still erases all of it (through masks).
+LOG_DECAY_FLOOR = -10.0
+#: chunk length of the chunked attention form (see LOG_DECAY_FLOOR before raising it)
+CHUNK_LEN = 8
 
-    :param a: decays of shape ``(n_chunks, L, *F)``
-    :return: ``G`` of shape ``(n_chunks, L, L + 1, *F)`` with
-        ``G[c, t, 0] = prod_{r=0..t} a[c, r]`` (how much of the chunk's initial state reaches ``t``) and
-        ``G[c, t, s + 1] = prod_{r=s+1..t} a[c, r]`` for ``s <= t`` (how much of input ``s`` reaches
-        ``t``; 1 for ``s == t``), and 0 for ``s > t``. Resets (``a = 0``) cut every product across
-        them, which is what isolates episodes.
+
+def floor_decay(decay: torch.Tensor) -> torch.Tensor:
+    """Apply the decay floor (see :data:`LOG_DECAY_FLOOR`); used identically by step and chunked paths."""
+    return decay.clamp_min(math.exp(LOG_DECAY_FLOOR))
+
+
+class GatedChunks:
+    """Chunk bookkeeping for the chunked form of gated linear attention.
+
+    The training sequence is cut into chunks of ``CHUNK_LEN`` steps. Inside a chunk, the decay
+    product between input ``s`` and step ``t`` is ``exp(c_t - c_s)`` with ``c`` the running sum of
+    log-decays; it factorises as ``inflate_t * deflate_s`` around the chunk's middle, which turns the
+    within-chunk part into matrix products. Episode starts are applied with masks, not decays:
+    a pair ``(t, s)`` interacts only if no start lies in ``(s, t]``; the state carried into a chunk
+    reaches ``t`` only if no start lies in ``[0, t]``. Only the state at chunk boundaries is
+    materialised (idea after the chunkwise form of gated linear attention, Yang et al. 2024,
+    "Gated Linear Attention Transformers with Hardware-Efficient Training").
+
+    :param starts: ``(T, B)`` episode starts (0/1)
     """
-    n_chunks, chunk_len = a.shape[:2]
-    feature_dims = a.dim() - 2
-    t_idx = torch.arange(chunk_len, device=a.device).view(chunk_len, 1)
-    j_idx = torch.arange(chunk_len + 1, device=a.device).view(1, chunk_len + 1)
-    # Column j holds the products over r in [j, t]: a_r enters when r >= j, else a neutral 1.
-    include = (t_idx >= j_idx).view(1, chunk_len, chunk_len + 1, *([1] * feature_dims))
-    factors = torch.where(include, a.unsqueeze(2), torch.ones((), dtype=a.dtype, device=a.device))
-    products = torch.cumprod(factors, dim=1)
-    # s > t (column j > t + 1) gets nothing from the future.
-    causal = (j_idx <= t_idx + 1).view(1, chunk_len, chunk_len + 1, *([1] * feature_dims))
-    return products * causal.to(a.dtype)
+
+    def __init__(self, starts: torch.Tensor, chunk_len: int = CHUNK_LEN) -> None:
+        self.seq_len, batch = starts.shape
+        self.chunk_len = min(chunk_len, self.seq_len)
+        self.n_chunks = -(-self.seq_len // self.chunk_len)
+        self.pad = self.n_chunks * self.chunk_len - self.seq_len
+        segment = self.chunk(starts, 0.0).long().cumsum(1)  # (n, L, B): starts so far in the chunk
+        length = self.chunk_len
+        causal = torch.ones(length, length, dtype=torch.bool, device=starts.device).tril()
+        same = segment.permute(0, 2, 1).unsqueeze(-1) == segment.permute(0, 2, 1).unsqueeze(-2)  # (n, B, L, L)
+        #: (n, B, 1, L, L): step t (row) may read input s (column)
+        self.pair_mask = (same & causal).unsqueeze(2)
+        dtype = starts.dtype
+        #: (n, L, B, 1, 1): the state carried into the chunk still reaches step t
+        self.reads_carry = (segment == 0).to(dtype)[..., None, None]
+        #: (n, L, B, 1, 1): input s survives to the end of the chunk
+        self.writes_carry = (segment == segment[:, -1:]).to(dtype)[..., None, None]
+        #: (n, B, 1, 1): the carried state survives the whole chunk
+        self.keeps_carry = (segment[:, -1] == 0).to(dtype)[..., None, None]
+
+    def chunk(self, x: torch.Tensor, fill: float) -> torch.Tensor:
+        """``(T, ...)`` -> ``(n_chunks, L, ...)``, padding the tail with ``fill``."""
+        if self.pad:
+            x = torch.cat([x, x.new_full((self.pad, *x.shape[1:]), fill)])
+        return x.reshape(self.n_chunks, self.chunk_len, *x.shape[1:])
+
+    def unchunk(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n_chunks, L, ...)`` -> ``(T, ...)``, dropping the padding."""
+        return x.reshape(self.n_chunks * self.chunk_len, *x.shape[2:])[: self.seq_len]
+
+    def decay_factors(self, decay: torch.Tensor) -> "DecayFactors":
+        """Factors of the decay products for chunked decays ``(n, L, B, H, X)`` (padding: decay 1)."""
+        return DecayFactors(self, decay)
+
+    def masked_scores(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """``scores[n, b, h, t, s] = queries_t . keys_s`` where ``(t, s)`` may interact, else 0."""
+        scores = torch.einsum("nlbhf,nsbhf->nbhls", queries, keys)
+        # where, not a product: entries outside the mask may hold exp(+80)-sized values
+        return torch.where(self.pair_mask, scores, torch.zeros((), dtype=scores.dtype, device=scores.device))
+
+
+class DecayFactors:
+    """For one gate: ``inflate_t * deflate_s = exp(c_t - c_s)``, the decay from input ``s`` to ``t``;
+    ``from_start_t`` (carried state -> t), ``to_end_s`` (input s -> chunk end), ``whole`` (chunk)."""
+
+    def __init__(self, chunks: GatedChunks, decay: torch.Tensor) -> None:
+        cumulative = torch.log(decay).cumsum(1)  # (n, L, B, H, X)
+        middle = cumulative[:, chunks.chunk_len // 2 : chunks.chunk_len // 2 + 1]
+        self.inflate = torch.exp(cumulative - middle)
+        self.deflate = torch.exp(middle - cumulative)
+        self.from_start = torch.exp(cumulative) * chunks.reads_carry
+        last = cumulative[:, -1:]
+        self.to_end = torch.exp(last - cumulative) * chunks.writes_carry
+        self.whole = torch.exp(last[:, 0]) * chunks.keeps_carry  # (n, B, H, X)
