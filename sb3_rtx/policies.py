@@ -1,0 +1,305 @@
+"""Recurrent actor-critic policies whose memory is a cell from :mod:`sb3_rtx.cells`.
+
+The interface follows sb3-contrib's ``RecurrentActorCriticPolicy`` (the policy of ``RecurrentPPO``):
+``predict(observation, state, episode_start, deterministic)`` returns ``(actions, state)`` and the
+caller carries ``state`` between steps. Differences a RecurrentPPO user should know:
+
+* the state is the cell's state, a tuple of numpy arrays with the env (batch) dimension first,
+  not LSTM ``(h, c)`` with the layer dimension first;
+* by default actor and critic share one cell (``shared_cell=True``) and both losses train it,
+  as in the AGaLiTe paper: a second transformer for the critic would double the cost of every
+  step. ``shared_cell=False`` gives the critic a cell of its own (RecurrentPPO's default for LSTMs).
+
+Layout of a forward pass: features extractor -> cell -> MLP heads (``net_arch``) -> action
+distribution / value. Sequences are passed time-major: a flat batch of ``T * B`` observations is
+``T`` steps of ``B`` envs, and ``episode_starts`` has shape ``(T, B)`` (or ``(B,)`` for one step).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    MlpExtractor,
+    NatureCNN,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+from sb3_rtx.cells import CellState, RecurrentCell, make_cell
+
+#: what ``predict`` takes and returns as ``state``: the cell state(s) as numpy arrays, env dim first
+NumpyState = tuple[np.ndarray, ...]
+
+
+def check_finite_observation(obs: PyTorchObs) -> None:
+    """Raise a clear error for NaN or inf observations (they would silently poison the cell state)."""
+    items = obs.items() if isinstance(obs, dict) else [("", obs)]
+    for key, value in items:
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            where = f" (key {key!r})" if key else ""
+            raise ValueError(
+                f"observation{where} contains NaN or inf values; a recurrent policy would carry them in its "
+                "state into every later step. Check the environment or wrap it with VecCheckNan."
+            )
+
+
+class RtxActorCriticPolicy(ActorCriticPolicy):
+    """Actor-critic policy with a recurrent transformer (or LSTM) cell between features and heads.
+
+    Takes every argument of SB3's ``ActorCriticPolicy`` plus:
+
+    :param cell: cell name, one of ``"agalite"`` (default), ``"galite"``, ``"gtrxl"``, ``"lstm"``
+    :param cell_kwargs: size keywords for :func:`sb3_rtx.cells.make_cell` (``n_layers``, ``d_model``,
+        ``n_heads``, ``d_head``, ``d_ffc``, ``eta``, ``r``, ``memory_len``, ``hidden_size``, ...);
+        defaults are the paper's T-Maze sizes
+    :param shared_cell: one cell for actor and critic, trained by both losses (default), or a
+        separate critic cell (doubles the cost of every step)
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: Optional[Union[list[int], dict[str, list[int]]]] = None,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        ortho_init: bool = True,
+        use_sde: bool = False,
+        log_std_init: float = 0.0,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: Optional[dict[str, Any]] = None,
+        share_features_extractor: bool = True,
+        normalize_images: bool = True,
+        optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+        optimizer_kwargs: Optional[dict[str, Any]] = None,
+        cell: str = "agalite",
+        cell_kwargs: Optional[dict[str, Any]] = None,
+        shared_cell: bool = True,
+    ):
+        self.cell_name = cell
+        self.cell_kwargs = dict(cell_kwargs or {})
+        self.shared_cell = shared_cell
+        if shared_cell and not share_features_extractor:
+            raise ValueError("shared_cell=True needs share_features_extractor=True (one cell reads one set of features)")
+        # the cell is built before the MLP heads (they read its output), see _build_mlp_extractor
+        self._cell_output_dim: Optional[int] = None
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            ortho_init,
+            use_sde,
+            log_std_init,
+            full_std,
+            use_expln,
+            squash_output,
+            features_extractor_class,
+            features_extractor_kwargs,
+            share_features_extractor,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+        )
+
+    # ----------------------------------------------------------------- building
+    def _build_mlp_extractor(self) -> None:
+        self.cell_actor: RecurrentCell = make_cell(self.cell_name, self.features_dim, **self.cell_kwargs)
+        self.cell_critic: Optional[RecurrentCell] = (
+            None if self.shared_cell else make_cell(self.cell_name, self.features_dim, **self.cell_kwargs)
+        )
+        self.mlp_extractor = MlpExtractor(
+            self.cell_actor.output_dim, net_arch=self.net_arch, activation_fn=self.activation_fn, device=self.device
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(cell=self.cell_name, cell_kwargs=self.cell_kwargs, shared_cell=self.shared_cell)
+        return data
+
+    @property
+    def cells(self) -> tuple[RecurrentCell, ...]:
+        """The actor's cell, then the critic's if it has its own."""
+        return (self.cell_actor,) if self.cell_critic is None else (self.cell_actor, self.cell_critic)
+
+    @property
+    def state_numel(self) -> int:
+        """Floats of recurrent state per env (all cells)."""
+        return sum(cell.state_numel for cell in self.cells)
+
+    def initial_state(self, n_envs: int) -> CellState:
+        """The recurrent state of ``n_envs`` fresh envs: actor cell's tensors, then the critic's."""
+        return tuple(t for cell in self.cells for t in cell.initial_state(n_envs, self.device))
+
+    def _split_state(self, state: CellState) -> tuple[CellState, Optional[CellState]]:
+        n_actor = len(self.cell_actor.state_shapes())
+        expected = n_actor + (0 if self.cell_critic is None else len(self.cell_critic.state_shapes()))
+        if len(state) != expected:
+            raise ValueError(
+                f"state has {len(state)} arrays, this policy's state has {expected} "
+                f"(cell {self.cell_name!r}, shared_cell={self.shared_cell}): is it a state from another model?"
+            )
+        if self.cell_critic is None:
+            return tuple(state), None
+        return tuple(state[:n_actor]), tuple(state[n_actor:])
+
+    # ------------------------------------------------------------------ running
+    def _run_cell(
+        self, cell: RecurrentCell, features: torch.Tensor, state: CellState, episode_starts: torch.Tensor
+    ) -> tuple[torch.Tensor, CellState]:
+        """Flat time-major features ``(T * B, d)`` -> flat latent ``(T * B, d_out)`` and the new state."""
+        n_envs = state[0].shape[0]
+        if features.shape[0] % n_envs:
+            raise ValueError(
+                f"{features.shape[0]} observations cannot be split into sequences of {n_envs} envs "
+                f"(the state is for {n_envs} envs)"
+            )
+        seq_len = features.shape[0] // n_envs
+        starts = episode_starts.reshape(-1)
+        if starts.shape[0] != seq_len * n_envs:
+            raise ValueError(
+                f"episode_start has {starts.shape[0]} entries, expected one per observation ({seq_len * n_envs})"
+            )
+        latent, new_state = cell(features.reshape(seq_len, n_envs, -1), state, starts.reshape(seq_len, n_envs))
+        return latent.reshape(seq_len * n_envs, -1), new_state
+
+    def _latents(
+        self, obs: PyTorchObs, state: CellState, episode_starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, CellState]:
+        check_finite_observation(obs)
+        actor_state, critic_state = self._split_state(state)
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            pi_features = vf_features = features
+        else:
+            pi_features, vf_features = features
+        latent_pi, new_actor = self._run_cell(self.cell_actor, pi_features, actor_state, episode_starts)
+        if self.cell_critic is None:
+            return latent_pi, latent_pi, new_actor
+        latent_vf, new_critic = self._run_cell(self.cell_critic, vf_features, critic_state, episode_starts)
+        return latent_pi, latent_vf, new_actor + new_critic
+
+    def forward(
+        self, obs: PyTorchObs, state: CellState, episode_starts: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, CellState]:
+        """One acting step (or a sequence): actions, values, log-probabilities and the new state."""
+        latent_pi, latent_vf, new_state = self._latents(obs, state, episode_starts)
+        values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
+        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        return actions, values, log_prob, new_state
+
+    def evaluate_actions(  # type: ignore[override]
+        self, obs: PyTorchObs, actions: torch.Tensor, state: CellState, episode_starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Values, log-likelihoods and entropy for whole sequences (time-major, flat ``T * B``)."""
+        latent_pi, latent_vf, _ = self._latents(obs, state, episode_starts)
+        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
+        return values, distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(  # type: ignore[override]
+        self, obs: PyTorchObs, state: CellState, episode_starts: torch.Tensor
+    ) -> tuple[Distribution, CellState]:
+        latent_pi, _, new_state = self._latents(obs, state, episode_starts)
+        return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), new_state
+
+    def predict_values(  # type: ignore[override]
+        self, obs: PyTorchObs, state: CellState, episode_starts: torch.Tensor
+    ) -> torch.Tensor:
+        _, latent_vf, _ = self._latents(obs, state, episode_starts)
+        return self.value_net(self.mlp_extractor.forward_critic(latent_vf))
+
+    def _predict(  # type: ignore[override]
+        self, observation: PyTorchObs, state: CellState, episode_starts: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, CellState]:
+        distribution, new_state = self.get_distribution(observation, state, episode_starts)
+        return distribution.get_actions(deterministic=deterministic), new_state
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: Union[np.ndarray, dict[str, np.ndarray]],
+        state: Optional[NumpyState] = None,
+        episode_start: Optional[np.ndarray] = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, NumpyState]:
+        """Actions for a batch of observations, carrying the recurrent state (RecurrentPPO's interface).
+
+        :param observation: observations of ``n_envs`` envs (or a single one)
+        :param state: the state returned by the previous call; ``None`` means every env starts fresh
+        :param episode_start: ``(n_envs,)`` bools: envs whose episode starts at this observation
+        :param deterministic: greedy instead of sampled actions
+        :return: ``(actions, state)``
+        """
+        self.set_training_mode(False)
+        obs_tensor, vectorized_env = self.obs_to_tensor(observation)
+        first = next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor
+        n_envs = first.shape[0]
+        if episode_start is None:
+            episode_start = np.zeros(n_envs, dtype=bool)
+        episode_start = np.asarray(episode_start)
+        if episode_start.size != n_envs:
+            raise ValueError(
+                f"episode_start has shape {episode_start.shape}, expected ({n_envs},): one flag per env"
+            )
+        with torch.no_grad():
+            if state is None:
+                state_t = self.initial_state(n_envs)
+            else:
+                if not isinstance(state, (tuple, list)):
+                    raise TypeError(f"state must be the tuple returned by predict, got {type(state).__name__}")
+                dtype = next(self.parameters()).dtype
+                state_t = tuple(torch.as_tensor(np.asarray(s), dtype=dtype, device=self.device) for s in state)
+                if state_t and state_t[0].shape[0] != n_envs:
+                    raise ValueError(
+                        f"state is for {state_t[0].shape[0]} envs but {n_envs} observations were given: "
+                        "pass state=None to start fresh envs"
+                    )
+            starts = torch.as_tensor(episode_start.reshape(n_envs), dtype=torch.float32, device=self.device)
+            actions, new_state = self._predict(obs_tensor, state_t, starts, deterministic=deterministic)
+            numpy_state = tuple(s.cpu().numpy() for s in new_state)
+        actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        if isinstance(self.action_space, spaces.Box):
+            if self.squash_output:
+                actions = self.unscale_action(actions)
+            else:
+                actions = np.clip(actions, self.action_space.low, self.action_space.high)
+        if not vectorized_env:
+            actions = actions.squeeze(axis=0)
+        return actions, numpy_state
+
+
+class RtxActorCriticCnnPolicy(RtxActorCriticPolicy):
+    """:class:`RtxActorCriticPolicy` with SB3's NatureCNN features extractor (image observations)."""
+
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+class RtxMultiInputActorCriticPolicy(RtxActorCriticPolicy):
+    """:class:`RtxActorCriticPolicy` with SB3's CombinedExtractor (dict observations)."""
+
+    def __init__(
+        self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any
+    ):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+MlpRtxPolicy = RtxActorCriticPolicy
+CnnRtxPolicy = RtxActorCriticCnnPolicy
+MultiInputRtxPolicy = RtxMultiInputActorCriticPolicy

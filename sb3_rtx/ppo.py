@@ -1,0 +1,346 @@
+"""RtxPPO: sb3-contrib's RecurrentPPO algorithm on a recurrent transformer policy, trained sequence-wise.
+
+What differs from ``RecurrentPPO`` (same constructor, plus ``sequence_length``):
+
+* the rollout buffer stores the cell state only at the start of each ``sequence_length``-step
+  sequence (:mod:`sb3_rtx.buffers`), not at every step;
+* training replays whole sequences through the cell's multi-step form with the episode-start
+  mask, never looping over time steps in Python (RecurrentPPO steps its LSTM one step at a time
+  whenever a minibatch holds an episode start);
+* sequences are never padded, so no loss mask is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Optional, TypeVar, Union
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_rtx.buffers import RtxDictRolloutBuffer, RtxRolloutBuffer
+from sb3_rtx.cells import CellState
+from sb3_rtx.policies import CnnRtxPolicy, MlpRtxPolicy, MultiInputRtxPolicy, RtxActorCriticPolicy
+
+SelfRtxPPO = TypeVar("SelfRtxPPO", bound="RtxPPO")
+
+
+def _select_env(state: CellState, index: int) -> CellState:
+    return tuple(s[index : index + 1] for s in state)
+
+
+class RtxPPO(RecurrentPPO):
+    """Proximal Policy Optimisation with a recurrent transformer policy (RecurrentPPO's interface).
+
+    Takes every argument of ``sb3_contrib.RecurrentPPO`` plus:
+
+    :param sequence_length: truncated-BPTT length: steps per training sequence. Must divide
+        ``n_steps``; ``batch_size`` must be a multiple of it. Defaults to ``n_steps`` (whole rollouts).
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpRtxPolicy": MlpRtxPolicy,
+        "CnnRtxPolicy": CnnRtxPolicy,
+        "MultiInputRtxPolicy": MultiInputRtxPolicy,
+    }
+    policy: RtxActorCriticPolicy
+    rollout_buffer: Union[RtxRolloutBuffer, RtxDictRolloutBuffer]
+
+    def __init__(
+        self,
+        policy: Union[str, type[RtxActorCriticPolicy]],
+        env: Union[GymEnv, str],
+        learning_rate: Union[float, Schedule] = 3e-4,
+        n_steps: int = 128,
+        batch_size: Optional[int] = 128,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: Union[float, Schedule] = 0.2,
+        clip_range_vf: Union[None, float, Schedule] = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        target_kl: Optional[float] = None,
+        stats_window_size: int = 100,
+        tensorboard_log: Optional[str] = None,
+        policy_kwargs: Optional[dict[str, Any]] = None,
+        verbose: int = 0,
+        seed: Optional[int] = None,
+        device: Union[torch.device, str] = "auto",
+        sequence_length: Optional[int] = None,
+        _init_setup_model: bool = True,
+    ):
+        self.sequence_length = n_steps if sequence_length is None else sequence_length
+        self._last_cell_states: Optional[CellState] = None
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            n_epochs=n_epochs,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            clip_range=clip_range,
+            clip_range_vf=clip_range_vf,
+            normalize_advantage=normalize_advantage,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            target_kl=target_kl,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        if _init_setup_model:
+            self._setup_model()
+
+    # ------------------------------------------------------------------ set-up
+    def _check_hyperparameters(self) -> None:
+        def positive_int(name: str, value: Any) -> None:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"RtxPPO: {name} must be a positive int, got {value!r}")
+
+        positive_int("n_steps", self.n_steps)
+        positive_int("sequence_length", self.sequence_length)
+        positive_int("n_epochs", self.n_epochs)
+        if self.n_steps % self.sequence_length:
+            raise ValueError(
+                f"RtxPPO: sequence_length={self.sequence_length} must divide n_steps={self.n_steps} "
+                "(every rollout is cut into whole sequences)"
+            )
+        if self.batch_size is None:
+            self.batch_size = self.n_steps * self.n_envs
+        positive_int("batch_size", self.batch_size)
+        if self.batch_size % self.sequence_length:
+            raise ValueError(
+                f"RtxPPO: batch_size={self.batch_size} must be a multiple of sequence_length={self.sequence_length} "
+                "(minibatches are made of whole sequences)"
+            )
+        if self.batch_size > self.n_steps * self.n_envs:
+            raise ValueError(
+                f"RtxPPO: batch_size={self.batch_size} is larger than a rollout (n_steps * n_envs = "
+                f"{self.n_steps * self.n_envs})"
+            )
+
+    def _setup_model(self) -> None:
+        self._check_hyperparameters()
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
+        )
+        self.policy = self.policy.to(self.device)
+        if not isinstance(self.policy, RtxActorCriticPolicy):
+            raise ValueError("RtxPPO needs a policy that subclasses RtxActorCriticPolicy (e.g. 'MlpRtxPolicy')")
+        self._last_cell_states = self.policy.initial_state(self.n_envs)
+        buffer_cls = RtxDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else RtxRolloutBuffer
+        self.rollout_buffer = buffer_cls(
+            self.n_steps,
+            self.observation_space,  # type: ignore[arg-type]
+            self.action_space,
+            sequence_length=self.sequence_length,
+            state_shapes=tuple(shape for cell in self.policy.cells for shape in cell.state_shapes()),
+            device=self.device,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            n_envs=self.n_envs,
+        )
+        self.clip_range = FloatSchedule(self.clip_range)
+        if self.clip_range_vf is not None:
+            if isinstance(self.clip_range_vf, (float, int)) and self.clip_range_vf <= 0:
+                raise ValueError("clip_range_vf must be positive, pass None to deactivate value clipping")
+            self.clip_range_vf = FloatSchedule(self.clip_range_vf)
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        super().set_env(env, force_reset=force_reset)
+        if force_reset and self.policy is not None:
+            self._last_cell_states = self.policy.initial_state(self.n_envs)
+
+    # ----------------------------------------------------------------- rollout
+    def collect_rollouts(  # type: ignore[override]
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: Union[RtxRolloutBuffer, RtxDictRolloutBuffer],
+        n_rollout_steps: int,
+    ) -> bool:
+        assert self._last_obs is not None, "No previous observation was provided"
+        self.policy.set_training_mode(False)
+        n_steps = 0
+        rollout_buffer.reset()
+        if self.use_sde:
+            self.policy.reset_noise(env.num_envs)
+        callback.on_rollout_start()
+        if self._last_cell_states is None or self._last_cell_states[0].shape[0] != env.num_envs:
+            self._last_cell_states = self.policy.initial_state(env.num_envs)
+        cell_states = self._last_cell_states
+
+        while n_steps < n_rollout_steps:
+            if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
+                self.policy.reset_noise(env.num_envs)
+            with torch.no_grad():
+                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                episode_starts = torch.as_tensor(self._last_episode_starts, dtype=torch.float32, device=self.device)
+                actions, values, log_probs, cell_states = self.policy(obs_tensor, self._last_cell_states, episode_starts)
+            actions = actions.cpu().numpy()
+            clipped_actions = actions
+            if isinstance(self.action_space, spaces.Box):
+                clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
+
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            self.num_timesteps += env.num_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.reshape(-1, 1)
+
+            # bootstrap truncated episodes from the value of their final observation
+            for idx, done in enumerate(dones):
+                if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
+                    terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+                    with torch.no_grad():
+                        no_start = torch.zeros(1, dtype=torch.float32, device=self.device)
+                        terminal_value = self.policy.predict_values(terminal_obs, _select_env(cell_states, idx), no_start)[0]
+                    rewards[idx] += self.gamma * terminal_value
+
+            rollout_buffer.add(
+                self._last_obs,  # type: ignore[arg-type]
+                actions,
+                rewards,
+                self._last_episode_starts,  # type: ignore[arg-type]
+                values,
+                log_probs,
+                cell_state=self._last_cell_states,
+            )
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+            self._last_cell_states = cell_states
+
+        with torch.no_grad():
+            episode_starts = torch.as_tensor(dones, dtype=torch.float32, device=self.device)
+            values = self.policy.predict_values(obs_as_tensor(new_obs, self.device), cell_states, episode_starts)  # type: ignore[arg-type]
+        rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    # ---------------------------------------------------------------- training
+    def train(self) -> None:
+        """One PPO update over the rollout, minibatch by minibatch of whole sequences."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        clip_range_vf = None
+        if self.clip_range_vf is not None:
+            clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
+
+        entropy_losses, pg_losses, value_losses, clip_fractions = [], [], [], []
+        approx_kl_divs: list[float] = []
+        continue_training = True
+        loss = torch.zeros(())
+        for epoch in range(self.n_epochs):
+            approx_kl_divs = []
+            for rollout_data in self.rollout_buffer.get(self.batch_size):
+                actions = rollout_data.actions
+                if isinstance(self.action_space, spaces.Discrete):
+                    actions = actions.long().flatten()
+                values, log_prob, entropy = self.policy.evaluate_actions(
+                    rollout_data.observations, actions, rollout_data.cell_states, rollout_data.episode_starts
+                )
+                values = values.flatten()
+                advantages = rollout_data.advantages
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+                ratio = torch.exp(log_prob - rollout_data.old_log_prob)
+                policy_loss_1 = advantages * ratio
+                policy_loss_2 = advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                policy_loss = -torch.min(policy_loss_1, policy_loss_2).mean()
+                pg_losses.append(policy_loss.item())
+                clip_fractions.append(torch.mean((torch.abs(ratio - 1) > clip_range).float()).item())
+
+                if clip_range_vf is None:
+                    values_pred = values
+                else:
+                    values_pred = rollout_data.old_values + torch.clamp(
+                        values - rollout_data.old_values, -clip_range_vf, clip_range_vf
+                    )
+                value_loss = torch.mean((rollout_data.returns - values_pred) ** 2)
+                value_losses.append(value_loss.item())
+                entropy_loss = -torch.mean(-log_prob) if entropy is None else -torch.mean(entropy)
+                entropy_losses.append(entropy_loss.item())
+                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+
+                with torch.no_grad():
+                    log_ratio = log_prob - rollout_data.old_log_prob
+                    approx_kl_div = torch.mean((torch.exp(log_ratio) - 1) - log_ratio).item()
+                    approx_kl_divs.append(approx_kl_div)
+                if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
+                    continue_training = False
+                    if self.verbose >= 1:
+                        print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div:.2f}")
+                    break
+
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+            self._n_updates += 1
+            if not continue_training:
+                break
+
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+        self.logger.record("train/entropy_loss", np.mean(entropy_losses))
+        self.logger.record("train/policy_gradient_loss", np.mean(pg_losses))
+        self.logger.record("train/value_loss", np.mean(value_losses))
+        self.logger.record("train/approx_kl", np.mean(approx_kl_divs))
+        self.logger.record("train/clip_fraction", np.mean(clip_fractions))
+        self.logger.record("train/loss", loss.item())
+        self.logger.record("train/explained_variance", explained_var)
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", torch.exp(self.policy.log_std).mean().item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+        if clip_range_vf is not None:
+            self.logger.record("train/clip_range_vf", clip_range_vf)
+
+    def learn(  # type: ignore[override]
+        self: SelfRtxPPO,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "RtxPPO",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfRtxPPO:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_last_cell_states"]
