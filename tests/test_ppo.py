@@ -220,14 +220,15 @@ def success_rate(model, n_episodes=200, seed=123):
 
 
 def test_agalite_solves_a_memory_task_that_memoryless_ppo_cannot():
-    # this setting solved the task for seeds 0, 1 and 2 (lr 1e-3 with 4 epochs did for only some)
+    # this setting solved the task for seeds 0, 2, 3, 4 and 5 with 1 or 2 threads; the smaller
+    # d_model=32, eta=2, 2-head cell failed 1 run in 8 (its ReLU query features can all die)
     env_kwargs = dict(delay=6)
     settings = dict(n_steps=32, batch_size=64, n_epochs=10, learning_rate=3e-4, seed=0)
     rtx = RtxPPO(
         "MlpRtxPolicy",
         make_vec_env("sb3_rtx/CueRecall-v0", n_envs=8, seed=0, env_kwargs=env_kwargs),
         sequence_length=16,
-        policy_kwargs=dict(cell="agalite", cell_kwargs=dict(n_layers=1, d_model=32, n_heads=2, d_head=16, d_ffc=32, eta=2, r=2)),
+        policy_kwargs=dict(cell="agalite", cell_kwargs=dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64, eta=4, r=2)),
         **settings,
     ).learn(40_000)
     memoryless = PPO(

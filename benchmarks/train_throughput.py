@@ -1,0 +1,138 @@
+"""Training throughput: sb3-contrib RecurrentPPO (LSTM) against RtxPPO with every cell.
+
+Same env, n_envs, n_steps, batch size and epochs for every row; one run each. For each run it
+reports frames per second over ``learn`` and where the time went: collecting rollouts (acting,
+one step at a time) and training (PPO epochs over the rollout).
+
+    python -m benchmarks.train_throughput            # CartPoleNoVel-v1, about 4 minutes on 2 cores
+    python -m benchmarks.train_throughput --quick    # a smoke run
+
+Writes ``benchmarks/results/train_throughput.md`` and ``.csv``.
+
+RecurrentPPO runs twice: with its defaults (separate actor and critic LSTMs) and with one shared
+LSTM, since RtxPPO shares one cell between actor and critic by default; compare like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.env_util import make_vec_env
+
+import sb3_rtx  # noqa: F401  (registers sb3_rtx/ tasks)
+from sb3_rtx import RtxPPO
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SMALL = dict(n_layers=2, d_model=64, n_heads=2, d_head=32, d_ffc=64)
+
+
+def candidates(sequence_length: int) -> list[tuple[str, Callable[..., Any], dict]]:
+    rtx = lambda cell, **kw: dict(  # noqa: E731
+        policy="MlpRtxPolicy", sequence_length=sequence_length, policy_kwargs=dict(cell=cell, cell_kwargs=kw)
+    )
+    return [
+        ("RecurrentPPO LSTM-256 (separate actor/critic)", RecurrentPPO, dict(policy="MlpLstmPolicy")),
+        (
+            "RecurrentPPO LSTM-256 (shared)",
+            RecurrentPPO,
+            dict(policy="MlpLstmPolicy", policy_kwargs=dict(shared_lstm=True, enable_critic_lstm=False)),
+        ),
+        ("RtxPPO lstm-256", RtxPPO, rtx("lstm", hidden_size=256)),
+        ("RtxPPO agalite small", RtxPPO, rtx("agalite", **SMALL, eta=4, r=2)),
+        ("RtxPPO galite small", RtxPPO, rtx("galite", **SMALL, eta=4)),
+        ("RtxPPO gtrxl small M=64", RtxPPO, rtx("gtrxl", **SMALL, memory_len=64)),
+    ]
+
+
+def timed_run(algo: Callable[..., Any], kwargs: dict, env_id: str, n_envs: int, n_steps: int, batch_size: int,
+              n_epochs: int, timesteps: int) -> dict[str, float]:
+    env = make_vec_env(env_id, n_envs=n_envs, seed=0)
+    kwargs = dict(kwargs)
+    model = algo(kwargs.pop("policy"), env, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, seed=0, **kwargs)
+    spent = {"collect": 0.0, "train": 0.0}
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kw)
+            finally:
+                spent[name] += time.perf_counter() - start
+
+        return wrapper
+
+    model.collect_rollouts = timed("collect", model.collect_rollouts)
+    model.train = timed("train", model.train)
+    start = time.perf_counter()
+    model.learn(timesteps)
+    wall = time.perf_counter() - start
+    return {"fps": model.num_timesteps / wall, "wall_s": wall, "collect_s": spent["collect"], "train_s": spent["train"]}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="CartPoleNoVel-v1", help="gymnasium id (rl_zoo3's NoVel envs are registered)")
+    parser.add_argument("--n-envs", type=int, default=8)
+    parser.add_argument("--n-steps", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--n-epochs", type=int, default=4)
+    parser.add_argument("--sequence-length", type=int, default=32, help="RtxPPO's truncated-BPTT length")
+    parser.add_argument("--rollouts", type=int, default=4, help="rollouts per run")
+    parser.add_argument("--quick", action="store_true", help="one short rollout per run")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.env.endswith("NoVel-v1") or "NoVel" in args.env:
+        import rl_zoo3.import_envs  # noqa: F401  (registers CartPoleNoVel-v1 and friends)
+    if args.quick:
+        args.n_steps, args.rollouts, args.sequence_length, args.batch_size = 32, 1, 16, 64
+    timesteps = args.n_envs * args.n_steps * args.rollouts
+
+    rows = []
+    for label, algo, kwargs in candidates(args.sequence_length):
+        torch.manual_seed(0)
+        result = timed_run(algo, kwargs, args.env, args.n_envs, args.n_steps, args.batch_size, args.n_epochs, timesteps)
+        rows.append({"run": label, **result})
+        print(f"{label:>46}: fps {result['fps']:7.1f}  collect {result['collect_s']:6.1f}s  train {result['train_s']:6.1f}s", flush=True)
+
+    base = rows[0]["fps"]
+    shared = rows[1]["fps"]
+    for row in rows:
+        row["vs_recurrentppo"] = row["fps"] / base
+        row["vs_recurrentppo_shared"] = row["fps"] / shared
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
+    with open(args.out / f"train_throughput{suffix}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [
+        "# Training throughput (CPU)",
+        "",
+        f"{args.env}, {args.n_envs} envs, n_steps {args.n_steps}, batch {args.batch_size}, {args.n_epochs} epochs, "
+        f"{timesteps} steps per run, RtxPPO sequence_length {args.sequence_length}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {platform.machine()}. One run each.",
+        "",
+        "| run | fps | collect s | train s | fps vs RecurrentPPO | fps vs RecurrentPPO (shared) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['run']} | {r['fps']:.0f} | {r['collect_s']:.1f} | {r['train_s']:.1f} | "
+            f"{r['vs_recurrentppo']:.2f}x | {r['vs_recurrentppo_shared']:.2f}x |"
+        )
+    table = "\n".join(lines) + "\n"
+    (args.out / f"train_throughput{suffix}.md").write_text(table)
+    print()
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

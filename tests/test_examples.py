@@ -1,0 +1,26 @@
+"""The examples users copy still run (tiny budgets; what they learn is tested in test_ppo.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize(
+    "script, args, expected",
+    [
+        ("quickstart.py", ["--timesteps", "512"], "hand-run episode: reward"),
+        ("custom_loop.py", ["--timesteps", "256", "--episodes", "8"], "success rate over"),
+    ],
+)
+def test_example_runs(script, args, expected):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expected in result.stdout
