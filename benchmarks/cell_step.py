@@ -9,7 +9,7 @@ For every cell at the paper's T-Maze size (GTrXL at memory_len 32, 128 and 256) 
 Run from the repository root:
 
     python -m benchmarks.cell_step            # about two minutes on a 2-core CPU
-    python -m benchmarks.cell_step --quick    # a few seconds, smaller repeat counts
+    python -m benchmarks.cell_step --quick    # a smoke run: few repeats, T=16 training step
 
 The table is printed and written to ``benchmarks/results/cell_step.md`` and ``.csv``.
 """
@@ -17,7 +17,6 @@ The table is printed and written to ``benchmarks/results/cell_step.md`` and ``.c
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import statistics
 import time
@@ -26,6 +25,7 @@ from typing import Callable
 
 import torch
 
+from benchmarks.report import write_report
 from sb3_rtx.cells import make_cell
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -51,12 +51,12 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int) -> float
     return statistics.median(times)
 
 
-def acting_step_seconds(cell, batch: int, repeats: int) -> float:
+def acting_step_seconds(cell, batch: int, repeats: int, history: int = 300) -> float:
     x = torch.randn(1, batch, INPUT_DIM)
     starts = torch.zeros(1, batch)
     with torch.inference_mode():
         # a state that has seen a full memory, so GTrXL attends over all its slots
-        _, state = cell(torch.randn(300, batch, INPUT_DIM), None, None)
+        _, state = cell(torch.randn(history, batch, INPUT_DIM), None, None)
         holder = [state]
 
         def step() -> None:
@@ -69,7 +69,7 @@ def training_step_seconds(cell, seq_len: int, batch: int, repeats: int) -> float
     x = torch.randn(seq_len, batch, INPUT_DIM)
     starts = (torch.rand(seq_len, batch) < 0.02).float()
     with torch.no_grad():
-        _, state = cell(torch.randn(300, batch, INPUT_DIM), None, None)
+        _, state = cell(torch.randn(seq_len, batch, INPUT_DIM), None, None)
 
     def step() -> None:
         cell.zero_grad(set_to_none=True)
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for cell_step.md / .csv")
     args = parser.parse_args(argv)
     act_repeats, train_repeats = (20, 1) if args.quick else (300, 5)
+    history, train_len = (40, 16) if args.quick else (300, 128)
 
     torch.manual_seed(0)
     rows = []
@@ -93,36 +94,31 @@ def main(argv: list[str] | None = None) -> list[dict]:
         row = {
             "cell": label,
             "state_numel": cell.state_numel,
-            "act_b1_ms": 1e3 * acting_step_seconds(cell, 1, act_repeats),
-            "act_b16_ms": 1e3 * acting_step_seconds(cell, 16, act_repeats),
-            "train_T128_b16_ms": 1e3 * training_step_seconds(cell, 128, 16, train_repeats),
+            "act_b1_ms": 1e3 * acting_step_seconds(cell, 1, act_repeats, history),
+            "act_b16_ms": 1e3 * acting_step_seconds(cell, 16, act_repeats, history),
+            "train_b16_ms": 1e3 * training_step_seconds(cell, train_len, 16, train_repeats),
         }
         rows.append(row)
         print(f"{label:>12}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if k != "cell"), flush=True)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "cell_step.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
     reference = next(r for r in rows if r["cell"] == "GTrXL M=128")
-    lines = [
-        "# Cell step cost (CPU)",
-        "",
+    repeats = "--quick run" if args.quick else f"median of {act_repeats} acting / {train_repeats} training repeats"
+    table = write_report(
+        rows,
+        args.out,
+        "cell_step",
+        "Cell step cost (CPU)",
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}; "
-        f"paper T-Maze size (4 layers, d_model 128, 4 heads, d_head 64, eta 8, r 2), input_dim {INPUT_DIM}; "
-        f"{'--quick run' if args.quick else f'median of {act_repeats} acting / {train_repeats} training repeats'}.",
-        "",
-        "| cell | state floats / env | act ms (B=1) | act ms (B=16) | train fwd+bwd ms (T=128, B=16) | act B=1 vs GTrXL M=128 |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['cell']} | {r['state_numel']:,} | {r['act_b1_ms']:.3f} | {r['act_b16_ms']:.3f} | "
-            f"{r['train_T128_b16_ms']:.1f} | {r['act_b1_ms'] / reference['act_b1_ms']:.2f}x |"
-        )
-    table = "\n".join(lines) + "\n"
-    (args.out / "cell_step.md").write_text(table)
+        f"paper T-Maze size (4 layers, d_model 128, 4 heads, d_head 64, eta 8, r 2), input_dim {INPUT_DIM}; {repeats}.",
+        [
+            ("cell:", lambda r: r["cell"]),
+            ("state floats / env", lambda r: f"{r['state_numel']:,}"),
+            ("act ms (B=1)", lambda r: f"{r['act_b1_ms']:.3f}"),
+            ("act ms (B=16)", lambda r: f"{r['act_b16_ms']:.3f}"),
+            (f"train fwd+bwd ms (T={train_len}, B=16)", lambda r: f"{r['train_b16_ms']:.1f}"),
+            ("act B=1 vs GTrXL M=128", lambda r: f"{r['act_b1_ms'] / reference['act_b1_ms']:.2f}x"),
+        ],
+    )
     print()
     print(table)
     return rows

@@ -16,7 +16,6 @@ LSTM, since RtxPPO shares one cell between actor and critic by default; compare 
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.env_util import make_vec_env
 
-import sb3_rtx  # noqa: F401  (registers sb3_rtx/ tasks)
+from benchmarks.report import write_report
 from sb3_rtx import RtxPPO
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -106,29 +105,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for row in rows:
         row["vs_recurrentppo"] = row["fps"] / base
         row["vs_recurrentppo_shared"] = row["fps"] / shared
-    args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
-    with open(args.out / f"train_throughput{suffix}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = [
-        "# Training throughput (CPU)",
-        "",
+    table = write_report(
+        rows,
+        args.out,
+        "train_throughput_quick" if args.quick else "train_throughput",
+        "Training throughput (CPU)",
         f"{args.env}, {args.n_envs} envs, n_steps {args.n_steps}, batch {args.batch_size}, {args.n_epochs} epochs, "
         f"{timesteps} steps per run, RtxPPO sequence_length {args.sequence_length}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.machine()}. One run each.",
-        "",
-        "| run | fps | collect s | train s | fps vs RecurrentPPO | fps vs RecurrentPPO (shared) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['run']} | {r['fps']:.0f} | {r['collect_s']:.1f} | {r['train_s']:.1f} | "
-            f"{r['vs_recurrentppo']:.2f}x | {r['vs_recurrentppo_shared']:.2f}x |"
-        )
-    table = "\n".join(lines) + "\n"
-    (args.out / f"train_throughput{suffix}.md").write_text(table)
+        [
+            ("run:", lambda r: r["run"]),
+            ("fps", lambda r: f"{r['fps']:.0f}"),
+            ("collect s", lambda r: f"{r['collect_s']:.1f}"),
+            ("train s", lambda r: f"{r['train_s']:.1f}"),
+            ("fps vs RecurrentPPO", lambda r: f"{r['vs_recurrentppo']:.2f}x"),
+            ("fps vs RecurrentPPO (shared)", lambda r: f"{r['vs_recurrentppo_shared']:.2f}x"),
+        ],
+    )
     print()
     print(table)
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,10 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 )
 def test_example_runs(script, args, expected):
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True, timeout=300
+        [sys.executable, str(EXAMPLES / script), *args], capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # one thread per pytest worker
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert expected in result.stdout

@@ -302,7 +302,7 @@ def test_unknown_cell_in_policy_kwargs_lists_valid_cells():
 def test_cue_recall_checks_its_arguments_and_passes_check_env():
     from gymnasium.utils.env_checker import check_env
 
-    check_env(CueRecallEnv(delay=3))
+    check_env(gym.make("sb3_rtx/CueRecall-v0", delay=3).unwrapped)
     with pytest.raises(ValueError, match="n_cues must be an int >= 2"):
         gym.make("sb3_rtx/CueRecall-v0", n_cues=1)
     with pytest.raises(ValueError, match="delay must be an int >= 0"):
