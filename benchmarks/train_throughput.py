@@ -7,7 +7,9 @@ one step at a time) and training (PPO epochs over the rollout).
     python -m benchmarks.train_throughput            # CartPoleNoVel-v1, about 4 minutes on 2 cores
     python -m benchmarks.train_throughput --quick    # a smoke run
 
-Writes ``benchmarks/results/train_throughput.md`` and ``.csv``.
+Writes ``benchmarks/results/train_throughput.md`` and ``.csv``; ``--profile agalite`` also runs the
+first matching configuration once more under ``torch.profiler`` and writes its top operators,
+split into acting (collect) and training, to ``train_throughput_profile.txt``.
 
 RecurrentPPO runs twice: with its defaults (separate actor and critic LSTMs) and with one shared
 LSTM, since RtxPPO shares one cell between actor and critic by default; compare like with like.
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--sequence-length", type=int, default=32, help="RtxPPO's truncated-BPTT length")
     parser.add_argument("--rollouts", type=int, default=4, help="rollouts per run")
     parser.add_argument("--quick", action="store_true", help="one short rollout per run")
+    parser.add_argument("--profile", metavar="NAME", help="also profile the first run whose label contains NAME")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.env.endswith("NoVel-v1") or "NoVel" in args.env:
@@ -124,7 +127,44 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     print()
     print(table)
+    if args.profile:
+        label, algo, kwargs = next(c for c in candidates(args.sequence_length) if args.profile in c[0])
+        profile_path = args.out / "train_throughput_profile.txt"
+        profile_run(label, algo, kwargs, args, timesteps, profile_path)
+        print(f"profile of {label!r} written to {profile_path}")
     return rows
+
+
+def profile_run(label: str, algo: Callable[..., Any], kwargs: dict, args: argparse.Namespace, timesteps: int,
+                path: Path) -> None:
+    """Profile one run, acting and training separately, and write the top operators of each."""
+    from torch.profiler import profile, record_function
+
+    env = make_vec_env(args.env, n_envs=args.n_envs, seed=0)
+    kwargs = dict(kwargs)
+    model = algo(kwargs.pop("policy"), env, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
+                 seed=0, **kwargs)
+    collect, train = model.collect_rollouts, model.train
+
+    def labelled(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with record_function(name):
+                return fn(*a, **kw)
+
+        return wrapper
+
+    model.collect_rollouts, model.train = labelled("collect_rollouts", collect), labelled("train", train)
+    with profile() as prof:
+        model.learn(timesteps)
+    events = prof.key_averages()
+    phases = {e.key: e.cpu_time_total / 1e6 for e in events if e.key in ("collect_rollouts", "train")}
+    text = [
+        f"Profile of {label} on {args.env}: {timesteps} steps, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "time in phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(phases.items())),
+        "",
+        events.table(sort_by="self_cpu_time_total", row_limit=25),
+    ]
+    path.write_text("\n".join(text))
 
 
 if __name__ == "__main__":
