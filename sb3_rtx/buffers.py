@@ -10,6 +10,7 @@ starts inside a sequence are handled by the cell.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any, Generator, NamedTuple, Optional, Union
 
 import numpy as np
@@ -56,9 +57,9 @@ class _SequenceStorage:
         n_envs: int = 1,
         state_dtype: torch.dtype = torch.float32,
     ):
-        if not isinstance(sequence_length, int) or sequence_length < 1 or buffer_size % sequence_length:
+        if isinstance(sequence_length, bool) or not isinstance(sequence_length, Integral) or sequence_length < 1 or buffer_size % sequence_length:
             raise ValueError(f"sequence_length={sequence_length!r} must be a positive divisor of n_steps={buffer_size}")
-        self.sequence_length = sequence_length
+        self.sequence_length = int(sequence_length)
         self.sequences_per_env = buffer_size // sequence_length
         self.state_shapes = state_shapes
         self.state_dtype = state_dtype
@@ -125,7 +126,8 @@ class _SequenceStorage:
     def _common_tensors(self) -> dict[str, torch.Tensor]:
         to = self.to_torch  # type: ignore[attr-defined]
         return {
-            "actions": to(self.actions),  # type: ignore[attr-defined]
+            # float32 like SB3 (MultiBinary's int8 would break Bernoulli.log_prob); Discrete is .long()ed in train
+            "actions": to(self.actions.astype(np.float32, copy=False)),  # type: ignore[attr-defined]
             "values": to(self.values),  # type: ignore[attr-defined]
             "log_probs": to(self.log_probs),  # type: ignore[attr-defined]
             "advantages": to(self.advantages),  # type: ignore[attr-defined]

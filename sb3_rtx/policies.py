@@ -117,9 +117,10 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
 
     # ----------------------------------------------------------------- building
     def _build_mlp_extractor(self) -> None:
-        self.cell_actor: RecurrentCell = make_cell(self.cell_name, self.features_dim, **self.cell_kwargs)
+        features_dim = int(self.features_dim)  # SB3 may report it as a numpy int
+        self.cell_actor: RecurrentCell = make_cell(self.cell_name, features_dim, **self.cell_kwargs)
         self.cell_critic: Optional[RecurrentCell] = (
-            None if self.shared_cell else make_cell(self.cell_name, self.features_dim, **self.cell_kwargs)
+            None if self.shared_cell else make_cell(self.cell_name, features_dim, **self.cell_kwargs)
         )
         self.mlp_extractor = MlpExtractor(
             self.cell_actor.output_dim, net_arch=self.net_arch, activation_fn=self.activation_fn, device=self.device

@@ -12,6 +12,7 @@ What differs from ``RecurrentPPO`` (same constructor, plus ``sequence_length``):
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
 import numpy as np
@@ -134,9 +135,11 @@ class RtxPPO(RecurrentPPO):
                 "(minibatches are made of whole sequences)"
             )
         if self.batch_size > self.n_steps * self.n_envs:
-            raise ValueError(
+            # a warning, not an error (as in SB3's PPO): loading a model with fewer envs, as
+            # rl_zoo3's record_video does, must work; a minibatch is then the whole rollout
+            warnings.warn(
                 f"RtxPPO: batch_size={self.batch_size} is larger than a rollout (n_steps * n_envs = "
-                f"{self.n_steps * self.n_envs})"
+                f"{self.n_steps * self.n_envs}); each minibatch will be the whole rollout"
             )
 
     def _setup_model(self) -> None:

@@ -286,12 +286,33 @@ def test_episode_start_of_wrong_shape_is_named():
         (dict(n_steps=16, sequence_length=5, batch_size=32), "sequence_length=5 must divide n_steps=16"),
         (dict(n_steps=16, sequence_length=8, batch_size=20), "batch_size=20 must be a multiple of sequence_length=8"),
         (dict(n_steps=16, sequence_length=0, batch_size=32), "sequence_length must be a positive int"),
-        (dict(n_steps=16, sequence_length=8, batch_size=128), "larger than a rollout"),
     ],
 )
 def test_incompatible_hyperparameters_fail_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         tiny_model("agalite", **kwargs)
+
+
+def test_load_with_fewer_envs_works_like_ppo(tmp_path):
+    """rl_zoo3's record_video loads with one env a model trained with several."""
+    model = tiny_model("agalite")  # 4 envs, batch 32 = 2 x 16 steps
+    model.save(tmp_path / "m")
+    with pytest.warns(UserWarning, match="larger than a rollout"):
+        loaded = RtxPPO.load(tmp_path / "m", env=cue_env(n_envs=1))
+    loaded.learn(32)
+
+
+def test_multibinary_actions_and_numpy_int_sizes_train():
+    from gymnasium.wrappers import TransformAction
+
+    def env():
+        base = CueRecallEnv(delay=1)
+        space = gym.spaces.MultiBinary(1)
+        return TransformAction(base, lambda a: int(a[0]), space)
+
+    model = RtxPPO("MlpRtxPolicy", make_vec_env(env, n_envs=2, seed=0), n_steps=8, batch_size=8,
+                   sequence_length=np.int64(4), policy_kwargs=dict(cell="lstm", cell_kwargs=dict(hidden_size=np.int64(8))))
+    model.learn(32)
 
 
 def test_unknown_cell_in_policy_kwargs_lists_valid_cells():

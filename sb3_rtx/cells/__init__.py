@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import inspect
+from numbers import Integral
 from typing import Any
 
 from sb3_rtx.cells.agalite import AGaLiTe
@@ -45,6 +46,10 @@ def make_cell(name: str, input_dim: int, **kwargs: Any) -> RecurrentCell:
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
         raise TypeError(f"cell {name!r} got unknown keyword(s) {unknown}; it accepts: {', '.join(valid)}")
+    # numpy ints (from SB3 spaces, yaml or Optuna) become plain ints: torch modules reject them
+    kwargs = {k: int(v) if isinstance(v, Integral) and not isinstance(v, bool) else v for k, v in kwargs.items()}
+    if isinstance(input_dim, Integral) and not isinstance(input_dim, bool):
+        input_dim = int(input_dim)
     return cls(input_dim, **kwargs)
 
 

@@ -10,6 +10,7 @@ Nothing here knows about Stable-Baselines3: the policy layer adapts cells to SB3
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from numbers import Integral
 from typing import Optional, Sequence
 
 import torch
@@ -159,5 +160,6 @@ def reset_state(state: CellState, starts_t: torch.Tensor) -> CellState:
 def check_positive_int(cell: str, **values: object) -> None:
     """Raise a clear error when a size hyperparameter is not a positive int."""
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        # numbers.Integral: SB3 reports some feature sizes as numpy ints
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
             raise ValueError(f"{cell}: {key} must be a positive int, got {value!r}")
