@@ -148,15 +148,6 @@ class RecurrentCell(nn.Module, ABC):
         return f"input_dim={self.input_dim}, output_dim={self.output_dim}, state_numel={self.state_numel}"
 
 
-def reset_state(state: CellState, starts_t: torch.Tensor) -> CellState:
-    """Zero the state of the envs where ``starts_t`` (shape ``(B,)``, 0/1) is set.
-
-    Every cell's initial state is all zeros, so a reset is a multiplication by ``1 - start``.
-    """
-    keep = 1.0 - starts_t
-    return tuple(s * keep.to(s.dtype).view(-1, *([1] * (s.dim() - 1))) for s in state)
-
-
 def check_positive_int(cell: str, **values: object) -> None:
     """Raise a clear error when a size hyperparameter is not a positive int."""
     for key, value in values.items():
