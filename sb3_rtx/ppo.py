@@ -36,6 +36,46 @@ def _select_env(state: CellState, index: int) -> CellState:
     return tuple(s[index : index + 1] for s in state)
 
 
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"RtxPPO: {name} must be a positive int, got {value!r}")
+
+
+def check_rollout_sizes(
+    n_steps: int, n_envs: int, batch_size: Optional[int], sequence_length: int, n_epochs: int = 1
+) -> int:
+    """Check how a rollout is cut into sequences and minibatches; return the effective ``batch_size``.
+
+    ``sequence_length`` must divide ``n_steps`` and ``batch_size`` (default: the whole rollout)
+    must be a multiple of ``sequence_length``. The zoo calls this on a yml entry before it builds
+    any environment, so a bad file fails at once.
+    """
+    _check_positive_int("n_steps", n_steps)
+    _check_positive_int("sequence_length", sequence_length)
+    _check_positive_int("n_epochs", n_epochs)
+    if n_steps % sequence_length:
+        raise ValueError(
+            f"RtxPPO: sequence_length={sequence_length} must divide n_steps={n_steps} "
+            "(every rollout is cut into whole sequences)"
+        )
+    if batch_size is None:
+        batch_size = n_steps * n_envs
+    _check_positive_int("batch_size", batch_size)
+    if batch_size % sequence_length:
+        raise ValueError(
+            f"RtxPPO: batch_size={batch_size} must be a multiple of sequence_length={sequence_length} "
+            "(minibatches are made of whole sequences)"
+        )
+    if batch_size > n_steps * n_envs:
+        # a warning, not an error (as in SB3's PPO): loading a model with fewer envs, as
+        # rl_zoo3's record_video does, must work; a minibatch is then the whole rollout
+        warnings.warn(
+            f"RtxPPO: batch_size={batch_size} is larger than a rollout (n_steps * n_envs = "
+            f"{n_steps * n_envs}); each minibatch will be the whole rollout"
+        )
+    return int(batch_size)
+
+
 class RtxPPO(RecurrentPPO):
     """Proximal Policy Optimisation with a recurrent transformer policy (RecurrentPPO's interface).
 
@@ -114,33 +154,9 @@ class RtxPPO(RecurrentPPO):
 
     # ------------------------------------------------------------------ set-up
     def _check_hyperparameters(self) -> None:
-        def positive_int(name: str, value: Any) -> None:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"RtxPPO: {name} must be a positive int, got {value!r}")
-
-        positive_int("n_steps", self.n_steps)
-        positive_int("sequence_length", self.sequence_length)
-        positive_int("n_epochs", self.n_epochs)
-        if self.n_steps % self.sequence_length:
-            raise ValueError(
-                f"RtxPPO: sequence_length={self.sequence_length} must divide n_steps={self.n_steps} "
-                "(every rollout is cut into whole sequences)"
-            )
-        if self.batch_size is None:
-            self.batch_size = self.n_steps * self.n_envs
-        positive_int("batch_size", self.batch_size)
-        if self.batch_size % self.sequence_length:
-            raise ValueError(
-                f"RtxPPO: batch_size={self.batch_size} must be a multiple of sequence_length={self.sequence_length} "
-                "(minibatches are made of whole sequences)"
-            )
-        if self.batch_size > self.n_steps * self.n_envs:
-            # a warning, not an error (as in SB3's PPO): loading a model with fewer envs, as
-            # rl_zoo3's record_video does, must work; a minibatch is then the whole rollout
-            warnings.warn(
-                f"RtxPPO: batch_size={self.batch_size} is larger than a rollout (n_steps * n_envs = "
-                f"{self.n_steps * self.n_envs}); each minibatch will be the whole rollout"
-            )
+        self.batch_size = check_rollout_sizes(
+            self.n_steps, self.n_envs, self.batch_size, self.sequence_length, self.n_epochs
+        )
 
     def _setup_model(self) -> None:
         self._check_hyperparameters()

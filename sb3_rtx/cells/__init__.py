@@ -33,6 +33,26 @@ def _lookup(name: str) -> type[RecurrentCell]:
     return CELLS[name.lower()]
 
 
+def check_cell_kwargs(name: str, kwargs: dict[str, Any], prefix: str = "") -> None:
+    """Check a cell's name and size keywords without building it; errors name the offending key.
+
+    Every keyword whose default is an int (``n_layers``, ``eta``, ``r``, ``memory_len``, ...) must be a
+    positive int. ``prefix`` is prepended to key names in messages (e.g. ``"policy_kwargs.cell_kwargs."``).
+    """
+    cls = _lookup(name)
+    parameters = inspect.signature(cls.__init__).parameters
+    valid = cell_keywords(name)
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        named = [prefix + key for key in unknown]
+        raise TypeError(f"cell {name!r} got unknown keyword(s) {named}; it accepts: {', '.join(valid)}")
+    for key, value in kwargs.items():
+        default = parameters[key].default
+        if isinstance(default, int) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+                raise ValueError(f"{cls.__name__}: {prefix}{key} must be a positive int, got {value!r}")
+
+
 def make_cell(name: str, input_dim: int, **kwargs: Any) -> RecurrentCell:
     """Build a cell by name (``"galite"``, ``"agalite"``, ``"gtrxl"``, ``"lstm"``).
 
@@ -42,10 +62,7 @@ def make_cell(name: str, input_dim: int, **kwargs: Any) -> RecurrentCell:
         ``d_ffc``, ``eta``, ``r``, ``memory_len`` (GTrXL), ``hidden_size`` (LSTM)
     """
     cls = _lookup(name)
-    valid = cell_keywords(name)
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise TypeError(f"cell {name!r} got unknown keyword(s) {unknown}; it accepts: {', '.join(valid)}")
+    check_cell_kwargs(name, kwargs)
     # numpy ints (from SB3 spaces, yaml or Optuna) become plain ints: torch modules reject them
     kwargs = {k: int(v) if isinstance(v, Integral) and not isinstance(v, bool) else v for k, v in kwargs.items()}
     if isinstance(input_dim, Integral) and not isinstance(input_dim, bool):
@@ -53,4 +70,4 @@ def make_cell(name: str, input_dim: int, **kwargs: Any) -> RecurrentCell:
     return cls(input_dim, **kwargs)
 
 
-__all__ = ["AGaLiTe", "CELLS", "CellState", "GTrXL", "GaLiTe", "LSTM", "RecurrentCell", "cell_keywords", "make_cell"]
+__all__ = ["AGaLiTe", "CELLS", "CellState", "GTrXL", "GaLiTe", "LSTM", "RecurrentCell", "cell_keywords", "check_cell_kwargs", "make_cell"]

@@ -1,0 +1,61 @@
+"""The ``sb3-rtx`` command: register ``ppo_rtx`` explicitly, then run rl_zoo3's own script.
+
+``sb3-rtx train --env CartPoleNoVel-v1`` is ``rl_zoo3 train --algo ppo_rtx --env CartPoleNoVel-v1``
+for environments where the import hook is turned off or not installed. Every rl_zoo3 flag passes
+through unchanged; ``--algo`` defaults to ``ppo_rtx`` instead of ``ppo``.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from typing import Callable, Optional
+
+from sb3_rtx.zoo import ALGO, register
+
+#: scripts whose parser takes --algo (rl_zoo3's default would be ppo)
+TAKES_ALGO = ("train", "enjoy", "record_video", "record_training")
+
+
+def _call(module: str, function: str) -> Callable[[], None]:
+    def run() -> None:
+        getattr(__import__(module, fromlist=[function]), function)()
+
+    return run
+
+
+def _run_module(module: str) -> Callable[[], None]:
+    # record_video / record_training do their work under `if __name__ == "__main__"`
+    return lambda: runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+SCRIPTS: dict[str, Callable[[], None]] = {
+    "train": _call("rl_zoo3.train", "train"),
+    "enjoy": _call("rl_zoo3.enjoy", "enjoy"),
+    "record_video": _run_module("rl_zoo3.record_video"),
+    "record_training": _run_module("rl_zoo3.record_training"),
+    "plot_train": _call("rl_zoo3.plots", "plot_train"),
+    "plot_from_file": _call("rl_zoo3.plots", "plot_from_file"),
+    "all_plots": _call("rl_zoo3.plots", "all_plots"),
+}
+
+USAGE = f"""usage: sb3-rtx {{{','.join(SCRIPTS)}}} [rl_zoo3 flags ...]
+
+Runs rl_zoo3's script of that name with {ALGO!r} registered (and --algo {ALGO} by default).
+Example: sb3-rtx train --env CartPoleNoVel-v1 -n 20000
+         sb3-rtx enjoy --env CartPoleNoVel-v1 -f logs/ --no-render"""
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return
+    script, rest = args[0], args[1:]
+    if script not in SCRIPTS:
+        raise SystemExit(f"sb3-rtx: unknown script {script!r}\n{USAGE}")
+    register()
+    if script in TAKES_ALGO and not any(arg == "--algo" or arg.startswith("--algo=") for arg in rest):
+        rest = ["--algo", ALGO, *rest]
+    sys.argv = [f"sb3-rtx {script}", *rest]
+    SCRIPTS[script]()
