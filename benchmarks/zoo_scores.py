@@ -1,0 +1,142 @@
+"""Scores of the ``hyperparams/ppo_rtx.yml`` entries: train each with the real zoo CLI, then evaluate.
+
+    python -m benchmarks.zoo_scores                                    # every entry, full budgets
+    python -m benchmarks.zoo_scores --envs CartPoleNoVel-v1 --seeds 0 1
+    python -m benchmarks.zoo_scores --quick                            # smoke run: tiny budgets
+
+Each run is ``python -m rl_zoo3.train --algo ppo_rtx --env ENV --seed S`` (the yml's own
+``n_timesteps`` unless ``-n`` is given), followed by a deterministic evaluation of the saved model
+on fresh environments (with the run's VecNormalize statistics, as ``rl_zoo3 enjoy`` does).
+Writes ``benchmarks/results/zoo_scores.md`` and ``.csv`` (``zoo_scores_quick.*`` with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from benchmarks.report import write_report
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def yml_entries() -> dict[str, dict]:
+    from sb3_rtx.zoo import default_config
+
+    with open(default_config()) as f:
+        entries = yaml.safe_load(f)
+    return {env: entry for env, entry in entries.items() if env not in ("default", "atari")}
+
+
+def train(env_id: str, seed: int, log_dir: Path, n_timesteps: int | None) -> float:
+    command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo_rtx", "--env", env_id, "--seed", str(seed)]
+    command += ["-f", str(log_dir), "--eval-freq", "-1", "--log-interval", "-2", "--verbose", "0"]
+    if n_timesteps:
+        command += ["-n", str(n_timesteps)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return time.perf_counter() - start
+
+
+def evaluate(env_id: str, log_dir: Path, n_episodes: int, seed: int) -> tuple[float, float]:
+    import torch
+    from rl_zoo3.utils import create_test_env, get_saved_hyperparams
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    from sb3_rtx import RtxPPO
+
+    torch.set_num_threads(1)
+    run = next((log_dir / "ppo_rtx").glob(f"{env_id.replace('/', '-')}_*"))
+    stats_path = run / env_id.replace("/", "-")
+    hyperparams, maybe_stats = get_saved_hyperparams(str(stats_path), test_mode=True)
+    env_kwargs = hyperparams.pop("env_kwargs", {}) or {}
+    env = create_test_env(
+        env_id,
+        n_envs=1,
+        stats_path=maybe_stats,
+        seed=seed + 1000,
+        should_render=False,
+        hyperparams=hyperparams,
+        env_kwargs=env_kwargs,
+    )
+    model = RtxPPO.load(run / f"{env_id.replace('/', '-')}.zip", env=env, device="cpu")
+    rewards, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
+    env.close()
+    return float(np.mean(rewards)), float(np.std(rewards))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="*", help="entries to run (default: all of ppo_rtx.yml)")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0])
+    parser.add_argument("-n", "--n-timesteps", type=int, help="override every entry's n_timesteps")
+    parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per run")
+    parser.add_argument("--quick", action="store_true", help="smoke run: CueRecall only, 1024 steps, 2 episodes")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    entries = yml_entries()
+    if args.quick:
+        args.envs, args.n_timesteps, args.episodes, args.seeds = ["sb3_rtx/CueRecall-v0"], 1024, 2, [0]
+    envs = args.envs or list(entries)
+    unknown = [env for env in envs if env not in entries]
+    if unknown:
+        raise SystemExit(f"no ppo_rtx.yml entry for {unknown}; entries: {', '.join(entries)}")
+
+    rows = []
+    for env_id in envs:
+        for seed in args.seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                seconds = train(env_id, seed, Path(tmp), args.n_timesteps)
+                mean, std = evaluate(env_id, Path(tmp), args.episodes, seed)
+            entry = entries[env_id]
+            rows.append(
+                {
+                    "env": env_id,
+                    "seed": seed,
+                    "n_timesteps": args.n_timesteps or int(float(entry["n_timesteps"])),
+                    "cell": _cell_of(entry),
+                    "train_minutes": round(seconds / 60, 2),
+                    "mean_return": round(mean, 2),
+                    "std_return": round(std, 2),
+                    "episodes": args.episodes,
+                }
+            )
+            print(rows[-1], flush=True)
+
+    table = write_report(
+        rows,
+        args.out,
+        "zoo_scores_quick" if args.quick else "zoo_scores",
+        "ppo_rtx zoo entries: measured scores",
+        f"`python -m benchmarks.zoo_scores` on {platform.processor() or platform.machine()} "
+        f"({os.cpu_count()} cores), one thread per run; deterministic evaluation of the final model "
+        f"over {args.episodes} episodes on fresh environments.",
+        [
+            ("environment:", lambda r: f"`{r['env']}`"),
+            ("cell:", lambda r: r["cell"]),
+            ("seed", lambda r: str(r["seed"])),
+            ("timesteps", lambda r: f"{r['n_timesteps']:.0e}".replace("e+0", "e")),
+            ("train time (min)", lambda r: f"{r['train_minutes']:.1f}"),
+            ("return (mean ± std)", lambda r: f"{r['mean_return']:.1f} ± {r['std_return']:.1f}"),
+        ],
+    )
+    print(table)
+
+
+def _cell_of(entry: dict) -> str:
+    text = str(entry.get("policy_kwargs", "")).replace('"', "'")
+    return next((cell for cell in ("galite", "agalite", "gtrxl", "lstm") if f"cell='{cell}'" in text), "agalite")
+
+
+if __name__ == "__main__":
+    main()

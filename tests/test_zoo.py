@@ -1,0 +1,197 @@
+"""The RL zoo integration, through the real CLI in subprocesses: train, enjoy, record_video, tune.
+
+Every command here is what a user types (``rl_zoo3 train --algo ppo_rtx ...``); they work because the
+installed import hook registers ``ppo_rtx`` when rl_zoo3 is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sb3_rtx import RtxPPO
+
+BIN = Path(sys.executable).parent
+ENV_ID = "CartPoleNoVel-v1"
+# a small, fixed tuning set-up: CueRecall is the cheapest env; the seed fixes the sampled trials
+TUNE = ["--env", "sb3_rtx/CueRecall-v0", "-n", "512", "--n-evaluations", "1", "--eval-episodes", "2",
+        "--hyperparams", "n_envs:2", "--no-optim-plots", "--seed", "3"]  # fmt: skip
+
+
+def run(command: list[str], cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run a CLI command with one torch thread (pytest already runs one worker per core)."""
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "SDL_VIDEODRIVER": "dummy", "MPLBACKEND": "Agg", **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+def zoo(*args: str) -> list[str]:
+    return [str(BIN / "rl_zoo3"), *args]
+
+
+def python_m(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def load_study(storage: str, name: str) -> optuna.Study:
+    if storage.endswith(".log"):
+        backend = optuna.storages.journal.JournalFileBackend(storage)
+        return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+# ---------------------------------------------------------------------------------- train / enjoy
+def test_train_enjoy_record_video_and_load_with_the_plain_zoo_commands(tmp_path):
+    ok(run(zoo("train", "--algo", "ppo_rtx", "--env", ENV_ID, "-n", "2048", "-f", "logs", "--seed", "0"), tmp_path))
+    run_dir = tmp_path / "logs" / "ppo_rtx" / f"{ENV_ID}_1"
+    model_path = run_dir / f"{ENV_ID}.zip"
+    assert model_path.exists()
+    # the default yml was found without --conf-file, and the zoo convention derived d_head
+    config = (run_dir / ENV_ID / "config.yml").read_text()
+    assert "cell='agalite'" in config
+
+    output = ok(run(zoo("enjoy", "--algo", "ppo_rtx", "--env", ENV_ID, "-f", "logs", "-n", "300", "--no-render"), tmp_path))
+    assert "Mean reward" in output
+
+    ok(run(python_m("rl_zoo3.record_video", "--algo", "ppo_rtx", "--env", ENV_ID, "-f", "logs", "-n", "50"), tmp_path))
+    assert list((run_dir / "videos").glob("*.mp4"))
+
+    # a plain script, no zoo: the zip is an ordinary RtxPPO file, and predict carries the state
+    model = RtxPPO.load(model_path, device="cpu")
+    assert model.policy.cell_name == "agalite" and model.policy.cell_kwargs["d_head"] == 16
+    obs = model.observation_space.sample()[None]
+    actions, state = model.predict(obs, episode_start=[True], deterministic=True)
+    actions, state = model.predict(obs, state=state, episode_start=[False], deterministic=True)
+    assert actions.shape == (1,) and state[0].shape[0] == 1
+
+
+def test_sb3_rtx_command_registers_without_the_hook(tmp_path):
+    no_hook = dict(SB3_RTX_NO_ZOO_HOOK="1")
+    # without the hook, rl_zoo3 alone does not know ppo_rtx (so the hook is what makes it work) ...
+    plain = run(zoo("train", "--algo", "ppo_rtx", "--env", ENV_ID, "-n", "64"), tmp_path, **no_hook)
+    assert plain.returncode != 0 and "invalid choice: 'ppo_rtx'" in plain.stderr
+    # ... while the sb3-rtx command registers explicitly; --algo defaults to ppo_rtx
+    ok(run([str(BIN / "sb3-rtx"), "train", "--env", ENV_ID, "-n", "256", "-f", "logs"], tmp_path, **no_hook))
+    assert (tmp_path / "logs" / "ppo_rtx" / f"{ENV_ID}_1" / f"{ENV_ID}.zip").exists()
+    ok(run(python_m("sb3_rtx.zoo", "enjoy", "--env", ENV_ID, "-f", "logs", "-n", "50", "--no-render"), tmp_path, **no_hook))
+
+
+# ---------------------------------------------------------------------------------- bad yml
+BAD_ENTRIES = {
+    "policy_kwargs.cell": "cell='transformer'",
+    "policy_kwargs.cell_kwargs.eta": "cell='agalite', cell_kwargs=dict(eta=2.5)",
+    "policy_kwargs.cell_kwargs.d_model": "cell='galite', cell_kwargs=dict(d_model=100, n_heads=3)",
+}
+
+
+@pytest.mark.parametrize("key", list(BAD_ENTRIES))
+def test_a_bad_yml_entry_fails_before_any_env_is_built_and_names_the_key(tmp_path, key):
+    (tmp_path / "bad.yml").write_text(
+        f"{ENV_ID}:\n  n_envs: 2\n  n_timesteps: 1000\n  policy: 'MlpRtxPolicy'\n"
+        f'  policy_kwargs: "dict({BAD_ENTRIES[key]})"\n'
+    )
+    result = run(zoo("train", "--algo", "ppo_rtx", "--env", ENV_ID, "--conf-file", "bad.yml", "-f", "logs"), tmp_path)
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("ValueError: invalid ppo_rtx hyperparameters in bad.yml [CartPoleNoVel-v1]")
+    assert key in message
+    assert not list(tmp_path.rglob("*.monitor.csv")), "an environment was built before the check"
+
+
+# ---------------------------------------------------------------------------------- tuning
+def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
+    storage = str(tmp_path / "study.log")  # a journal file: rl_zoo3 opens .log storages as JournalStorage
+    output = ok(
+        run(
+            python_m("rl_zoo3.train", "--algo", "ppo_rtx", *TUNE, "-optimize", "--n-trials", "2", "--n-jobs", "2",
+                     "--storage", storage, "--study-name", "local", "-f", "logs"),
+            tmp_path,
+        )
+    )  # fmt: skip
+    assert "Number of finished trials:  2" in output
+    study = load_study(storage, "local")
+    assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)
+    assert {"cell", "n_layers", "d_model", "n_heads", "eta", "r", "sequence_length_pow"} <= set(study.trials[0].params)
+    # --trial-id rebuilds that trial's hyperparameters through the converter and trains with them
+    # (trial 1: rl_zoo3 2.9 skips --trial-id 0, it tests the id for truth)
+    ok(
+        run(
+            zoo("train", "--algo", "ppo_rtx", "--env", "sb3_rtx/CueRecall-v0", "-n", "256", "--storage", storage,
+                "--study-name", "local", "--trial-id", "1", "-f", "logs"),
+            tmp_path,
+        )
+    )  # fmt: skip
+    runs = sorted((tmp_path / "logs" / "ppo_rtx").glob("sb3_rtx-CueRecall-v0_*"), key=lambda p: int(p.name.split("_")[-1]))
+    model = RtxPPO.load(runs[-1] / "sb3_rtx-CueRecall-v0.zip", device="cpu")  # -optimize made the first folder
+    params = study.trials[1].params
+    assert model.policy.cell_name == params["cell"]
+    assert model.policy.cell_kwargs["d_model"] == params["d_model"] and model.n_steps == 2 ** params["n_steps_pow"]
+
+
+def test_two_workers_share_one_study(tmp_path):
+    storage = str(tmp_path / "shared.log")
+    command = zoo("train", "--algo", "ppo_rtx", *TUNE, "-optimize", "--n-trials", "2", "--storage", storage,
+                  "--study-name", "shared", "-f", "logs")  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for _ in range(2)]  # fmt: skip
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), outputs
+    trials = load_study(storage, "shared").trials
+    assert len(trials) == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.is_finished() for t in trials)
+
+
+def test_a_killed_worker_loses_no_completed_trial(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    command = zoo("train", "--algo", "ppo_rtx", *TUNE, "-optimize", "--n-trials", "100", "--storage", storage,
+                  "--study-name", "killed", "-f", "logs")  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        finished = _wait_for_finished_trials(storage, "killed", 2, worker, timeout=240)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    study = load_study(storage, "killed")
+    survivors = {t.number: (t.state, t.value, t.params) for t in study.trials if t.state.is_finished()}
+    assert len(survivors) >= len(finished) >= 2
+    for number, (state, value, params) in finished.items():
+        assert survivors[number] == (state, value, params)
+    # another worker carries on with the same study
+    ok(run(zoo("train", "--algo", "ppo_rtx", *TUNE, "-optimize", "--n-trials", "1", "--storage", storage,
+               "--study-name", "killed", "-f", "logs"), tmp_path))  # fmt: skip
+    after = load_study(storage, "killed").trials
+    assert sum(t.state.is_finished() for t in after) == len(survivors) + 1
+
+
+def _wait_for_finished_trials(storage: str, name: str, count: int, worker: subprocess.Popen, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, "the worker exited before it was killed"
+        try:
+            trials = load_study(storage, name).trials
+        except KeyError:  # the study does not exist yet
+            trials = []
+        finished = {t.number: (t.state, t.value, t.params) for t in trials if t.state.is_finished()}
+        if len(finished) >= count:
+            return finished
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {count} trials finished in {timeout} s")
