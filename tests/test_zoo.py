@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from pg_server import postgres_server, server_binaries
 from sb3_rtx import RtxPPO
 
 BIN = Path(sys.executable).parent
@@ -145,16 +146,37 @@ def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
     assert model.policy.cell_kwargs["d_model"] == params["d_model"] and model.n_steps == 2 ** params["n_steps_pow"]
 
 
-def test_two_workers_share_one_study(tmp_path):
-    storage = str(tmp_path / "shared.log")
-    command = zoo("train", "--algo", "ppo_rtx", *TUNE, "-optimize", "--n-trials", "2", "--storage", storage,
+@pytest.fixture(params=["journal", "postgresql"])
+def shared_storage(request, tmp_path):
+    """One study storage for several workers: Optuna's journal file, or a real PostgreSQL server."""
+    if request.param == "journal":
+        yield str(tmp_path / "shared.log")
+        return
+    if os.environ.get("SB3_RTX_TEST_POSTGRES_URL"):
+        yield os.environ["SB3_RTX_TEST_POSTGRES_URL"]
+        return
+    pytest.importorskip("psycopg2", reason="the [postgres] extra (psycopg2-binary) is not installed")
+    bin_dir = server_binaries()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server here (initdb/pg_ctl not found; Debian: apt-get install postgresql)")
+    with postgres_server(bin_dir) as url:
+        yield url
+
+
+def test_two_workers_share_one_study(tmp_path, shared_storage):
+    # create the study once, then start the workers: two workers creating Optuna's tables in a new
+    # PostgreSQL database at the same moment race (CREATE TYPE ... already exists)
+    storage_class = ["--storage-class", "JournalFileBackend"] if shared_storage.endswith(".log") else []
+    ok(run([str(BIN / "optuna"), "create-study", "--storage", shared_storage, *storage_class, "--study-name", "shared",
+            "--direction", "maximize"], tmp_path))  # fmt: skip
+    command = zoo("train", "--algo", "ppo_rtx", *TUNE, "-optimize", "--n-trials", "2", "--storage", shared_storage,
                   "--study-name", "shared", "-f", "logs")  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     workers = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True) for _ in range(2)]  # fmt: skip
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
     assert all(worker.returncode == 0 for worker in workers), outputs
-    trials = load_study(storage, "shared").trials
+    trials = load_study(shared_storage, "shared").trials
     assert len(trials) == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state.is_finished() for t in trials)
 
