@@ -81,12 +81,12 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
     parser.add_argument("-n", "--n-timesteps", type=int, help="override every entry's n_timesteps")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per run")
-    parser.add_argument("--quick", action="store_true", help="smoke run: CueRecall only, 1024 steps, 2 episodes")
+    parser.add_argument("--quick", action="store_true", help="smoke run: CueRecall only, 2 seeds of 512 steps, 2 episodes")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     entries = yml_entries()
     if args.quick:
-        args.envs, args.n_timesteps, args.episodes, args.seeds = ["sb3_rtx/CueRecall-v0"], 1024, 2, [0]
+        args.envs, args.n_timesteps, args.episodes, args.seeds = ["sb3_rtx/CueRecall-v0"], 512, 2, [0, 1]
     envs = args.envs or list(entries)
     unknown = [env for env in envs if env not in entries]
     if unknown:

@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize(
     "module, table",
-    [("benchmarks.train_throughput", "train_throughput_quick.md"), ("benchmarks.cell_step", "cell_step.md")],
+    [
+        ("benchmarks.train_throughput", "train_throughput_quick.md"),
+        ("benchmarks.cell_step", "cell_step.md"),
+        ("benchmarks.zoo_scores", "zoo_scores_quick.md"),
+    ],
 )
 def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
     result = subprocess.run(
