@@ -3,14 +3,17 @@
 from gymnasium.envs.registration import register, registry
 
 from sb3_rtx.envs.cue_recall import CueRecallEnv
+from sb3_rtx.envs.tmaze import TMazeEnv
 
 
 def register_envs() -> None:
     """Register the tasks (idempotent)."""
     if "sb3_rtx/CueRecall-v0" not in registry:
         register(id="sb3_rtx/CueRecall-v0", entry_point="sb3_rtx.envs.cue_recall:CueRecallEnv")
+    if "sb3_rtx/TMaze-v0" not in registry:  # no max_episode_steps: TMazeEnv truncates at its time_limit
+        register(id="sb3_rtx/TMaze-v0", entry_point="sb3_rtx.envs.tmaze:TMazeEnv")
 
 
 register_envs()
 
-__all__ = ["CueRecallEnv", "register_envs"]
+__all__ = ["CueRecallEnv", "TMazeEnv", "register_envs"]
