@@ -122,13 +122,16 @@ def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
     output = ok(
         run(
             python_m("rl_zoo3.train", "--algo", "ppo_rtx", *TUNE, "-optimize", "--n-trials", "2", "--n-jobs", "2",
-                     "--storage", storage, "--study-name", "local", "-f", "logs"),
+                     "--n-evaluations", "2", "--pruner", "median", "--storage", storage, "--study-name", "local",
+                     "-f", "logs"),
             tmp_path,
         )
     )  # fmt: skip
     assert "Number of finished trials:  2" in output
     study = load_study(storage, "local")
     assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)
+    # the pruner is fed: every trial reported its intermediate evaluations
+    assert all(len(t.intermediate_values) >= 1 for t in study.trials)
     assert {"cell", "n_layers", "d_model", "n_heads", "eta", "r", "sequence_length_pow"} <= set(study.trials[0].params)
     # --trial-id rebuilds that trial's hyperparameters through the converter and trains with them
     # (trial 1: rl_zoo3 2.9 skips --trial-id 0, it tests the id for truth)

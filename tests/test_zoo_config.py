@@ -37,7 +37,7 @@ def test_register_fills_the_three_rl_zoo3_tables():
 def test_every_shipped_entry_passes_the_checks_and_builds_its_cell():
     with open(default_config()) as f:
         entries = yaml.safe_load(f)
-    assert {"CartPoleNoVel-v1", "sb3_rtx/CueRecall-v0", "PendulumNoVel-v1", "Acrobot-v1"} <= set(entries)
+    assert {"CartPoleNoVel-v1", "sb3_rtx/CueRecall-v0", "sb3_rtx/TMaze-v0", "PendulumNoVel-v1", "Acrobot-v1"} <= set(entries)
     for env_id, raw in entries.items():
         hyperparams = {k: v for k, v in raw.items() if k not in ("n_timesteps", "n_envs", "normalize")}
         if isinstance(hyperparams.get("policy_kwargs"), str):
