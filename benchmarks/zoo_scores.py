@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,25 @@ def evaluate(env_id: str, log_dir: Path, n_episodes: int, seed: int) -> tuple[fl
     return float(np.mean(rewards)), float(np.std(rewards))
 
 
+def score(env_id: str, seed: int, entry: dict, args: argparse.Namespace) -> dict:
+    """Train one entry with one seed through the zoo CLI, evaluate it; one table row."""
+    with tempfile.TemporaryDirectory() as tmp:
+        seconds = train(env_id, seed, Path(tmp), args.n_timesteps)
+        mean, std = evaluate(env_id, Path(tmp), args.episodes, seed)
+    row = {
+        "env": env_id,
+        "seed": seed,
+        "n_timesteps": args.n_timesteps or int(float(entry["n_timesteps"])),
+        "cell": _cell_of(entry),
+        "train_minutes": round(seconds / 60, 2),
+        "mean_return": round(mean, 2),
+        "std_return": round(std, 2),
+        "episodes": args.episodes,
+    }
+    print(row, flush=True)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="*", help="entries to run (default: all of ppo_rtx.yml)")
@@ -82,6 +102,7 @@ def main() -> None:
     parser.add_argument("-n", "--n-timesteps", type=int, help="override every entry's n_timesteps")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per run")
     parser.add_argument("--quick", action="store_true", help="smoke run: CueRecall only, 2 seeds of 512 steps, 2 episodes")
+    parser.add_argument("--jobs", type=int, default=1, help="training runs at once (one core each)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     entries = yml_entries()
@@ -92,26 +113,10 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"no ppo_rtx.yml entry for {unknown}; entries: {', '.join(entries)}")
 
-    rows = []
-    for env_id in envs:
-        for seed in args.seeds:
-            with tempfile.TemporaryDirectory() as tmp:
-                seconds = train(env_id, seed, Path(tmp), args.n_timesteps)
-                mean, std = evaluate(env_id, Path(tmp), args.episodes, seed)
-            entry = entries[env_id]
-            rows.append(
-                {
-                    "env": env_id,
-                    "seed": seed,
-                    "n_timesteps": args.n_timesteps or int(float(entry["n_timesteps"])),
-                    "cell": _cell_of(entry),
-                    "train_minutes": round(seconds / 60, 2),
-                    "mean_return": round(mean, 2),
-                    "std_return": round(std, 2),
-                    "episodes": args.episodes,
-                }
-            )
-            print(rows[-1], flush=True)
+    runs = [(env_id, seed) for env_id in envs for seed in args.seeds]
+    # training runs are subprocesses with one torch thread each: --jobs of them at once
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(lambda run: score(*run, entries[run[0]], args), runs))
 
     table = write_report(
         rows,
@@ -119,7 +124,7 @@ def main() -> None:
         "zoo_scores_quick" if args.quick else "zoo_scores",
         "ppo_rtx zoo entries: measured scores",
         f"`python -m benchmarks.zoo_scores` on {platform.processor() or platform.machine()} "
-        f"({os.cpu_count()} cores), one thread per run; deterministic evaluation of the final model "
+        f"({os.cpu_count()} cores), one thread per run, {args.jobs} run(s) at once; deterministic evaluation of the final model "
         f"over {args.episodes} episodes on fresh environments.",
         [
             ("environment:", lambda r: f"`{r['env']}`"),
