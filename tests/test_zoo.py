@@ -18,6 +18,7 @@ import pytest
 
 from pg_server import postgres_server, server_binaries
 from sb3_rtx import RtxPPO
+from sb3_rtx.zoo.sampler import convert_ppo_rtx_params
 
 BIN = Path(sys.executable).parent
 ENV_ID = "CartPoleNoVel-v1"
@@ -123,13 +124,15 @@ def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
         run(
             python_m("rl_zoo3.train", "--algo", "ppo_rtx", *TUNE, "-optimize", "--n-trials", "2", "--n-jobs", "2",
                      "--n-evaluations", "2", "--pruner", "median", "--storage", storage, "--study-name", "local",
-                     "-f", "logs"),
+                     "-f", "logs", "--hyperparams", "n_envs:2", "tune_cells:['AGaLiTe','lstm']"),
             tmp_path,
         )
     )  # fmt: skip
     assert "Number of finished trials:  2" in output
     study = load_study(storage, "local")
     assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)
+    # tune_cells reached the sampler: the cell was a choice between exactly those two
+    assert all(t.distributions["cell"].choices == ("agalite", "lstm") for t in study.trials)
     # the pruner is fed: every trial reported its intermediate evaluations
     assert all(len(t.intermediate_values) >= 1 for t in study.trials)
     assert {"cell", "n_layers", "d_model", "n_heads", "eta", "r", "sequence_length_pow"} <= set(study.trials[0].params)
@@ -146,7 +149,8 @@ def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
     model = RtxPPO.load(runs[-1] / "sb3_rtx-CueRecall-v0.zip", device="cpu")  # -optimize made the first folder
     params = study.trials[1].params
     assert model.policy.cell_name == params["cell"]
-    assert model.policy.cell_kwargs["d_model"] == params["d_model"] and model.n_steps == 2 ** params["n_steps_pow"]
+    expected = convert_ppo_rtx_params(params)
+    assert model.policy.cell_kwargs == expected["policy_kwargs"]["cell_kwargs"] and model.n_steps == expected["n_steps"]
 
 
 @pytest.fixture(params=["journal", "postgresql"])
