@@ -13,6 +13,7 @@ Writes ``benchmarks/results/zoo_scores.md`` and ``.csv`` (``zoo_scores_quick.*``
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import platform
 import subprocess
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("-n", "--n-timesteps", type=int, help="override every entry's n_timesteps")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per run")
     parser.add_argument("--quick", action="store_true", help="smoke run: CueRecall only, 2 seeds of 512 steps, 2 episodes")
+    parser.add_argument("--update", action="store_true", help="replace only these runs' rows in the saved table")
     parser.add_argument("--jobs", type=int, default=1, help="training runs at once (one core each)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -117,11 +119,14 @@ def main() -> None:
     # training runs are subprocesses with one torch thread each: --jobs of them at once
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(lambda run: score(*run, entries[run[0]], args), runs))
+    name = "zoo_scores_quick" if args.quick else "zoo_scores"
+    if args.update:
+        rows = merged_with_saved(rows, args.out / f"{name}.csv", order=list(entries))
 
     table = write_report(
         rows,
         args.out,
-        "zoo_scores_quick" if args.quick else "zoo_scores",
+        name,
         "ppo_rtx zoo entries: measured scores",
         f"`python -m benchmarks.zoo_scores` on {platform.processor() or platform.machine()} "
         f"({os.cpu_count()} cores), one thread per run, {args.jobs} run(s) at once; deterministic evaluation of the final model "
@@ -136,6 +141,21 @@ def main() -> None:
         ],
     )
     print(table)
+
+
+def merged_with_saved(rows: list[dict], saved: Path, order: list[str]) -> list[dict]:
+    """The saved table's rows with these runs' (env, seed) rows replaced, in the yml's order."""
+    fresh = {(row["env"], int(row["seed"])) for row in rows}
+    kept = []
+    if saved.exists():
+        with open(saved, newline="") as f:
+            kept = [row for row in csv.DictReader(f) if (row["env"], int(row["seed"])) not in fresh]
+    for row in kept:  # CSV gives strings; the table formats numbers
+        for key in ("seed", "n_timesteps", "episodes"):
+            row[key] = int(row[key])
+        for key in ("train_minutes", "mean_return", "std_return"):
+            row[key] = float(row[key])
+    return sorted(kept + rows, key=lambda row: (order.index(row["env"]) if row["env"] in order else len(order), row["seed"]))
 
 
 def _cell_of(entry: dict) -> str:
