@@ -129,7 +129,8 @@ def main() -> None:
         name,
         "ppo_rtx zoo entries: measured scores",
         f"`python -m benchmarks.zoo_scores` on {platform.processor() or platform.machine()} "
-        f"({os.cpu_count()} cores), one thread per run, {args.jobs} run(s) at once; deterministic evaluation of the final model "
+        f"({os.cpu_count()} cores), one torch thread per training run (train times are wall times: they grow "
+        "when runs share the cores with --jobs); deterministic evaluation of the final model "
         f"over {args.episodes} episodes on fresh environments.",
         [
             ("environment:", lambda r: f"`{r['env']}`"),
