@@ -95,6 +95,17 @@ def test_sb3_rtx_command_registers_without_the_hook(tmp_path):
     ok(run(python_m("sb3_rtx.zoo", "enjoy", "--env", ENV_ID, "-f", "logs", "-n", "50", "--no-render"), tmp_path, **no_hook))
 
 
+def test_an_entrys_env_kwargs_reach_the_eval_env(tmp_path):
+    # a longer corridor changes T-Maze's observation size: evaluating on a default T-Maze would fail
+    (tmp_path / "tmaze.yml").write_text(
+        "sb3_rtx/TMaze-v0:\n  n_envs: 2\n  n_timesteps: 512\n  policy: 'MlpRtxPolicy'\n  n_steps: 64\n"
+        "  sequence_length: 32\n  batch_size: 64\n  env_kwargs: {corridor_len: 30}\n"
+        "  policy_kwargs: \"dict(cell='agalite', cell_kwargs=dict(n_layers=1, d_model=16, n_heads=2))\"\n"
+    )
+    ok(run(zoo("train", "--algo", "ppo_rtx", "--env", "sb3_rtx/TMaze-v0", "--conf-file", "tmaze.yml", "-f", "logs",
+               "--eval-freq", "128", "--eval-episodes", "1"), tmp_path))  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------- bad yml
 BAD_ENTRIES = {
     "policy_kwargs.cell": "cell='transformer'",

@@ -84,6 +84,10 @@ def _check_before_envs(preprocess: Callable[..., Any]) -> Callable[..., Any]:
         tune_cells = check_tune_cells(hyperparams.pop("tune_cells", None), where)
         result = preprocess(self, hyperparams)
         processed = result[0]
+        if self._eval_env_kwargs_args is None:
+            # rl_zoo3 2.9 gives the eval env a yml entry's env_kwargs only when --env-kwargs is also
+            # on the command line; without this an entry with env_kwargs evaluates on another env
+            self.eval_env_kwargs = self.env_kwargs
         check_ppo_rtx_hyperparams(processed, n_envs=self.n_envs, where=where)
         if self.optimize_hyperparameters:
             # the sampler keeps the entry's untuned policy keywords and cell unless tune_cells widens it
