@@ -58,8 +58,9 @@ def evaluate(env_id: str, log_dir: Path, n_episodes: int, seed: int) -> tuple[fl
     from sb3_rtx import RtxPPO
 
     torch.set_num_threads(1)
-    run = next((log_dir / "ppo_rtx").glob(f"{env_id.replace('/', '-')}_*"))
-    stats_path = run / env_id.replace("/", "-")
+    name = env_id.replace("/", "-")  # how rl_zoo3 names its folders and files
+    run = next((log_dir / "ppo_rtx").glob(f"{name}_*"))
+    stats_path = run / name
     hyperparams, maybe_stats = get_saved_hyperparams(str(stats_path), test_mode=True)
     env_kwargs = hyperparams.pop("env_kwargs", {}) or {}
     env = create_test_env(
@@ -71,7 +72,7 @@ def evaluate(env_id: str, log_dir: Path, n_episodes: int, seed: int) -> tuple[fl
         hyperparams=hyperparams,
         env_kwargs=env_kwargs,
     )
-    model = RtxPPO.load(run / f"{env_id.replace('/', '-')}.zip", env=env, device="cpu")
+    model = RtxPPO.load(run / f"{name}.zip", env=env, device="cpu")
     rewards, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
     env.close()
     return float(np.mean(rewards)), float(np.std(rewards))

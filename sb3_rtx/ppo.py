@@ -27,6 +27,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_rtx.buffers import RtxDictRolloutBuffer, RtxRolloutBuffer
 from sb3_rtx.cells import CellState
+from sb3_rtx.cells.base import check_positive_int
 from sb3_rtx.policies import CnnRtxPolicy, MlpRtxPolicy, MultiInputRtxPolicy, RtxActorCriticPolicy
 
 SelfRtxPPO = TypeVar("SelfRtxPPO", bound="RtxPPO")
@@ -34,11 +35,6 @@ SelfRtxPPO = TypeVar("SelfRtxPPO", bound="RtxPPO")
 
 def _select_env(state: CellState, index: int) -> CellState:
     return tuple(s[index : index + 1] for s in state)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"RtxPPO: {name} must be a positive int, got {value!r}")
 
 
 def check_rollout_sizes(
@@ -50,9 +46,7 @@ def check_rollout_sizes(
     must be a multiple of ``sequence_length``. The zoo calls this on a yml entry before it builds
     any environment, so a bad file fails at once.
     """
-    _check_positive_int("n_steps", n_steps)
-    _check_positive_int("sequence_length", sequence_length)
-    _check_positive_int("n_epochs", n_epochs)
+    check_positive_int("RtxPPO", n_steps=n_steps, sequence_length=sequence_length, n_epochs=n_epochs)
     if n_steps % sequence_length:
         raise ValueError(
             f"RtxPPO: sequence_length={sequence_length} must divide n_steps={n_steps} "
@@ -60,7 +54,7 @@ def check_rollout_sizes(
         )
     if batch_size is None:
         batch_size = n_steps * n_envs
-    _check_positive_int("batch_size", batch_size)
+    check_positive_int("RtxPPO", batch_size=batch_size)
     if batch_size % sequence_length:
         raise ValueError(
             f"RtxPPO: batch_size={batch_size} must be a multiple of sequence_length={sequence_length} "

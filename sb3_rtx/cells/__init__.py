@@ -12,7 +12,7 @@ from numbers import Integral
 from typing import Any
 
 from sb3_rtx.cells.agalite import AGaLiTe
-from sb3_rtx.cells.base import CellState, RecurrentCell
+from sb3_rtx.cells.base import CellState, RecurrentCell, check_positive_int
 from sb3_rtx.cells.galite import GaLiTe
 from sb3_rtx.cells.gtrxl import GTrXL
 from sb3_rtx.cells.lstm import LSTM
@@ -46,11 +46,12 @@ def check_cell_kwargs(name: str, kwargs: dict[str, Any], prefix: str = "") -> No
     if unknown:
         named = [prefix + key for key in unknown]
         raise TypeError(f"cell {name!r} got unknown keyword(s) {named}; it accepts: {', '.join(valid)}")
-    for key, value in kwargs.items():
-        default = parameters[key].default
-        if isinstance(default, int) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{cls.__name__}: {prefix}{key} must be a positive int, got {value!r}")
+    sizes = {prefix + key: value for key, value in kwargs.items() if _is_int_default(parameters[key].default)}
+    check_positive_int(cls.__name__, **sizes)
+
+
+def _is_int_default(default: Any) -> bool:
+    return isinstance(default, int) and not isinstance(default, bool)
 
 
 def make_cell(name: str, input_dim: int, **kwargs: Any) -> RecurrentCell:
