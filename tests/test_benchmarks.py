@@ -34,3 +34,27 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
     text = (tmp_path / table).read_text()
     assert text.startswith("# ") and text.count("\n|") >= 4
     assert (tmp_path / table.replace(".md", ".csv")).exists()
+
+
+PLOTS = {
+    "benchmarks.learning": ["learning_quick_curves.png", "learning_quick_success.png"],
+    "benchmarks.ablation": ["ablation_quick.png"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PLOTS))
+def test_benchmark_quick_mode_resumes_and_plots(module, tmp_path):
+    """The T-Maze sweeps write table and plots, and a second call with --resume trains nothing again."""
+    command = [sys.executable, "-m", module, "--quick", "--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    runs_file = next(tmp_path.glob("*_runs.jsonl"))
+    finished = runs_file.read_text()
+    second = subprocess.run(command + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert runs_file.read_text() == finished, "--resume trained a finished run again"
+    table = (tmp_path / runs_file.name.replace("_runs.jsonl", ".md")).read_text()
+    assert table.startswith("# ") and table.count("\n|") >= 4
+    for name in PLOTS[module]:
+        assert (tmp_path / name).stat().st_size > 10_000, name

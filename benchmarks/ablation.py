@@ -1,0 +1,195 @@
+"""The paper's diagnostic study on T-Maze: AGaLiTe's feature expansion eta and rank r, against GaLiTe.
+
+AGaLiTe approximates GaLiTe's ``d x eta d`` memory with ``r`` oscillating rank-one terms. This
+sweep trains AGaLiTe for every eta in {1, 2, 4, 8} and r in {1, 2, 4, 8} (the paper's
+``frequencies="reference"``), the ``"distinct"`` frequency set at eta 4, and GaLiTe at every eta,
+all with the same small layer, PPO settings and step budget (see :mod:`benchmarks.tmaze_runs`), and
+puts each configuration's success next to its cost: state floats per env and acting step time.
+
+    python -m benchmarks.ablation              # the README sweep (about 25 minutes on 2 cores)
+    python -m benchmarks.ablation --resume     # finish an interrupted sweep
+    python -m benchmarks.ablation --quick      # a smoke run
+
+Writes ``ablation.md`` / ``.csv`` and ``ablation.png`` (success against state size, and the
+eta x r grid) under ``benchmarks/results/`` (``ablation_quick*`` with ``--quick``). Step times are
+measured after the training runs, in this process, one thread: median of ``--time-steps`` acting
+steps at batch 1 after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.report import write_report
+from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, mean_success, run_all
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LAYER = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
+GRID = (1, 2, 4, 8)
+
+
+def configurations() -> list[dict]:
+    """Each configuration: its label, cell and cell kwargs, and tags for grouping."""
+    configs = [
+        dict(label=f"AGaLiTe eta={eta} r={r}", cell="agalite", cell_kwargs=dict(LAYER, eta=eta, r=r),
+             tags=dict(cell="agalite", eta=eta, r=r, frequencies="reference"))
+        for eta in GRID
+        for r in GRID
+    ]
+    # r = 1 is the same single frequency (pi) in both sets
+    configs += [
+        dict(label=f"AGaLiTe eta=4 r={r} distinct", cell="agalite",
+             cell_kwargs=dict(LAYER, eta=4, r=r, frequencies="distinct"),
+             tags=dict(cell="agalite", eta=4, r=r, frequencies="distinct"))
+        for r in GRID[1:]
+    ]
+    configs += [
+        dict(label=f"GaLiTe eta={eta}", cell="galite", cell_kwargs=dict(LAYER, eta=eta),
+             tags=dict(cell="galite", eta=eta, r=None, frequencies=None))
+        for eta in GRID
+    ]
+    return configs
+
+
+def step_cost(cell_name: str, cell_kwargs: dict, input_dim: int, repeats: int) -> tuple[int, float]:
+    """(state floats per env, median acting step time in ms at batch 1) of a freshly built cell."""
+    import torch
+
+    from sb3_rtx.cells import make_cell
+
+    torch.set_num_threads(1)
+    cell = make_cell(cell_name, input_dim, **cell_kwargs)
+    x = torch.randn(1, 1, input_dim)
+    starts = torch.zeros(1, 1)
+    times = []
+    with torch.no_grad():
+        state = cell.initial_state(1, torch.device("cpu"))
+        for i in range(repeats + 20):
+            begin = time.perf_counter()
+            _, state = cell(x, state, starts)
+            if i >= 20:  # warm-up
+                times.append(time.perf_counter() - begin)
+    return cell.state_numel, 1000 * float(np.median(times))
+
+
+def plot(rows: list[dict], out_path: Path) -> None:
+    """Left: success against state floats per env; right: AGaLiTe's success on the eta x r grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    groups = [("AGaLiTe (reference)", "agalite", "reference", "o"), ("AGaLiTe (distinct), eta 4", "agalite", "distinct", "s"),
+              ("GaLiTe", "galite", None, "^")]
+    for name, cell, frequencies, marker in groups:
+        mine = [r for r in rows if r["cell"] == cell and r["frequencies"] == frequencies]
+        left.scatter([r["state_floats"] for r in mine], [r["success"] for r in mine], marker=marker, label=name)
+    left.set_xscale("log")
+    left.set_xlabel("state floats per env (one layer)")
+    left.set_ylabel("final success (mean over seeds)")
+    left.axhline(0.5, color="grey", lw=0.8, ls="--")
+    left.set_ylim(-0.03, 1.03)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+
+    grid = np.full((len(GRID), len(GRID)), np.nan)
+    for r in rows:
+        if r["cell"] == "agalite" and r["frequencies"] == "reference":
+            grid[GRID.index(r["eta"]), GRID.index(r["r"])] = r["success"]
+    image = right.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower")
+    for i in range(len(GRID)):
+        for j in range(len(GRID)):
+            if not np.isnan(grid[i, j]):
+                right.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color="white" if grid[i, j] < 0.6 else "black")
+    right.set_xticks(range(len(GRID)), [str(g) for g in GRID])
+    right.set_yticks(range(len(GRID)), [str(g) for g in GRID])
+    right.set_xlabel("r (oscillator rank)")
+    right.set_ylabel("eta (feature expansion)")
+    right.set_title("AGaLiTe success (reference frequencies)")
+    fig.colorbar(image, ax=right, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corridor", type=int, default=20)
+    parser.add_argument("--distractors", type=int, default=4, help="random distractor bits per observation")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--timesteps", type=int, default=60_000, help="environment steps per run")
+    parser.add_argument("--eval-episodes", type=int, default=96)
+    parser.add_argument("--time-steps", type=int, default=300, help="acting steps timed per configuration")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
+    parser.add_argument("--resume", action="store_true", help="keep finished runs from the runs file")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 configurations, 1 seed, 1 rollout")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    configs = configurations()
+    if args.quick:
+        quick = ("AGaLiTe eta=4 r=2", "AGaLiTe eta=4 r=2 distinct", "GaLiTe eta=4")
+        configs = [c for c in configs if c["label"] in quick]
+        args.corridor, args.seeds, args.timesteps = 4, [0], N_ENVS * PPO["n_steps"]
+        args.eval_episodes, args.time_steps = 8, 20
+    stem = "ablation_quick" if args.quick else "ablation"
+    env_kwargs = dict(corridor_len=args.corridor, num_distractors=args.distractors)
+
+    specs = [
+        RunSpec(label=c["label"], algo="RtxPPO", policy="MlpRtxPolicy",
+                policy_kwargs=dict(cell=c["cell"], cell_kwargs=c["cell_kwargs"]), env_kwargs=env_kwargs, seed=seed,
+                timesteps=args.timesteps, eval_episodes=args.eval_episodes, tags=dict(c["tags"], label=c["label"]))
+        for c in configs
+        for seed in args.seeds
+    ]
+
+    def report(result: dict) -> None:
+        print(f"{result['label']:>28} seed {result['seed']}: success {result['success']:.2f} "
+              f"({result['train_s'] / 60:.1f} min)", flush=True)
+
+    start = time.perf_counter()
+    runs = run_all(specs, args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report)
+    input_dim = 3 + args.corridor.bit_length() + args.distractors  # T-Maze's observation size
+    rows = []
+    for c in configs:
+        success, per_seed = mean_success(runs, label=c["label"])
+        floats, step_ms = step_cost(c["cell"], c["cell_kwargs"], input_dim, args.time_steps)
+        rows.append({"config": c["label"], **c["tags"], "success": success, "seeds": per_seed,
+                     "state_floats": floats, "act_ms": step_ms})
+    galite = {r["eta"]: r for r in rows if r["cell"] == "galite"}
+    for row in rows:
+        same_eta = galite.get(row["eta"])
+        row["state_vs_galite"] = row["state_floats"] / same_eta["state_floats"] if same_eta else float("nan")
+    table = write_report(
+        rows,
+        args.out,
+        stem,
+        "Ablation on T-Maze: AGaLiTe's eta and r against GaLiTe",
+        f"T-Maze corridor {args.corridor} with {args.distractors} distractor bits; {args.timesteps} environment steps "
+        f"per run, seeds {args.seeds}, success of the final policy acting deterministically on {args.eval_episodes} "
+        f"fresh episodes (each seed's value in brackets; 0.5 is the memoryless bound). One layer {LAYER} "
+        f"(d_head 16), PPO {PPO}, {N_ENVS} envs. State floats per env and acting step time (batch 1, median of "
+        f"{args.time_steps} steps, 1 thread) of that layer. Sweep: {(time.perf_counter() - start) / 60:.0f} min "
+        f"with {args.jobs} jobs, {platform.machine()}. `python -m benchmarks.ablation`",
+        [
+            ("configuration:", lambda r: r["config"]),
+            ("success", lambda r: f"{r['success']:.2f} ({r['seeds']})"),
+            ("state floats / env", lambda r: f"{r['state_floats']:,}"),
+            ("state vs GaLiTe (same eta)", lambda r: f"{r['state_vs_galite']:.2f}x"),
+            ("act ms (B=1)", lambda r: f"{r['act_ms']:.3f}"),
+        ],
+    )
+    plot(rows, args.out / f"{stem}.png")
+    print()
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Training runs on T-Maze for the learning and ablation benchmarks: one run, and a resumable pool.
+
+A run trains one configuration with one seed for a fixed number of environment steps, records the
+training success rate (SB3's last-100-episodes ``is_success`` buffer) after every rollout as its
+learning curve, then measures the final policy's success acting deterministically on fresh
+episodes. :func:`run_all` runs many in worker processes (one torch thread each) and appends each
+finished run to a JSON-lines file, so an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+#: PPO settings every run shares. RecurrentPPO back-propagates through whole rollouts (n_steps);
+#: RtxPPO is given the same window (sequence_length = n_steps).
+PPO = dict(
+    n_steps=128,
+    batch_size=256,
+    n_epochs=4,
+    learning_rate=5e-4,
+    gamma=0.99,
+    gae_lambda=0.95,
+    ent_coef=0.01,
+)
+N_ENVS = 8
+NET_ARCH = dict(pi=[64], vf=[64])
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: ``algo`` is ``"RtxPPO"`` or ``"RecurrentPPO"``."""
+
+    label: str
+    algo: str
+    policy: str
+    policy_kwargs: dict
+    env_kwargs: dict
+    seed: int
+    timesteps: int
+    eval_episodes: int
+    tags: dict = field(default_factory=dict)  # what a report groups by (corridor, eta, r, ...)
+
+    def key(self) -> str:
+        return json.dumps([self.label, self.env_kwargs, self.seed, self.timesteps], sort_keys=True)
+
+
+def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
+    """Train ``spec``; return it with its curve, final success, training time and fps."""
+    import torch
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    import sb3_rtx  # noqa: F401  (registers sb3_rtx/TMaze-v0)
+    from sb3_rtx import RtxPPO
+
+    torch.set_num_threads(1)
+    env = make_vec_env("sb3_rtx/TMaze-v0", n_envs=N_ENVS, seed=spec.seed, env_kwargs=spec.env_kwargs)
+    kwargs = dict(PPO, policy_kwargs=dict(net_arch=NET_ARCH, **spec.policy_kwargs), seed=spec.seed)
+    if spec.algo == "RtxPPO":
+        model = RtxPPO(spec.policy, env, sequence_length=PPO["n_steps"], **kwargs)
+    elif spec.algo == "RecurrentPPO":
+        model = RecurrentPPO(spec.policy, env, **kwargs)
+    else:
+        raise ValueError(f"unknown algo {spec.algo!r}: expected 'RtxPPO' or 'RecurrentPPO'")
+
+    curve: list[tuple[int, float]] = []
+
+    class RecordSuccess(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if self.model.ep_success_buffer:
+                curve.append((self.num_timesteps, float(np.mean(self.model.ep_success_buffer))))
+
+    start = time.perf_counter()
+    model.learn(spec.timesteps, callback=RecordSuccess())
+    train_s = time.perf_counter() - start
+
+    successes: list[bool] = []
+
+    def count_success(locals_: dict, _globals: dict) -> None:
+        if locals_["done"]:
+            successes.append(bool(locals_["info"].get("is_success", False)))
+
+    eval_env = make_vec_env("sb3_rtx/TMaze-v0", n_envs=N_ENVS, seed=10_000 + spec.seed, env_kwargs=spec.env_kwargs)
+    evaluate_policy(model, eval_env, n_eval_episodes=spec.eval_episodes, deterministic=True, callback=count_success)
+    return {
+        **asdict(spec),
+        "key": spec.key(),
+        "success": float(np.mean(successes)),
+        "train_s": train_s,
+        "fps": model.num_timesteps / train_s,
+        "curve": curve,
+    }
+
+
+def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
+            on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    """Run every spec (``jobs`` at a time) and return their results in no particular order.
+
+    Finished runs are appended to ``log``; with ``resume`` the runs already there are kept and not
+    run again, otherwise ``log`` starts empty.
+    """
+    done: dict[str, dict] = {}
+    if resume and log.exists():
+        for line in log.read_text().splitlines():
+            if line.strip():
+                result = json.loads(line)
+                done[result["key"]] = result
+    elif log.exists():
+        log.unlink()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    todo = [spec for spec in specs if spec.key() not in done]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for result in pool.map(train_and_evaluate, todo):
+            done[result["key"]] = result
+            with open(log, "a") as f:
+                f.write(json.dumps(result) + "\n")
+            if on_result:
+                on_result(result)
+    wanted = {spec.key() for spec in specs}
+    return [result for key, result in done.items() if key in wanted]
+
+
+def mean_success(runs: list[dict], **tags: Any) -> tuple[float, str]:
+    """Mean final success over the runs whose tags match, and each seed's value (sorted by seed)."""
+    values = sorted((r["seed"], r["success"]) for r in runs if all(r["tags"].get(k) == v for k, v in tags.items()))
+    if not values:
+        return float("nan"), ""
+    return float(np.mean([v for _, v in values])), " ".join(f"{v:.2f}" for _, v in values)
