@@ -27,9 +27,12 @@ import numpy as np
 import yaml
 
 from benchmarks.report import write_report
+from sb3_rtx.envs import suite_ids
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
+# the memory suites' ids (sb3_rtx/envs/suites): run only when named with --envs
+SUITE_IDS = {env_id for ids in suite_ids().values() for env_id in ids}
 
 
 def yml_entries() -> dict[str, dict]:
@@ -111,7 +114,8 @@ def main() -> None:
     entries = yml_entries()
     if args.quick:
         args.envs, args.n_timesteps, args.episodes, args.seeds = ["sb3_rtx/CueRecall-v0"], 512, 2, [0, 1]
-    envs = args.envs or list(entries)
+    # the memory suites' entries need optional packages and far longer runs: only when named
+    envs = args.envs or [env for env in entries if env not in SUITE_IDS]
     unknown = [env for env in envs if env not in entries]
     if unknown:
         raise SystemExit(f"no ppo_rtx.yml entry for {unknown}; entries: {', '.join(entries)}")
