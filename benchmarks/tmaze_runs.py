@@ -132,9 +132,18 @@ def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
     return [result for key, result in done.items() if key in wanted]
 
 
-def mean_success(runs: list[dict], **tags: Any) -> tuple[float, str]:
-    """Mean final success over the runs whose tags match, and each seed's value (sorted by seed)."""
-    values = sorted((r["seed"], r["success"]) for r in runs if all(r["tags"].get(k) == v for k, v in tags.items()))
+def mean_success(runs: list[dict], measure: str = "success", **tags: Any) -> tuple[float, str]:
+    """Mean of ``measure`` over the runs whose tags match, and each seed's value (sorted by seed).
+
+    ``measure`` is ``"success"`` (the final policy's) or ``"curve_mean"`` (the mean of the training
+    success curve: how early a configuration learned, not only whether it got there).
+    """
+    def value(run: dict) -> float:
+        if measure == "curve_mean":
+            return float(np.mean([v for _, v in run["curve"]])) if run["curve"] else 0.0
+        return run[measure]
+
+    values = sorted((r["seed"], value(r)) for r in runs if all(r["tags"].get(k) == v for k, v in tags.items()))
     if not values:
         return float("nan"), ""
     return float(np.mean([v for _, v in values])), " ".join(f"{v:.2f}" for _, v in values)
