@@ -37,8 +37,8 @@ import torch
 
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer
-from sb3_rtx.cells.galite import NORMALISER_EPS, GatedFeatures
-from sb3_rtx.cells.scan import GatedChunks, floor_decay, linear_scan
+from sb3_rtx.cells.galite import NORMALISER_EPS, GatedFeatures, step_keep
+from sb3_rtx.cells.scan import GatedChunks, linear_scan
 
 FREQUENCY_SETS = ("reference", "distinct")
 
@@ -61,13 +61,28 @@ class StepCounter:
 
     def __init__(self, counter: torch.Tensor, starts: torch.Tensor, period: int) -> None:
         seq_len = starts.shape[0]
-        steps = torch.arange(1, seq_len + 1, device=starts.device, dtype=torch.long).unsqueeze(1)  # (T, 1)
-        # index of the last start at or before t (-1 if none): count from there, else from the counter
-        last_start = torch.where(starts.bool(), steps - 1, torch.full_like(steps, -1)).cummax(0).values
-        continuing = counter.round().long().unsqueeze(0) + steps
-        since_start = steps - last_start
-        self.steps = torch.where(last_start >= 0, since_start, continuing) % period  # (T, B)
+        if seq_len == 1:  # the acting path: no cumulative machinery
+            self.steps = torch.where(starts.bool(), 1, counter.round().long() + 1) % period  # (1, B)
+        else:
+            steps = torch.arange(1, seq_len + 1, device=starts.device, dtype=torch.long).unsqueeze(1)  # (T, 1)
+            # index of the last start at or before t (-1 if none): count from there, else from the counter
+            last_start = torch.where(starts.bool(), steps - 1, torch.full_like(steps, -1)).cummax(0).values
+            continuing = counter.round().long().unsqueeze(0) + steps
+            since_start = steps - last_start
+            self.steps = torch.where(last_start >= 0, since_start, continuing) % period  # (T, B)
         self.final = self.steps[-1].to(counter.dtype)
+
+
+class AGaLiTeContext:
+    """What every layer needs from one call: resets, the oscillators' cosines, the new counter."""
+
+    def __init__(self, starts: torch.Tensor, cosines: torch.Tensor, final_counter: torch.Tensor) -> None:
+        self.starts = starts  # (T, B)
+        self.cosines = cosines  # (T, B, r)
+        self.final_counter = final_counter
+        if starts.shape[0] == 1:
+            self.keep = step_keep(starts)  # (B, 1, 1) or None
+            self.osc = cosines[0].unsqueeze(1).unsqueeze(-1)  # (B, 1, r, 1)
 
 
 class AGaLiTeMixer(SequenceMixer):
@@ -86,62 +101,70 @@ class AGaLiTeMixer(SequenceMixer):
         )
 
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
-        starts, cosines, _ = context  # (T, B), (T, B, r), counter after the call
-        k, q, gamma, v, beta = self.features(h)
-        decay_k, decay_v = floor_decay(1.0 - gamma), floor_decay(1.0 - beta)
-        write_k, write_v = gamma * k, beta * v
-        cosines = cosines.to(h.dtype)
         if h.shape[0] == 1:
-            a, new_state = self._step(starts[0], cosines[0], decay_k[0], decay_v[0], write_k[0], write_v[0], q[0], layer_state)
-            a = a.unsqueeze(0)
+            a, new_state = self._step(context, self.features(h), layer_state)
         else:
-            a, new_state = self._chunked(starts, cosines, decay_k, decay_v, write_k, write_v, q, layer_state)
+            a, new_state = self._chunked(context, self.features(h, log_decays=True), layer_state)
         return self.features.merge_heads(a), new_state
+
+    def _step(self, context: AGaLiTeContext, features, layer_state):
+        """The acting path (T == 1): a handful of batched ops per layer, no chunk machinery."""
+        write_k, decay_k, q, write_v, decay_v = (f[0] for f in features)  # (B, H, F) / (B, H, d)
+        vt, kt, normaliser = layer_state
+        if context.keep is not None:  # an episode start resets the state to zero first
+            decay_k, decay_v = decay_k * context.keep, decay_v * context.keep
+        osc = context.osc  # (B, 1, r, 1)
+        vt = torch.addcmul(osc * write_v.unsqueeze(2), decay_v.unsqueeze(2), vt)
+        kt = torch.addcmul(osc * write_k.unsqueeze(2), decay_k.unsqueeze(2), kt)
+        normaliser = torch.addcmul(write_k, decay_k, normaliser)
+        q = q.unsqueeze(-1)  # (B, H, F, 1)
+        kq = torch.matmul(kt, q)  # (B, H, r, 1)
+        sq = torch.matmul(normaliser.unsqueeze(-2), q)  # (B, H, 1, 1)
+        numerator = torch.matmul(kq.transpose(-1, -2), vt)  # (B, H, 1, d)
+        a = numerator / (sq * (2 * self.r) + NORMALISER_EPS)
+        return a.permute(2, 0, 1, 3), (vt, kt, normaliser)  # (1, B, H, d)
 
     def _attend(self, vt: torch.Tensor, kq: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
         """``a = sum_j vt_j (kt_j . q) / (2 r (s . q) + eps)`` from ``vt (.., r, d)``, ``kq (.., r)``, ``sq``."""
         numerator = (vt * kq.unsqueeze(-1)).sum(-2)
         return numerator / (2 * self.r * sq.unsqueeze(-1) + NORMALISER_EPS)
 
-    def _step(self, start, cosines, decay_k, decay_v, write_k, write_v, q, layer_state):
-        vt, kt, normaliser = layer_state
-        keep = (1.0 - start).view(-1, 1, 1)  # an episode start resets the state to zero first
-        decay_k = decay_k * keep
-        osc = cosines.view(-1, 1, self.r, 1)
-        vt = torch.addcmul(osc * write_v.unsqueeze(2), (decay_v * keep).unsqueeze(2), vt)
-        kt = torch.addcmul(osc * write_k.unsqueeze(2), decay_k.unsqueeze(2), kt)
-        normaliser = torch.addcmul(write_k, decay_k, normaliser)
-        kq = torch.einsum("bhjf,bhf->bhj", kt, q)
-        sq = (normaliser * q).sum(-1)
-        return self._attend(vt, kq, sq), (vt, kt, normaliser)
-
-    def _chunked(self, starts, cosines, decay_k, decay_v, write_k, write_v, q, layer_state):
+    def _chunked(self, context: AGaLiTeContext, features, layer_state):
+        """The training path (T > 1): scan for the value side, chunked attention for the key side."""
+        write_k, log_decay_k, q, write_v, log_decay_v = features
+        starts, cosines = context.starts, context.cosines
         vt, kt, normaliser = layer_state
         # value side: r small vectors per head, scanned and kept for every step
         keep = (1.0 - starts)[:, :, None, None, None]
-        vt_all = linear_scan((decay_v.unsqueeze(3) * keep), cosines[:, :, None, :, None] * write_v.unsqueeze(3), vt)
+        decay_v = torch.exp(log_decay_v)
+        vt_all = linear_scan(decay_v.unsqueeze(3) * keep, cosines[:, :, None, :, None] * write_v.unsqueeze(3), vt)
 
         # key side: kt_j . q and s . q straight from the chunked attention form, never
         # materialising kt (r * eta * d per head) at every step
         chunks = GatedChunks(starts)
-        gate = chunks.decay_factors(chunks.chunk(decay_k, 1.0))
+        gate = chunks.log_decay_factors(chunks.chunk(log_decay_k, 0.0))
         write_k, q, osc = chunks.chunk(write_k, 0.0), chunks.chunk(q, 0.0), chunks.chunk(cosines, 0.0)
-        scores = chunks.masked_scores(q * gate.inflate, write_k * gate.deflate)  # (n, B, H, L, L)
+        queries, keys = q * gate.inflate, write_k * gate.deflate
+        scores = chunks.masked_scores(queries, keys)  # (n, B, H, L, L)
         kq = torch.einsum("nbhls,nsbj->nlbhj", scores, osc)
         sq = scores.sum(-1).permute(0, 3, 1, 2)
 
-        end_k = write_k * gate.to_end
-        add_kt = torch.einsum("nsbhf,nsbj->nbhjf", end_k, osc)
-        add_normaliser = end_k.sum(1)
+        # what each chunk adds to (kt, s): write_k * to_end, its mask folded into the small weights
+        end_k = keys * gate.end_scale
+        writes = chunks.writes_carry[..., 0, 0]  # (n, L, B)
+        add_kt = torch.einsum("nsbhf,nsbj->nbhjf", end_k, osc * writes.unsqueeze(-1))
+        add_normaliser = torch.einsum("nsbhf,nsb->nbhf", end_k, writes)
         carried_kt, carried_normaliser = [], []
         for c in range(chunks.n_chunks):  # a loop over chunks, not over time steps
             carried_kt.append(kt)
             carried_normaliser.append(normaliser)
             kt = torch.addcmul(add_kt[c], gate.whole[c].unsqueeze(2), kt)
             normaliser = torch.addcmul(add_normaliser[c], gate.whole[c], normaliser)
-        q_from_start = q * gate.from_start
-        kq = kq + torch.einsum("nbhjf,nlbhf->nlbhj", torch.stack(carried_kt), q_from_start)
-        sq = sq + torch.einsum("nbhf,nlbhf->nlbh", torch.stack(carried_normaliser), q_from_start)
+        # q * from_start, its mask applied to the (small) products
+        q_from_start = queries * gate.start_scale
+        reads = chunks.reads_carry[..., 0]  # (n, L, B, 1)
+        kq = kq + reads.unsqueeze(-1) * torch.einsum("nbhjf,nlbhf->nlbhj", torch.stack(carried_kt), q_from_start)
+        sq = sq + reads * torch.einsum("nbhf,nlbhf->nlbh", torch.stack(carried_normaliser), q_from_start)
         a = self._attend(vt_all, chunks.unchunk(kq), chunks.unchunk(sq))
         return a, (vt_all[-1], kt, normaliser)
 
@@ -184,17 +207,27 @@ class AGaLiTe(GatedTransformerCell):
         )
         # a plain tuple, not a buffer: module.float() / .half() must not round the frequencies
         self.omegas = tuple(omegas.tolist())
+        self._cosine_tables: dict = {}  # (device, dtype) -> (period, r) table, a cache (not state)
 
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((),)  # the step counter, one per env
 
+    def cosine_table(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """``cos(omega_j n)`` for ``n = 0 .. period-1``, shape ``(period, r)``: computed once in float64
+        from exact integer steps and then cast, so the step and scan paths read identical values."""
+        key = (device, dtype)
+        table = self._cosine_tables.get(key)
+        if table is None:
+            steps = torch.arange(self.period, dtype=torch.float64).unsqueeze(-1)
+            table = torch.cos(steps * torch.tensor(self.omegas, dtype=torch.float64)).to(device=device, dtype=dtype)
+            self._cosine_tables[key] = table
+        return table
+
     def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:
         (counter,) = shared
         steps = StepCounter(counter, starts, self.period)
-        # cos in float64 from an exact integer step, then cast: identical on the step and scan paths
-        omegas = torch.tensor(self.omegas, dtype=torch.float64, device=starts.device)
-        cosines = torch.cos(steps.steps.unsqueeze(-1).to(torch.float64) * omegas)
-        return starts, cosines, steps.final
+        cosines = self.cosine_table(starts.device, starts.dtype)[steps.steps]  # (T, B, r)
+        return AGaLiTeContext(starts, cosines, steps.final)
 
     def advance_shared(self, shared: CellState, starts: torch.Tensor, context: Any) -> CellState:
-        return (context[2],)
+        return (context.final_counter,)

@@ -18,21 +18,27 @@ and ``C`` is only carried from chunk to chunk. Decays are floored at exp(-10) on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
 from sb3_rtx.cells.base import CellState, check_positive_int
-from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, orthogonal_linear
-from sb3_rtx.cells.scan import GatedChunks, floor_decay
+from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
+from sb3_rtx.cells.scan import LOG_DECAY_FLOOR, GatedChunks, floor_decay
 
 #: added to the normaliser s_t . q_t (which is >= 0 by construction)
 NORMALISER_EPS = 1e-6
 
 
 class GatedFeatures(nn.Module):
-    """The fused input projections of GaLiTe and AGaLiTe: keys, queries, values and both gates."""
+    """The fused input projections of GaLiTe and AGaLiTe: keys, queries, values and both gates.
+
+    The recurrences only ever use ``gamma * k``, ``1 - gamma``, ``q``, ``beta * v`` and ``1 - beta``,
+    so that is what :meth:`forward` returns. Both ``gamma * k = (sigma(W_g x) relu(W_k x)) outer
+    (sigma(W_p3 x) relu(W_p1 x))`` and ``gamma`` are outer products: the products are taken on the
+    small factors, and only the final outer products are ``eta * d`` wide.
+    """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int) -> None:
         super().__init__()
@@ -41,24 +47,47 @@ class GatedFeatures(nn.Module):
         self.project = orthogonal_linear(d_model, n_heads * (5 * d_head + 3 * eta))
         self.out = orthogonal_linear(n_heads * d_head, d_model)
 
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``h: (T, B, d_model)`` -> ``k, q, gamma: (T, B, H, F)`` and ``v, beta: (T, B, H, d)``."""
+    def forward(self, h: torch.Tensor, log_decays: bool = False) -> tuple[torch.Tensor, ...]:
+        """``h: (T, B, d_model)`` -> ``write_k, decay_k, q: (T, B, H, F)``, ``write_v, decay_v: (T, B, H, d)``.
+
+        ``write_k = gamma * k``, ``decay_k = 1 - gamma``, ``write_v = beta * v``, ``decay_v = 1 - beta``,
+        decays floored at exp(LOG_DECAY_FLOOR); with ``log_decays`` the decays come as their logs.
+        """
         seq_len, batch, _ = h.shape
         d, eta = self.d_head, self.eta
-        p = self.project(h).view(seq_len, batch, self.n_heads, 5 * d + 3 * eta)
-        wk, wq, wv, wb, wg, p1, p2, p3 = p.split([d, d, d, d, d, eta, eta, eta], dim=-1)
+        p = linear(self.project, h).view(seq_len, batch, self.n_heads, 5 * d + 3 * eta)
+        # one relu and one sigmoid over all columns (few large ops beat many small ones), then slice
+        positive, gate = torch.relu(p), torch.sigmoid(p)
+        wk, wq, p1, p2 = positive[..., :d], positive[..., d : 2 * d], positive[..., 5 * d : 5 * d + eta], positive[..., 5 * d + eta : 5 * d + 2 * eta]
+        v, beta, g, p3 = p[..., 2 * d : 3 * d], gate[..., 3 * d : 4 * d], gate[..., 4 * d : 5 * d], gate[..., 5 * d + 2 * eta :]
 
         def outer(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
             return (left.unsqueeze(-1) * right.unsqueeze(-2)).flatten(-2)
 
-        k = outer(torch.relu(wk), torch.relu(p1))
-        q = outer(torch.relu(wq), torch.relu(p2))
-        gamma = outer(torch.sigmoid(wg), torch.sigmoid(p3))
-        return k, q, gamma, wv, torch.sigmoid(wb)
+        write_k = outer(g * wk, p3 * p1)
+        q = outer(wq, p2)
+        write_v = beta * v
+        if log_decays:
+            decay_k = torch.log1p(outer(-g, p3)).clamp_min(LOG_DECAY_FLOOR)
+            decay_v = torch.log1p(-beta).clamp_min(LOG_DECAY_FLOOR)
+        else:
+            one = torch.ones((), dtype=p.dtype, device=p.device)
+            decay_k = floor_decay(torch.addcmul(one, g.unsqueeze(-1), p3.unsqueeze(-2), value=-1.0).flatten(-2))
+            decay_v = floor_decay(1.0 - beta)
+        return write_k, decay_k, q, write_v, decay_v
 
     def merge_heads(self, a: torch.Tensor) -> torch.Tensor:
         """``(T, B, H, d)`` -> ``(T, B, d_model)``."""
-        return self.out(a.flatten(-2))
+        return linear(self.out, a.flatten(-2))
+
+
+def step_keep(starts: torch.Tensor) -> Optional[torch.Tensor]:
+    """For a ``T == 1`` call: ``(B, 1, 1)`` multiplier that zeroes the state of envs starting an
+    episode, or ``None`` when no env starts (checked on CPU only, where it costs no device sync)."""
+    start = starts[0]
+    if start.device.type == "cpu" and not bool(start.any()):
+        return None
+    return (1.0 - start).view(-1, 1, 1)
 
 
 class GaLiTeMixer(SequenceMixer):
@@ -73,23 +102,22 @@ class GaLiTeMixer(SequenceMixer):
         return (self.n_heads, self.d_head, self.feature_dim), (self.n_heads, self.feature_dim)
 
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
-        starts: torch.Tensor = context
-        k, q, gamma, v, beta = self.features(h)
-        decay_k, decay_v = floor_decay(1.0 - gamma), floor_decay(1.0 - beta)
-        write_k, write_v = gamma * k, beta * v
+        starts, keep = context
         memory, normaliser = layer_state
         if h.shape[0] == 1:
-            a, memory, normaliser = self._step(starts[0], decay_k[0], decay_v[0], write_k[0], write_v[0], q[0], memory, normaliser)
+            write_k, decay_k, q, write_v, decay_v = (f[0] for f in self.features(h))
+            a, memory, normaliser = self._step(keep, decay_k, decay_v, write_k, write_v, q, memory, normaliser)
             a = a.unsqueeze(0)
         else:
+            write_k, decay_k, q, write_v, decay_v = self.features(h, log_decays=True)
             a, memory, normaliser = self._chunked(starts, decay_k, decay_v, write_k, write_v, q, memory, normaliser)
         return self.features.merge_heads(a), (memory, normaliser)
 
     @staticmethod
-    def _step(start, decay_k, decay_v, write_k, write_v, q, memory, normaliser):
-        keep = (1.0 - start).view(-1, 1, 1)  # an episode start resets (C, s) to zero first
-        decay_k = decay_k * keep
-        memory = (decay_v * keep).unsqueeze(-1) * decay_k.unsqueeze(-2) * memory
+    def _step(keep, decay_k, decay_v, write_k, write_v, q, memory, normaliser):
+        if keep is not None:  # an episode start resets (C, s) to zero first
+            decay_k, decay_v = decay_k * keep, decay_v * keep
+        memory = decay_v.unsqueeze(-1) * decay_k.unsqueeze(-2) * memory
         memory = memory + write_v.unsqueeze(-1) * write_k.unsqueeze(-2)
         normaliser = torch.addcmul(write_k, decay_k, normaliser)
         numerator = torch.einsum("bhef,bhf->bhe", memory, q)
@@ -97,21 +125,24 @@ class GaLiTeMixer(SequenceMixer):
         return numerator / denominator, memory, normaliser
 
     @staticmethod
-    def _chunked(starts, decay_k, decay_v, write_k, write_v, q, memory, normaliser):
+    def _chunked(starts, log_decay_k, log_decay_v, write_k, write_v, q, memory, normaliser):
         chunks = GatedChunks(starts)
-        gate_k = chunks.decay_factors(chunks.chunk(decay_k, 1.0))
-        gate_v = chunks.decay_factors(chunks.chunk(decay_v, 1.0))
+        gate_k = chunks.log_decay_factors(chunks.chunk(log_decay_k, 0.0))
+        gate_v = chunks.log_decay_factors(chunks.chunk(log_decay_v, 0.0))
         write_k, write_v, q = chunks.chunk(write_k, 0.0), chunks.chunk(write_v, 0.0), chunks.chunk(q, 0.0)
 
         # within each chunk: gated attention as matrix products (n, B, H, L, L)
-        scores = chunks.masked_scores(q * gate_k.inflate, write_k * gate_k.deflate)
+        queries, keys = q * gate_k.inflate, write_k * gate_k.deflate
+        scores = chunks.masked_scores(queries, keys)
         numerator = gate_v.inflate * torch.einsum("nbhls,nsbhe->nlbhe", scores, write_v * gate_v.deflate)
         denominator = scores.sum(-1).permute(0, 3, 1, 2)  # (n, L, B, H)
 
         # carry (C, s) across chunks: only chunk-boundary states are materialised
-        end_k, end_v = write_k * gate_k.to_end, write_v * gate_v.to_end
+        # (end_k = write_k * to_end without its mask: the mask goes on end_v and in the sum)
+        end_k = keys * gate_k.end_scale
+        end_v = write_v * gate_v.to_end
         add_memory = torch.einsum("nsbhe,nsbhf->nbhef", end_v, end_k)
-        add_normaliser = end_k.sum(1)
+        add_normaliser = torch.einsum("nsbhf,nsb->nbhf", end_k, chunks.writes_carry[..., 0, 0])
         carried_memory, carried_normaliser = [], []
         for c in range(chunks.n_chunks):  # a loop over chunks, not over time steps
             carried_memory.append(memory)
@@ -119,11 +150,12 @@ class GaLiTeMixer(SequenceMixer):
             memory = gate_v.whole[c].unsqueeze(-1) * gate_k.whole[c].unsqueeze(-2) * memory + add_memory[c]
             normaliser = torch.addcmul(add_normaliser[c], gate_k.whole[c], normaliser)
 
-        q_from_start = q * gate_k.from_start
+        q_from_start = queries * gate_k.start_scale
+        reads = chunks.reads_carry[..., 0]  # (n, L, B, 1)
         numerator = numerator + gate_v.from_start * torch.einsum(
             "nbhef,nlbhf->nlbhe", torch.stack(carried_memory), q_from_start
         )
-        denominator = denominator + torch.einsum("nbhf,nlbhf->nlbh", torch.stack(carried_normaliser), q_from_start)
+        denominator = denominator + reads * torch.einsum("nbhf,nlbhf->nlbh", torch.stack(carried_normaliser), q_from_start)
         a = numerator / (denominator.unsqueeze(-1) + NORMALISER_EPS)
         return chunks.unchunk(a), memory, normaliser
 
@@ -154,3 +186,6 @@ class GaLiTe(GatedTransformerCell):
         super().__init__(
             input_dim, n_layers, d_model, d_ffc, lambda: GaLiTeMixer(d_model, n_heads, d_head, eta)
         )
+
+    def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:
+        return starts, (step_keep(starts) if starts.shape[0] == 1 else None)

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_rtx.cells.base import CellState, check_positive_int
-from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, orthogonal_linear
+from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
 
 
 class WindowContext:
@@ -78,16 +78,16 @@ class GTrXLMixer(SequenceMixer):
         seq_len, batch, _ = h.shape
         (memory,) = layer_state  # (B, M, D)
         inputs = torch.cat([memory, h.transpose(0, 1)], dim=1)  # (B, M + T, D)
-        q = self.query(h).view(seq_len, batch, self.n_heads, self.d_head).permute(1, 2, 0, 3)  # (B, H, T, d)
+        q = linear(self.query, h).view(seq_len, batch, self.n_heads, self.d_head).permute(1, 2, 0, 3)  # (B, H, T, d)
         k, v = (
-            self.key_value(inputs)
+            linear(self.key_value, inputs)
             .view(batch, self.memory_len + seq_len, 2, self.n_heads, self.d_head)
             .permute(2, 0, 3, 1, 4)
         )  # each (B, H, M + T, d)
         bias = self.position_bias[:, window.distance].unsqueeze(0)  # (1, H, T, M + T)
         mask = bias.masked_fill(~window.allowed, float("-inf"))
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, d)
-        out = self.out(attended.permute(2, 0, 1, 3).reshape(seq_len, batch, self.n_heads * self.d_head))
+        out = linear(self.out, attended.permute(2, 0, 1, 3).reshape(seq_len, batch, self.n_heads * self.d_head))
         return out, (inputs[:, seq_len:],)
 
 

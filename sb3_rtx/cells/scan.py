@@ -200,7 +200,11 @@ class GatedChunks:
 
     def decay_factors(self, decay: torch.Tensor) -> "DecayFactors":
         """Factors of the decay products for chunked decays ``(n, L, B, H, X)`` (padding: decay 1)."""
-        return DecayFactors(self, decay)
+        return DecayFactors(self, torch.log(decay))
+
+    def log_decay_factors(self, log_decay: torch.Tensor) -> "DecayFactors":
+        """:meth:`decay_factors` from chunked log-decays (padding: log-decay 0)."""
+        return DecayFactors(self, log_decay)
 
     def masked_scores(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """``scores[n, b, h, t, s] = queries_t . keys_s`` where ``(t, s)`` may interact, else 0."""
@@ -211,14 +215,32 @@ class GatedChunks:
 
 class DecayFactors:
     """For one gate: ``inflate_t * deflate_s = exp(c_t - c_s)``, the decay from input ``s`` to ``t``;
-    ``from_start_t`` (carried state -> t), ``to_end_s`` (input s -> chunk end), ``whole`` (chunk)."""
+    ``from_start_t`` (carried state -> t), ``to_end_s`` (input s -> chunk end), ``whole`` (chunk).
 
-    def __init__(self, chunks: GatedChunks, decay: torch.Tensor) -> None:
-        cumulative = torch.log(decay).cumsum(1)  # (n, L, B, H, X)
+    Built from log-decays ``(n, L, B, H, X)`` with few full-size passes (the key side is eta * d wide,
+    so every pass over it costs): ``deflate`` is ``1 / inflate``, and the cells use
+    ``from_start = inflate * start_scale * reads_carry`` and ``to_end = deflate * end_scale * writes_carry``
+    in that factored form, with the per-chunk scales ``(n, 1, B, H, X)`` and applying the masks to
+    the (much smaller) results of their products. :attr:`from_start` and :attr:`to_end` give the
+    full tensors (for tests).
+    """
+
+    def __init__(self, chunks: GatedChunks, log_decay: torch.Tensor) -> None:
+        self.chunks = chunks
+        cumulative = log_decay.cumsum(1)  # (n, L, B, H, X)
         middle = cumulative[:, chunks.chunk_len // 2 : chunks.chunk_len // 2 + 1]
-        self.inflate = torch.exp(cumulative - middle)
-        self.deflate = torch.exp(middle - cumulative)
-        self.from_start = torch.exp(cumulative) * chunks.reads_carry
         last = cumulative[:, -1:]
-        self.to_end = torch.exp(last - cumulative) * chunks.writes_carry
+        self.inflate = torch.exp(cumulative - middle)
+        self.deflate = torch.reciprocal(self.inflate)
+        #: exp(c_t) = inflate_t * start_scale; exp(last - c_s) = deflate_s * end_scale
+        self.start_scale = torch.exp(middle)
+        self.end_scale = torch.exp(last - middle)
         self.whole = torch.exp(last[:, 0]) * chunks.keeps_carry  # (n, B, H, X)
+
+    @property
+    def from_start(self) -> torch.Tensor:
+        return self.inflate * self.start_scale * self.chunks.reads_carry
+
+    @property
+    def to_end(self) -> torch.Tensor:
+        return self.deflate * self.end_scale * self.chunks.writes_carry
