@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
     "module, table",
     [
         ("benchmarks.train_throughput", "train_throughput_quick.md"),
-        ("benchmarks.cell_step", "cell_step.md"),
+        ("benchmarks.efficiency", "efficiency_quick.md"),
         ("benchmarks.zoo_scores", "zoo_scores_quick.md"),
     ],
 )
@@ -34,6 +34,9 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
     text = (tmp_path / table).read_text()
     assert text.startswith("# ") and text.count("\n|") >= 4
     assert (tmp_path / table.replace(".md", ".csv")).exists()
+    if module == "benchmarks.efficiency":
+        assert (tmp_path / "efficiency_quick.png").stat().st_size > 0
+        assert "AGaLiTe" in text and "GTrXL M=128" in text
 
 
 PLOTS = {
