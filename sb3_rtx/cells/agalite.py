@@ -155,11 +155,13 @@ class AGaLiTeMixer(SequenceMixer):
         add_kt = torch.einsum("nsbhf,nsbj->nbhjf", end_k, osc * writes.unsqueeze(-1))
         add_normaliser = torch.einsum("nsbhf,nsb->nbhf", end_k, writes)
         carried_kt, carried_normaliser = [], []
-        for c in range(chunks.n_chunks):  # a loop over chunks, not over time steps
+        # unbind once: indexing [c] in the loop costs a full-size zeros + copy per chunk in backward
+        steps = zip(add_kt.unbind(0), add_normaliser.unbind(0), gate.whole.unbind(0))
+        for add_kt_c, add_normaliser_c, whole_c in steps:  # a loop over chunks, not over time steps
             carried_kt.append(kt)
             carried_normaliser.append(normaliser)
-            kt = torch.addcmul(add_kt[c], gate.whole[c].unsqueeze(2), kt)
-            normaliser = torch.addcmul(add_normaliser[c], gate.whole[c], normaliser)
+            kt = torch.addcmul(add_kt_c, whole_c.unsqueeze(2), kt)
+            normaliser = torch.addcmul(add_normaliser_c, whole_c, normaliser)
         # q * from_start, its mask applied to the (small) products
         q_from_start = queries * gate.start_scale
         reads = chunks.reads_carry[..., 0]  # (n, L, B, 1)

@@ -144,11 +144,13 @@ class GaLiTeMixer(SequenceMixer):
         add_memory = torch.einsum("nsbhe,nsbhf->nbhef", end_v, end_k)
         add_normaliser = torch.einsum("nsbhf,nsb->nbhf", end_k, chunks.writes_carry[..., 0, 0])
         carried_memory, carried_normaliser = [], []
-        for c in range(chunks.n_chunks):  # a loop over chunks, not over time steps
+        # unbind once: indexing [c] in the loop costs a full-size zeros + copy per chunk in backward
+        steps = zip(add_memory.unbind(0), add_normaliser.unbind(0), gate_v.whole.unbind(0), gate_k.whole.unbind(0))
+        for add_memory_c, add_normaliser_c, whole_v, whole_k in steps:  # a loop over chunks, not over time steps
             carried_memory.append(memory)
             carried_normaliser.append(normaliser)
-            memory = gate_v.whole[c].unsqueeze(-1) * gate_k.whole[c].unsqueeze(-2) * memory + add_memory[c]
-            normaliser = torch.addcmul(add_normaliser[c], gate_k.whole[c], normaliser)
+            memory = whole_v.unsqueeze(-1) * whole_k.unsqueeze(-2) * memory + add_memory_c
+            normaliser = torch.addcmul(add_normaliser_c, whole_k, normaliser)
 
         q_from_start = queries * gate_k.start_scale
         reads = chunks.reads_carry[..., 0]  # (n, L, B, 1)
