@@ -146,27 +146,26 @@ class AGaLiTeMixer(SequenceMixer):
         write_k, q, osc = chunks.chunk(write_k, 0.0), chunks.chunk(q, 0.0), chunks.chunk(cosines, 0.0)
         queries, keys = q * gate.inflate, write_k * gate.deflate
         scores = chunks.masked_scores(queries, keys)  # (n, B, H, L, L)
-        kq = torch.einsum("nbhls,nsbj->nlbhj", scores, osc)
-        sq = scores.sum(-1).permute(0, 3, 1, 2)
+        # kt_j and s share their decay and their inputs (s is kt with cosine 1): handle them as one
+        # (r + 1)-row state, so every product over the eta * d features is one einsum, not two
+        weights = torch.cat([osc, torch.ones_like(osc[..., :1])], dim=-1)  # (n, L, B, r + 1)
+        ksq = torch.einsum("nbhls,nsbj->nlbhj", scores, weights)  # (n, L, B, H, r + 1)
 
         # what each chunk adds to (kt, s): write_k * to_end, its mask folded into the small weights
         end_k = keys * gate.end_scale
-        writes = chunks.writes_carry[..., 0, 0]  # (n, L, B)
-        add_kt = torch.einsum("nsbhf,nsbj->nbhjf", end_k, osc * writes.unsqueeze(-1))
-        add_normaliser = torch.einsum("nsbhf,nsb->nbhf", end_k, writes)
-        carried_kt, carried_normaliser = [], []
+        add = torch.einsum("nsbhf,nsbj->nbhjf", end_k, weights * chunks.writes_carry[..., 0, 0].unsqueeze(-1))
+        state = torch.cat([kt, normaliser.unsqueeze(2)], dim=2)  # (B, H, r + 1, F)
+        carried = []
         # unbind once: indexing [c] in the loop costs a full-size zeros + copy per chunk in backward
-        steps = zip(add_kt.unbind(0), add_normaliser.unbind(0), gate.whole.unbind(0))
-        for add_kt_c, add_normaliser_c, whole_c in steps:  # a loop over chunks, not over time steps
-            carried_kt.append(kt)
-            carried_normaliser.append(normaliser)
-            kt = torch.addcmul(add_kt_c, whole_c.unsqueeze(2), kt)
-            normaliser = torch.addcmul(add_normaliser_c, whole_c, normaliser)
+        for add_c, whole_c in zip(add.unbind(0), gate.whole.unbind(0)):  # a loop over chunks, not time steps
+            carried.append(state)
+            state = torch.addcmul(add_c, whole_c.unsqueeze(2), state)
+        kt, normaliser = state[:, :, : self.r], state[:, :, self.r]
         # q * from_start, its mask applied to the (small) products
         q_from_start = queries * gate.start_scale
         reads = chunks.reads_carry[..., 0]  # (n, L, B, 1)
-        kq = kq + reads.unsqueeze(-1) * torch.einsum("nbhjf,nlbhf->nlbhj", torch.stack(carried_kt), q_from_start)
-        sq = sq + reads * torch.einsum("nbhf,nlbhf->nlbh", torch.stack(carried_normaliser), q_from_start)
+        ksq = ksq + reads.unsqueeze(-1) * torch.einsum("nbhjf,nlbhf->nlbhj", torch.stack(carried), q_from_start)
+        kq, sq = ksq[..., : self.r], ksq[..., self.r]
         a = self._attend(vt_all, chunks.unchunk(kq), chunks.unchunk(sq))
         return a, (vt_all[-1], kt, normaliser)
 
