@@ -1,8 +1,8 @@
 """Training runs on T-Maze for the learning and ablation benchmarks: one run, and a resumable pool.
 
 A run trains one configuration with one seed for a fixed number of environment steps, records the
-training success rate (SB3's last-100-episodes ``is_success`` buffer) after every rollout as its
-learning curve, then measures the final policy's success acting deterministically on fresh
+training success rate (SB3's last-100-episodes ``is_success`` buffer, once it holds 100 episodes)
+after every rollout as its learning curve, then measures the final policy's success acting deterministically on fresh
 episodes. :func:`run_all` runs many in worker processes (one torch thread each) and appends each
 finished run to a JSON-lines file, so an interrupted sweep resumes where it stopped.
 """
@@ -79,8 +79,10 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
             return True
 
         def _on_rollout_end(self) -> None:
-            if self.model.ep_success_buffer:
-                curve.append((self.num_timesteps, float(np.mean(self.model.ep_success_buffer))))
+            # only once the buffer is full: a rate over the first few episodes is noise
+            buffer = self.model.ep_success_buffer
+            if buffer is not None and len(buffer) == buffer.maxlen:
+                curve.append((self.num_timesteps, float(np.mean(buffer))))
 
     start = time.perf_counter()
     model.learn(spec.timesteps, callback=RecordSuccess())
@@ -135,12 +137,17 @@ def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
 def mean_success(runs: list[dict], measure: str = "success", **tags: Any) -> tuple[float, str]:
     """Mean of ``measure`` over the runs whose tags match, and each seed's value (sorted by seed).
 
-    ``measure`` is ``"success"`` (the final policy's) or ``"curve_mean"`` (the mean of the training
-    success curve: how early a configuration learned, not only whether it got there).
+    ``measure`` is ``"success"`` (the final policy's), ``"curve_mean"`` (the mean of the training
+    success curve: how early a configuration learned, not only whether it got there) or
+    ``"steps_to_90"`` (the first step at which training success reached 0.9; the run's budget
+    if it never did, so a mean over seeds stays comparable).
     """
     def value(run: dict) -> float:
         if measure == "curve_mean":
             return float(np.mean([v for _, v in run["curve"]])) if run["curve"] else 0.0
+        if measure == "steps_to_90":
+            reached = [step for step, v in run["curve"] if v >= 0.9]
+            return float(reached[0]) if reached else float(run["timesteps"])
         return run[measure]
 
     values = sorted((r["seed"], value(r)) for r in runs if all(r["tags"].get(k) == v for k, v in tags.items()))
