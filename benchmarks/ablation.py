@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corridor", type=int, default=10)
     parser.add_argument("--distractors", type=int, default=2, help="random distractor bits per observation")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=50_000, help="environment steps per run")
     parser.add_argument("--eval-episodes", type=int, default=96)
     parser.add_argument("--time-steps", type=int, default=300, help="acting steps timed per configuration")
@@ -179,8 +179,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"training success curve over the run (higher = learned earlier), and the steps until training success "
         f"first reached 90% (mean over seeds; a seed that never did counts the whole budget). One layer {LAYER} "
         f"PPO {PPO}, {N_ENVS} envs. State floats per env and acting step time (batch 1, median of "
-        f"{args.time_steps} steps, 1 thread) of that layer. Sweep: {(time.perf_counter() - start) / 60:.0f} min "
-        f"with {args.jobs} jobs, {platform.machine()}. `python -m benchmarks.ablation`",
+        f"{args.time_steps} steps, 1 thread) of that layer. Training time of the sweep: "
+        f"{sum(r['train_s'] for r in runs) / 60 / args.jobs:.0f} min with {args.jobs} jobs (this call: "
+        f"{(time.perf_counter() - start) / 60:.0f} min), {platform.machine()}. `python -m benchmarks.ablation`",
         [
             ("configuration:", lambda r: r["config"]),
             ("success", lambda r: f"{r['success']:.2f} ({r['seeds']})"),
