@@ -53,9 +53,9 @@ class CraftaxSymbolicEnv(gym.Env):
     def __init__(self, name: str = "Craftax-Symbolic-v1", max_timesteps: Optional[int] = None) -> None:
         if name not in ("Craftax-Symbolic-v1", "Craftax-Classic-Symbolic-v1"):
             raise ValueError(f"Craftax: name must be 'Craftax-Symbolic-v1' or 'Craftax-Classic-Symbolic-v1', got {name!r}")
+        self._env = _craftax_env(name)
         import jax  # after _craftax_env's require, so a missing jax gets the clear error
 
-        self._env = _craftax_env(name)
         self._jax = jax
         self._params = self._env.default_params
         if max_timesteps is not None:
