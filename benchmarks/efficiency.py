@@ -34,6 +34,7 @@ Run from the repository root:
 
     python -m benchmarks.efficiency            # under 10 minutes on a 2-core CPU
     python -m benchmarks.efficiency --quick    # a smoke run (seconds): few repeats, T=16 training
+    python -m benchmarks.efficiency --threads 1   # one CPU thread -> efficiency_1threads.*
 
 It writes ``benchmarks/results/efficiency.{csv,md,png}`` (``efficiency_quick.*`` with ``--quick``).
 """
@@ -328,7 +329,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true", help="few repeats, T=16 training (a smoke run, numbers are noisy)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for efficiency.{csv,md,png}")
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all", help="all: the CPU, and CUDA if present")
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="CPU threads for torch (default: torch's own choice); results go to efficiency_<N>threads.* "
+        "(one thread is how RL runs usually act: one process per run or per env worker)",
+    )
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     begin = time.perf_counter()
     devices = []
     if args.device in ("all", "cpu"):
@@ -341,6 +351,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     settings = Settings(args.quick)
     rows = [row for device in devices for row in measure(device, settings)]
     name = "efficiency_quick" if args.quick else "efficiency"
+    if args.threads is not None:
+        name += f"_{args.threads}threads"
     train_len, train_batch = rows[0]["train_seq_len"], rows[0]["train_batch"]
     elapsed = time.perf_counter() - begin
     cuda = f"; CUDA: {torch.cuda.get_device_name()}" if any(d.type == "cuda" for d in devices) else ""
