@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sb3_rtx.cells.scan import CHUNK_LEN, GatedChunks, floor_decay, linear_scan, linear_scan_sequential
+from sb3_rtx.cells.scan import CHUNK_LEN, GatedChunks, floor_decay, floor_log_decay, linear_scan, linear_scan_sequential
 
 
 def random_recurrence(seq_len, shape=(3, 4), decay_shape=None, seed=0):
@@ -74,7 +74,7 @@ def test_chunk_factors_equal_brute_force_products():
     starts[2, 0] = starts[5, 0] = starts[6, 0] = starts[9, 1] = 1.0
     chunks = GatedChunks(starts, chunk_len=chunk)
     assert (chunks.n_chunks, chunks.pad) == (3, 1)
-    gate = chunks.decay_factors(chunks.chunk(decay, 1.0))
+    gate = chunks.log_decay_factors(chunks.chunk(torch.log(decay), 0.0))
     for t in range(seq_len):
         c, i = divmod(t, chunk)
         begin = c * chunk
@@ -99,7 +99,7 @@ def test_chunk_masks_hold_no_overflow_even_at_the_decay_floor():
     """At the floor, unmasked factors reach exp(+-40); masked scores must still come out finite."""
     decay = torch.zeros(16, 1, 1, 2)  # float32, every gate fully saturated -> floored
     chunks = GatedChunks(torch.zeros(16, 1), chunk_len=CHUNK_LEN)
-    gate = chunks.decay_factors(chunks.chunk(floor_decay(decay), 1.0))
+    gate = chunks.log_decay_factors(chunks.chunk(floor_log_decay(torch.log(decay)), 0.0))
     assert torch.isfinite(gate.inflate).all() and torch.isfinite(gate.deflate).all()
     keys = torch.ones(chunks.n_chunks, CHUNK_LEN, 1, 1, 2) * gate.deflate
     scores = chunks.masked_scores(torch.ones_like(keys) * gate.inflate, keys)

@@ -25,7 +25,7 @@ from torch import nn
 
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
-from sb3_rtx.cells.scan import LOG_DECAY_FLOOR, GatedChunks, floor_decay
+from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
 
 #: added to the normaliser s_t . q_t (which is >= 0 by construction)
 NORMALISER_EPS = 1e-6
@@ -68,8 +68,8 @@ class GatedFeatures(nn.Module):
         q = outer(wq, p2)
         write_v = beta * v
         if log_decays:
-            decay_k = torch.log1p(outer(-g, p3)).clamp_min(LOG_DECAY_FLOOR)
-            decay_v = torch.log1p(-beta).clamp_min(LOG_DECAY_FLOOR)
+            decay_k = floor_log_decay(torch.log1p(outer(-g, p3)))
+            decay_v = floor_log_decay(torch.log1p(-beta))
         else:
             one = torch.ones((), dtype=p.dtype, device=p.device)
             decay_k = floor_decay(torch.addcmul(one, g.unsqueeze(-1), p3.unsqueeze(-2), value=-1.0).flatten(-2))

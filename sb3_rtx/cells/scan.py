@@ -150,8 +150,13 @@ CHUNK_LEN = 8
 
 
 def floor_decay(decay: torch.Tensor) -> torch.Tensor:
-    """Apply the decay floor (see :data:`LOG_DECAY_FLOOR`); used identically by step and chunked paths."""
+    """Apply the decay floor (see :data:`LOG_DECAY_FLOOR`) to decays (the step path)."""
     return decay.clamp_min(math.exp(LOG_DECAY_FLOOR))
+
+
+def floor_log_decay(log_decay: torch.Tensor) -> torch.Tensor:
+    """Apply the same floor to log-decays (the chunked path, which works in logs)."""
+    return log_decay.clamp_min(LOG_DECAY_FLOOR)
 
 
 class GatedChunks:
@@ -198,12 +203,8 @@ class GatedChunks:
         """``(n_chunks, L, ...)`` -> ``(T, ...)``, dropping the padding."""
         return x.reshape(self.n_chunks * self.chunk_len, *x.shape[2:])[: self.seq_len]
 
-    def decay_factors(self, decay: torch.Tensor) -> "DecayFactors":
-        """Factors of the decay products for chunked decays ``(n, L, B, H, X)`` (padding: decay 1)."""
-        return DecayFactors(self, torch.log(decay))
-
     def log_decay_factors(self, log_decay: torch.Tensor) -> "DecayFactors":
-        """:meth:`decay_factors` from chunked log-decays (padding: log-decay 0)."""
+        """Factors of the decay products for chunked log-decays ``(n, L, B, H, X)`` (padding: log-decay 0)."""
         return DecayFactors(self, log_decay)
 
     def masked_scores(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
