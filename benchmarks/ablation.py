@@ -13,7 +13,7 @@ puts each configuration's success next to its cost: state floats per env and act
 Writes ``ablation.md`` / ``.csv`` and ``ablation.png`` (success against state size, and the
 eta x r grid) under ``benchmarks/results/`` (``ablation_quick*`` with ``--quick``). Step times are
 measured after the training runs, in this process, one thread: median of ``--time-steps`` acting
-steps at batch 1 after warm-up.
+steps at batch 1 after warm-up, every configuration timed in interleaved rounds.
 """
 
 from __future__ import annotations
@@ -57,25 +57,20 @@ def configurations() -> list[dict]:
     return configs
 
 
-def step_cost(cell_name: str, cell_kwargs: dict, input_dim: int, repeats: int) -> tuple[int, float]:
-    """(state floats per env, median acting step time in ms at batch 1) of a freshly built cell."""
+def step_costs(configs: list[dict], input_dim: int, repeats: int) -> dict[str, tuple[int, float]]:
+    """Label -> (state floats per env, median acting step time in ms at batch 1), one thread, the
+    configurations timed in interleaved rounds (``benchmarks.efficiency``'s timer and acting step)."""
     import torch
 
+    from benchmarks.efficiency import acting_step, interleaved_ms
     from sb3_rtx.cells import make_cell
 
     torch.set_num_threads(1)
-    cell = make_cell(cell_name, input_dim, **cell_kwargs)
-    x = torch.randn(1, 1, input_dim)
-    starts = torch.zeros(1, 1)
-    times = []
-    with torch.no_grad():
-        state = cell.initial_state(1, torch.device("cpu"))
-        for i in range(repeats + 20):
-            begin = time.perf_counter()
-            _, state = cell(x, state, starts)
-            if i >= 20:  # warm-up
-                times.append(time.perf_counter() - begin)
-    return cell.state_numel, 1000 * float(np.median(times))
+    cpu = torch.device("cpu")
+    cells = {c["label"]: make_cell(c["cell"], input_dim, **c["cell_kwargs"]) for c in configs}
+    steps = {label: acting_step(cell, cpu, batch=1, history=1, input_dim=input_dim) for label, cell in cells.items()}
+    times, _ = interleaved_ms(steps, cpu, repeats=repeats, warmup=20, budget_s=0.0, min_rounds=repeats)
+    return {label: (cells[label].state_numel, times[label]) for label in cells}
 
 
 def plot(rows: list[dict], out_path: Path) -> None:
@@ -156,12 +151,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     start = time.perf_counter()
     runs = run_all(specs, args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report)
     input_dim = 3 + args.corridor.bit_length() + args.distractors  # T-Maze's observation size
+    costs = step_costs(configs, input_dim, args.time_steps)
     rows = []
     for c in configs:
         success, per_seed = mean_success(runs, label=c["label"])
         learning, _ = mean_success(runs, "curve_mean", label=c["label"])
         steps_to_90, _ = mean_success(runs, "steps_to_90", label=c["label"])
-        floats, step_ms = step_cost(c["cell"], c["cell_kwargs"], input_dim, args.time_steps)
+        floats, step_ms = costs[c["label"]]
         rows.append({"config": c["label"], **c["tags"], "success": success, "seeds": per_seed,
                      "curve_mean": learning, "steps_to_90": steps_to_90, "state_floats": floats, "act_ms": step_ms})
     galite = {r["eta"]: r for r in rows if r["cell"] == "galite"}

@@ -190,12 +190,12 @@ class Settings:
         return 40 if self.quick else 2 * kwargs.get("memory_len", 32)
 
 
-def acting_step(cell, device: torch.device, batch: int, history: int) -> Callable[[], None]:
+def acting_step(cell, device: torch.device, batch: int, history: int, input_dim: int = INPUT_DIM) -> Callable[[], None]:
     """One acting step (T=1, no grad) from a state that has seen ``history`` steps; each call advances it."""
-    x = torch.randn(1, batch, INPUT_DIM, device=device)
+    x = torch.randn(1, batch, input_dim, device=device)
     starts = torch.zeros(1, batch, device=device)
     with torch.inference_mode():
-        _, state = cell(torch.randn(history, batch, INPUT_DIM, device=device), None, None)
+        _, state = cell(torch.randn(history, batch, input_dim, device=device), None, None)
     holder = [state]
 
     def step() -> None:
