@@ -14,6 +14,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_rtx.envs._checks import check_int_keyword
+
 
 class CueRecallEnv(gym.Env):
     """Observation: ``n_cues`` cue bits, then a query flag. Action: ``Discrete(n_cues)``.
@@ -25,13 +27,11 @@ class CueRecallEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, n_cues: int = 2, delay: int = 8, render_mode: Optional[str] = None) -> None:
-        if isinstance(n_cues, bool) or not isinstance(n_cues, (int, np.integer)) or n_cues < 2:
-            raise ValueError(f"CueRecall: n_cues must be an int >= 2, got {n_cues!r}")
-        if isinstance(delay, bool) or not isinstance(delay, (int, np.integer)) or delay < 0:
-            raise ValueError(f"CueRecall: delay must be an int >= 0, got {delay!r}")
+        self.n_cues = check_int_keyword("CueRecall", "n_cues", n_cues, 2)
+        self.delay = check_int_keyword("CueRecall", "delay", delay, 0)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"CueRecall: render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.n_cues, self.delay, self.render_mode = int(n_cues), int(delay), render_mode
+        self.render_mode = render_mode
         self.observation_space = spaces.Box(0.0, 1.0, shape=(self.n_cues + 1,), dtype=np.float32)
         self.action_space = spaces.Discrete(self.n_cues)
         self._cue = 0

@@ -14,14 +14,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_rtx.envs._checks import check_int_keyword
+
 FORWARD, BACKWARD, UP, DOWN = 0, 1, 2, 3
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int, or a ValueError naming the keyword (bools are not ints here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"TMaze: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class TMazeEnv(gym.Env):
@@ -53,9 +48,9 @@ class TMazeEnv(gym.Env):
         time_limit: int = 1000,
         render_mode: Optional[str] = None,
     ) -> None:
-        self.corridor_len = _check_int("corridor_len", corridor_len, 2)
-        self.num_distractors = _check_int("num_distractors", num_distractors, 0)
-        self.time_limit = _check_int("time_limit", time_limit, 1)
+        self.corridor_len = check_int_keyword("TMaze", "corridor_len", corridor_len, 2)
+        self.num_distractors = check_int_keyword("TMaze", "num_distractors", num_distractors, 0)
+        self.time_limit = check_int_keyword("TMaze", "time_limit", time_limit, 1)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"TMaze: render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode

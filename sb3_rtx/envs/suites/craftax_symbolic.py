@@ -28,6 +28,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_rtx.envs._checks import check_int_keyword
 from sb3_rtx.envs.suites._common import require
 
 _SUITE = "Craftax (craftax, JAX)"
@@ -53,15 +54,15 @@ class CraftaxSymbolicEnv(gym.Env):
     def __init__(self, name: str = "Craftax-Symbolic-v1", max_timesteps: Optional[int] = None) -> None:
         if name not in ("Craftax-Symbolic-v1", "Craftax-Classic-Symbolic-v1"):
             raise ValueError(f"Craftax: name must be 'Craftax-Symbolic-v1' or 'Craftax-Classic-Symbolic-v1', got {name!r}")
+        if max_timesteps is not None:  # before the env is built: that compiles for tens of seconds
+            max_timesteps = check_int_keyword("Craftax", "max_timesteps", max_timesteps, 1)
         self._env = _craftax_env(name)
         import jax  # after _craftax_env's require, so a missing jax gets the clear error
 
         self._jax = jax
         self._params = self._env.default_params
         if max_timesteps is not None:
-            if isinstance(max_timesteps, bool) or not isinstance(max_timesteps, (int, np.integer)) or max_timesteps < 1:
-                raise ValueError(f"Craftax: max_timesteps must be an int >= 1, got {max_timesteps!r}")
-            self._params = self._params.replace(max_timesteps=int(max_timesteps))
+            self._params = self._params.replace(max_timesteps=max_timesteps)
         self.max_timesteps = int(self._params.max_timesteps)
         space = self._env.observation_space(self._params)
         self.observation_space = spaces.Box(0.0, 1.0, shape=tuple(space.shape), dtype=np.float32)
