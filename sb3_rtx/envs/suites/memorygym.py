@@ -51,8 +51,8 @@ class MemoryGymEnv(gym.Wrapper):
             raise ValueError(f"Memory Gym: unknown task {task!r}; known: {sorted(_TASKS)}")
         # no audio device on servers: keep SDL (pygame.init) from probing ALSA
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-        require("memory_gym", "memorygym", "Mystery Path (memory-gym)")
         module_name, class_name = _TASKS[task]
+        # a missing memory_gym (the parent package) gets the same clear error from this require
         module = require(module_name, "memorygym", "Mystery Path (memory-gym)")
         cls = getattr(module, class_name)
         self.reset_params = dict(reset_params or {})
