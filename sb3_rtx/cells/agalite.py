@@ -9,10 +9,11 @@ and a step counter ``n`` (steps since the episode started, 1 at the first step):
     a_t    = sum_j vt_j,t (kt_j,t . q_t) / (2 r (s_t . q_t) + eps)
 
 All three are element-wise gated sums. The multi-step form scans the small ``vt`` with
-:func:`~sb3_rtx.cells.scan.linear_scan` and gets ``kt_j . q`` and ``s . q`` from the chunked gated
-attention form (:class:`~sb3_rtx.cells.scan.GatedChunks`), so the ``r * eta * d`` key state is only
-materialised at chunk boundaries. Decays are floored at exp(-10) on every path
-(see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`).
+:func:`~sb3_rtx.cells.scan.linear_scan` and gets ``kt_j . q`` and ``s . q`` from
+:func:`~sb3_rtx.cells.factored_attention.factored_gated_attention`, a chunked form whose backward
+rebuilds the ``eta * d``-wide features from their small factors: the ``r * eta * d`` key state is
+only materialised at chunk boundaries, and no ``eta * d``-wide tensor is kept for backward.
+Decays are floored at exp(-10) on every path (see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`).
 
 Frequencies (``frequencies=``):
 
@@ -38,7 +39,8 @@ import torch
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer
 from sb3_rtx.cells.galite import NORMALISER_EPS, GatedFeatures, step_keep
-from sb3_rtx.cells.scan import GatedChunks, linear_scan
+from sb3_rtx.cells.factored_attention import factored_gated_attention
+from sb3_rtx.cells.scan import floor_decay, linear_scan
 
 FREQUENCY_SETS = ("reference", "distinct")
 
@@ -104,7 +106,7 @@ class AGaLiTeMixer(SequenceMixer):
         if h.shape[0] == 1:
             a, new_state = self._step(context, self.features(h), layer_state)
         else:
-            a, new_state = self._chunked(context, self.features(h, log_decays=True), layer_state)
+            a, new_state = self._sequence(context, self.features.factors(h), layer_state)
         return self.features.merge_heads(a), new_state
 
     def _step(self, context: AGaLiTeContext, features, layer_state):
@@ -124,50 +126,29 @@ class AGaLiTeMixer(SequenceMixer):
         a = numerator / (sq * (2 * self.r) + NORMALISER_EPS)
         return a.permute(2, 0, 1, 3), (vt, kt, normaliser)  # (1, B, H, d)
 
-    def _attend(self, vt: torch.Tensor, kq: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
-        """``a = sum_j vt_j (kt_j . q) / (2 r (s . q) + eps)`` from ``vt (.., r, d)``, ``kq (.., r)``, ``sq``."""
-        numerator = (vt * kq.unsqueeze(-1)).sum(-2)
-        return numerator / (2 * self.r * sq.unsqueeze(-1) + NORMALISER_EPS)
-
-    def _chunked(self, context: AGaLiTeContext, features, layer_state):
-        """The training path (T > 1): scan for the value side, chunked attention for the key side."""
-        write_k, log_decay_k, q, write_v, log_decay_v = features
+    def _sequence(self, context: AGaLiTeContext, factors, layer_state):
+        """The training path (T > 1): a scan for the value side, chunked attention for the key side."""
+        wk, wq, p1, p2, v, beta, g, p3 = factors
         starts, cosines = context.starts, context.cosines
         vt, kt, normaliser = layer_state
         # value side: r small vectors per head, scanned and kept for every step
         keep = (1.0 - starts)[:, :, None, None, None]
-        decay_v = torch.exp(log_decay_v)
-        vt_all = linear_scan(decay_v.unsqueeze(3) * keep, cosines[:, :, None, :, None] * write_v.unsqueeze(3), vt)
-
-        # key side: kt_j . q and s . q straight from the chunked attention form, never
-        # materialising kt (r * eta * d per head) at every step
-        chunks = GatedChunks(starts)
-        gate = chunks.log_decay_factors(chunks.chunk(log_decay_k, 0.0))
-        write_k, q, osc = chunks.chunk(write_k, 0.0), chunks.chunk(q, 0.0), chunks.chunk(cosines, 0.0)
-        queries, keys = q * gate.inflate, write_k * gate.deflate
-        scores = chunks.masked_scores(queries, keys)  # (n, B, H, L, L)
-        # kt_j and s share their decay and their inputs (s is kt with cosine 1): handle them as one
-        # (r + 1)-row state, so every product over the eta * d features is one einsum, not two
-        weights = torch.cat([osc, torch.ones_like(osc[..., :1])], dim=-1)  # (n, L, B, r + 1)
-        ksq = torch.einsum("nbhls,nsbj->nlbhj", scores, weights)  # (n, L, B, H, r + 1)
-
-        # what each chunk adds to (kt, s): write_k * to_end, its mask folded into the small weights
-        end_k = keys * gate.end_scale
-        add = torch.einsum("nsbhf,nsbj->nbhjf", end_k, weights * chunks.writes_carry[..., 0, 0].unsqueeze(-1))
+        decay_v = floor_decay(1.0 - beta)
+        # (v is a view of the whole projection, which beta * v would keep alive for backward: copy it)
+        vt_all = linear_scan(decay_v.unsqueeze(3) * keep, cosines[:, :, None, :, None] * (beta * v.contiguous()).unsqueeze(3), vt)
+        # key side: kt_j . q and s . q, never materialising kt (r * eta * d per head) at every step.
+        # kt_j and s share their decay and inputs (s is kt with cosine 1): one (r + 1)-row state
+        weights = torch.cat([cosines, torch.ones_like(cosines[..., :1])], dim=-1)  # (T, B, r + 1)
         state = torch.cat([kt, normaliser.unsqueeze(2)], dim=2)  # (B, H, r + 1, F)
-        carried = []
-        # unbind once: indexing [c] in the loop costs a full-size zeros + copy per chunk in backward
-        for add_c, whole_c in zip(add.unbind(0), gate.whole.unbind(0)):  # a loop over chunks, not time steps
-            carried.append(state)
-            state = torch.addcmul(add_c, whole_c.unsqueeze(2), state)
-        kt, normaliser = state[:, :, : self.r], state[:, :, self.r]
-        # q * from_start, its mask applied to the (small) products
-        q_from_start = queries * gate.start_scale
-        reads = chunks.reads_carry[..., 0]  # (n, L, B, 1)
-        ksq = ksq + reads.unsqueeze(-1) * torch.einsum("nbhjf,nlbhf->nlbhj", torch.stack(carried), q_from_start)
+        ksq, state = factored_gated_attention(p1, wk, p2, wq, p3, g, weights, starts, state)
         kq, sq = ksq[..., : self.r], ksq[..., self.r]
-        a = self._attend(vt_all, chunks.unchunk(kq), chunks.unchunk(sq))
-        return a, (vt_all[-1], kt, normaliser)
+        a = self._attend(vt_all, kq, sq)
+        return a, (vt_all[-1], state[:, :, : self.r], state[:, :, self.r])
+
+    def _attend(self, vt: torch.Tensor, kq: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
+        """``a = sum_j vt_j (kt_j . q) / (2 r (s . q) + eps)`` from ``vt (.., r, d)``, ``kq (.., r)``, ``sq``."""
+        numerator = (vt * kq.unsqueeze(-1)).sum(-2)
+        return numerator / (2 * self.r * sq.unsqueeze(-1) + NORMALISER_EPS)
 
 
 class AGaLiTe(GatedTransformerCell):

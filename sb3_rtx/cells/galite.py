@@ -25,6 +25,7 @@ from torch import nn
 
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
+from sb3_rtx.cells.factored_attention import outer
 from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
 
 #: added to the normaliser s_t . q_t (which is >= 0 by construction)
@@ -38,6 +39,11 @@ class GatedFeatures(nn.Module):
     so that is what :meth:`forward` returns. Both ``gamma * k = (sigma(W_g x) relu(W_k x)) outer
     (sigma(W_p3 x) relu(W_p1 x))`` and ``gamma`` are outer products: the products are taken on the
     small factors, and only the final outer products are ``eta * d`` wide.
+
+    The ``eta * d`` features are laid out eta-major (:func:`outer` of the eta-wide factor with the
+    d-wide one), a fixed permutation of the design's ``flatten(d outer eta)`` that no equation
+    depends on; it keeps the d-wide factor contiguous, which makes the outer products and their
+    gradients several times faster.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int) -> None:
@@ -47,32 +53,41 @@ class GatedFeatures(nn.Module):
         self.project = orthogonal_linear(d_model, n_heads * (5 * d_head + 3 * eta))
         self.out = orthogonal_linear(n_heads * d_head, d_model)
 
+    def factors(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The small factors ``(T, B, H, d or eta)`` of the projection of ``h: (T, B, d_model)``:
+        ``wk = relu(W_k x), wq, p1, p2`` (relu), ``v``, and ``beta, g, p3`` (sigmoid)."""
+        seq_len, batch, _ = h.shape
+        d, eta = self.d_head, self.eta
+        p = linear(self.project, h).view(seq_len, batch, self.n_heads, 5 * d + 3 * eta)
+        if seq_len == 1:
+            # acting: one relu and one sigmoid over all columns, then slice (fewest ops; the step
+            # at batch 1 is dispatch-bound, and there is no backward to pay for the slices)
+            positive, gate = torch.relu(p), torch.sigmoid(p)
+            wk, wq, p1, p2 = positive[..., :d], positive[..., d : 2 * d], positive[..., 5 * d : 5 * d + eta], positive[..., 5 * d + eta : 5 * d + 2 * eta]
+            v, beta, g, p3 = p[..., 2 * d : 3 * d], gate[..., 3 * d : 4 * d], gate[..., 4 * d : 5 * d], gate[..., 5 * d + 2 * eta :]
+            return wk, wq, p1, p2, v, beta, g, p3
+        # sequences: split, and activate each factor on its own (the backward of slices of one
+        # big activation would zero-fill a full-size gradient per slice; split's backward is one cat)
+        wk, wq, v, beta, g, p1, p2, p3 = p.split((d, d, d, d, d, eta, eta, eta), dim=-1)
+        wk, wq, p1, p2 = torch.relu(wk), torch.relu(wq), torch.relu(p1), torch.relu(p2)
+        beta, g, p3 = torch.sigmoid(beta), torch.sigmoid(g), torch.sigmoid(p3)
+        return wk, wq, p1, p2, v, beta, g, p3
+
     def forward(self, h: torch.Tensor, log_decays: bool = False) -> tuple[torch.Tensor, ...]:
         """``h: (T, B, d_model)`` -> ``write_k, decay_k, q: (T, B, H, F)``, ``write_v, decay_v: (T, B, H, d)``.
 
         ``write_k = gamma * k``, ``decay_k = 1 - gamma``, ``write_v = beta * v``, ``decay_v = 1 - beta``,
         decays floored at exp(LOG_DECAY_FLOOR); with ``log_decays`` the decays come as their logs.
         """
-        seq_len, batch, _ = h.shape
-        d, eta = self.d_head, self.eta
-        p = linear(self.project, h).view(seq_len, batch, self.n_heads, 5 * d + 3 * eta)
-        # one relu and one sigmoid over all columns (few large ops beat many small ones), then slice
-        positive, gate = torch.relu(p), torch.sigmoid(p)
-        wk, wq, p1, p2 = positive[..., :d], positive[..., d : 2 * d], positive[..., 5 * d : 5 * d + eta], positive[..., 5 * d + eta : 5 * d + 2 * eta]
-        v, beta, g, p3 = p[..., 2 * d : 3 * d], gate[..., 3 * d : 4 * d], gate[..., 4 * d : 5 * d], gate[..., 5 * d + 2 * eta :]
-
-        def outer(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-            return (left.unsqueeze(-1) * right.unsqueeze(-2)).flatten(-2)
-
-        write_k = outer(g * wk, p3 * p1)
-        q = outer(wq, p2)
+        wk, wq, p1, p2, v, beta, g, p3 = self.factors(h)
+        write_k = outer(p3 * p1, g * wk)
+        q = outer(p2, wq)
         write_v = beta * v
         if log_decays:
-            decay_k = floor_log_decay(torch.log1p(outer(-g, p3)))
+            decay_k = floor_log_decay(torch.log1p(outer(p3, -g)))
             decay_v = floor_log_decay(torch.log1p(-beta))
         else:
-            one = torch.ones((), dtype=p.dtype, device=p.device)
-            decay_k = floor_decay(torch.addcmul(one, g.unsqueeze(-1), p3.unsqueeze(-2), value=-1.0).flatten(-2))
+            decay_k = floor_decay(torch.rsub(outer(p3, g), 1.0))
             decay_v = floor_decay(1.0 - beta)
         return write_k, decay_k, q, write_v, decay_v
 

@@ -1,0 +1,270 @@
+"""Chunked gated linear attention with outer-product features and a few scalar values per step,
+with a hand-written backward that recomputes the wide features instead of storing them.
+
+This is AGaLiTe's key side. Per head, with ``F = A * D`` features (eta * d_head in AGaLiTe) and
+``J`` scalar values, and :func:`outer` the flattened outer product (``A``-major)::
+
+    k_t     = outer(k_outer_t, k_inner_t),   q_t = outer(q_outer_t, q_inner_t)           (R^F)
+    gamma_t = outer(gate_outer_t, gate_inner_t),   decay_t = max(1 - gamma_t, exp(LOG_DECAY_FLOOR))
+    S_t,j   = decay_t * S_{t-1},j + weights_t,j * gamma_t * k_t   (S_{t-1} := 0 before an episode start)
+    out_t,j = S_t,j . q_t
+
+Every ``F``-wide tensor is a cheap function of ``A``- and ``D``-wide factors, so nothing
+``F``-wide needs to outlive its chunk: the forward walks over chunks of ``CHUNK_LEN`` steps
+(inside a chunk, the gated attention form of :class:`~sb3_rtx.cells.scan.GatedChunks`, as matrix
+products), and the backward walks back over them, rebuilding each chunk's features from the
+factors. Only the ``J x F`` state at chunk boundaries is saved, besides the factors themselves
+(which the caller's graph holds anyway). Two things make
+this fast on a CPU: each chunk's wide tensors (about 1 MB at the paper's size) stay in cache,
+where an element-wise pass is about 4x faster than over the whole sequence; and the decay products
+are running products (``cumprod``), not ``exp`` of running sums of logs, so neither direction calls
+a transcendental function on the wide tensors. The idea of recomputing in backward rather than
+storing is the one of FlashAttention (Dao et al. 2022) and of the chunked gated linear attention
+kernels of Yang et al. 2024.
+
+Gradient (per chunk; ``c_t`` the running sum of log-decays, ``P = exp(c)``, ``m`` the chunk's
+middle step, ``w = gamma * k``, ``Q~ = q * P / P_m``, ``K~ = w * P_m / P``, ``G = mask * (dout @ weights^T)``)::
+
+    dQ~ = G @ K~ + reads * dout @ (P_m * S)^T        dK~ = G^T @ Q~ + writes * weights @ (P_last / P_m * dS')
+    dc  = Q~ * dQ~ - K~ * dK~  (+ sum_j dS' * S' at the last step)
+    dlog_decay_u = sum_{t >= u} dc_t,   dS = keeps * P_last * dS' + P_m * (reads * dout)^T @ Q~
+
+(the middle step ``m`` only rescales ``Q~`` and ``K~`` against each other, so it carries no
+gradient of its own).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from sb3_rtx.cells.scan import CHUNK_LEN, LOG_DECAY_FLOOR, GatedChunks
+
+DECAY_FLOOR = math.exp(LOG_DECAY_FLOOR)
+
+
+def outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``flatten(a outer b)`` over the last dim: ``(..., A), (..., D) -> (..., A * D)``, index ``i * D + j``."""
+    return (a.unsqueeze(-1) * b.unsqueeze(-2)).flatten(-2)
+
+
+def factored_gated_attention(
+    k_outer: torch.Tensor,
+    k_inner: torch.Tensor,
+    q_outer: torch.Tensor,
+    q_inner: torch.Tensor,
+    gate_outer: torch.Tensor,
+    gate_inner: torch.Tensor,
+    weights: torch.Tensor,
+    starts: torch.Tensor,
+    state: torch.Tensor,
+    chunk_len: int = CHUNK_LEN,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs and final state of the recurrence in the module docstring, for a whole sequence.
+
+    :param k_outer, q_outer, gate_outer: ``(T, B, H, A)``
+    :param k_inner, q_inner, gate_inner: ``(T, B, H, D)``; the gates in [0, 1]
+    :param weights: ``(T, B, J)`` values written with ``gamma_t * k_t`` (no gradient is computed for them)
+    :param starts: ``(T, B)`` episode starts (0/1)
+    :param state: ``(B, H, J, A * D)`` state before the first step
+    :param chunk_len: steps per chunk (see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR` before raising it)
+    :return: ``out (T, B, H, J)`` and the final state ``(B, H, J, A * D)``
+    """
+    return _FactoredGatedAttention.apply(
+        k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, weights, starts, state, chunk_len
+    )
+
+
+def factored_gated_attention_sequential(k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, weights, starts, state):
+    """Reference form: the recurrence step by step with plain autograd (what the tests compare with)."""
+    outputs = []
+    for t in range(k_outer.shape[0]):
+        keep = (1.0 - starts[t]).view(-1, 1, 1, 1)
+        gamma = outer(gate_outer[t], gate_inner[t])
+        decay = (1.0 - gamma).clamp_min(DECAY_FLOOR).unsqueeze(2)
+        written = gamma * outer(k_outer[t], k_inner[t])
+        state = decay * keep * state + weights[t][:, None, :, None] * written.unsqueeze(2)
+        outputs.append(torch.einsum("bhjf,bhf->bhj", state, outer(q_outer[t], q_inner[t])))
+    return torch.stack(outputs), state
+
+
+class _ChunkLayout:
+    """``(T, B, H, X)`` <-> ``(n_chunks, B * H, L, X)``: one matrix per (env, head) and chunk, so
+    every product inside the chunk loop is a plain ``bmm`` on contiguous memory."""
+
+    def __init__(self, chunks: GatedChunks, batch: int, heads: int) -> None:
+        self.chunks, self.batch, self.heads = chunks, batch, heads
+        self.n, self.length = chunks.n_chunks, chunks.chunk_len
+
+    def to_chunks(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.chunks.chunk(x, 0.0)  # (n, L, B, H, X); padding 0 = no write, no read, decay 1
+        return x.permute(0, 2, 3, 1, 4).reshape(self.n, self.batch * self.heads, self.length, x.shape[-1])
+
+    def from_chunks(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(self.n, self.batch, self.heads, self.length, x.shape[-1]).permute(0, 3, 1, 2, 4)
+        return self.chunks.unchunk(x)
+
+    def per_env(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, L, B, X)`` (per env, not per head) -> ``(n, B * H, L, X)``."""
+        x = x.permute(0, 2, 1, 3).unsqueeze(2).expand(self.n, self.batch, self.heads, self.length, x.shape[-1])
+        return x.reshape(self.n, self.batch * self.heads, self.length, x.shape[-1])
+
+
+class _ChunkFeatures:
+    """The wide tensors ``(G * B * H, L, F)`` of a group of ``G`` chunks, rebuilt from their factors."""
+
+    def __init__(self, factors: tuple[torch.Tensor, ...], middle: int) -> None:
+        k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner = factors
+        # decay = max(1 - gamma, floor), in place (decay > floor exactly where the floor is not hit)
+        self.decay = outer(gate_outer.neg(), gate_inner).add_(1.0).clamp_min_(DECAY_FLOOR)
+        # gamma * k is itself an outer product, of the factors' products
+        self.write_outer, self.write_inner = gate_outer * k_outer, gate_inner * k_inner
+        running = self.decay.cumprod(1)  # P_t = prod_{u <= t} decay_u, >= floor ** L (no underflow at L = 8)
+        self.at_middle = running[:, middle : middle + 1].clone()
+        self.at_last = running[:, -1:].clone()
+        self.inflate = running.div_(self.at_middle)  # P_t / P_m, in (floor ** (L/2), floor ** -(L/2))
+        self.queries = outer(q_outer, q_inner).mul_(self.inflate)  # Q~ = q P_t / P_m
+        self.keys = outer(self.write_outer, self.write_inner).div_(self.inflate)  # K~ = w P_m / P_s
+
+
+def _outer_grads(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of ``a (N, L, A)`` and ``b (N, L, D)`` from the gradient ``(N, L, A * D)`` of ``outer(a, b)``
+    (the forms measured fastest for a short ``A`` and a long, contiguous ``D``)."""
+    grid = grad.reshape(-1, a.shape[-1], b.shape[-1])  # (N L, A, D)
+    grad_a = (grid * b.reshape(-1, 1, b.shape[-1])).sum(-1).view_as(a)
+    grad_b = torch.bmm(a.reshape(-1, 1, a.shape[-1]), grid).view_as(b)
+    return grad_a, grad_b
+
+
+#: elements of the wide tensors handled per group of chunks: large enough that per-op overhead is
+#: small, small enough to stay in cache (4 MB in float32)
+GROUP_ELEMENTS = 1 << 20
+
+
+def _groups(layout: "_ChunkLayout", width: int) -> list[tuple[int, int]]:
+    """``[(first, end), ...]`` chunk ranges processed together."""
+    per_chunk = layout.batch * layout.heads * layout.length * width
+    size = max(1, GROUP_ELEMENTS // per_chunk)
+    return [(first, min(first + size, layout.n)) for first in range(0, layout.n, size)]
+
+
+def _merge(x: torch.Tensor, first: int, end: int) -> torch.Tensor:
+    """Chunks ``first:end`` of ``(n, BH, ...)`` as one batch ``((end - first) * BH, ...)``."""
+    return x[first:end].flatten(0, 1)
+
+
+class _FactoredGatedAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, weights, starts, state, chunk_len):
+        seq_len, batch, heads, _ = k_outer.shape
+        chunks = GatedChunks(starts, chunk_len)
+        layout = _ChunkLayout(chunks, batch, heads)
+        factors = tuple(layout.to_chunks(x) for x in (k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner))
+        masks = _ChunkMasks(chunks, layout, layout.per_env(chunks.chunk(weights, 0.0)))
+        n_values, width = state.shape[-2], state.shape[-1]
+        rows = batch * heads
+        # the state at every chunk boundary (0 = the incoming state, n = the final one)
+        boundaries = state.new_empty((layout.n + 1, rows, n_values, width))
+        boundaries[0] = state.reshape(rows, n_values, width)
+        out = state.new_empty((layout.n, rows, layout.length, n_values))
+        zero = torch.zeros((), dtype=state.dtype, device=state.device)
+        for first, end in _groups(layout, width):
+            chunk = _ChunkFeatures(tuple(_merge(f, first, end) for f in factors), layout.length // 2)
+            # what each chunk adds to the state by its end, over P_last: sum_s writes_s weights_s K~_s / P_m
+            written = torch.bmm(_merge(masks.written, first, end).transpose(1, 2), chunk.keys).div_(chunk.at_middle)
+            written, at_last = written.view(end - first, rows, n_values, width), chunk.at_last.view(end - first, rows, 1, width)
+            for offset, index in enumerate(range(first, end)):  # carry the state across the group's chunks
+                torch.addcmul(written[offset], masks.keeps[index], boundaries[index], out=boundaries[index + 1])
+                boundaries[index + 1].mul_(at_last[offset])
+            # within each chunk: masked gated attention (entries outside the mask may hold huge values)
+            scores = torch.where(_merge(masks.pairs, first, end), torch.bmm(chunk.queries, chunk.keys.transpose(1, 2)), zero)
+            # plus the carried state, read by steps before the chunk's first episode start
+            read = torch.bmm(chunk.queries, (chunk.at_middle * _merge(boundaries, first, end)).transpose(1, 2))
+            torch.addcmul(
+                torch.bmm(scores, _merge(masks.weights, first, end)),
+                _merge(masks.reads, first, end),
+                read,
+                out=out[first:end].flatten(0, 1),
+            )
+        # the caller's graph keeps the factors alive anyway: saving them costs nothing, unlike the
+        # chunk-layout copies (rebuilt in backward)
+        ctx.save_for_backward(k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, boundaries)
+        ctx.layout, ctx.masks = layout, masks
+        return layout.from_chunks(out), boundaries[-1].view_as(state).clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor, grad_final: Optional[torch.Tensor]):
+        *inputs, boundaries = ctx.saved_tensors
+        layout: _ChunkLayout = ctx.layout
+        factors = tuple(layout.to_chunks(x) for x in inputs)
+        masks: _ChunkMasks = ctx.masks
+        _, rows, n_values, width = boundaries.shape
+        grad_out = layout.to_chunks(grad_out)  # (n, BH, L, J)
+        grad_state = torch.zeros_like(boundaries[0]) if grad_final is None else grad_final.reshape(rows, n_values, width)
+        factor_grads = [torch.empty_like(f) for f in factors]  # in the chunk layout
+        length = layout.length
+        # sum over t >= u as one small matmul: upper[u, t] = 1 for t >= u
+        upper = torch.ones(length, length, dtype=boundaries.dtype, device=boundaries.device).triu()
+        for first, end in reversed(_groups(layout, width)):
+            size = end - first
+            chunk = _ChunkFeatures(tuple(_merge(f, first, end) for f in factors), length // 2)
+            d_out = _merge(grad_out, first, end)
+            gate = torch.bmm(d_out, _merge(masks.weights, first, end).transpose(1, 2)).mul_(_merge(masks.pair_weights, first, end))
+            d_read = d_out * _merge(masks.reads, first, end)
+            before = chunk.at_middle * _merge(boundaries, first, end)
+            d_queries = torch.bmm(gate, chunk.keys).baddbmm_(d_read, before)
+            # the gradient at each chunk's end, carried back across the group's chunks
+            read_back = torch.bmm(d_read.transpose(1, 2), chunk.queries).mul_(chunk.at_middle).view(size, rows, n_values, width)
+            keep_last = chunk.at_last.view(size, rows, 1, width)
+            d_end = boundaries.new_empty((size, rows, n_values, width))
+            for offset in reversed(range(size)):
+                d_end[offset] = grad_state
+                grad_state = torch.addcmul(read_back[offset], masks.keeps[first + offset] * keep_last[offset], grad_state)
+            d_end = d_end.flatten(0, 1)
+            d_written = d_end * (chunk.at_last / chunk.at_middle)
+            d_keys = torch.bmm(gate.transpose(1, 2), chunk.queries).baddbmm_(_merge(masks.written, first, end), d_written)
+            # d/dc_last of the chunk-end state, which is proportional to P_last
+            d_last = (d_end * _merge(boundaries, first + 1, end + 1)).sum(1, keepdim=True)
+            d_running = torch.mul(chunk.queries, d_queries).addcmul_(chunk.keys, d_keys, value=-1.0)
+            d_running[:, -1:].add_(d_last)  # c_last is a sum over every step of the chunk
+            d_log_decay = torch.matmul(upper, d_running)
+            d_decay = torch.where(chunk.decay > DECAY_FLOOR, d_log_decay.div_(chunk.decay), 0.0)
+            k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner = (_merge(f, first, end) for f in factors)
+            d_write_outer, d_write_inner = _outer_grads(d_keys.div_(chunk.inflate), chunk.write_outer, chunk.write_inner)
+            d_gate_outer, d_gate_inner = _outer_grads(d_decay, gate_outer, gate_inner)  # d(1 - gamma) = -d gamma
+            grads = (
+                d_write_outer * gate_outer,
+                d_write_inner * gate_inner,
+                *_outer_grads(d_queries.mul_(chunk.inflate), q_outer, q_inner),
+                torch.addcmul(d_gate_outer.neg_(), d_write_outer, k_outer),
+                torch.addcmul(d_gate_inner.neg_(), d_write_inner, k_inner),
+            )
+            for buffer, grad in zip(factor_grads, grads):
+                buffer[first:end] = grad.view(size, *buffer.shape[1:])
+        needs = ctx.needs_input_grad
+        grads_in = [layout.from_chunks(g) if needs[i] else None for i, g in enumerate(factor_grads)]
+        grad_initial = grad_state.view(layout.batch, layout.heads, n_values, width) if needs[8] else None
+        return (*grads_in, None, None, grad_initial, None)
+
+
+class _ChunkMasks:
+    """Episode-start masks and value weights in the chunk layout ``(n, B * H, L, .)``."""
+
+    def __init__(self, chunks: GatedChunks, layout: _ChunkLayout, weights: torch.Tensor) -> None:
+        n, batch, heads, length = layout.n, layout.batch, layout.heads, layout.length
+        dtype = weights.dtype
+
+        def per_head(x: torch.Tensor) -> torch.Tensor:  # (n, B, ...) -> (n, B * H, ...)
+            return x.unsqueeze(2).expand(n, batch, heads, *x.shape[2:]).reshape(n, batch * heads, *x.shape[2:])
+
+        self.weights = weights  # (n, BH, L, J)
+        self.pairs = per_head(chunks.pair_mask[:, :, 0])  # (n, BH, L, L) bool: step t may read input s
+        self.pair_weights = self.pairs.to(dtype)
+        self.reads = per_head(chunks.reads_carry[..., 0, 0].transpose(1, 2)).unsqueeze(-1).to(dtype)  # (n, BH, L, 1)
+        writes = per_head(chunks.writes_carry[..., 0, 0].transpose(1, 2)).unsqueeze(-1).to(dtype)
+        self.written = weights * writes  # (n, BH, L, J): weights of inputs that survive to the chunk end
+        self.keeps = per_head(chunks.keeps_carry[..., 0, 0]).view(n, batch * heads, 1, 1).to(dtype)
