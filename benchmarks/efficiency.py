@@ -9,7 +9,10 @@ eta 4, r 2; LSTM-64), with GTrXL at memory_len 32, 64, 128 and 256, it measures 
   slots); and the FLOPs of one step at batch 1;
 * memory: state bytes per env (``state_numel`` x 4 bytes, float32), peak memory of the acting step
   (batch 64) and of a training step (forward + backward over T=128, batch 16);
-* training cost: wall time of that training step (the multi-step form), and its FLOPs.
+* training cost: wall time of that training step (the multi-step form), and its FLOPs;
+* compiled acting: AGaLiTe's and GTrXL M=128's acting step again with ``compile_acting()``
+  (``torch.compile``, inductor with its C++ wrapper), both compiled so the comparison stays fair,
+  with the seconds the first (compiling) step took. ``--no-compile`` skips it.
 
 How it measures:
 
@@ -42,6 +45,7 @@ It writes ``benchmarks/results/efficiency.{csv,md,png}`` (``efficiency_quick.*``
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import time
@@ -68,6 +72,8 @@ LINEAR_EXTRA = {"paper": dict(eta=8, r=2), "small": dict(eta=4, r=2)}
 LSTM_HIDDEN = {"paper": 256, "small": 64}
 ACT_BATCHES = (1, 64)
 TRAIN_BATCH = 16
+#: cells whose acting step is also measured compiled (both sides of the headline ratio)
+COMPILED = ("AGaLiTe", REFERENCE)
 
 
 def configs(size: str) -> list[tuple[str, str, dict]]:
@@ -176,7 +182,8 @@ def lstm_flops(cell, seq_len: int, batch: int, backward: bool) -> int:
 
 
 class Settings:
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, compiled: bool = True) -> None:
+        self.compiled = compiled
         self.sizes = ("small",) if quick else tuple(SIZES)
         # acting: up to 300 rounds or 6 s per size and batch; training: 3 rounds (a GaLiTe step at
         # the paper size takes seconds on a 2-core CPU)
@@ -243,6 +250,9 @@ def measure_size(device: torch.device, size: str, settings: Settings) -> list[di
             if batch == ACT_BATCHES[-1]:
                 rows[label][f"act_b{batch}_peak_bytes"] = peak_bytes(step, device)
 
+    if settings.compiled:
+        measure_compiled_acting(device, cells, rows, kwargs_of, settings)
+
     steps = {label: training_step(cell, device, settings.train_len, settings.train_batch) for label, cell in cells.items()}
     medians, rounds = interleaved_ms(steps, device, settings.train_repeats, 1, settings.train_budget, min_rounds=settings.train_repeats)
     for label, step in steps.items():
@@ -262,6 +272,25 @@ def measure_size(device: torch.device, size: str, settings: Settings) -> list[di
     return list(rows.values())
 
 
+def measure_compiled_acting(device: torch.device, cells: dict, rows: dict, kwargs_of: dict, settings: Settings) -> None:
+    """``act_b<B>_compiled_ms`` and ``compile_b<B>_s`` for the :data:`COMPILED` cells (copies, so
+    the eager cells stay eager)."""
+    for batch in ACT_BATCHES:
+        steps = {}
+        for label in COMPILED:
+            cell = copy.deepcopy(cells[label]).compile_acting()
+            steps[label] = step = acting_step(cell, device, batch, settings.history(kwargs_of[label]))
+            begin = time.perf_counter()
+            step()  # compiles
+            sync(device)
+            rows[label][f"compile_b{batch}_s"] = time.perf_counter() - begin
+            if not cell.acting_compiled:
+                raise RuntimeError(f"{label}: torch.compile failed (see the warning above); run with --no-compile")
+        medians, _ = interleaved_ms(steps, device, settings.act_repeats, 10, settings.act_budget)
+        for label, median in medians.items():
+            rows[label][f"act_b{batch}_compiled_ms"] = median
+
+
 def measure(device: torch.device, settings: Settings) -> list[dict]:
     rows = [row for size in settings.sizes for row in measure_size(device, size, settings)]
     add_ratios(rows)
@@ -269,14 +298,16 @@ def measure(device: torch.device, settings: Settings) -> list[dict]:
 
 
 RATIO_FIELDS = ("act_b1_ms", "act_b64_ms", "act_b1_flops", "state_bytes", "act_b64_peak_bytes", "train_ms", "train_peak_bytes")
+COMPILED_FIELDS = ("act_b1_compiled_ms", "act_b64_compiled_ms")
 
 
 def add_ratios(rows: list[dict]) -> None:
     """``<field>_ratio``: each row's value over GTrXL M=128's at the same device and size."""
     for row in rows:
         reference = next(r for r in rows if r["cell"] == REFERENCE and r["size"] == row["size"] and r["device"] == row["device"])
-        for field in RATIO_FIELDS:
-            row[f"{field}_ratio"] = row[field] / reference[field] if reference[field] else float("nan")
+        for field in RATIO_FIELDS + COMPILED_FIELDS:
+            if field in row and field in reference:
+                row[f"{field}_ratio"] = row[field] / reference[field] if reference[field] else float("nan")
 
 
 # ------------------------------------------------------------------ output
@@ -329,6 +360,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true", help="few repeats, T=16 training (a smoke run, numbers are noisy)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for efficiency.{csv,md,png}")
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all", help="all: the CPU, and CUDA if present")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compiled acting step (needs a C++ compiler on CPU)")
     parser.add_argument(
         "--threads", type=int, default=None,
         help="CPU threads for torch (default: torch's own choice); results go to efficiency_<N>threads.* "
@@ -348,7 +380,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not devices:
         parser.error("--device cuda: no CUDA device available")
 
-    settings = Settings(args.quick)
+    settings = Settings(args.quick, compiled=not args.no_compile)
     rows = [row for device in devices for row in measure(device, settings)]
     name = "efficiency_quick" if args.quick else "efficiency"
     if args.threads is not None:
@@ -368,7 +400,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
 
     def ratio(field: str) -> Callable[[dict], str]:
-        return lambda r: f"{r[field + '_ratio']:.2f}x"
+        return lambda r: f"{r[field + '_ratio']:.2f}x" if field + "_ratio" in r else "-"
+
+    def compiled_ms(batch: int) -> Callable[[dict], str]:
+        field, seconds = f"act_b{batch}_compiled_ms", f"compile_b{batch}_s"
+        return lambda r: f"{r[field]:.3f} ({r[seconds]:.0f} s)" if field in r else "-"
 
     table = write_report(
         rows,
@@ -393,6 +429,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ("state", ratio("state_bytes")),
             ("train", ratio("train_ms")),
             ("train peak", ratio("train_peak_bytes")),
+            ("compiled act ms B=1 (compile)", compiled_ms(1)),
+            ("compiled act ms B=64 (compile)", compiled_ms(64)),
+            ("compiled B=1", ratio("act_b1_compiled_ms")),
+            ("compiled B=64", ratio("act_b64_compiled_ms")),
         ],
     )
     plot(rows, args.out / f"{name}.png")

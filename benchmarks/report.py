@@ -21,7 +21,8 @@ def write_report(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / f"{name}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        # every field of every row, in first-seen order (rows may carry optional fields)
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
         writer.writeheader()
         writer.writerows(rows)
     headers = [h.rstrip(":") for h, _ in columns]

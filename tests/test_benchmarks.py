@@ -37,6 +37,8 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
     if module == "benchmarks.efficiency":
         assert (tmp_path / "efficiency_quick.png").stat().st_size > 0
         assert "AGaLiTe" in text and "GTrXL M=128" in text
+        reference_row = next(line for line in text.splitlines() if line.startswith("| cpu | small | GTrXL M=128 |"))
+        assert "compiled act ms B=1" in text and reference_row.endswith("| 1.00x | 1.00x |")  # compiled ratios
 
 
 PLOTS = {

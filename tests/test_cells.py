@@ -3,6 +3,7 @@ long episodes stay finite, the state has the documented size, and bad input fail
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -325,3 +326,37 @@ def test_make_cell_is_case_insensitive_and_reports_sizes():
     cell = make_cell("AGaLiTe", 4, n_layers=1, d_model=8, n_heads=1, d_head=4, d_ffc=8, eta=2, r=1)
     assert cell.output_dim == 8 and "state_numel" in repr(cell)
     assert math.isfinite(cell(torch.zeros(2, 1, 4), None, None)[0].sum().item())
+
+
+@pytest.mark.parametrize("name", ["agalite", "gtrxl"])
+def test_compiled_acting_step_equals_eager(name):
+    """compile_acting: the same outputs and states step by step, resets included; T > 1 and
+    gradient-enabled calls stay eager (and the compiled function never goes into a pickle)."""
+    eager = build(name, dtype=torch.float32)
+    compiled = build(name, dtype=torch.float32).compile_acting()
+    x = torch.randn(10, 4, INPUT_DIM)
+    starts = reset_pattern(10, 4)
+    with torch.no_grad():
+        want, want_state = run_stepwise(eager, x, eager.initial_state(4), starts)
+        got, got_state = run_stepwise(compiled, x, compiled.initial_state(4), starts)
+    assert (got - want).abs().max() <= 1e-5
+    for a, b in zip(got_state, want_state):
+        assert (a - b).abs().max() <= 1e-5
+    y, _ = compiled(x, None, starts)  # training form, with gradients: eager
+    y.sum().backward()
+    assert copy.deepcopy(compiled).acting_compiled is False
+
+
+def test_compile_failure_warns_and_acts_eagerly():
+    import torch._inductor.config as inductor_config
+
+    cell = build("agalite", dtype=torch.float32, n_layers=1).compile_acting()
+    x = torch.randn(1, 2, INPUT_DIM)
+    with inductor_config.patch({"cpp.cxx": ("no-such-compiler-sb3-rtx",), "force_disable_caches": True}):
+        with pytest.warns(RuntimeWarning, match="compile_acting: torch.compile failed"):
+            with torch.no_grad():
+                y, _ = cell(x, None, None)
+    assert not cell.acting_compiled
+    with torch.no_grad():
+        want, _ = build("agalite", dtype=torch.float32, n_layers=1)(x, None, None)
+    assert torch.equal(y, want)

@@ -328,3 +328,34 @@ def test_cue_recall_checks_its_arguments_and_passes_check_env():
         gym.make("sb3_rtx/CueRecall-v0", n_cues=1)
     with pytest.raises(ValueError, match="delay must be an int >= 0"):
         gym.make("sb3_rtx/CueRecall-v0", delay=-1)
+
+
+def test_compiled_acting_predicts_like_eager_and_survives_save_load(tmp_path):
+    """policy_kwargs compile_acting=True: same actions and states as the eager model (to float
+    rounding), kept through save/load, and training still works (it runs eagerly)."""
+    model = tiny_model("agalite")
+    model.learn(64)
+    model.save(tmp_path / "eager.zip")
+    compiled = RtxPPO.load(tmp_path / "eager.zip", device="cpu", custom_objects={"policy_kwargs": {
+        **model.policy_kwargs, "compile_acting": True}})
+    assert all(cell.acting_compiled for cell in compiled.policy.cells)
+    rng = np.random.default_rng(0)
+    state_a = state_b = None
+    starts = np.ones(4, dtype=bool)
+    for _ in range(6):
+        obs = rng.random((4, 3)).astype(np.float32)
+        act_a, state_a = model.predict(obs, state_a, starts, deterministic=True)
+        act_b, state_b = compiled.predict(obs, state_b, starts, deterministic=True)
+        assert np.array_equal(act_a, act_b)
+        for a, b in zip(state_a, state_b):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        starts = rng.random(4) < 0.3
+    compiled.save(tmp_path / "compiled.zip")
+    assert RtxPPO.load(tmp_path / "compiled.zip", device="cpu").policy.compile_acting is True
+    compiled.set_env(cue_env())
+    compiled.learn(64)
+
+
+def test_compile_acting_must_be_a_bool():
+    with pytest.raises(TypeError, match="compile_acting must be True or False, got 'yes'"):
+        tiny_model("agalite", policy_kwargs=dict(compile_acting="yes"))

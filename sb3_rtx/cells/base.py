@@ -9,9 +9,10 @@ Nothing here knows about Stable-Baselines3: the policy layer adapts cells to SB3
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from numbers import Integral
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -30,11 +31,40 @@ class RecurrentCell(nn.Module, ABC):
 
     #: registry name of the cell ("galite", ...), set by subclasses
     name: str = ""
+    #: the compiled acting step (see :meth:`compile_acting`); a class default for cells unpickled
+    #: from before it existed
+    _compiled_step: Optional[Callable[..., Any]] = None
 
     def __init__(self, input_dim: int, output_dim: int) -> None:
         super().__init__()
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
+        self._compiled_step: Optional[Callable[..., Any]] = None
+
+    # ------------------------------------------------------------ compilation
+    def compile_acting(self, enabled: bool = True) -> "RecurrentCell":
+        """Run the acting step (``T == 1`` without gradients) through ``torch.compile``.
+
+        At batch 1 the eager step is a few hundred small ops and costs their dispatch, not their
+        arithmetic; compiled (inductor, with its C++ wrapper on CPU) it is a handful of fused
+        kernels, several times faster (see README, Efficiency). The first step at each new batch
+        size compiles, which takes seconds to tens of seconds and needs a C++ compiler on CPU;
+        if compiling fails, a warning says why and acting stays eager. Training (``T > 1`` or
+        gradients on) always runs eagerly. Returns ``self``.
+        """
+        self._compiled_step = torch.compile(self._forward, dynamic=False, options={"cpp_wrapper": True}) if enabled else None
+        return self
+
+    @property
+    def acting_compiled(self) -> bool:
+        """Whether :meth:`compile_acting` is on."""
+        return self._compiled_step is not None
+
+    def __getstate__(self) -> dict:
+        # a compiled function does not pickle (deepcopy, torch.save of the module): drop it there
+        state = super().__getstate__()
+        state["_compiled_step"] = None
+        return state
 
     # ------------------------------------------------------------------ state
     @abstractmethod
@@ -83,7 +113,24 @@ class RecurrentCell(nn.Module, ABC):
         :return: ``(y, new_state)`` with ``y`` of shape ``(T, B, output_dim)``
         """
         x, state, starts = self._check_inputs(x, state, episode_starts)
+        if self._compiled_step is not None and x.shape[0] == 1 and not torch.is_grad_enabled():
+            return self._compiled_acting_step(x, state, starts)
         return self._forward(x, state, starts)
+
+    def _compiled_acting_step(self, x: torch.Tensor, state: CellState, starts: torch.Tensor) -> tuple[torch.Tensor, CellState]:
+        try:
+            return self._compiled_step(x, state, starts)
+        except Exception as error:  # compiling failed (no C++ compiler, unsupported backend, ...)
+            if not _is_compile_failure(error):
+                raise
+            warnings.warn(
+                f"{type(self).__name__}.compile_acting: torch.compile failed ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}); acting runs eagerly",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self._compiled_step = None
+            return self._forward(x, state, starts)
 
     @abstractmethod
     def _forward(self, x: torch.Tensor, state: CellState, starts: torch.Tensor) -> tuple[torch.Tensor, CellState]:
@@ -146,6 +193,14 @@ class RecurrentCell(nn.Module, ABC):
 
     def extra_repr(self) -> str:
         return f"input_dim={self.input_dim}, output_dim={self.output_dim}, state_numel={self.state_numel}"
+
+
+def _is_compile_failure(error: Exception) -> bool:
+    """Whether ``error`` comes from torch.compile's machinery rather than from the computation."""
+    module = type(error).__module__ or ""
+    return module.startswith(("torch._dynamo", "torch._inductor", "torch._subclasses")) or isinstance(
+        error, (OSError, ImportError)
+    )
 
 
 def check_positive_int(cell: str, **values: object) -> None:

@@ -98,9 +98,10 @@ class GatedFeatures(nn.Module):
 
 def step_keep(starts: torch.Tensor) -> Optional[torch.Tensor]:
     """For a ``T == 1`` call: ``(B, 1, 1)`` multiplier that zeroes the state of envs starting an
-    episode, or ``None`` when no env starts (checked on CPU only, where it costs no device sync)."""
+    episode, or ``None`` when no env starts (checked on CPU only, where it costs no device sync, and
+    not under ``torch.compile``, where the data-dependent branch would split the graph)."""
     start = starts[0]
-    if start.device.type == "cpu" and not bool(start.any()):
+    if start.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(start.any()):
         return None
     return (1.0 - start).view(-1, 1, 1)
 
