@@ -76,19 +76,25 @@ class StepCounter:
 
 
 class AGaLiTeContext:
-    """What every layer needs from one call: resets, the oscillators' cosines, the new counter."""
+    """What every layer needs from one call: resets, the write weights (the oscillators' cosines and
+    a 1 for the normaliser), the new counter."""
 
-    def __init__(self, starts: torch.Tensor, cosines: torch.Tensor, final_counter: torch.Tensor) -> None:
+    def __init__(self, starts: torch.Tensor, weights: torch.Tensor, final_counter: torch.Tensor) -> None:
         self.starts = starts  # (T, B)
-        self.cosines = cosines  # (T, B, r)
+        self.weights = weights  # (T, B, r + 1)
         self.final_counter = final_counter
         if starts.shape[0] == 1:
             self.keep = step_keep(starts)  # (B, 1, 1) or None
-            self.osc = cosines[0].unsqueeze(1).unsqueeze(-1)  # (B, 1, r, 1)
+            self.osc = weights[0].unsqueeze(1).unsqueeze(-1)  # (B, 1, r + 1, 1)
+            self.osc_values = self.osc[:, :, :-1]  # (B, 1, r, 1)
 
 
 class AGaLiTeMixer(SequenceMixer):
-    """AGaLiTe attention for one layer; state ``(vt: (H, r, d), kt: (H, r, F), s: (H, F))``."""
+    """AGaLiTe attention for one layer; state ``(vt: (H, r, d), ks: (H, r + 1, F))``.
+
+    ``ks`` holds the ``r`` vectors ``kt_j`` and, as its last row, the normaliser ``s``: ``s`` is
+    ``kt`` with cosine 1 (same decay, same input), so one update and one product serve all ``r + 1``.
+    """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, r: int) -> None:
         super().__init__()
@@ -96,11 +102,7 @@ class AGaLiTeMixer(SequenceMixer):
         self.n_heads, self.d_head, self.feature_dim, self.r = n_heads, d_head, eta * d_head, r
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return (
-            (self.n_heads, self.r, self.d_head),
-            (self.n_heads, self.r, self.feature_dim),
-            (self.n_heads, self.feature_dim),
-        )
+        return (self.n_heads, self.r, self.d_head), (self.n_heads, self.r + 1, self.feature_dim)
 
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
         if h.shape[0] == 1:
@@ -112,38 +114,30 @@ class AGaLiTeMixer(SequenceMixer):
     def _step(self, context: AGaLiTeContext, features, layer_state):
         """The acting path (T == 1): a handful of batched ops per layer, no chunk machinery."""
         write_k, decay_k, q, write_v, decay_v = (f[0] for f in features)  # (B, H, F) / (B, H, d)
-        vt, kt, normaliser = layer_state
+        vt, ks = layer_state
         if context.keep is not None:  # an episode start resets the state to zero first
             decay_k, decay_v = decay_k * context.keep, decay_v * context.keep
-        osc = context.osc  # (B, 1, r, 1)
-        vt = torch.addcmul(osc * write_v.unsqueeze(2), decay_v.unsqueeze(2), vt)
-        kt = torch.addcmul(osc * write_k.unsqueeze(2), decay_k.unsqueeze(2), kt)
-        normaliser = torch.addcmul(write_k, decay_k, normaliser)
-        q = q.unsqueeze(-1)  # (B, H, F, 1)
-        kq = torch.matmul(kt, q)  # (B, H, r, 1)
-        sq = torch.matmul(normaliser.unsqueeze(-2), q)  # (B, H, 1, 1)
-        numerator = torch.matmul(kq.transpose(-1, -2), vt)  # (B, H, 1, d)
-        a = numerator / (sq * (2 * self.r) + NORMALISER_EPS)
-        return a.permute(2, 0, 1, 3), (vt, kt, normaliser)  # (1, B, H, d)
+        vt = torch.addcmul(context.osc_values * write_v.unsqueeze(2), decay_v.unsqueeze(2), vt)
+        ks = torch.addcmul(context.osc * write_k.unsqueeze(2), decay_k.unsqueeze(2), ks)
+        ksq = torch.matmul(ks, q.unsqueeze(-1))  # (B, H, r + 1, 1): kt_j . q, then s . q
+        numerator = torch.matmul(ksq[:, :, : self.r].transpose(-1, -2), vt)  # (B, H, 1, d)
+        a = numerator / (ksq[:, :, self.r :] * (2 * self.r) + NORMALISER_EPS)
+        return a.permute(2, 0, 1, 3), (vt, ks)  # (1, B, H, d)
 
     def _sequence(self, context: AGaLiTeContext, factors, layer_state):
         """The training path (T > 1): a scan for the value side, chunked attention for the key side."""
         wk, wq, p1, p2, v, beta, g, p3 = factors
-        starts, cosines = context.starts, context.cosines
-        vt, kt, normaliser = layer_state
+        starts, weights = context.starts, context.weights
+        vt, ks = layer_state
         # value side: r small vectors per head, scanned and kept for every step
         keep = (1.0 - starts)[:, :, None, None, None]
         decay_v = floor_decay(1.0 - beta)
         # (v is a view of the whole projection, which beta * v would keep alive for backward: copy it)
-        vt_all = linear_scan(decay_v.unsqueeze(3) * keep, cosines[:, :, None, :, None] * (beta * v.contiguous()).unsqueeze(3), vt)
-        # key side: kt_j . q and s . q, never materialising kt (r * eta * d per head) at every step.
-        # kt_j and s share their decay and inputs (s is kt with cosine 1): one (r + 1)-row state
-        weights = torch.cat([cosines, torch.ones_like(cosines[..., :1])], dim=-1)  # (T, B, r + 1)
-        state = torch.cat([kt, normaliser.unsqueeze(2)], dim=2)  # (B, H, r + 1, F)
-        ksq, state = factored_gated_attention(p1, wk, p2, wq, p3, g, weights, starts, state)
-        kq, sq = ksq[..., : self.r], ksq[..., self.r]
-        a = self._attend(vt_all, kq, sq)
-        return a, (vt_all[-1], state[:, :, : self.r], state[:, :, self.r])
+        vt_all = linear_scan(decay_v.unsqueeze(3) * keep, weights[:, :, None, : self.r, None] * (beta * v.contiguous()).unsqueeze(3), vt)
+        # key side: kt_j . q and s . q, never materialising ks (r + 1 rows of eta * d) at every step
+        ksq, ks = factored_gated_attention(p1, wk, p2, wq, p3, g, weights, starts, ks)
+        a = self._attend(vt_all, ksq[..., : self.r], ksq[..., self.r])
+        return a, (vt_all[-1], ks)
 
     def _attend(self, vt: torch.Tensor, kq: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
         """``a = sum_j vt_j (kt_j . q) / (2 r (s . q) + eps)`` from ``vt (.., r, d)``, ``kq (.., r)``, ``sq``."""
@@ -189,27 +183,29 @@ class AGaLiTe(GatedTransformerCell):
         )
         # a plain tuple, not a buffer: module.float() / .half() must not round the frequencies
         self.omegas = tuple(omegas.tolist())
-        self._cosine_tables: dict = {}  # (device, dtype) -> (period, r) table, a cache (not state)
+        self._weight_tables: dict = {}  # (device, dtype) -> (period, r + 1) table, a cache (not state)
 
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((),)  # the step counter, one per env
 
-    def cosine_table(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """``cos(omega_j n)`` for ``n = 0 .. period-1``, shape ``(period, r)``: computed once in float64
-        from exact integer steps and then cast, so the step and scan paths read identical values."""
+    def weight_table(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """The write weights for ``n = 0 .. period-1``, shape ``(period, r + 1)``: ``cos(omega_j n)``,
+        then 1 (the normaliser's). Computed once in float64 from exact integer steps and then cast,
+        so the step and scan paths read identical values."""
         key = (device, dtype)
-        table = self._cosine_tables.get(key)
+        table = self._weight_tables.get(key)
         if table is None:
             steps = torch.arange(self.period, dtype=torch.float64).unsqueeze(-1)
-            table = torch.cos(steps * torch.tensor(self.omegas, dtype=torch.float64)).to(device=device, dtype=dtype)
-            self._cosine_tables[key] = table
+            cosines = torch.cos(steps * torch.tensor(self.omegas, dtype=torch.float64))
+            table = torch.cat([cosines, torch.ones_like(steps)], dim=-1).to(device=device, dtype=dtype)
+            self._weight_tables[key] = table
         return table
 
     def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:
         (counter,) = shared
         steps = StepCounter(counter, starts, self.period)
-        cosines = self.cosine_table(starts.device, starts.dtype)[steps.steps]  # (T, B, r)
-        return AGaLiTeContext(starts, cosines, steps.final)
+        weights = self.weight_table(starts.device, starts.dtype)[steps.steps]  # (T, B, r + 1)
+        return AGaLiTeContext(starts, weights, steps.final)
 
     def advance_shared(self, shared: CellState, starts: torch.Tensor, context: Any) -> CellState:
         return (context.final_counter,)
