@@ -5,7 +5,7 @@ eta 8, r 2; LSTM-256) and at a small size (2 layers, d_model 64, 2 heads, d_head
 eta 4, r 2; LSTM-64), with GTrXL at memory_len 32, 64, 128 and 256, it measures in one run:
 
 * acting cost: wall time of one acting step (T=1, no grad) at batch 1 and batch 64, the median of
-  many repeats after warm-up, from a state that has seen a full memory (GTrXL attends over all its
+  many repeats after warm-up (cells take turns in runs of 10 steps, see :func:`interleaved_ms`), from a state that has seen a full memory (GTrXL attends over all its
   slots); and the FLOPs of one step at batch 1;
 * memory: state bytes per env (``state_numel`` x 4 bytes, float32), peak memory of the acting step
   (batch 64) and of a training step (forward + backward over T=128, batch 16);
@@ -71,6 +71,7 @@ SIZES: dict[str, dict] = {
 LINEAR_EXTRA = {"paper": dict(eta=8, r=2), "small": dict(eta=4, r=2)}
 LSTM_HIDDEN = {"paper": 256, "small": 64}
 ACT_BATCHES = (1, 64)
+ACT_BLOCK = 10  # consecutive acting calls per cell and round
 TRAIN_BATCH = 16
 #: cells whose acting step is also measured compiled (both sides of the headline ratio)
 COMPILED = ("AGaLiTe", REFERENCE)
@@ -94,11 +95,22 @@ def sync(device: torch.device) -> None:
 
 
 def interleaved_ms(
-    fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int, budget_s: float, min_rounds: int = 5
+    fns: dict[str, Callable[[], object]],
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    budget_s: float,
+    min_rounds: int = 5,
+    block: int = 1,
 ) -> tuple[dict[str, float], int]:
-    """Median wall time (ms) of each function, timed in rounds (one call of each per round) so that a
-    change in machine load hits every cell alike and the ratios stay fair. Runs up to ``repeats``
-    rounds, fewer when ``budget_s`` runs out (at least ``min_rounds``), after ``warmup`` calls each."""
+    """Median wall time (ms) of one call of each function, timed in rounds (``block`` consecutive
+    calls of each per round) so that a change in machine load hits every cell alike and the ratios
+    stay fair. Runs up to ``repeats`` rounds, fewer when ``budget_s`` runs out (at least
+    ``min_rounds``), after ``warmup`` calls each.
+
+    ``block > 1`` times each function warm, as an acting loop runs it: alternating single calls of
+    two models evicts each one's weights and code from the caches between its calls, which slows a
+    sub-millisecond step several-fold and measures the neighbour more than the cell."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -108,19 +120,23 @@ def interleaved_ms(
     rounds = 0
     while rounds < repeats and (rounds < min_rounds or time.perf_counter() < deadline):
         for key, fn in fns.items():
-            if device.type == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                fn()
-                end.record()
-                end.synchronize()
-                times[key].append(start.elapsed_time(end))
-            else:
-                begin = time.perf_counter()
-                fn()
-                times[key].append(1e3 * (time.perf_counter() - begin))
+            for _ in range(block):
+                times[key].append(_time_call_ms(fn, device))
         rounds += 1
     return {key: statistics.median(values) for key, values in times.items()}, rounds
+
+
+def _time_call_ms(fn: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    begin = time.perf_counter()
+    fn()
+    return 1e3 * (time.perf_counter() - begin)
 
 
 def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
@@ -187,7 +203,8 @@ class Settings:
         self.sizes = ("small",) if quick else tuple(SIZES)
         # acting: up to 300 rounds or 6 s per size and batch; training: 3 rounds (a GaLiTe step at
         # the paper size takes seconds on a 2-core CPU)
-        self.act_repeats, self.train_repeats = (5, 1) if quick else (300, 3)
+        # acting: rounds of ACT_BLOCK consecutive calls per cell (see interleaved_ms)
+        self.act_repeats, self.train_repeats = (5, 1) if quick else (30, 3)
         self.act_budget, self.train_budget = (0.2, 0.0) if quick else (6.0, 0.0)
         self.train_len, self.train_batch = (16, 4) if quick else (128, TRAIN_BATCH)
         self.quick = quick
@@ -240,10 +257,10 @@ def measure_size(device: torch.device, size: str, settings: Settings) -> list[di
 
     for batch in ACT_BATCHES:
         steps = {label: acting_step(cell, device, batch, settings.history(kwargs_of[label])) for label, cell in cells.items()}
-        medians, rounds = interleaved_ms(steps, device, settings.act_repeats, 10, settings.act_budget)
+        medians, rounds = interleaved_ms(steps, device, settings.act_repeats, 10, settings.act_budget, block=ACT_BLOCK)
         for label, step in steps.items():
             rows[label][f"act_b{batch}_ms"] = medians[label]
-            rows[label][f"act_b{batch}_repeats"] = rounds
+            rows[label][f"act_b{batch}_repeats"] = rounds * ACT_BLOCK
             if batch == 1:
                 is_lstm = label == "LSTM"
                 rows[label]["act_b1_flops"] = lstm_flops(cells[label], 1, 1, False) if is_lstm else count_flops(step)
@@ -286,7 +303,7 @@ def measure_compiled_acting(device: torch.device, cells: dict, rows: dict, kwarg
             rows[label][f"compile_b{batch}_s"] = time.perf_counter() - begin
             if not cell.acting_compiled:
                 raise RuntimeError(f"{label}: torch.compile failed (see the warning above); run with --no-compile")
-        medians, _ = interleaved_ms(steps, device, settings.act_repeats, 10, settings.act_budget)
+        medians, _ = interleaved_ms(steps, device, settings.act_repeats, 10, settings.act_budget, block=ACT_BLOCK)
         for label, median in medians.items():
             rows[label][f"act_b{batch}_compiled_ms"] = median
 
@@ -392,7 +409,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor() or platform.machine()}{cuda}; "
         f"input_dim {INPUT_DIM}, float32. Sizes: paper = 4 layers, d_model 128, 4 heads, d_head 64, d_ffc 128, eta 8, r 2, "
         f"LSTM-256; small = 2 layers, d_model 64, 2 heads, d_head 32, d_ffc 64, eta 4, r 2, LSTM-64. "
-        f"Acting: median wall time of one step (T=1, no grad), FLOPs at batch 1 (matmul-like ops only), peak at batch 64. "
+        f"Acting: median wall time of one step (T=1, no grad; cells take turns in runs of {ACT_BLOCK} steps), FLOPs at batch 1 (matmul-like ops only), peak at batch 64. "
         f"Training: forward + backward over T={train_len}, batch {train_batch}. Peak = bytes allocated beyond what was live "
         f"before the step (CPU: torch.profiler allocator events; CUDA: max_memory_allocated). "
         f"Ratios (x) are to {REFERENCE} at the same size and device. "
