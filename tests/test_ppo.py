@@ -39,6 +39,25 @@ def tiny_model(cell="agalite", env=None, **kwargs):
     )
 
 
+def assert_same_predictions(model_a, model_b, steps: int, reset_prob: float, exact: bool = True) -> None:
+    """Both models act on the same observations and episode starts (4 envs): equal actions, and
+    equal states (``exact``) or states equal to float rounding (a compiled step fuses differently)."""
+    rng = np.random.default_rng(0)
+    state_a = state_b = None
+    starts = np.ones(4, dtype=bool)
+    for _ in range(steps):
+        obs = rng.random((4, 3)).astype(np.float32)
+        act_a, state_a = model_a.predict(obs, state_a, starts, deterministic=True)
+        act_b, state_b = model_b.predict(obs, state_b, starts, deterministic=True)
+        assert np.array_equal(act_a, act_b)
+        for a, b in zip(state_a, state_b):
+            if exact:
+                assert np.array_equal(a, b)
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        starts = rng.random(4) < reset_prob
+
+
 def collect_one_rollout(model):
     from stable_baselines3.common.callbacks import CallbackList
 
@@ -127,17 +146,7 @@ def test_save_load_reproduces_actions(cell, tmp_path):
     model.learn(64)
     model.save(tmp_path / "model.zip")
     loaded = RtxPPO.load(tmp_path / "model.zip", device="cpu")
-    rng = np.random.default_rng(0)
-    state_a = state_b = None
-    starts = np.ones(4, dtype=bool)
-    for _ in range(12):
-        obs = rng.random((4, 3)).astype(np.float32)
-        act_a, state_a = model.predict(obs, state_a, starts, deterministic=True)
-        act_b, state_b = loaded.predict(obs, state_b, starts, deterministic=True)
-        assert np.array_equal(act_a, act_b)
-        for a, b in zip(state_a, state_b):
-            assert np.array_equal(a, b)
-        starts = rng.random(4) < 0.2
+    assert_same_predictions(model, loaded, steps=12, reset_prob=0.2)
     assert loaded.sequence_length == model.sequence_length
     assert loaded.policy.cell_name == cell
 
@@ -336,20 +345,10 @@ def test_compiled_acting_predicts_like_eager_and_survives_save_load(tmp_path):
     model = tiny_model("agalite")
     model.learn(64)
     model.save(tmp_path / "eager.zip")
-    compiled = RtxPPO.load(tmp_path / "eager.zip", device="cpu", custom_objects={"policy_kwargs": {
-        **model.policy_kwargs, "compile_acting": True}})
+    compiled_kwargs = {**model.policy_kwargs, "compile_acting": True}
+    compiled = RtxPPO.load(tmp_path / "eager.zip", device="cpu", custom_objects={"policy_kwargs": compiled_kwargs})
     assert all(cell.acting_compiled for cell in compiled.policy.cells)
-    rng = np.random.default_rng(0)
-    state_a = state_b = None
-    starts = np.ones(4, dtype=bool)
-    for _ in range(6):
-        obs = rng.random((4, 3)).astype(np.float32)
-        act_a, state_a = model.predict(obs, state_a, starts, deterministic=True)
-        act_b, state_b = compiled.predict(obs, state_b, starts, deterministic=True)
-        assert np.array_equal(act_a, act_b)
-        for a, b in zip(state_a, state_b):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-        starts = rng.random(4) < 0.3
+    assert_same_predictions(model, compiled, steps=6, reset_prob=0.3, exact=False)
     compiled.save(tmp_path / "compiled.zip")
     assert RtxPPO.load(tmp_path / "compiled.zip", device="cpu").policy.compile_acting is True
     compiled.set_env(cue_env())
