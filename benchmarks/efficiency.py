@@ -301,8 +301,9 @@ def measure_compiled_acting(device: torch.device, cells: dict, rows: dict, kwarg
             step()  # compiles
             sync(device)
             rows[label][f"compile_b{batch}_s"] = time.perf_counter() - begin
-            if not cell.acting_compiled:
-                raise RuntimeError(f"{label}: torch.compile failed (see the warning above); run with --no-compile")
+            if not cell.acting_compiled:  # no C++ compiler, ...: the warning said why
+                print(f"{label}: torch.compile failed, compiled acting not measured", flush=True)
+                return
         medians, _ = interleaved_ms(steps, device, settings.act_repeats, 10, settings.act_budget, block=ACT_BLOCK)
         for label, median in medians.items():
             rows[label][f"act_b{batch}_compiled_ms"] = median

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,9 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
         assert (tmp_path / "efficiency_quick.png").stat().st_size > 0
         assert "AGaLiTe" in text and "GTrXL M=128" in text
         reference_row = next(line for line in text.splitlines() if line.startswith("| cpu | small | GTrXL M=128 |"))
-        assert "compiled act ms B=1" in text and reference_row.endswith("| 1.00x | 1.00x |")  # compiled ratios
+        assert "compiled act ms B=1" in text
+        if any(shutil.which(compiler) for compiler in ("g++", "c++", "clang++")):  # inductor can compile
+            assert reference_row.endswith("| 1.00x | 1.00x |")  # compiled ratios measured
 
 
 PLOTS = {
