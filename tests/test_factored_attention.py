@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sb3_rtx.cells import factored_attention
 from sb3_rtx.cells.factored_attention import (
     DECAY_FLOOR,
     factored_gated_attention,
@@ -41,8 +42,13 @@ def test_chunked_form_equals_the_recurrence(seq_len, chunk_len):
     assert (final - want_final).abs().max() <= 1e-12
 
 
-def test_gradients_equal_autograd_through_the_recurrence():
-    """Every factor and the incoming state, with gradients flowing into both outputs."""
+@pytest.mark.parametrize("chunks_per_group", [None, 1, 2])
+def test_gradients_equal_autograd_through_the_recurrence(chunks_per_group, monkeypatch):
+    """Every factor and the incoming state, with gradients flowing into both outputs; with the
+    chunks processed all at once (these sizes fit one group) and in groups of 1 and 2, as at
+    larger sizes (the backward then rebuilds the states inside each group)."""
+    if chunks_per_group is not None:  # one chunk here: 4 envs * 2 heads * 8 steps * 15 features
+        monkeypatch.setattr(factored_attention, "GROUP_ELEMENTS", chunks_per_group * 4 * 2 * 8 * 15)
     factors, weights, starts, state = random_inputs(21)
     gen = torch.Generator().manual_seed(1)
     out_weights = torch.randn(21, 4, 2, 3, generator=gen, dtype=torch.float64)
