@@ -13,8 +13,8 @@ Every ``F``-wide tensor is a cheap function of ``A``- and ``D``-wide factors, so
 ``F``-wide needs to outlive its chunk: the forward walks over chunks of ``CHUNK_LEN`` steps
 (inside a chunk, the gated attention form of :class:`~sb3_rtx.cells.scan.GatedChunks`, as matrix
 products), and the backward walks back over them, rebuilding each chunk's features from the
-factors. Only the ``J x F`` state at the start of each group of chunks is saved, besides the
-factors themselves (which the caller's graph holds anyway). Two things make
+factors. Only the ``J x F`` state at chunk boundaries is saved, besides the factors themselves
+(which the caller's graph holds anyway). Two things make
 this fast on a CPU: each chunk's wide tensors (about 1 MB at the paper's size) stay in cache,
 where an element-wise pass is about 4x faster than over the whole sequence; and the decay products
 are running products (``cumprod``), not ``exp`` of running sums of logs, so neither direction calls
@@ -156,22 +156,6 @@ def _merge(x: torch.Tensor, first: int, end: int) -> torch.Tensor:
     return x[first:end].flatten(0, 1)
 
 
-def _carry_state(chunk: _ChunkFeatures, masks: "_ChunkMasks", first: int, end: int, initial: torch.Tensor) -> torch.Tensor:
-    """The state at every boundary of chunks ``first:end``, ``(end - first + 1, BH, J, F)``, from the
-    state before chunk ``first``: each chunk end is ``P_last * (keeps * S + sum_s writes_s weights_s K~_s / P_m)``.
-    The forward keeps only each group's first state; the backward rebuilds the rest with this."""
-    size = end - first
-    rows, n_values, width = initial.shape
-    written = torch.bmm(_merge(masks.written, first, end).transpose(1, 2), chunk.keys).div_(chunk.at_middle)
-    written, at_last = written.view(size, rows, n_values, width), chunk.at_last.view(size, rows, 1, width)
-    states = initial.new_empty((size + 1, rows, n_values, width))
-    states[0] = initial
-    for offset in range(size):
-        torch.addcmul(written[offset], masks.keeps[first + offset], states[offset], out=states[offset + 1])
-        states[offset + 1].mul_(at_last[offset])
-    return states
-
-
 class _FactoredGatedAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, weights, starts, state, chunk_len):
@@ -182,20 +166,23 @@ class _FactoredGatedAttention(torch.autograd.Function):
         masks = _ChunkMasks(chunks, layout, layout.per_env(chunks.chunk(weights, 0.0)))
         n_values, width = state.shape[-2], state.shape[-1]
         rows = batch * heads
-        groups = _groups(layout, width)
-        group_starts = state.new_empty((len(groups), rows, n_values, width))  # the state before each group
-        current = state.reshape(rows, n_values, width)
+        # the state at every chunk boundary (0 = the incoming state, n = the final one)
+        boundaries = state.new_empty((layout.n + 1, rows, n_values, width))
+        boundaries[0] = state.reshape(rows, n_values, width)
         out = state.new_empty((layout.n, rows, layout.length, n_values))
         zero = torch.zeros((), dtype=state.dtype, device=state.device)
-        for group, (first, end) in enumerate(groups):
+        for first, end in _groups(layout, width):
             chunk = _ChunkFeatures(tuple(_merge(f, first, end) for f in factors), layout.length // 2)
-            group_starts[group] = current
-            states = _carry_state(chunk, masks, first, end, current)
-            current = states[-1]
+            # what each chunk adds to the state by its end, over P_last: sum_s writes_s weights_s K~_s / P_m
+            written = torch.bmm(_merge(masks.written, first, end).transpose(1, 2), chunk.keys).div_(chunk.at_middle)
+            written, at_last = written.view(end - first, rows, n_values, width), chunk.at_last.view(end - first, rows, 1, width)
+            for offset, index in enumerate(range(first, end)):  # carry the state across the group's chunks
+                torch.addcmul(written[offset], masks.keeps[index], boundaries[index], out=boundaries[index + 1])
+                boundaries[index + 1].mul_(at_last[offset])
             # within each chunk: masked gated attention (entries outside the mask may hold huge values)
             scores = torch.where(_merge(masks.pairs, first, end), torch.bmm(chunk.queries, chunk.keys.transpose(1, 2)), zero)
             # plus the carried state, read by steps before the chunk's first episode start
-            read = torch.bmm(chunk.queries, (chunk.at_middle * states[:-1].flatten(0, 1)).transpose(1, 2))
+            read = torch.bmm(chunk.queries, (chunk.at_middle * _merge(boundaries, first, end)).transpose(1, 2))
             torch.addcmul(
                 torch.bmm(scores, _merge(masks.weights, first, end)),
                 _merge(masks.reads, first, end),
@@ -204,37 +191,36 @@ class _FactoredGatedAttention(torch.autograd.Function):
             )
         # the caller's graph keeps the factors alive anyway: saving them costs nothing, unlike the
         # chunk-layout copies (rebuilt in backward)
-        ctx.save_for_backward(k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, group_starts)
+        ctx.save_for_backward(k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, boundaries)
         ctx.layout, ctx.masks = layout, masks
-        return layout.from_chunks(out), current.clone().view_as(state)
+        return layout.from_chunks(out), boundaries[-1].view_as(state).clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor, grad_final: Optional[torch.Tensor]):
-        *inputs, group_starts = ctx.saved_tensors
+        *inputs, boundaries = ctx.saved_tensors
         layout: _ChunkLayout = ctx.layout
         factors = tuple(layout.to_chunks(x) for x in inputs)
         masks: _ChunkMasks = ctx.masks
-        _, rows, n_values, width = group_starts.shape
+        _, rows, n_values, width = boundaries.shape
         grad_out = layout.to_chunks(grad_out)  # (n, BH, L, J)
-        grad_state = torch.zeros_like(group_starts[0]) if grad_final is None else grad_final.reshape(rows, n_values, width)
+        grad_state = torch.zeros_like(boundaries[0]) if grad_final is None else grad_final.reshape(rows, n_values, width)
         factor_grads = [torch.empty_like(f) for f in factors]  # in the chunk layout
         length = layout.length
         # sum over t >= u as one small matmul: upper[u, t] = 1 for t >= u
-        upper = torch.ones(length, length, dtype=group_starts.dtype, device=group_starts.device).triu()
-        for group, (first, end) in reversed(list(enumerate(_groups(layout, width)))):
+        upper = torch.ones(length, length, dtype=boundaries.dtype, device=boundaries.device).triu()
+        for first, end in reversed(_groups(layout, width)):
             size = end - first
             chunk = _ChunkFeatures(tuple(_merge(f, first, end) for f in factors), length // 2)
-            states = _carry_state(chunk, masks, first, end, group_starts[group])
             d_out = _merge(grad_out, first, end)
             gate = torch.bmm(d_out, _merge(masks.weights, first, end).transpose(1, 2)).mul_(_merge(masks.pair_weights, first, end))
             d_read = d_out * _merge(masks.reads, first, end)
-            before = chunk.at_middle * states[:-1].flatten(0, 1)
+            before = chunk.at_middle * _merge(boundaries, first, end)
             d_queries = torch.bmm(gate, chunk.keys).baddbmm_(d_read, before)
             # the gradient at each chunk's end, carried back across the group's chunks
             read_back = torch.bmm(d_read.transpose(1, 2), chunk.queries).mul_(chunk.at_middle).view(size, rows, n_values, width)
             keep_last = chunk.at_last.view(size, rows, 1, width)
-            d_end = states.new_empty((size, rows, n_values, width))
+            d_end = boundaries.new_empty((size, rows, n_values, width))
             for offset in reversed(range(size)):
                 d_end[offset] = grad_state
                 grad_state = torch.addcmul(read_back[offset], masks.keeps[first + offset] * keep_last[offset], grad_state)
@@ -242,7 +228,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
             d_written = d_end * (chunk.at_last / chunk.at_middle)
             d_keys = torch.bmm(gate.transpose(1, 2), chunk.queries).baddbmm_(_merge(masks.written, first, end), d_written)
             # d/dc_last of the chunk-end state, which is proportional to P_last
-            d_last = (d_end * states[1:].flatten(0, 1)).sum(1, keepdim=True)
+            d_last = (d_end * _merge(boundaries, first + 1, end + 1)).sum(1, keepdim=True)
             d_running = torch.mul(chunk.queries, d_queries).addcmul_(chunk.keys, d_keys, value=-1.0)
             d_running[:, -1:].add_(d_last)  # c_last is a sum over every step of the chunk
             d_log_decay = torch.matmul(upper, d_running)
