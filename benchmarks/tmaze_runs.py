@@ -46,9 +46,13 @@ class RunSpec:
     timesteps: int
     eval_episodes: int
     tags: dict = field(default_factory=dict)  # what a report groups by (corridor, eta, r, ...)
+    algo_kwargs: dict = field(default_factory=dict)  # RtxPPO keywords beyond PPO (sequence_length, state_dtype)
 
     def key(self) -> str:
-        return json.dumps([self.label, self.env_kwargs, self.seed, self.timesteps], sort_keys=True)
+        parts: list = [self.label, self.env_kwargs, self.seed, self.timesteps]
+        if self.algo_kwargs:  # (absent from keys written before the field existed)
+            parts.append(self.algo_kwargs)
+        return json.dumps(parts, sort_keys=True)
 
 
 def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
@@ -66,7 +70,7 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     env = make_vec_env("sb3_rtx/TMaze-v0", n_envs=N_ENVS, seed=spec.seed, env_kwargs=spec.env_kwargs)
     kwargs = dict(PPO, policy_kwargs=dict(net_arch=NET_ARCH, **spec.policy_kwargs), seed=spec.seed)
     if spec.algo == "RtxPPO":
-        model = RtxPPO(spec.policy, env, sequence_length=PPO["n_steps"], **kwargs)
+        model = RtxPPO(spec.policy, env, **{"sequence_length": PPO["n_steps"], **spec.algo_kwargs}, **kwargs)
     elif spec.algo == "RecurrentPPO":
         model = RecurrentPPO(spec.policy, env, **kwargs)
     else:

@@ -120,7 +120,8 @@ class _SequenceStorage:
                 advantages=gather(tensors["advantages"]),
                 returns=gather(tensors["returns"]),
                 episode_starts=tensors["episode_starts"][steps, env.unsqueeze(0)],
-                cell_states=tuple(s[sequence, env] for s in self.cell_states),
+                # stored states may be half precision (RtxPPO state_dtype): cells compute in float32
+                cell_states=tuple(s[sequence, env].float() for s in self.cell_states),
             )
 
     def _common_tensors(self) -> dict[str, torch.Tensor]:

@@ -37,6 +37,10 @@ def _select_env(state: CellState, index: int) -> CellState:
     return tuple(s[index : index + 1] for s in state)
 
 
+#: rollout-buffer precisions for cell states. No float16: a state's running sums can leave its range
+STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 def check_rollout_sizes(
     n_steps: int, n_envs: int, batch_size: Optional[int], sequence_length: int, n_epochs: int = 1
 ) -> int:
@@ -77,6 +81,9 @@ class RtxPPO(RecurrentPPO):
 
     :param sequence_length: truncated-BPTT length: steps per training sequence. Must divide
         ``n_steps``; ``batch_size`` must be a multiple of it. Defaults to ``n_steps`` (whole rollouts).
+    :param state_dtype: precision of the cell states kept in the rollout buffer (one per env and
+        sequence): ``"float32"`` (default) or ``"bfloat16"``, half the bytes, with float32's range;
+        training reads them back as float32. Acting always carries the full-precision state.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -113,9 +120,13 @@ class RtxPPO(RecurrentPPO):
         seed: Optional[int] = None,
         device: Union[torch.device, str] = "auto",
         sequence_length: Optional[int] = None,
+        state_dtype: str = "float32",
         _init_setup_model: bool = True,
     ):
         self.sequence_length = n_steps if sequence_length is None else sequence_length
+        if state_dtype not in STATE_DTYPES:
+            raise ValueError(f"RtxPPO: state_dtype must be one of {sorted(STATE_DTYPES)}, got {state_dtype!r}")
+        self.state_dtype = state_dtype
         self._last_cell_states: Optional[CellState] = None
         super().__init__(
             policy,
@@ -174,6 +185,7 @@ class RtxPPO(RecurrentPPO):
             gamma=self.gamma,
             gae_lambda=self.gae_lambda,
             n_envs=self.n_envs,
+            state_dtype=STATE_DTYPES[self.state_dtype],
         )
         self.clip_range = FloatSchedule(self.clip_range)
         if self.clip_range_vf is not None:

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.train_throughput", "train_throughput_quick.md"),
         ("benchmarks.efficiency", "efficiency_quick.md"),
         ("benchmarks.zoo_scores", "zoo_scores_quick.md"),
+        ("benchmarks.state_precision", "state_precision_quick.md"),
     ],
 )
 def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):

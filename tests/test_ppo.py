@@ -358,3 +358,31 @@ def test_compiled_acting_predicts_like_eager_and_survives_save_load(tmp_path):
 def test_compile_acting_must_be_a_bool():
     with pytest.raises(TypeError, match="compile_acting must be True or False, got 'yes'"):
         tiny_model("agalite", policy_kwargs=dict(compile_acting="yes"))
+
+
+def test_bfloat16_buffer_states_halve_the_bytes_and_replay_to_rounding(tmp_path):
+    """state_dtype="bfloat16": the buffer keeps half the bytes per state, training reads float32
+    states back that replay acting's log-probs to bfloat16 rounding, and the setting survives save/load."""
+    settings = dict(n_steps=24, sequence_length=8, batch_size=48)
+    half = tiny_model("agalite", state_dtype="bfloat16", **settings)
+    full = tiny_model("agalite", **settings)
+    half_buffer, full_buffer = collect_one_rollout(half), collect_one_rollout(full)
+    assert all(s.dtype == torch.bfloat16 for s in half_buffer.cell_states)
+    half_bytes = sum(s.numel() * s.element_size() for s in half_buffer.cell_states)
+    assert 2 * half_bytes == sum(s.numel() * s.element_size() for s in full_buffer.cell_states)
+    half.policy.set_training_mode(False)
+    with torch.no_grad():
+        for batch in half_buffer.get(48):
+            assert all(s.dtype == torch.float32 for s in batch.cell_states)
+            _, log_prob, _ = half.policy.evaluate_actions(
+                batch.observations, batch.actions.long().flatten(), batch.cell_states, batch.episode_starts
+            )
+            assert (log_prob - batch.old_log_prob).abs().max().item() <= 1e-2
+    half.learn(48)
+    half.save(tmp_path / "half.zip")
+    assert RtxPPO.load(tmp_path / "half.zip", device="cpu").rollout_buffer.cell_states[0].dtype == torch.bfloat16
+
+
+def test_unknown_state_dtype_is_named():
+    with pytest.raises(ValueError, match=r"state_dtype must be one of \['bfloat16', 'float32'\], got 'float16'"):
+        tiny_model("agalite", state_dtype="float16")
