@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.report import write_report
-from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, mean_success, run_all
+from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LAYER = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
@@ -118,14 +118,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corridor", type=int, default=10)
     parser.add_argument("--distractors", type=int, default=2, help="random distractor bits per observation")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=50_000, help="environment steps per run")
-    parser.add_argument("--eval-episodes", type=int, default=96)
     parser.add_argument("--time-steps", type=int, default=300, help="acting steps timed per configuration")
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
-    parser.add_argument("--resume", action="store_true", help="keep finished runs from the runs file")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 3 configurations, 1 seed, 1 rollout")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_sweep_arguments(parser, [0, 1, 2], "smoke run: 3 configurations, 1 seed, 1 rollout", RESULTS)
     args = parser.parse_args(argv)
     configs = configurations()
     if args.quick:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.report import write_report
-from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, mean_success, run_all
+from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -132,13 +132,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--corridors", nargs="+", type=int, default=[10, 40, 80])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=150_000, help="environment steps per run")
-    parser.add_argument("--eval-episodes", type=int, default=96)
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
-    parser.add_argument("--resume", action="store_true", help="keep finished runs from the runs file")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 models, 1 corridor, 1 seed, 2 rollouts")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_sweep_arguments(parser, [0, 1, 2], "smoke run: 2 models, 1 corridor, 1 seed, 2 rollouts", RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.models = list(dict.fromkeys([args.models[0], "RecurrentPPO"]))

@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks.learning import MODELS
 from benchmarks.report import write_report
-from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, mean_success, run_all
+from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: (corridor, sequence_length, environment steps)
@@ -60,12 +60,7 @@ def specs(settings, seeds: list[int], eval_episodes: int) -> list[RunSpec]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
-    parser.add_argument("--eval-episodes", type=int, default=96)
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
-    parser.add_argument("--resume", action="store_true", help="keep finished runs from the runs file")
-    parser.add_argument("--quick", action="store_true", help="smoke run: corridor 4, 1 seed, 2 rollouts")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_sweep_arguments(parser, [0, 1, 2, 3, 4, 5], "smoke run: corridor 4, 1 seed, 2 rollouts", RESULTS)
     args = parser.parse_args(argv)
     settings = SETTINGS
     if args.quick:

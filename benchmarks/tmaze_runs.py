@@ -9,6 +9,7 @@ finished run to a JSON-lines file, so an interrupted sweep resumes where it stop
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -108,6 +109,16 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
         "fps": model.num_timesteps / train_s,
         "curve": curve,
     }
+
+
+def add_sweep_arguments(parser: "argparse.ArgumentParser", seeds: list[int], quick_help: str, out: Path) -> None:
+    """The options every T-Maze sweep takes: seeds, evaluation episodes, jobs, resume, quick, out."""
+    parser.add_argument("--seeds", nargs="+", type=int, default=seeds)
+    parser.add_argument("--eval-episodes", type=int, default=96)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
+    parser.add_argument("--resume", action="store_true", help="keep finished runs from the runs file")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--out", type=Path, default=out)
 
 
 def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
