@@ -36,15 +36,12 @@ gradient of its own).
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from sb3_rtx.cells.scan import CHUNK_LEN, LOG_DECAY_FLOOR, GatedChunks
-
-DECAY_FLOOR = math.exp(LOG_DECAY_FLOOR)
+from sb3_rtx.cells.scan import CHUNK_LEN, DECAY_FLOOR, GatedChunks
 
 
 def outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

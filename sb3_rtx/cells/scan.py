@@ -145,13 +145,15 @@ def linear_scan(
 #: by 10 * CHUNK_LEN / 2 = 40, far inside float32's range (exp(88)). A gate can still erase all but
 #: 4.5e-5 of the memory in one step; an episode start still erases all of it (through masks).
 LOG_DECAY_FLOOR = -10.0
+#: the floor itself, for paths that work with decays rather than their logs
+DECAY_FLOOR = math.exp(LOG_DECAY_FLOOR)
 #: chunk length of the chunked attention form (see LOG_DECAY_FLOOR before raising it)
 CHUNK_LEN = 8
 
 
 def floor_decay(decay: torch.Tensor) -> torch.Tensor:
     """Apply the decay floor (see :data:`LOG_DECAY_FLOOR`) to decays (the step path)."""
-    return decay.clamp_min(math.exp(LOG_DECAY_FLOOR))
+    return decay.clamp_min(DECAY_FLOOR)
 
 
 def floor_log_decay(log_decay: torch.Tensor) -> torch.Tensor:
