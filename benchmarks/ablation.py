@@ -19,7 +19,6 @@ steps at batch 1 after warm-up, every configuration timed in interleaved rounds.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.report import write_report
-from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all
+from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LAYER = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
@@ -170,9 +169,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"training success curve over the run (higher = learned earlier), and the steps until training success "
         f"first reached 90% (mean over seeds; a seed that never did counts the whole budget). One layer {LAYER} "
         f"PPO {PPO}, {N_ENVS} envs. State floats per env and acting step time (batch 1, median of "
-        f"{args.time_steps} steps, 1 thread) of that layer. Training time of the sweep: "
-        f"{sum(r['train_s'] for r in runs) / 60 / args.jobs:.0f} min with {args.jobs} jobs (this call: "
-        f"{(time.perf_counter() - start) / 60:.0f} min), {platform.machine()}. `python -m benchmarks.ablation`",
+        f"{args.time_steps} steps, 1 thread) of that layer. {sweep_time(runs, args.jobs, start)} "
+        "`python -m benchmarks.ablation`",
         [
             ("configuration:", lambda r: r["config"]),
             ("success", lambda r: f"{r['success']:.2f} ({r['seeds']})"),

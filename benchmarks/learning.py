@@ -19,7 +19,6 @@ it); the summary goes to ``learning.md`` / ``.csv`` and the plots to ``learning_
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.report import write_report
-from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all
+from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -160,7 +159,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for corridor in args.corridors:
         columns.append((f"corridor {corridor}", lambda r, c=corridor: f"{r[f'success_{c}']:.2f} ({r[f'seeds_{c}']})"))
     columns += [("fps", lambda r: f"{r['fps']:.0f}"), ("min / run", lambda r: f"{r['train_min']:.1f}")]
-    total_min = sum(r["train_s"] for r in runs) / 60 / args.jobs
     table = write_report(
         rows,
         args.out,
@@ -171,9 +169,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{args.timesteps} environment steps per run, {N_ENVS} envs, PPO {PPO}, RtxPPO sequence_length "
         f"{PPO['n_steps']}. Transformer cells: {SMALL} (AGaLiTe eta 4, r 2; GaLiTe eta 4; GTrXL memory_len 64); "
         f"RtxPPO LSTM: 128 units; RecurrentPPO: MlpLstmPolicy defaults (LSTM 256, separate critic LSTM). "
-        f"Training time of the sweep: {total_min:.0f} min with {args.jobs} jobs (this call: "
-        f"{(time.perf_counter() - start) / 60:.0f} min), one torch thread per run, {platform.machine()}. "
-        "`python -m benchmarks.learning`",
+        f"{sweep_time(runs, args.jobs, start)} `python -m benchmarks.learning`",
         columns,
     )
     plot(runs, args.models, args.corridors, args.out, stem)

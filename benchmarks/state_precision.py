@@ -20,7 +20,6 @@ It writes ``benchmarks/results/state_precision.{md,csv}`` and the runs to ``stat
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 
 from benchmarks.learning import MODELS
 from benchmarks.report import write_report
-from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all
+from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: (corridor, sequence_length, environment steps)
@@ -100,8 +99,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"AGaLiTe {MODELS['AGaLiTe'][2]['cell_kwargs']}, PPO {PPO}, {N_ENVS} envs, seeds {args.seeds}. Final success: "
         f"the final policy acting deterministically on {args.eval_episodes} fresh episodes; mean training success: "
         f"the mean of the last-100-episodes training success over the run (how early it learned). "
-        f"Training time of all runs: {sum(r['train_s'] for r in runs) / 60 / args.jobs:.0f} min with {args.jobs} jobs "
-        f"(this call: {(time.perf_counter() - start) / 60:.0f} min), {platform.machine()}. `python -m benchmarks.state_precision`",
+        f"{sweep_time(runs, args.jobs, start)} `python -m benchmarks.state_precision`",
         columns,
     )
     print()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -119,6 +120,16 @@ def add_sweep_arguments(parser: "argparse.ArgumentParser", seeds: list[int], qui
     parser.add_argument("--resume", action="store_true", help="keep finished runs from the runs file")
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--out", type=Path, default=out)
+
+
+def sweep_time(runs: list[dict], jobs: int, call_start: float) -> str:
+    """The sentence every sweep report gives on its cost: training time of all its runs at ``jobs``
+    at a time, and how long this call took (less when ``--resume`` kept finished runs)."""
+    total_min = sum(r["train_s"] for r in runs) / 60 / jobs
+    return (
+        f"Training time of the sweep: {total_min:.0f} min with {jobs} jobs (this call: "
+        f"{(time.perf_counter() - call_start) / 60:.0f} min), one torch thread per run, {platform.machine()}."
+    )
 
 
 def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
