@@ -31,15 +31,14 @@ class RecurrentCell(nn.Module, ABC):
 
     #: registry name of the cell ("galite", ...), set by subclasses
     name: str = ""
-    #: the compiled acting step (see :meth:`compile_acting`); a class default for cells unpickled
-    #: from before it existed
+    #: the compiled acting step (see :meth:`compile_acting`), None while acting is eager; a class
+    #: default, so cells unpickled from before it existed have it too
     _compiled_step: Optional[Callable[..., Any]] = None
 
     def __init__(self, input_dim: int, output_dim: int) -> None:
         super().__init__()
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
-        self._compiled_step: Optional[Callable[..., Any]] = None
 
     # ------------------------------------------------------------ compilation
     def compile_acting(self, enabled: bool = True) -> "RecurrentCell":
