@@ -5,8 +5,9 @@ eta 8, r 2; LSTM-256) and at a small size (2 layers, d_model 64, 2 heads, d_head
 eta 4, r 2; LSTM-64), with GTrXL at memory_len 32, 64, 128 and 256, it measures in one run:
 
 * acting cost: wall time of one acting step (T=1, no grad) at batch 1 and batch 64, the median of
-  many repeats after warm-up (cells take turns in runs of 10 steps, see :func:`interleaved_ms`), from a state that has seen a full memory (GTrXL attends over all its
-  slots); and the FLOPs of one step at batch 1;
+  many repeats after warm-up (cells take turns in runs of 10 steps, see :func:`interleaved_ms`),
+  from a state that has seen a full memory (GTrXL attends over all its slots); and the FLOPs of
+  one step at batch 1;
 * memory: state bytes per env (``state_numel`` x 4 bytes, float32), peak memory of the acting step
   (batch 64) and of a training step (forward + backward over T=128, batch 16);
 * training cost: wall time of that training step (the multi-step form), and its FLOPs;
