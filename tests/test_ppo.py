@@ -302,6 +302,20 @@ def test_incompatible_hyperparameters_fail_at_construction(kwargs, message):
         tiny_model("agalite", **kwargs)
 
 
+def test_default_sequence_length_fits_n_steps_and_batch_size():
+    """A RecurrentPPO user's RtxPPO(..., n_steps=256) trains: the default sequence is the longest
+    that divides both n_steps and batch_size; an explicit bad value still fails clearly."""
+    assert RtxPPO("MlpRtxPolicy", cue_env(), n_steps=256).sequence_length == 128  # batch_size 128
+    assert RtxPPO("MlpRtxPolicy", cue_env(), n_steps=48, batch_size=64).sequence_length == 16
+    assert RtxPPO("MlpRtxPolicy", cue_env(), n_steps=32, batch_size=None).sequence_length == 32
+    model = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=24, batch_size=32, n_epochs=1,
+                   policy_kwargs=dict(cell="lstm", cell_kwargs=dict(hidden_size=8)))
+    assert model.sequence_length == 8
+    model.learn(96)
+    with pytest.raises(ValueError, match="sequence_length=256 must divide n_steps=128"):
+        RtxPPO("MlpRtxPolicy", cue_env(), n_steps=128, sequence_length=256)
+
+
 def test_load_with_fewer_envs_works_like_ppo(tmp_path):
     """rl_zoo3's record_video loads with one env a model trained with several."""
     model = tiny_model("agalite")  # 4 envs, batch 32 = 2 x 16 steps
@@ -337,6 +351,47 @@ def test_cue_recall_checks_its_arguments_and_passes_check_env():
         gym.make("sb3_rtx/CueRecall-v0", n_cues=1)
     with pytest.raises(ValueError, match="delay must be an int >= 0"):
         gym.make("sb3_rtx/CueRecall-v0", delay=-1)
+    with pytest.raises(ValueError, match="noise_dims must be an int >= 0"):
+        gym.make("sb3_rtx/CueRecall-v0", noise_dims=1.5)
+    with pytest.raises(ValueError, match="noise must be one of"):
+        gym.make("sb3_rtx/CueRecall-v0", noise_dims=2, noise="laplace")
+    with pytest.raises(ValueError, match="decoys must be <= delay=3"):
+        gym.make("sb3_rtx/CueRecall-v0", delay=3, decoys=4)
+    for noise in ("uniform", "normal", "binary"):
+        check_env(gym.make("sb3_rtx/CueRecall-v0", delay=3, n_cues=5, noise_dims=3, noise=noise, decoys=2).unwrapped)
+
+
+@pytest.mark.parametrize("noise", ["uniform", "normal", "binary"])
+def test_cue_recall_noise_decoys_and_scoring(noise):
+    """Noise dims are fresh every step and follow their distribution; decoys show other cues on the
+    cue bits during the delay; only the first cue is scored."""
+    env = CueRecallEnv(n_cues=6, delay=5, noise_dims=3, noise=noise, decoys=3)
+    assert env.observation_space.shape == (6 + 1 + 3,)
+    noise_values, decoy_counts = [], []
+    for seed in range(40):
+        obs, _ = env.reset(seed=seed)
+        cue = int(np.argmax(obs[:6]))
+        assert obs[:6].sum() == 1 and obs[6] == 0
+        shown, steps = 0, [obs]
+        for _ in range(6):  # delay steps 1..5, then the query step 6
+            obs = env.step(0)[0]
+            steps.append(obs)
+            shown += int(obs[:6].sum())
+        assert obs[6] == 1.0  # the query
+        decoy_counts.append(shown)
+        noise_values.append(np.stack([o[7:] for o in steps]))
+        assert env.step(cue)[1] == 1.0
+    assert set(decoy_counts) == {3}
+    values = np.concatenate(noise_values)
+    # redrawn every step, not fixed per episode
+    steps_differ = [np.unique(episode, axis=0).shape[0] for episode in noise_values]
+    assert np.mean(steps_differ) > (3 if noise == "binary" else 6.9)
+    if noise == "uniform":
+        assert values.min() >= -1 and values.max() <= 1 and values.std() > 0.5
+    elif noise == "normal":
+        assert abs(values.std() - 1) < 0.15 and values.min() < -1
+    else:
+        assert set(np.unique(values)) == {0.0, 1.0}
 
 
 def test_compiled_acting_predicts_like_eager_and_survives_save_load(tmp_path):

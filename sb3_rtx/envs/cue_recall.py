@@ -1,9 +1,18 @@
 """CueRecall: the smallest memory task. Remember the cue of the first step, recall it at the end.
 
-Step 0 shows one of ``n_cues`` cues (one-hot). The next ``delay`` steps show nothing. At the last
+Step 0 shows one of ``n_cues`` cues (one-hot). The next ``delay`` steps show no cue. At the last
 step (``delay + 1``) a query flag is set and the action chosen there is scored: reward 1 if it
 names the cue, else 0. Actions before the query are ignored. A memoryless policy can do no better
 than ``1 / n_cues``; a policy with memory reaches 1.
+
+Harder variants, each a keyword:
+
+* ``noise_dims`` extra observation dimensions of fresh noise at every step (``noise="uniform"`` in
+  [-1, 1], ``"normal"`` with unit variance, or ``"binary"`` in {0, 1}): a memory must learn what
+  to keep and what to let pass, as in any real observation stream;
+* ``decoys`` later steps of the delay (chosen at random, never the query step) that show another
+  random cue on the same cue bits: only the *first* cue counts, so a memory that keeps the latest
+  cue, or a blend of all of them, fails.
 """
 
 from __future__ import annotations
@@ -16,39 +25,78 @@ from gymnasium import spaces
 
 from sb3_rtx.envs._checks import check_int_keyword
 
+#: noise distributions of the ``noise_dims`` observation dimensions
+NOISE_KINDS = ("uniform", "normal", "binary")
+
 
 class CueRecallEnv(gym.Env):
-    """Observation: ``n_cues`` cue bits, then a query flag. Action: ``Discrete(n_cues)``.
+    """Observation: ``n_cues`` cue bits, a query flag, then ``noise_dims`` noise values.
+    Action: ``Discrete(n_cues)``.
 
     :param n_cues: number of distinct cues (>= 2)
     :param delay: steps between the cue and the query (>= 0)
+    :param noise_dims: observation dimensions of noise, redrawn every step (>= 0)
+    :param noise: their distribution: ``"uniform"`` (in [-1, 1]), ``"normal"`` or ``"binary"``
+    :param decoys: steps of the delay that show a random decoy cue (0 <= decoys <= delay)
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, n_cues: int = 2, delay: int = 8, render_mode: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        n_cues: int = 2,
+        delay: int = 8,
+        noise_dims: int = 0,
+        noise: str = "uniform",
+        decoys: int = 0,
+        render_mode: Optional[str] = None,
+    ) -> None:
         self.n_cues = check_int_keyword("CueRecall", "n_cues", n_cues, 2)
         self.delay = check_int_keyword("CueRecall", "delay", delay, 0)
+        self.noise_dims = check_int_keyword("CueRecall", "noise_dims", noise_dims, 0)
+        self.decoys = check_int_keyword("CueRecall", "decoys", decoys, 0)
+        if self.decoys > self.delay:
+            raise ValueError(f"CueRecall: decoys must be <= delay={self.delay} (one per delay step at most), got {decoys!r}")
+        if noise not in NOISE_KINDS:
+            raise ValueError(f"CueRecall: noise must be one of {NOISE_KINDS}, got {noise!r}")
+        self.noise = noise
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"CueRecall: render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
-        self.observation_space = spaces.Box(0.0, 1.0, shape=(self.n_cues + 1,), dtype=np.float32)
+        low = -np.inf if noise == "normal" else (0.0 if noise == "binary" else -1.0)
+        lows = np.array([0.0] * (self.n_cues + 1) + [low] * self.noise_dims, dtype=np.float32)
+        highs = np.array([1.0] * (self.n_cues + 1) + [np.inf if noise == "normal" else 1.0] * self.noise_dims, dtype=np.float32)
+        self.observation_space = spaces.Box(lows, highs, dtype=np.float32)
         self.action_space = spaces.Discrete(self.n_cues)
         self._cue = 0
         self._t = 0
+        self._decoy_cues: dict[int, int] = {}
+
+    def _noise(self) -> np.ndarray:
+        if self.noise == "uniform":
+            return self.np_random.uniform(-1.0, 1.0, self.noise_dims)
+        if self.noise == "normal":
+            return self.np_random.standard_normal(self.noise_dims)
+        return self.np_random.integers(0, 2, self.noise_dims).astype(np.float64)
 
     def _observation(self) -> np.ndarray:
-        obs = np.zeros(self.n_cues + 1, dtype=np.float32)
+        obs = np.zeros(self.n_cues + 1 + self.noise_dims, dtype=np.float32)
         if self._t == 0:
             obs[self._cue] = 1.0
+        elif self._t in self._decoy_cues:
+            obs[self._decoy_cues[self._t]] = 1.0
         if self._t == self.delay + 1:
-            obs[-1] = 1.0
+            obs[self.n_cues] = 1.0
+        if self.noise_dims:
+            obs[self.n_cues + 1 :] = self._noise()
         return obs
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict[str, Any]] = None):
         super().reset(seed=seed)
         self._cue = int(self.np_random.integers(self.n_cues))
         self._t = 0
+        steps = self.np_random.choice(np.arange(1, self.delay + 1), size=self.decoys, replace=False) if self.decoys else []
+        self._decoy_cues = {int(t): int(self.np_random.integers(self.n_cues)) for t in steps}
         return self._observation(), {}
 
     def step(self, action: int):
