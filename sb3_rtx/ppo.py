@@ -12,6 +12,7 @@ What differs from ``RecurrentPPO`` (same constructor, plus ``sequence_length``):
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
@@ -39,6 +40,18 @@ def _select_env(state: CellState, index: int) -> CellState:
 
 #: rollout-buffer precisions for cell states. No float16: a state's running sums can leave its range
 STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def default_sequence_length(n_steps: int, batch_size: Optional[int]) -> int:
+    """The ``sequence_length`` used when none is given: the longest that fits, i.e. the greatest
+    common divisor of ``n_steps`` and ``batch_size`` (``n_steps`` itself when ``batch_size`` is None
+    or a multiple of it). So ``RtxPPO(..., n_steps=256)`` with the default ``batch_size=128``
+    trains on 128-step sequences instead of failing, as RecurrentPPO users would expect."""
+    if batch_size is None or isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        return n_steps
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        return n_steps  # check_rollout_sizes names the bad value
+    return math.gcd(int(n_steps), int(batch_size))
 
 
 def check_rollout_sizes(
@@ -80,7 +93,9 @@ class RtxPPO(RecurrentPPO):
     Takes every argument of ``sb3_contrib.RecurrentPPO`` plus:
 
     :param sequence_length: truncated-BPTT length: steps per training sequence. Must divide
-        ``n_steps``; ``batch_size`` must be a multiple of it. Defaults to ``n_steps`` (whole rollouts).
+        ``n_steps``; ``batch_size`` must be a multiple of it. Defaults to the longest that fits,
+        ``gcd(n_steps, batch_size)`` (:func:`default_sequence_length`): whole rollouts when
+        ``batch_size`` is a multiple of ``n_steps``.
     :param state_dtype: precision of the cell states kept in the rollout buffer (one per env and
         sequence): ``"float32"`` (default) or ``"bfloat16"``, half the bytes, with float32's range;
         training reads them back as float32. Acting always carries the full-precision state.
@@ -123,7 +138,7 @@ class RtxPPO(RecurrentPPO):
         state_dtype: str = "float32",
         _init_setup_model: bool = True,
     ):
-        self.sequence_length = n_steps if sequence_length is None else sequence_length
+        self.sequence_length = default_sequence_length(n_steps, batch_size) if sequence_length is None else sequence_length
         if state_dtype not in STATE_DTYPES:
             raise ValueError(f"RtxPPO: state_dtype must be one of {sorted(STATE_DTYPES)}, got {state_dtype!r}")
         self.state_dtype = state_dtype
@@ -280,6 +295,7 @@ class RtxPPO(RecurrentPPO):
             clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
 
         entropy_losses, pg_losses, value_losses, clip_fractions = [], [], [], []
+        grad_norms: list[float] = []
         approx_kl_divs: list[float] = []
         continue_training = True
         loss = torch.zeros(())
@@ -328,7 +344,9 @@ class RtxPPO(RecurrentPPO):
 
                 self.policy.optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                # the norm before clipping: when it sits far above max_grad_norm, clipping shrinks every
+                # update and learning stalls (what exploding memory gradients look like from outside)
+                grad_norms.append(float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)))
                 self.policy.optimizer.step()
             self._n_updates += 1
             if not continue_training:
@@ -342,6 +360,9 @@ class RtxPPO(RecurrentPPO):
         self.logger.record("train/clip_fraction", np.mean(clip_fractions))
         self.logger.record("train/loss", loss.item())
         self.logger.record("train/explained_variance", explained_var)
+        if grad_norms:
+            self.logger.record("train/grad_norm", float(np.mean(grad_norms)))
+            self.logger.record("train/grad_norm_max", float(np.max(grad_norms)))
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", torch.exp(self.policy.log_std).mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")

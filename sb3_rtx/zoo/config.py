@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from sb3_rtx.cells import CELLS, check_cell_kwargs
 from sb3_rtx.policies import RtxActorCriticPolicy
-from sb3_rtx.ppo import RtxPPO, check_rollout_sizes
+from sb3_rtx.ppo import RtxPPO, check_rollout_sizes, default_sequence_length
 
 #: cells whose width is split into attention heads
 HEADED_CELLS = ("galite", "agalite", "gtrxl")
@@ -65,11 +65,13 @@ def _check(hyperparams: dict[str, Any], n_envs: int) -> None:
         raise ValueError(f"policy_kwargs must be a dict, got {policy_kwargs!r}")
     _check_policy_kwargs(policy_kwargs)
     n_steps = hyperparams.get("n_steps", 128)
+    batch_size = hyperparams.get("batch_size", 128)
+    sequence_length = hyperparams.get("sequence_length")
     check_rollout_sizes(
         n_steps,
         n_envs,
-        hyperparams.get("batch_size", 128),
-        hyperparams.get("sequence_length") or n_steps,
+        batch_size,
+        default_sequence_length(n_steps, batch_size) if sequence_length is None else sequence_length,
         hyperparams.get("n_epochs", 10),
     )
 
