@@ -17,6 +17,9 @@ SMALL = {
     "galite": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3),
     "agalite": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=3),
     "agalite-distinct": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=4, frequencies="distinct"),
+    # the paper's exact design (sum normaliser, zero gate biases, reference frequencies)
+    "agalite-paper": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=3, variant="paper"),
+    "galite-paper": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, variant="paper"),
     "gtrxl": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, memory_len=5),
     "lstm": dict(hidden_size=12, n_layers=2),
 }
@@ -77,7 +80,7 @@ def test_stepping_equals_whole_sequence(variant, seq_len):
 def test_float32_forms_agree_at_default_size(variant):
     """The real (float32, paper-size) configuration: forms agree to float32 rounding."""
     name = variant.split("-")[0]
-    extra = {"frequencies": "distinct"} if variant == "agalite-distinct" else {}
+    extra = {key: value for key, value in SMALL[variant].items() if key in ("frequencies", "variant")}
     torch.manual_seed(0)
     cell = make_cell(name, INPUT_DIM, **extra)
     x = torch.randn(20, 3, INPUT_DIM)
@@ -360,3 +363,55 @@ def test_compile_failure_warns_and_acts_eagerly():
     with torch.no_grad():
         want, _ = build("agalite", dtype=torch.float32, n_layers=1)(x, None, None)
     assert torch.equal(y, want)
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_paper_variant_is_the_papers_design_and_default_differs(name):
+    """variant="paper" keeps the paper's equations and initialisation; the default changes exactly
+    the normaliser and the gate biases (AGaLiTe also its frequencies), and each can be set alone."""
+    from sb3_rtx.cells.galite import NORMALISER_EPS
+
+    paper = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper")
+    default = make_cell(name, INPUT_DIM, **SMALL[name])
+    assert (paper.normaliser, paper.gate_init) == ("sum", "zero")
+    assert (default.normaliser, default.gate_init) == ("bounded", "slow")
+    assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
+    bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
+    assert torch.all(bias[:, 18:30] == -2.0) and torch.all(bias[:, 36:] == -2.0)  # beta, g, p3
+    assert torch.all(bias[:, :18] == 0) and torch.all(bias[:, 30:36] == 0)  # k, q, v, p1, p2
+    mixed = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", normaliser="bounded")
+    assert (mixed.normaliser, mixed.gate_init) == ("bounded", "zero")
+    if name == "agalite":
+        assert paper.frequency_set == "reference" and default.frequency_set != "reference"
+    assert NORMALISER_EPS < 1e-5  # the paper's eps is what makes its gradient blow up (next test)
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_bounded_normaliser_bounds_the_query_gradient(name):
+    """A query with near-zero features: the paper's 1 / (s . q + eps) gives a gradient of order
+    1 / (s . q) (the cause of the exploding gradients under PPO); the bounded form does not."""
+    torch.manual_seed(0)
+    norms = {}
+    for variant in ("paper", "default"):
+        cell = make_cell(name, INPUT_DIM, **SMALL[name], variant=variant).double()
+        x = torch.randn(6, 2, INPUT_DIM, dtype=torch.float64)
+        mixer = cell.blocks[0].mixer
+        # shrink the query's projection so q = relu(W_q h) x relu(W_p2 h) is tiny at every step
+        with torch.no_grad():
+            columns = mixer.features.project.weight.view(2, 5 * 6 + 3 * 3, -1)
+            columns[:, 6:12] *= 1e-4
+            columns[:, 33:36] *= 1e-4
+        y, _ = cell(x, None, None)
+        y.sum().backward()
+        norms[variant] = mixer.features.project.weight.grad.norm().item()
+    assert norms["paper"] > 1e3 * norms["default"]
+    assert norms["default"] < 1e2
+
+
+def test_unknown_variant_or_choice_is_named():
+    with pytest.raises(ValueError, match="variant must be one of \\('default', 'paper'\\), got 'fast'"):
+        make_cell("agalite", 4, variant="fast")
+    with pytest.raises(ValueError, match="normaliser must be one of"):
+        make_cell("galite", 4, normaliser="rms")
+    with pytest.raises(ValueError, match="gate_init must be one of"):
+        make_cell("agalite", 4, gate_init="chrono")

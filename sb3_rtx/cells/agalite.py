@@ -32,17 +32,19 @@ state, counter included), so an episode's outputs never depend on what came befo
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer
-from sb3_rtx.cells.galite import NORMALISER_EPS, GatedFeatures, step_keep
+from sb3_rtx.cells.galite import GatedFeatures, normalise, resolve_variant, step_keep
 from sb3_rtx.cells.factored_attention import factored_gated_attention
 from sb3_rtx.cells.scan import floor_decay, linear_scan
 
-FREQUENCY_SETS = ("reference", "distinct")
+FREQUENCY_SETS = ("reference", "distinct", "dc")
+#: AGaLiTe's choice of write weights in each variant (the other choices are GaLiTe's, see galite.py)
+VARIANT_FREQUENCIES = {"default": "dc", "paper": "reference"}
 
 
 def oscillator_frequencies(r: int, kind: str) -> tuple[torch.Tensor, int]:
@@ -52,6 +54,9 @@ def oscillator_frequencies(r: int, kind: str) -> tuple[torch.Tensor, int]:
             return torch.tensor([-math.pi], dtype=torch.float64), 2
         # pi * (-1 + 2 j / (r - 1)): cos(omega n) repeats after 2 (r - 1) steps
         return torch.linspace(-math.pi, math.pi, r, dtype=torch.float64), 2 * (r - 1)
+    if kind == "dc":
+        # pi * j / r for j = 0..r-1: r distinct frequencies in [0, pi), the first the constant 1
+        return math.pi * torch.arange(0, r, dtype=torch.float64) / r, 2 * r
     if kind == "distinct":
         # pi * j / r: cos(omega n) repeats after 2 r steps
         return math.pi * torch.arange(1, r + 1, dtype=torch.float64) / r, 2 * r
@@ -96,10 +101,11 @@ class AGaLiTeMixer(SequenceMixer):
     ``kt`` with cosine 1 (same decay, same input), so one update and one product serve all ``r + 1``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, r: int) -> None:
+    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, r: int, normaliser: str = "sum", gate_init: str = "zero") -> None:
         super().__init__()
-        self.features = GatedFeatures(d_model, n_heads, d_head, eta)
+        self.features = GatedFeatures(d_model, n_heads, d_head, eta, gate_init)
         self.n_heads, self.d_head, self.feature_dim, self.r = n_heads, d_head, eta * d_head, r
+        self.bounded = normaliser == "bounded"
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return (self.n_heads, self.r, self.d_head), (self.n_heads, self.r + 1, self.feature_dim)
@@ -121,7 +127,7 @@ class AGaLiTeMixer(SequenceMixer):
         ks = torch.addcmul(context.osc * write_k.unsqueeze(2), decay_k.unsqueeze(2), ks)
         ksq = torch.matmul(ks, q.unsqueeze(-1))  # (B, H, r + 1, 1): kt_j . q, then s . q
         numerator = torch.matmul(ksq[:, :, : self.r].transpose(-1, -2), vt)  # (B, H, 1, d)
-        a = numerator / (ksq[:, :, self.r :] * (2 * self.r) + NORMALISER_EPS)
+        a = normalise(numerator, ksq[:, :, self.r :] * (2 * self.r), self.bounded)
         return a.permute(2, 0, 1, 3), (vt, ks)  # (1, B, H, d)
 
     def _sequence(self, context: AGaLiTeContext, factors, layer_state):
@@ -142,7 +148,7 @@ class AGaLiTeMixer(SequenceMixer):
     def _attend(self, vt: torch.Tensor, kq: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
         """``a = sum_j vt_j (kt_j . q) / (2 r (s . q) + eps)`` from ``vt (.., r, d)``, ``kq (.., r)``, ``sq``."""
         numerator = (vt * kq.unsqueeze(-1)).sum(-2)
-        return numerator / (2 * self.r * sq.unsqueeze(-1) + NORMALISER_EPS)
+        return normalise(numerator, 2 * self.r * sq.unsqueeze(-1), self.bounded)
 
 
 class AGaLiTe(GatedTransformerCell):
@@ -168,10 +174,16 @@ class AGaLiTe(GatedTransformerCell):
         d_ffc: int = 128,
         eta: int = 8,
         r: int = 2,
-        frequencies: str = "reference",
+        frequencies: Optional[str] = None,
+        variant: str = "default",
+        normaliser: Optional[str] = None,
+        gate_init: Optional[str] = None,
     ) -> None:
         check_positive_int("AGaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, r=r)
+        choices = resolve_variant("AGaLiTe", variant, normaliser=normaliser, gate_init=gate_init)
+        frequencies = VARIANT_FREQUENCIES[variant] if frequencies is None else frequencies
         omegas, period = oscillator_frequencies(r, frequencies)
+        self.variant, self.normaliser, self.gate_init = variant, choices["normaliser"], choices["gate_init"]
         self.n_heads, self.d_head, self.eta, self.r = n_heads, d_head, eta, r
         self.frequency_set, self.period = frequencies, period
         super().__init__(
@@ -179,7 +191,7 @@ class AGaLiTe(GatedTransformerCell):
             n_layers,
             d_model,
             d_ffc,
-            lambda: AGaLiTeMixer(d_model, n_heads, d_head, eta, r),
+            lambda: AGaLiTeMixer(d_model, n_heads, d_head, eta, r, choices["normaliser"], choices["gate_init"]),
         )
         # a plain tuple, not a buffer: module.float() / .half() must not round the frequencies
         self.omegas = tuple(omegas.tolist())

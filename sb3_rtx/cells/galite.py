@@ -14,6 +14,26 @@ sequence, so the multi-step form is chunked (:class:`~sb3_rtx.cells.scan.GatedCh
 chunk the output is a gated attention over the chunk's positions, computed with matrix products,
 and ``C`` is only carried from chunk to chunk. Decays are floored at exp(-10) on every path
 (see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`).
+
+Variants (``variant=``), shared with AGaLiTe; each choice can also be set on its own:
+
+* ``"paper"``: the equations above with the paper's zero-bias gates (``normaliser="sum"``,
+  ``gate_init="zero"``).
+* ``"default"``: two changes, each measured on noisy cue recall (README, "Learning memory"):
+
+  - ``normaliser="bounded"``: ``a_t = C_t q_t / max(s_t . q_t, 1)``. The paper's ``1 / (s . q + eps)``
+    has a gradient of order ``1 / (s . q)`` in ``q``, and ``s . q`` comes near 0 whenever the relu
+    features of a query are near 0: under PPO the cell's gradient norm grew to 10^3 (the heads' stayed
+    near 0.1), so clipping to ``max_grad_norm`` shrank every update. Bounding the denominator below,
+    as xLSTM's mLSTM does (``max(|n . q|, 1)``, Beck et al. 2024), keeps the read a weighted average
+    wherever the keys match and bounds its gradient. (Unbounded gradients from the normaliser of
+    linear attention: Qin et al. 2022, "The Devil in Linear Transformer".)
+  - ``gate_init="slow"``: the gate biases (``W_beta``, ``W_g``, ``W_p3``) start at -2, not 0. With
+    zero biases, ``beta = 0.5`` and ``gamma = 0.25``, so ``C`` keeps ``0.5 * 0.75`` of itself per
+    step and a cue is down to ``4e-5`` after ten steps: no gradient reaches it. At -2 the memory
+    keeps about ``0.87`` per step. (Gates initialised towards long memory: Tallec & Ollivier 2018,
+    "Can recurrent neural networks warp time?"; Gu et al. 2020, "Improving the gating mechanism of
+    recurrent neural networks".)
 """
 
 from __future__ import annotations
@@ -28,8 +48,38 @@ from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, ort
 from sb3_rtx.cells.factored_attention import outer
 from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
 
-#: added to the normaliser s_t . q_t (which is >= 0 by construction)
+#: added to the normaliser s_t . q_t (which is >= 0 by construction) in the paper's form
 NORMALISER_EPS = 1e-6
+#: ``variant`` -> the choices it makes (see the module docstring)
+VARIANTS: dict[str, dict[str, str]] = {
+    "default": dict(normaliser="bounded", gate_init="slow"),
+    "paper": dict(normaliser="sum", gate_init="zero"),
+}
+NORMALISERS = ("sum", "bounded")
+#: gate bias at initialisation, by ``gate_init``
+GATE_INIT_BIAS = {"zero": 0.0, "slow": -2.0}
+
+
+def resolve_variant(cell: str, variant: str, **choices: Optional[str]) -> dict[str, str]:
+    """The variant's choices, overridden by those given (not None); errors name the bad value."""
+    if variant not in VARIANTS:
+        raise ValueError(f"{cell}: variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+    resolved = dict(VARIANTS[variant])
+    valid = {"normaliser": NORMALISERS, "gate_init": tuple(GATE_INIT_BIAS)}
+    for key, value in choices.items():
+        if value is None:
+            continue
+        if key in valid and value not in valid[key]:
+            raise ValueError(f"{cell}: {key} must be one of {valid[key]}, got {value!r}")
+        resolved[key] = value
+    return resolved
+
+
+def normalise(numerator: torch.Tensor, denominator: torch.Tensor, bounded: bool) -> torch.Tensor:
+    """``numerator / max(denominator, 1)`` (bounded) or ``numerator / (denominator + eps)`` (paper)."""
+    if bounded:
+        return numerator / denominator.clamp_min(1.0)
+    return numerator / (denominator + NORMALISER_EPS)
 
 
 class GatedFeatures(nn.Module):
@@ -46,12 +96,18 @@ class GatedFeatures(nn.Module):
     gradients several times faster.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int) -> None:
+    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, gate_init: str = "zero") -> None:
         super().__init__()
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
         # one matmul for W_k, W_q, W_v, W_beta, W_g (d each) and W_p1, W_p2, W_p3 (eta each)
         self.project = orthogonal_linear(d_model, n_heads * (5 * d_head + 3 * eta))
         self.out = orthogonal_linear(n_heads * d_head, d_model)
+        bias = GATE_INIT_BIAS[gate_init]
+        if bias:
+            with torch.no_grad():  # the columns of beta, g (d each) and p3 (eta), in every head
+                columns = self.project.bias.view(n_heads, 5 * d_head + 3 * eta)
+                columns[:, 3 * d_head : 5 * d_head] = bias
+                columns[:, 5 * d_head + 2 * eta :] = bias
 
     def factors(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The small factors ``(T, B, H, d or eta)`` of the projection of ``h: (T, B, d_model)``:
@@ -109,10 +165,11 @@ def step_keep(starts: torch.Tensor) -> Optional[torch.Tensor]:
 class GaLiTeMixer(SequenceMixer):
     """GaLiTe attention for one layer; state ``(C: (H, d, F), s: (H, F))``."""
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int) -> None:
+    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, normaliser: str = "sum", gate_init: str = "zero") -> None:
         super().__init__()
-        self.features = GatedFeatures(d_model, n_heads, d_head, eta)
+        self.features = GatedFeatures(d_model, n_heads, d_head, eta, gate_init)
         self.n_heads, self.d_head, self.feature_dim = n_heads, d_head, eta * d_head
+        self.bounded = normaliser == "bounded"
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return (self.n_heads, self.d_head, self.feature_dim), (self.n_heads, self.feature_dim)
@@ -122,26 +179,25 @@ class GaLiTeMixer(SequenceMixer):
         memory, normaliser = layer_state
         if h.shape[0] == 1:
             write_k, decay_k, q, write_v, decay_v = (f[0] for f in self.features(h))
-            a, memory, normaliser = self._step(keep, decay_k, decay_v, write_k, write_v, q, memory, normaliser)
+            a, memory, normaliser = self._step(keep, decay_k, decay_v, write_k, write_v, q, memory, normaliser, self.bounded)
             a = a.unsqueeze(0)
         else:
             write_k, decay_k, q, write_v, decay_v = self.features(h, log_decays=True)
-            a, memory, normaliser = self._chunked(starts, decay_k, decay_v, write_k, write_v, q, memory, normaliser)
+            a, memory, normaliser = self._chunked(starts, decay_k, decay_v, write_k, write_v, q, memory, normaliser, self.bounded)
         return self.features.merge_heads(a), (memory, normaliser)
 
     @staticmethod
-    def _step(keep, decay_k, decay_v, write_k, write_v, q, memory, normaliser):
+    def _step(keep, decay_k, decay_v, write_k, write_v, q, memory, normaliser, bounded):
         if keep is not None:  # an episode start resets (C, s) to zero first
             decay_k, decay_v = decay_k * keep, decay_v * keep
         memory = decay_v.unsqueeze(-1) * decay_k.unsqueeze(-2) * memory
         memory = memory + write_v.unsqueeze(-1) * write_k.unsqueeze(-2)
         normaliser = torch.addcmul(write_k, decay_k, normaliser)
         numerator = torch.einsum("bhef,bhf->bhe", memory, q)
-        denominator = (normaliser * q).sum(-1, keepdim=True) + NORMALISER_EPS
-        return numerator / denominator, memory, normaliser
+        return normalise(numerator, (normaliser * q).sum(-1, keepdim=True), bounded), memory, normaliser
 
     @staticmethod
-    def _chunked(starts, log_decay_k, log_decay_v, write_k, write_v, q, memory, normaliser):
+    def _chunked(starts, log_decay_k, log_decay_v, write_k, write_v, q, memory, normaliser, bounded):
         chunks = GatedChunks(starts)
         gate_k = chunks.log_decay_factors(chunks.chunk(log_decay_k, 0.0))
         gate_v = chunks.log_decay_factors(chunks.chunk(log_decay_v, 0.0))
@@ -174,7 +230,7 @@ class GaLiTeMixer(SequenceMixer):
             "nbhef,nlbhf->nlbhe", torch.stack(carried_memory), q_from_start
         )
         denominator = denominator + reads * torch.einsum("nbhf,nlbhf->nlbh", torch.stack(carried_normaliser), q_from_start)
-        a = numerator / (denominator.unsqueeze(-1) + NORMALISER_EPS)
+        a = normalise(numerator, denominator.unsqueeze(-1), bounded)
         return chunks.unchunk(a), memory, normaliser
 
 
@@ -185,6 +241,10 @@ class GaLiTe(GatedTransformerCell):
 
     :param input_dim: size of each input vector
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta: sizes (paper's T-Maze defaults)
+    :param variant: ``"default"`` (the library's: bounded normaliser, slow gates) or ``"paper"``
+        (the paper's equations and initialisation); see the module docstring
+    :param normaliser: ``"bounded"`` or ``"sum"``, overriding the variant's
+    :param gate_init: ``"slow"`` or ``"zero"``, overriding the variant's
     """
 
     name = "galite"
@@ -198,11 +258,20 @@ class GaLiTe(GatedTransformerCell):
         d_head: int = 64,
         d_ffc: int = 128,
         eta: int = 8,
+        variant: str = "default",
+        normaliser: Optional[str] = None,
+        gate_init: Optional[str] = None,
     ) -> None:
         check_positive_int("GaLiTe", n_heads=n_heads, d_head=d_head, eta=eta)
+        choices = resolve_variant("GaLiTe", variant, normaliser=normaliser, gate_init=gate_init)
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
+        self.variant, self.normaliser, self.gate_init = variant, choices["normaliser"], choices["gate_init"]
         super().__init__(
-            input_dim, n_layers, d_model, d_ffc, lambda: GaLiTeMixer(d_model, n_heads, d_head, eta)
+            input_dim,
+            n_layers,
+            d_model,
+            d_ffc,
+            lambda: GaLiTeMixer(d_model, n_heads, d_head, eta, choices["normaliser"], choices["gate_init"]),
         )
 
     def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:
