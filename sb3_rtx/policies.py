@@ -39,6 +39,18 @@ from sb3_rtx.cells import CellState, RecurrentCell, make_cell
 #: what ``predict`` takes and returns as ``state``: the cell state(s) as numpy arrays, env dim first
 NumpyState = tuple[np.ndarray, ...]
 
+#: one small layer for the transformer cells: what a policy builds when no ``cell_kwargs`` are given.
+#: The cells' own defaults are the paper's T-Maze sizes (4 layers of d_model 128), which on a 2-core
+#: CPU train at 0.9x RecurrentPPO's speed; this size trains at about 2x and learns the memory suite
+#: (README, "Learning memory"). The LSTM keeps sb3-contrib's 256 units.
+_SMALL_TRANSFORMER = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
+DEFAULT_CELL_KWARGS: dict[str, dict[str, Any]] = {
+    "agalite": dict(_SMALL_TRANSFORMER, eta=4, r=2),
+    "galite": dict(_SMALL_TRANSFORMER, eta=4),
+    "gtrxl": dict(_SMALL_TRANSFORMER, memory_len=64),
+    "lstm": {},
+}
+
 
 def check_finite_observation(obs: PyTorchObs) -> None:
     """Raise a clear error for NaN or inf observations (they would silently poison the cell state)."""
@@ -58,9 +70,10 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
     Takes every argument of SB3's ``ActorCriticPolicy`` plus:
 
     :param cell: cell name, one of ``"agalite"`` (default), ``"galite"``, ``"gtrxl"``, ``"lstm"``
-    :param cell_kwargs: size keywords for :func:`sb3_rtx.cells.make_cell` (``n_layers``, ``d_model``,
-        ``n_heads``, ``d_head``, ``d_ffc``, ``eta``, ``r``, ``memory_len``, ``hidden_size``, ...);
-        defaults are the paper's T-Maze sizes
+    :param cell_kwargs: keywords for :func:`sb3_rtx.cells.make_cell` (``n_layers``, ``d_model``,
+        ``n_heads``, ``d_head``, ``d_ffc``, ``eta``, ``r``, ``memory_len``, ``hidden_size``,
+        ``variant``, ...), passed as they are; ``None`` (default) gives :data:`DEFAULT_CELL_KWARGS`,
+        one small layer (an empty dict gives the cell's own defaults, the paper's T-Maze sizes)
     :param shared_cell: one cell for actor and critic, trained by both losses (default), or a
         separate critic cell (doubles the cost of every step)
     :param compile_acting: run the cells' acting step through ``torch.compile``
@@ -93,7 +106,9 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         compile_acting: bool = False,
     ):
         self.cell_name = cell
-        self.cell_kwargs = dict(cell_kwargs or {})
+        if cell_kwargs is None:
+            cell_kwargs = DEFAULT_CELL_KWARGS.get(cell.lower() if isinstance(cell, str) else cell, {})
+        self.cell_kwargs = dict(cell_kwargs)
         self.shared_cell = shared_cell
         if not isinstance(compile_acting, bool):
             raise TypeError(f"compile_acting must be True or False, got {compile_acting!r}")
@@ -138,9 +153,20 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(
-            cell=self.cell_name, cell_kwargs=self.cell_kwargs, shared_cell=self.shared_cell, compile_acting=self.compile_acting
+            cell=self.cell_name,
+            cell_kwargs=self.resolved_cell_kwargs(),
+            shared_cell=self.shared_cell,
+            compile_acting=self.compile_acting,
         )
         return data
+
+    def resolved_cell_kwargs(self) -> dict[str, Any]:
+        """The cell keywords as built, with the cell's ``variant`` made explicit (what a saved model
+        records, so that a later change of the library's defaults does not change it)."""
+        cell_kwargs = dict(self.cell_kwargs)
+        if hasattr(self.cell_actor, "variant"):
+            cell_kwargs.setdefault("variant", self.cell_actor.variant)
+        return cell_kwargs
 
     @property
     def cells(self) -> tuple[RecurrentCell, ...]:

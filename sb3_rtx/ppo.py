@@ -188,6 +188,9 @@ class RtxPPO(RecurrentPPO):
         self.policy = self.policy.to(self.device)
         if not isinstance(self.policy, RtxActorCriticPolicy):
             raise ValueError("RtxPPO needs a policy that subclasses RtxActorCriticPolicy (e.g. 'MlpRtxPolicy')")
+        # save the cell keywords as built (the default size, the variant): a saved model must not
+        # change when a later version changes the library's defaults
+        self.policy_kwargs = {**self.policy_kwargs, "cell_kwargs": self.policy.resolved_cell_kwargs()}
         self._last_cell_states = self.policy.initial_state(self.n_envs)
         buffer_cls = RtxDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else RtxRolloutBuffer
         self.rollout_buffer = buffer_cls(

@@ -74,11 +74,15 @@ def test_training_pass_reproduces_acting_log_probs_and_values(cell, shared_cell)
     """The state-bookkeeping test: replaying stored sequences gives what acting computed."""
     # CueRecall(delay=4) episodes last 6 steps: they end inside 8-step sequences and across them
     model = tiny_model(cell, n_steps=24, sequence_length=8, batch_size=48, policy_kwargs=dict(shared_cell=shared_cell))
-    # open the blocks' gates (they start near the identity) and sharpen the near-uniform initial
-    # policy, so that memory visibly moves log-probabilities and values
+    # open the blocks' gates (they start near the identity) and the memories' write gates (they
+    # start slow, gate_init="slow"), scale up the linear cells' projections (at this tiny size
+    # s . q stays under the bounded normaliser's floor of 1, where the read is small), and sharpen
+    # the near-uniform initial policy, so that memory visibly moves log-probabilities and values
     for name, param in model.policy.named_parameters():
-        if name.endswith("gate_bias"):
+        if name.endswith("gate_bias") or name.endswith("features.project.bias"):
             param.data.zero_()
+        if name.endswith("features.project.weight"):
+            param.data *= 3.0
     model.policy.action_net.weight.data *= 100.0
     buffer = collect_one_rollout(model)
     starts = buffer.episode_starts
@@ -210,8 +214,12 @@ def test_continuous_actions_and_dict_observations():
     assert np.shape(action) == ()
 
 
-def success_rate(model, n_episodes=200, seed=123):
-    env = CueRecallEnv(delay=6)
+#: environment steps of the learning test (under a minute on one core)
+LEARNING_STEPS = 40_000
+
+
+def success_rate(model, n_episodes=200, seed=123, env_kwargs=None):
+    env = CueRecallEnv(**(env_kwargs or dict(delay=6)))
     wins = 0
     recurrent = isinstance(model, RtxPPO)
     for episode in range(n_episodes):
@@ -228,23 +236,22 @@ def success_rate(model, n_episodes=200, seed=123):
     return wins / n_episodes
 
 
-def test_agalite_solves_a_memory_task_that_memoryless_ppo_cannot():
-    # this setting solved the task for seeds 0, 2, 3, 4 and 5 with 1 or 2 threads; the smaller
-    # d_model=32, eta=2, 2-head cell failed 1 run in 8 (its ReLU query features can all die)
-    env_kwargs = dict(delay=6)
+def test_default_agalite_learns_noisy_recall_that_memoryless_ppo_cannot():
+    """The library's default policy (one small AGaLiTe layer, variant "default") learns a cue that
+    must be kept through 10 steps of noisy observations; a memoryless PPO cannot beat chance (0.5).
+    The paper's variant does not learn this (README, "Learning memory"); seed 0 and this budget are
+    fixed so the test is deterministic, not chosen among failing seeds."""
+    env_kwargs = dict(n_cues=2, delay=10, noise_dims=4)
     settings = dict(n_steps=32, batch_size=64, n_epochs=10, learning_rate=3e-4, seed=0)
     rtx = RtxPPO(
-        "MlpRtxPolicy",
-        make_vec_env("sb3_rtx/CueRecall-v0", n_envs=8, seed=0, env_kwargs=env_kwargs),
-        sequence_length=16,
-        policy_kwargs=dict(cell="agalite", cell_kwargs=dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64, eta=4, r=2)),
-        **settings,
-    ).learn(40_000)
+        "MlpRtxPolicy", make_vec_env("sb3_rtx/CueRecall-v0", n_envs=8, seed=0, env_kwargs=env_kwargs), **settings
+    ).learn(LEARNING_STEPS)
     memoryless = PPO(
         "MlpPolicy", make_vec_env("sb3_rtx/CueRecall-v0", n_envs=8, seed=0, env_kwargs=env_kwargs), **settings
-    ).learn(40_000)
-    rtx_success, memoryless_success = success_rate(rtx), success_rate(memoryless)
-    assert rtx_success >= 0.95, rtx_success
+    ).learn(LEARNING_STEPS)
+    rtx_success = success_rate(rtx, env_kwargs=env_kwargs)
+    memoryless_success = success_rate(memoryless, env_kwargs=env_kwargs)
+    assert rtx_success >= 0.9, rtx_success
     assert memoryless_success <= 0.65, memoryless_success
 
 
@@ -314,6 +321,28 @@ def test_default_sequence_length_fits_n_steps_and_batch_size():
     model.learn(96)
     with pytest.raises(ValueError, match="sequence_length=256 must divide n_steps=128"):
         RtxPPO("MlpRtxPolicy", cue_env(), n_steps=128, sequence_length=256)
+
+
+def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
+    """RtxPPO("MlpRtxPolicy", env): one small AGaLiTe layer in the library's variant; the saved
+    model records the variant, so a paper-variant model reloads as the paper's design."""
+    from sb3_rtx.policies import DEFAULT_CELL_KWARGS
+
+    model = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, n_epochs=1)
+    cell = model.policy.cell_actor
+    assert (cell.name, cell.n_layers, cell.d_model, cell.eta, cell.r) == ("agalite", 1, 64, 4, 2)
+    assert model.policy.cell_kwargs == DEFAULT_CELL_KWARGS["agalite"]
+    assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set) == ("default", "bounded", "slow", "dc")
+    assert RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell_kwargs={})).policy.cell_actor.d_model == 128
+
+    paper = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32,
+                   policy_kwargs=dict(cell_kwargs={**TINY["agalite"], "variant": "paper"}))
+    paper.save(tmp_path / "paper")
+    loaded = RtxPPO.load(tmp_path / "paper")
+    assert (loaded.policy.cell_actor.normaliser, loaded.policy.cell_actor.frequency_set) == ("sum", "reference")
+    model.save(tmp_path / "default")
+    assert RtxPPO.load(tmp_path / "default").policy.cell_kwargs["variant"] == "default"
+    assert_same_predictions(paper, loaded, steps=12, reset_prob=0.2)
 
 
 def test_load_with_fewer_envs_works_like_ppo(tmp_path):
