@@ -1,4 +1,5 @@
-"""Training runs on T-Maze for the learning and ablation benchmarks: one run, and a resumable pool.
+"""Training runs on memory tasks (T-Maze by default) for the learning, ablation and memory-suite
+benchmarks: one run, and a resumable pool.
 
 A run trains one configuration with one seed for a fixed number of environment steps, records the
 training success rate (SB3's last-100-episodes ``is_success`` buffer, once it holds 100 episodes)
@@ -32,6 +33,7 @@ PPO = dict(
     ent_coef=0.01,
 )
 N_ENVS = 8
+TMAZE = "sb3_rtx/TMaze-v0"
 NET_ARCH = dict(pi=[64], vf=[64])
 
 
@@ -49,11 +51,14 @@ class RunSpec:
     eval_episodes: int
     tags: dict = field(default_factory=dict)  # what a report groups by (corridor, eta, r, ...)
     algo_kwargs: dict = field(default_factory=dict)  # RtxPPO keywords beyond PPO (sequence_length, state_dtype)
+    env_id: str = TMAZE
 
     def key(self) -> str:
         parts: list = [self.label, self.env_kwargs, self.seed, self.timesteps]
         if self.algo_kwargs:  # (absent from keys written before the field existed)
             parts.append(self.algo_kwargs)
+        if self.env_id != TMAZE:  # likewise
+            parts.append(self.env_id)
         return json.dumps(parts, sort_keys=True)
 
 
@@ -65,11 +70,11 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    import sb3_rtx  # noqa: F401  (registers sb3_rtx/TMaze-v0)
+    import sb3_rtx  # noqa: F401  (registers the sb3_rtx/ ids)
     from sb3_rtx import RtxPPO
 
     torch.set_num_threads(1)
-    env = make_vec_env("sb3_rtx/TMaze-v0", n_envs=N_ENVS, seed=spec.seed, env_kwargs=spec.env_kwargs)
+    env = make_vec_env(spec.env_id, n_envs=N_ENVS, seed=spec.seed, env_kwargs=spec.env_kwargs)
     kwargs = dict(PPO, policy_kwargs=dict(net_arch=NET_ARCH, **spec.policy_kwargs), seed=spec.seed)
     if spec.algo == "RtxPPO":
         model = RtxPPO(spec.policy, env, **{"sequence_length": PPO["n_steps"], **spec.algo_kwargs}, **kwargs)
@@ -85,10 +90,13 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
             return True
 
         def _on_rollout_end(self) -> None:
-            # only once the buffer is full: a rate over the first few episodes is noise
+            # only once the buffer is full: a rate over the first few episodes is noise; tasks
+            # without info["is_success"] (POPGym) record the mean episode return instead
             buffer = self.model.ep_success_buffer
             if buffer is not None and len(buffer) == buffer.maxlen:
                 curve.append((self.num_timesteps, float(np.mean(buffer))))
+            elif not buffer and len(self.model.ep_info_buffer) == self.model.ep_info_buffer.maxlen:
+                curve.append((self.num_timesteps, float(np.mean([info["r"] for info in self.model.ep_info_buffer]))))
 
     start = time.perf_counter()
     model.learn(spec.timesteps, callback=RecordSuccess())
@@ -97,15 +105,19 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     successes: list[bool] = []
 
     def count_success(locals_: dict, _globals: dict) -> None:
-        if locals_["done"]:
-            successes.append(bool(locals_["info"].get("is_success", False)))
+        if locals_["done"] and "is_success" in locals_["info"]:
+            successes.append(bool(locals_["info"]["is_success"]))
 
-    eval_env = make_vec_env("sb3_rtx/TMaze-v0", n_envs=N_ENVS, seed=10_000 + spec.seed, env_kwargs=spec.env_kwargs)
-    evaluate_policy(model, eval_env, n_eval_episodes=spec.eval_episodes, deterministic=True, callback=count_success)
+    eval_env = make_vec_env(spec.env_id, n_envs=N_ENVS, seed=10_000 + spec.seed, env_kwargs=spec.env_kwargs)
+    returns, _ = evaluate_policy(
+        model, eval_env, n_eval_episodes=spec.eval_episodes, deterministic=True, callback=count_success,
+        return_episode_rewards=True,
+    )
     return {
         **asdict(spec),
         "key": spec.key(),
-        "success": float(np.mean(successes)),
+        "success": float(np.mean(successes)) if successes else float("nan"),
+        "return": float(np.mean(returns)),
         "train_s": train_s,
         "fps": model.num_timesteps / train_s,
         "curve": curve,

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.efficiency", "efficiency_quick.md"),
         ("benchmarks.zoo_scores", "zoo_scores_quick.md"),
         ("benchmarks.state_precision", "state_precision_quick.md"),
+        ("benchmarks.recall_diagnostics", "recall_diagnostics_quick.md"),
     ],
 )
 def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
@@ -48,6 +49,7 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
 PLOTS = {
     "benchmarks.learning": ["learning_quick_curves.png", "learning_quick_success.png"],
     "benchmarks.ablation": ["ablation_quick.png"],
+    "benchmarks.memory_suite": ["memory_suite_quick_curves.png"],
 }
 
 

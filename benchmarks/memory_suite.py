@@ -1,0 +1,225 @@
+"""The memory suite: every cell and sb3-contrib's RecurrentPPO on seven memory tasks, five seeds each.
+
+    python -m benchmarks.memory_suite --jobs 2            # the whole suite (see the budget below)
+    python -m benchmarks.memory_suite --jobs 2 --resume   # finish an interrupted run
+    python -m benchmarks.memory_suite --quick             # a smoke run (CI): 2 models, 1 task, 1 seed
+    python -m benchmarks.memory_suite --tasks recall-10 --models AGaLiTe LSTM   # a slice
+
+Tasks (one step budget each, sized for a 2-core CPU; 800k environment steps per model and seed):
+
+============  ===========================================================================  ======  ======
+task          environment                                                                  steps   chance
+============  ===========================================================================  ======  ======
+recall-10     sb3_rtx/CueRecall-v0: 4 cues, delay 10, 4 dimensions of uniform noise          100k    0.25
+recall-30     the same at delay 30                                                          150k    0.25
+recall-100    the same at delay 100                                                         150k    0.25
+tmaze-40      sb3_rtx/TMaze-v0: corridor 40, 4 distractor bits                              150k    0.5
+tmaze-80      the same with corridor 80                                                     150k    0.5
+repeat-first  POPGym RepeatFirstEasy (return in [-1, 1])                                    50k     -
+count-recall  POPGym CountRecallEasy (return in [-1, 1])                                    50k     -
+============  ===========================================================================  ======  ======
+
+Every run gets the same PPO settings (:data:`benchmarks.tmaze_runs.PPO`, 8 envs, RtxPPO
+``sequence_length`` 128) and differs only in its memory. The score is the final policy's success
+rate acting deterministically on fresh episodes where the task reports success, else its mean
+episode return. Each finished run is appended to ``memory_suite_runs.jsonl`` (``--resume`` skips
+it); the table (mean and every seed) goes to ``memory_suite.md`` / ``.csv`` and the learning curves
+to ``memory_suite_curves.png`` under ``benchmarks/results/``. POPGym tasks need the ``popgym``
+extra; without it they are left out with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.report import write_report
+from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: one small layer for every transformer cell, as the zoo's memory-task entries use
+SMALL = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
+
+#: label -> (algorithm, policy, policy_kwargs)
+MODELS: dict[str, tuple[str, str, dict]] = {
+    "AGaLiTe": ("RtxPPO", "MlpRtxPolicy", dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2))),
+    "GaLiTe": ("RtxPPO", "MlpRtxPolicy", dict(cell="galite", cell_kwargs=dict(SMALL, eta=4))),
+    "GTrXL": ("RtxPPO", "MlpRtxPolicy", dict(cell="gtrxl", cell_kwargs=dict(SMALL, memory_len=64))),
+    "LSTM": ("RtxPPO", "MlpRtxPolicy", dict(cell="lstm", cell_kwargs=dict(hidden_size=128))),
+    "RecurrentPPO": ("RecurrentPPO", "MlpLstmPolicy", {}),
+    # opt-in (--models): the paper's form of AGaLiTe, to show what the library's default changed
+    "AGaLiTe (paper)": ("RtxPPO", "MlpRtxPolicy", dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, variant="paper"))),
+}
+DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
+
+NOISY_RECALL = dict(n_cues=4, noise_dims=4)
+#: label -> (env id, env kwargs, steps, chance level of the score or None)
+TASKS: dict[str, tuple[str, dict, int, Any]] = {
+    "recall-10": ("sb3_rtx/CueRecall-v0", dict(NOISY_RECALL, delay=10), 100_000, 0.25),
+    "recall-30": ("sb3_rtx/CueRecall-v0", dict(NOISY_RECALL, delay=30), 150_000, 0.25),
+    "recall-100": ("sb3_rtx/CueRecall-v0", dict(NOISY_RECALL, delay=100), 150_000, 0.25),
+    "tmaze-40": ("sb3_rtx/TMaze-v0", dict(corridor_len=40, num_distractors=4), 150_000, 0.5),
+    "tmaze-80": ("sb3_rtx/TMaze-v0", dict(corridor_len=80, num_distractors=4), 150_000, 0.5),
+    "repeat-first": ("sb3_rtx/POPGym-RepeatFirst-Easy-v0", {}, 50_000, None),
+    "count-recall": ("sb3_rtx/POPGym-CountRecall-Easy-v0", {}, 50_000, None),
+}
+
+
+def available_tasks(tasks: list[str]) -> tuple[list[str], list[str]]:
+    """The tasks whose packages are installed, and a note for each left out."""
+    import gymnasium as gym
+
+    import sb3_rtx  # noqa: F401  (registers the ids)
+    from sb3_rtx.envs import SuiteNotInstalledError
+
+    kept, notes = [], []
+    for task in tasks:
+        env_id, env_kwargs, _, _ = TASKS[task]
+        try:
+            gym.make(env_id, **env_kwargs).close()
+            kept.append(task)
+        except SuiteNotInstalledError as error:
+            notes.append(f"{task} left out: {error}")
+    return kept, notes
+
+
+def specs(models: list[str], tasks: list[str], seeds: list[int], eval_episodes: int, timesteps: int | None = None) -> list[RunSpec]:
+    """Every (task, model, seed) run, longest episodes first (so the pool ends on short ones)."""
+    return [
+        RunSpec(
+            label=model,
+            algo=MODELS[model][0],
+            policy=MODELS[model][1],
+            policy_kwargs=MODELS[model][2],
+            env_kwargs=TASKS[task][1],
+            seed=seed,
+            timesteps=timesteps or TASKS[task][2],
+            eval_episodes=eval_episodes,
+            tags=dict(model=model, task=task),
+            env_id=TASKS[task][0],
+        )
+        for task in tasks
+        for model in models
+        for seed in seeds
+    ]
+
+
+def score(run: dict) -> float:
+    """Success rate where the task reports success, else mean episode return."""
+    return run["return"] if np.isnan(run["success"]) else run["success"]
+
+
+def summarise(runs: list[dict], models: list[str], tasks: list[str]) -> list[dict]:
+    """One row per model: the mean score per task with each seed's score, and the mean speed."""
+    for run in runs:
+        run["score"] = score(run)
+    rows = []
+    for model in models:
+        row: dict[str, Any] = {"model": model}
+        for task in tasks:
+            row[f"score_{task}"], row[f"seeds_{task}"] = mean_success(runs, "score", model=model, task=task)
+        mine = [r for r in runs if r["tags"]["model"] == model]
+        row["fps"] = float(np.mean([r["fps"] for r in mine])) if mine else float("nan")
+        rows.append(row)
+    return rows
+
+
+def plot(runs: list[dict], models: list[str], tasks: list[str], path: Path) -> None:
+    """Learning curves, one panel per task: mean over seeds, with the range of the seeds shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(4, len(tasks))
+    rows = -(-len(tasks) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.0 * columns, 3.2 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        for model in models:
+            curves = [r["curve"] for r in runs if r["tags"] == dict(model=model, task=task) and r["curve"]]
+            if not curves:
+                continue
+            # seeds log at the same rollout ends, but each starts once it has 100 episodes: average
+            # over the steps every seed logged, and show each seed faintly where they differ
+            by_step = [dict(curve) for curve in curves]
+            steps = np.array(sorted(set.intersection(*(set(c) for c in by_step))))
+            (line,) = ax.plot([], [], label=model)
+            for curve in curves:
+                ax.plot([s for s, _ in curve], [v for _, v in curve], color=line.get_color(), lw=0.5, alpha=0.35)
+            if len(steps) < 2:
+                continue
+            values = np.array([[c[step] for step in steps] for c in by_step])
+            ax.plot(steps, values.mean(0), color=line.get_color())
+            ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.12)
+        chance = TASKS[task][3]
+        if chance is not None:
+            ax.axhline(chance, color="grey", lw=0.8, ls="--")
+        ax.set_title(task)
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(tasks):]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("training success (or return)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(MODELS))
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    add_sweep_arguments(parser, [0, 1, 2, 3, 4], "smoke run: AGaLiTe and LSTM, recall-10, 1 seed, 2 rollouts", RESULTS)
+    args = parser.parse_args(argv)
+    timesteps = None
+    if args.quick:
+        args.models, args.tasks, args.seeds, args.eval_episodes = ["AGaLiTe", "LSTM"], ["recall-10"], [0], 8
+        timesteps = 2 * N_ENVS * PPO["n_steps"]
+    stem = "memory_suite_quick" if args.quick else "memory_suite"
+    tasks, notes = available_tasks(args.tasks)
+    for note in notes:
+        print(note, flush=True)
+
+    def report(result: dict) -> None:
+        print(
+            f"{result['label']:>16} {result['tags']['task']:>12} seed {result['seed']}: score {score(result):.2f} "
+            f"({result['train_s'] / 60:.1f} min, {result['fps']:.0f} fps)",
+            flush=True,
+        )
+
+    start = time.perf_counter()
+    runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps),
+                   args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report)
+    rows = summarise(runs, args.models, tasks)
+    columns: list[tuple[str, Any]] = [("model:", lambda r: r["model"])]
+    for task in tasks:
+        columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})"))
+    columns.append(("fps", lambda r: f"{r['fps']:.0f}"))
+    budgets = ", ".join(f"{t} {timesteps or TASKS[t][2] // 1000}{'' if timesteps else 'k'}" for t in tasks)
+    table = write_report(
+        rows,
+        args.out,
+        stem,
+        "Memory suite: final score by task",
+        f"Final policy acting deterministically on {args.eval_episodes} fresh episodes: success rate (CueRecall, "
+        f"T-Maze; chance 0.25 and 0.5) or mean episode return (POPGym, in [-1, 1]). Mean over seeds {args.seeds}, "
+        f"each seed in brackets. Steps per run: {budgets}. {N_ENVS} envs, PPO {PPO}, RtxPPO sequence_length "
+        f"{PPO['n_steps']}; transformer cells {SMALL} (AGaLiTe eta 4, r 2; GaLiTe eta 4; GTrXL memory_len 64), "
+        f"RtxPPO LSTM 128 units, RecurrentPPO MlpLstmPolicy defaults. {' '.join(notes)} "
+        f"{sweep_time(runs, args.jobs, start)} `python -m benchmarks.memory_suite`",
+        columns,
+    )
+    plot(runs, args.models, tasks, args.out / f"{stem}_curves.png")
+    print()
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
