@@ -37,22 +37,17 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.learning import MODELS as LEARNING_MODELS
+from benchmarks.learning import SMALL
 from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: one small layer for every transformer cell, as the zoo's memory-task entries use
-SMALL = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
-
-#: label -> (algorithm, policy, policy_kwargs)
+#: the models of the T-Maze learning sweep (same sizes), and the paper's form of AGaLiTe, opt-in
+#: (--models), to show what the library's default changed
 MODELS: dict[str, tuple[str, str, dict]] = {
-    "AGaLiTe": ("RtxPPO", "MlpRtxPolicy", dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2))),
-    "GaLiTe": ("RtxPPO", "MlpRtxPolicy", dict(cell="galite", cell_kwargs=dict(SMALL, eta=4))),
-    "GTrXL": ("RtxPPO", "MlpRtxPolicy", dict(cell="gtrxl", cell_kwargs=dict(SMALL, memory_len=64))),
-    "LSTM": ("RtxPPO", "MlpRtxPolicy", dict(cell="lstm", cell_kwargs=dict(hidden_size=128))),
-    "RecurrentPPO": ("RecurrentPPO", "MlpLstmPolicy", {}),
-    # opt-in (--models): the paper's form of AGaLiTe, to show what the library's default changed
+    **LEARNING_MODELS,
     "AGaLiTe (paper)": ("RtxPPO", "MlpRtxPolicy", dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, variant="paper"))),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
