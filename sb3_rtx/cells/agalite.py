@@ -22,8 +22,15 @@ Frequencies (``frequencies=``):
   ``(-1)^n``).
 * ``"distinct"`` - ``omega_j = pi * j / r`` for ``j = 1..r``: ``r`` distinct frequencies in (0, pi],
   twice the effective rank for the same state size.
+* ``"dc"`` (the library's default variant) - ``omega_j = pi * j / r`` for ``j = 0..r-1``: the first
+  term is constant. With ``"reference"`` at ``r = 2`` a remembered value is read times an
+  alternating sum of every later key's match with the query, whose sign noisy inputs decide; the
+  constant term's weight is ``s . q``, which no key can make negative (README, "Learning memory").
 
-Both sets are rational multiples of pi, so every cosine is periodic in ``n``; the counter is kept
+Variants (``variant="default" | "paper"``) choose the frequencies together with GaLiTe's choices of
+normaliser and gate initialisation (see :mod:`sb3_rtx.cells.galite`).
+
+All sets are rational multiples of pi, so every cosine is periodic in ``n``; the counter is kept
 modulo that period, which keeps it exact in float32 however long an episode runs. Unlike the
 paper's code, the counter restarts at every episode start (the state is reset to the initial
 state, counter included), so an episode's outputs never depend on what came before it.
@@ -159,7 +166,11 @@ class AGaLiTe(GatedTransformerCell):
 
     :param input_dim: size of each input vector
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta, r: sizes (paper's T-Maze defaults)
-    :param frequencies: ``"reference"`` (paper) or ``"distinct"`` (see module docstring)
+    :param frequencies: ``"reference"`` (paper), ``"distinct"`` or ``"dc"`` (default variant); None
+        takes the variant's (see module docstring)
+    :param variant: ``"default"`` (bounded normaliser, slow gates, ``"dc"``) or ``"paper"``
+    :param normaliser: ``"bounded"`` or ``"sum"``, overriding the variant's
+    :param gate_init: ``"slow"`` or ``"zero"``, overriding the variant's
     """
 
     name = "agalite"
