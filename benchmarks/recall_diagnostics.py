@@ -33,12 +33,14 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.learning import SMALL
+from benchmarks.memory_suite import TASKS
 from benchmarks.report import write_report
+from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TASK = dict(n_cues=4, delay=10, noise_dims=4)
-PPO = dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=5e-4, gamma=0.99, gae_lambda=0.95, ent_coef=0.01)
-SMALL = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
+#: the memory suite's recall-10 task
+TASK = TASKS["recall-10"][1]
 
 #: label -> (cell, cell_kwargs): the paper's form, each of the default's three changes alone on top
 #: of it, the default (all three), and the baselines
@@ -52,24 +54,6 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "GaLiTe default": ("galite", dict(SMALL, eta=4)),
     "LSTM": ("lstm", dict(hidden_size=128)),
 }
-
-
-def _first_mixer_inputs(policy: Any, obs: Any, starts: Any) -> Any:
-    """The layer-normed input of the first layer's mixer, ``(T, B, d_model)``, for a batch of episodes."""
-    import torch
-
-    captured = {}
-    mixer = policy.cell_actor.blocks[0].mixer
-    def keep_input(_module: Any, args: tuple) -> None:
-        captured["h"] = args[0].detach()
-
-    handle = mixer.register_forward_pre_hook(keep_input)
-    try:
-        with torch.no_grad():
-            policy.evaluate_actions(obs, torch.zeros(obs.shape[0]), policy.initial_state(starts.shape[1]), starts)
-    finally:
-        handle.remove()
-    return mixer, captured["h"]
 
 
 def probe_accuracy(features: Any, labels: Any, steps: int = 300) -> float:
@@ -112,17 +96,28 @@ def measure(model: Any, seed: int, episodes: int = 256) -> dict[str, float]:
     obs_t = torch.as_tensor(obs.reshape(length * episodes, -1), device=policy.device).requires_grad_()
     starts = torch.zeros(length, episodes, device=policy.device)
     starts[0] = 1.0
-    latent_pi, _, _ = policy._latents(obs_t, policy.initial_state(episodes), starts)
+    # the layer-normed input of the first layer's mixer, captured during the same forward pass
+    captured: dict[str, Any] = {}
+    mixer = policy.cell_actor.blocks[0].mixer if policy.cell_name in ("agalite", "galite") else None
+
+    def keep_input(_module: Any, args: tuple) -> None:
+        captured["h"] = args[0].detach()
+
+    handle = mixer.register_forward_pre_hook(keep_input) if mixer is not None else None
+    try:
+        latent_pi, _, _ = policy._latents(obs_t, policy.initial_state(episodes), starts)
+    finally:
+        if handle is not None:
+            handle.remove()
     logits = policy.action_net(policy.mlp_extractor.forward_actor(latent_pi)).view(length, episodes, -1)
     (grad,) = torch.autograd.grad(logits[-1].square().sum(), obs_t)
     grad = grad.view(length, episodes, -1).norm(dim=-1)
     result = {"cue_signal": float((grad[0] / grad[-1].clamp_min(1e-12)).mean())}
     cues = torch.as_tensor(obs[0, :, : TASK["n_cues"]].argmax(-1))
     result["cue_probe"] = probe_accuracy(latent_pi.detach().view(length, episodes, -1)[-1], cues)
-    if policy.cell_name in ("agalite", "galite"):
-        mixer, h = _first_mixer_inputs(policy, obs_t.detach(), starts)
+    if mixer is not None:
         with torch.no_grad():
-            wk, wq, p1, p2, _v, _beta, g, p3 = mixer.features.factors(h)
+            wk, wq, p1, p2, _v, _beta, g, p3 = mixer.features.factors(captured["h"])
             gamma = outer(p3, g)  # (T, B, H, F)
             keys, query = outer(p1, wk), outer(p2, wq)[-1]
             keep = torch.flip(torch.cumprod(torch.flip(1.0 - gamma[1:], [0]), 0), [0])  # decay from t to the end
@@ -145,9 +140,9 @@ def run(spec: tuple[str, int, int]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     cell, cell_kwargs = CONFIGS[label]
-    env = make_vec_env("sb3_rtx/CueRecall-v0", n_envs=8, seed=seed, env_kwargs=TASK)
+    env = make_vec_env("sb3_rtx/CueRecall-v0", n_envs=N_ENVS, seed=seed, env_kwargs=TASK)
     model = RtxPPO("MlpRtxPolicy", env, sequence_length=PPO["n_steps"], seed=seed, **PPO,
-                   policy_kwargs=dict(net_arch=dict(pi=[64], vf=[64]), cell=cell, cell_kwargs=cell_kwargs))
+                   policy_kwargs=dict(net_arch=NET_ARCH, cell=cell, cell_kwargs=cell_kwargs))
     norms: list[tuple[float, float]] = []
 
     class RecordGradNorm(BaseCallback):
@@ -162,7 +157,7 @@ def run(spec: tuple[str, int, int]) -> dict[str, Any]:
     start = time.perf_counter()
     model.learn(timesteps, callback=RecordGradNorm())
     train_s = time.perf_counter() - start
-    eval_env = make_vec_env("sb3_rtx/CueRecall-v0", n_envs=8, seed=10_000 + seed, env_kwargs=TASK)
+    eval_env = make_vec_env("sb3_rtx/CueRecall-v0", n_envs=N_ENVS, seed=10_000 + seed, env_kwargs=TASK)
     rewards, _ = evaluate_policy(model, eval_env, n_eval_episodes=200, deterministic=True, return_episode_rewards=True)
     return {
         "label": label, "seed": seed, "timesteps": timesteps, "train_s": train_s,
@@ -212,7 +207,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         columns.append((key, lambda r, k=key: r[k]))
     table = write_report(
         rows, args.out, stem, "Noisy cue recall: what the learning signal does",
-        f"RtxPPO on sb3_rtx/CueRecall-v0 {TASK}, {args.timesteps} steps, 8 envs, PPO {PPO}, max_grad_norm 0.5; "
+        f"RtxPPO on sb3_rtx/CueRecall-v0 {TASK}, {args.timesteps} steps, {N_ENVS} envs, PPO {PPO}, max_grad_norm 0.5; "
         f"cells {SMALL}. Mean over seeds {args.seeds}, each seed in brackets. Measurements on 256 fresh "
         "episodes after training (see the module docstring). `python -m benchmarks.recall_diagnostics`",
         columns,

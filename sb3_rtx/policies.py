@@ -107,7 +107,8 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
     ):
         self.cell_name = cell
         if cell_kwargs is None:
-            cell_kwargs = DEFAULT_CELL_KWARGS.get(cell.lower() if isinstance(cell, str) else cell, {})
+            # (a name that is not a known cell gets {} here and make_cell's error naming the valid ones)
+            cell_kwargs = DEFAULT_CELL_KWARGS.get(cell.lower(), {}) if isinstance(cell, str) else {}
         self.cell_kwargs = dict(cell_kwargs)
         self.shared_cell = shared_cell
         if not isinstance(compile_acting, bool):

@@ -47,10 +47,11 @@ def default_sequence_length(n_steps: int, batch_size: Optional[int]) -> int:
     common divisor of ``n_steps`` and ``batch_size`` (``n_steps`` itself when ``batch_size`` is None
     or a multiple of it). So ``RtxPPO(..., n_steps=256)`` with the default ``batch_size=128``
     trains on 128-step sequences instead of failing, as RecurrentPPO users would expect."""
-    if batch_size is None or isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        return n_steps
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        return n_steps  # check_rollout_sizes names the bad value
+    def positive_int(value: Any) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+    if not (positive_int(n_steps) and positive_int(batch_size)):
+        return n_steps  # batch_size None (whole rollouts), or a bad value that check_rollout_sizes names
     return math.gcd(int(n_steps), int(batch_size))
 
 

@@ -25,8 +25,9 @@ from gymnasium import spaces
 
 from sb3_rtx.envs._checks import check_int_keyword
 
-#: noise distributions of the ``noise_dims`` observation dimensions
-NOISE_KINDS = ("uniform", "normal", "binary")
+#: noise distributions of the ``noise_dims`` observation dimensions, and their bounds
+NOISE_BOUNDS = {"uniform": (-1.0, 1.0), "normal": (-np.inf, np.inf), "binary": (0.0, 1.0)}
+NOISE_KINDS = tuple(NOISE_BOUNDS)
 
 
 class CueRecallEnv(gym.Env):
@@ -63,9 +64,9 @@ class CueRecallEnv(gym.Env):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"CueRecall: render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
-        low = -np.inf if noise == "normal" else (0.0 if noise == "binary" else -1.0)
+        low, high = NOISE_BOUNDS[noise]
         lows = np.array([0.0] * (self.n_cues + 1) + [low] * self.noise_dims, dtype=np.float32)
-        highs = np.array([1.0] * (self.n_cues + 1) + [np.inf if noise == "normal" else 1.0] * self.noise_dims, dtype=np.float32)
+        highs = np.array([1.0] * (self.n_cues + 1) + [high] * self.noise_dims, dtype=np.float32)
         self.observation_space = spaces.Box(lows, highs, dtype=np.float32)
         self.action_space = spaces.Discrete(self.n_cues)
         self._cue = 0
