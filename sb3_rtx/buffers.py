@@ -11,7 +11,8 @@ starts inside a sequence are handled by the cell.
 from __future__ import annotations
 
 from numbers import Integral
-from typing import Any, Generator, NamedTuple, Optional, Union
+from typing import Any, NamedTuple
+from collections.abc import Generator
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ class RtxRolloutBufferSamples(NamedTuple):
     """A minibatch of ``n_sequences`` sequences of ``T`` steps; per-step fields are flat ``(T * n_sequences, ...)``,
     time-major, as the policy's ``evaluate_actions`` expects."""
 
-    observations: Union[torch.Tensor, dict[str, torch.Tensor]]
+    observations: torch.Tensor | dict[str, torch.Tensor]
     actions: torch.Tensor
     old_values: torch.Tensor
     old_log_prob: torch.Tensor
@@ -43,6 +44,11 @@ class _SequenceStorage:
     device: torch.device
     pos: int
     full: bool
+    sequence_length: int
+    sequences_per_env: int
+    state_shapes: tuple[tuple[int, ...], ...]
+    state_dtype: torch.dtype
+    cell_states: tuple[torch.Tensor, ...]
 
     def __init__(
         self,
@@ -51,13 +57,18 @@ class _SequenceStorage:
         action_space: spaces.Space,
         sequence_length: int,
         state_shapes: tuple[tuple[int, ...], ...],
-        device: Union[torch.device, str] = "auto",
+        device: torch.device | str = "auto",
         gae_lambda: float = 1,
         gamma: float = 0.99,
         n_envs: int = 1,
         state_dtype: torch.dtype = torch.float32,
     ):
-        if isinstance(sequence_length, bool) or not isinstance(sequence_length, Integral) or sequence_length < 1 or buffer_size % sequence_length:
+        if (
+            isinstance(sequence_length, bool)
+            or not isinstance(sequence_length, Integral)
+            or sequence_length < 1
+            or buffer_size % sequence_length
+        ):
             raise ValueError(f"sequence_length={sequence_length!r} must be a positive divisor of n_steps={buffer_size}")
         self.sequence_length = int(sequence_length)
         self.sequences_per_env = buffer_size // sequence_length
@@ -84,13 +95,13 @@ class _SequenceStorage:
         """Keep the state the step at ``self.pos`` starts from, if a sequence starts there."""
         if self.pos % self.sequence_length == 0:
             index = self.pos // self.sequence_length
-            for stored, state in zip(self.cell_states, cell_state):
+            for stored, state in zip(self.cell_states, cell_state, strict=True):
                 stored[index].copy_(state)
 
     def _per_step_tensors(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def get(self, batch_size: Optional[int] = None) -> Generator[RtxRolloutBufferSamples, None, None]:  # type: ignore[override]
+    def get(self, batch_size: int | None = None) -> Generator[RtxRolloutBufferSamples, None, None]:  # type: ignore[override]
         """Yield minibatches of ``batch_size`` steps (``batch_size / sequence_length`` whole sequences)."""
         assert self.full, "the rollout buffer must be full before sampling from it"
         n_sequences = self.sequences_per_env * self.n_envs
@@ -107,7 +118,8 @@ class _SequenceStorage:
             sequence, env = chosen // self.n_envs, chosen % self.n_envs
             steps = sequence.unsqueeze(0) * self.sequence_length + offsets  # (T, n)
 
-            def gather(x: torch.Tensor) -> torch.Tensor:
+            # (steps and env bound as defaults: each minibatch's gather must use its own)
+            def gather(x: torch.Tensor, steps: torch.Tensor = steps, env: torch.Tensor = env) -> torch.Tensor:
                 picked = x[steps, env.unsqueeze(0)]  # (T, n, ...)
                 return picked.reshape(-1, *picked.shape[2:])
 
@@ -137,7 +149,9 @@ class _SequenceStorage:
         }
 
 
-class RtxRolloutBuffer(_SequenceStorage, RolloutBuffer):
+# (add takes cell_state and get yields sequence minibatches: both differ from SB3's on purpose, as
+# in sb3-contrib's RecurrentRolloutBuffer)
+class RtxRolloutBuffer(_SequenceStorage, RolloutBuffer):  # type: ignore[misc]
     """SB3's ``RolloutBuffer`` plus cell states at sequence starts and sequence minibatches.
 
     :param sequence_length: steps per training sequence (truncated BPTT length); divides ``buffer_size``
@@ -148,7 +162,7 @@ class RtxRolloutBuffer(_SequenceStorage, RolloutBuffer):
         return {"observations": self.to_torch(self.observations), **self._common_tensors()}
 
 
-class RtxDictRolloutBuffer(_SequenceStorage, DictRolloutBuffer):
+class RtxDictRolloutBuffer(_SequenceStorage, DictRolloutBuffer):  # type: ignore[misc]
     """The dict-observation twin of :class:`RtxRolloutBuffer`."""
 
     def _per_step_tensors(self) -> dict[str, Any]:

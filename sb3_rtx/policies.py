@@ -17,7 +17,7 @@ distribution / value. Sequences are passed time-major: a flat batch of ``T * B``
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -86,7 +86,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         observation_space: spaces.Space,
         action_space: spaces.Space,
         lr_schedule: Schedule,
-        net_arch: Optional[Union[list[int], dict[str, list[int]]]] = None,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
         activation_fn: type[nn.Module] = nn.Tanh,
         ortho_init: bool = True,
         use_sde: bool = False,
@@ -95,13 +95,13 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         use_expln: bool = False,
         squash_output: bool = False,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
-        features_extractor_kwargs: Optional[dict[str, Any]] = None,
+        features_extractor_kwargs: dict[str, Any] | None = None,
         share_features_extractor: bool = True,
         normalize_images: bool = True,
         optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
-        optimizer_kwargs: Optional[dict[str, Any]] = None,
+        optimizer_kwargs: dict[str, Any] | None = None,
         cell: str = "agalite",
-        cell_kwargs: Optional[dict[str, Any]] = None,
+        cell_kwargs: dict[str, Any] | None = None,
         shared_cell: bool = True,
         compile_acting: bool = False,
     ):
@@ -117,7 +117,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         if shared_cell and not share_features_extractor:
             raise ValueError("shared_cell=True needs share_features_extractor=True (one cell reads one set of features)")
         # the cell is built before the MLP heads (they read its output), see _build_mlp_extractor
-        self._cell_output_dim: Optional[int] = None
+        self._cell_output_dim: int | None = None
         super().__init__(
             observation_space,
             action_space,
@@ -142,7 +142,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
     def _build_mlp_extractor(self) -> None:
         features_dim = int(self.features_dim)  # SB3 may report it as a numpy int
         self.cell_actor: RecurrentCell = make_cell(self.cell_name, features_dim, **self.cell_kwargs)
-        self.cell_critic: Optional[RecurrentCell] = (
+        self.cell_critic: RecurrentCell | None = (
             None if self.shared_cell else make_cell(self.cell_name, features_dim, **self.cell_kwargs)
         )
         self.mlp_extractor = MlpExtractor(
@@ -183,7 +183,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         """The recurrent state of ``n_envs`` fresh envs: actor cell's tensors, then the critic's."""
         return tuple(t for cell in self.cells for t in cell.initial_state(n_envs, self.device))
 
-    def _split_state(self, state: CellState) -> tuple[CellState, Optional[CellState]]:
+    def _split_state(self, state: CellState) -> tuple[CellState, CellState | None]:
         n_actor = len(self.cell_actor.state_shapes())
         expected = n_actor + (0 if self.cell_critic is None else len(self.cell_critic.state_shapes()))
         if len(state) != expected:
@@ -209,9 +209,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         seq_len = features.shape[0] // n_envs
         starts = episode_starts.reshape(-1)
         if starts.shape[0] != seq_len * n_envs:
-            raise ValueError(
-                f"episode_start has {starts.shape[0]} entries, expected one per observation ({seq_len * n_envs})"
-            )
+            raise ValueError(f"episode_start has {starts.shape[0]} entries, expected one per observation ({seq_len * n_envs})")
         latent, new_state = cell(features.reshape(seq_len, n_envs, -1), state, starts.reshape(seq_len, n_envs))
         return latent.reshape(seq_len * n_envs, -1), new_state
 
@@ -222,16 +220,17 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         actor_state, critic_state = self._split_state(state)
         features = self.extract_features(obs)
         if self.share_features_extractor:
-            pi_features = vf_features = features
+            pi_features = vf_features = cast(torch.Tensor, features)
         else:
-            pi_features, vf_features = features
+            pi_features, vf_features = cast(tuple[torch.Tensor, torch.Tensor], features)
         latent_pi, new_actor = self._run_cell(self.cell_actor, pi_features, actor_state, episode_starts)
         if self.cell_critic is None:
             return latent_pi, latent_pi, new_actor
+        assert critic_state is not None  # _split_state gives one whenever there is a critic cell
         latent_vf, new_critic = self._run_cell(self.cell_critic, vf_features, critic_state, episode_starts)
         return latent_pi, latent_vf, new_actor + new_critic
 
-    def forward(
+    def forward(  # type: ignore[override]  # takes and returns the state, as sb3-contrib's recurrent policies
         self, obs: PyTorchObs, state: CellState, episode_starts: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, CellState]:
         """One acting step (or a sequence): actions, values, log-probabilities and the new state."""
@@ -245,7 +244,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
 
     def evaluate_actions(  # type: ignore[override]
         self, obs: PyTorchObs, actions: torch.Tensor, state: CellState, episode_starts: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Values, log-likelihoods and entropy for whole sequences (time-major, flat ``T * B``)."""
         latent_pi, latent_vf, _ = self._latents(obs, state, episode_starts)
         distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
@@ -272,9 +271,9 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
 
     def predict(  # type: ignore[override]
         self,
-        observation: Union[np.ndarray, dict[str, np.ndarray]],
-        state: Optional[NumpyState] = None,
-        episode_start: Optional[np.ndarray] = None,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: NumpyState | None = None,
+        episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, NumpyState]:
         """Actions for a batch of observations, carrying the recurrent state (RecurrentPPO's interface).
@@ -293,9 +292,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
             episode_start = np.zeros(n_envs, dtype=bool)
         episode_start = np.asarray(episode_start)
         if episode_start.size != n_envs:
-            raise ValueError(
-                f"episode_start has shape {episode_start.shape}, expected ({n_envs},): one flag per env"
-            )
+            raise ValueError(f"episode_start has shape {episode_start.shape}, expected ({n_envs},): one flag per env")
         with torch.no_grad():
             if state is None:
                 state_t = self.initial_state(n_envs)
@@ -312,31 +309,32 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
             starts = torch.as_tensor(episode_start.reshape(n_envs), dtype=torch.float32, device=self.device)
             actions, new_state = self._predict(obs_tensor, state_t, starts, deterministic=deterministic)
             numpy_state = tuple(s.cpu().numpy() for s in new_state)
-        actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        action_shape = self.action_space.shape or ()
+        numpy_actions = actions.cpu().numpy().reshape((-1, *action_shape))
         if isinstance(self.action_space, spaces.Box):
             if self.squash_output:
-                actions = self.unscale_action(actions)
+                numpy_actions = self.unscale_action(numpy_actions)
             else:
-                actions = np.clip(actions, self.action_space.low, self.action_space.high)
+                numpy_actions = np.clip(numpy_actions, self.action_space.low, self.action_space.high)
         if not vectorized_env:
-            actions = actions.squeeze(axis=0)
-        return actions, numpy_state
+            numpy_actions = numpy_actions.squeeze(axis=0)
+        return numpy_actions, numpy_state
 
 
 class RtxActorCriticCnnPolicy(RtxActorCriticPolicy):
     """:class:`RtxActorCriticPolicy` with SB3's NatureCNN features extractor (image observations)."""
 
     def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any):
-        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+        # (args are the positional ones before features_extractor_class: observation/action space, lr schedule)
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)  # type: ignore[misc]
 
 
 class RtxMultiInputActorCriticPolicy(RtxActorCriticPolicy):
     """:class:`RtxActorCriticPolicy` with SB3's CombinedExtractor (dict observations)."""
 
-    def __init__(
-        self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any
-    ):
-        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any):
+        # (args are the positional ones before features_extractor_class: observation/action space, lr schedule)
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)  # type: ignore[misc]
 
 
 MlpRtxPolicy = RtxActorCriticPolicy

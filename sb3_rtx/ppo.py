@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, ClassVar, Optional, TypeVar, Union
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -42,22 +42,21 @@ def _select_env(state: CellState, index: int) -> CellState:
 STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def default_sequence_length(n_steps: int, batch_size: Optional[int]) -> int:
+def default_sequence_length(n_steps: int, batch_size: int | None) -> int:
     """The ``sequence_length`` used when none is given: the longest that fits, i.e. the greatest
     common divisor of ``n_steps`` and ``batch_size`` (``n_steps`` itself when ``batch_size`` is None
     or a multiple of it). So ``RtxPPO(..., n_steps=256)`` with the default ``batch_size=128``
     trains on 128-step sequences instead of failing, as RecurrentPPO users would expect."""
-    def positive_int(value: Any) -> bool:
-        return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
-    if not (positive_int(n_steps) and positive_int(batch_size)):
+    def positive_int(value: Any) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value >= 1)
+
+    if batch_size is None or not (positive_int(n_steps) and positive_int(batch_size)):
         return n_steps  # batch_size None (whole rollouts), or a bad value that check_rollout_sizes names
     return math.gcd(int(n_steps), int(batch_size))
 
 
-def check_rollout_sizes(
-    n_steps: int, n_envs: int, batch_size: Optional[int], sequence_length: int, n_epochs: int = 1
-) -> int:
+def check_rollout_sizes(n_steps: int, n_envs: int, batch_size: int | None, sequence_length: int, n_epochs: int = 1) -> int:
     """Check how a rollout is cut into sequences and minibatches; return the effective ``batch_size``.
 
     ``sequence_length`` must divide ``n_steps`` and ``batch_size`` (default: the whole rollout)
@@ -83,7 +82,8 @@ def check_rollout_sizes(
         # rl_zoo3's record_video does, must work; a minibatch is then the whole rollout
         warnings.warn(
             f"RtxPPO: batch_size={batch_size} is larger than a rollout (n_steps * n_envs = "
-            f"{n_steps * n_envs}); each minibatch will be the whole rollout"
+            f"{n_steps * n_envs}); each minibatch will be the whole rollout",
+            stacklevel=3,
         )
     return int(batch_size)
 
@@ -108,34 +108,34 @@ class RtxPPO(RecurrentPPO):
         "MultiInputRtxPolicy": MultiInputRtxPolicy,
     }
     policy: RtxActorCriticPolicy
-    rollout_buffer: Union[RtxRolloutBuffer, RtxDictRolloutBuffer]
+    rollout_buffer: RtxRolloutBuffer | RtxDictRolloutBuffer
 
     def __init__(
         self,
-        policy: Union[str, type[RtxActorCriticPolicy]],
-        env: Union[GymEnv, str],
-        learning_rate: Union[float, Schedule] = 3e-4,
+        policy: str | type[RtxActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
         n_steps: int = 128,
-        batch_size: Optional[int] = 128,
+        batch_size: int | None = 128,
         n_epochs: int = 10,
         gamma: float = 0.99,
         gae_lambda: float = 0.95,
-        clip_range: Union[float, Schedule] = 0.2,
-        clip_range_vf: Union[None, float, Schedule] = None,
+        clip_range: float | Schedule = 0.2,
+        clip_range_vf: float | Schedule | None = None,
         normalize_advantage: bool = True,
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
         max_grad_norm: float = 0.5,
         use_sde: bool = False,
         sde_sample_freq: int = -1,
-        target_kl: Optional[float] = None,
+        target_kl: float | None = None,
         stats_window_size: int = 100,
-        tensorboard_log: Optional[str] = None,
-        policy_kwargs: Optional[dict[str, Any]] = None,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
-        seed: Optional[int] = None,
-        device: Union[torch.device, str] = "auto",
-        sequence_length: Optional[int] = None,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        sequence_length: int | None = None,
         state_dtype: str = "float32",
         _init_setup_model: bool = True,
     ):
@@ -143,9 +143,9 @@ class RtxPPO(RecurrentPPO):
         if state_dtype not in STATE_DTYPES:
             raise ValueError(f"RtxPPO: state_dtype must be one of {sorted(STATE_DTYPES)}, got {state_dtype!r}")
         self.state_dtype = state_dtype
-        self._last_cell_states: Optional[CellState] = None
+        self._last_cell_states: CellState | None = None
         super().__init__(
-            policy,
+            policy,  # type: ignore[arg-type]  # an Rtx policy, not an LSTM one: RecurrentPPO is reused for its API
             env,
             learning_rate=learning_rate,
             n_steps=n_steps,
@@ -175,9 +175,7 @@ class RtxPPO(RecurrentPPO):
 
     # ------------------------------------------------------------------ set-up
     def _check_hyperparameters(self) -> None:
-        self.batch_size = check_rollout_sizes(
-            self.n_steps, self.n_envs, self.batch_size, self.sequence_length, self.n_epochs
-        )
+        self.batch_size = check_rollout_sizes(self.n_steps, self.n_envs, self.batch_size, self.sequence_length, self.n_epochs)
 
     def _setup_model(self) -> None:
         self._check_hyperparameters()
@@ -222,7 +220,7 @@ class RtxPPO(RecurrentPPO):
         self,
         env: VecEnv,
         callback: BaseCallback,
-        rollout_buffer: Union[RtxRolloutBuffer, RtxDictRolloutBuffer],
+        rollout_buffer: RtxRolloutBuffer | RtxDictRolloutBuffer,
         n_rollout_steps: int,
     ) -> bool:
         assert self._last_obs is not None, "No previous observation was provided"
@@ -260,7 +258,11 @@ class RtxPPO(RecurrentPPO):
 
             # bootstrap truncated episodes from the value of their final observation
             for idx, done in enumerate(dones):
-                if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
+                if (
+                    done
+                    and infos[idx].get("terminal_observation") is not None
+                    and infos[idx].get("TimeLimit.truncated", False)
+                ):
                     terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
                     with torch.no_grad():
                         no_start = torch.zeros(1, dtype=torch.float32, device=self.device)

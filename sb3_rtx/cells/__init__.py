@@ -71,4 +71,15 @@ def make_cell(name: str, input_dim: int, **kwargs: Any) -> RecurrentCell:
     return cls(input_dim, **kwargs)
 
 
-__all__ = ["AGaLiTe", "CELLS", "CellState", "GTrXL", "GaLiTe", "LSTM", "RecurrentCell", "cell_keywords", "check_cell_kwargs", "make_cell"]
+__all__ = [
+    "CELLS",
+    "LSTM",
+    "AGaLiTe",
+    "CellState",
+    "GTrXL",
+    "GaLiTe",
+    "RecurrentCell",
+    "cell_keywords",
+    "check_cell_kwargs",
+    "make_cell",
+]

@@ -39,7 +39,7 @@ state, counter included), so an episode's outputs never depend on what came befo
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -108,7 +108,9 @@ class AGaLiTeMixer(SequenceMixer):
     ``kt`` with cosine 1 (same decay, same input), so one update and one product serve all ``r + 1``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, r: int, normaliser: str = "sum", gate_init: str = "zero") -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, d_head: int, eta: int, r: int, normaliser: str = "sum", gate_init: str = "zero"
+    ) -> None:
         super().__init__()
         self.features = GatedFeatures(d_model, n_heads, d_head, eta, gate_init)
         self.n_heads, self.d_head, self.feature_dim, self.r = n_heads, d_head, eta * d_head, r
@@ -146,7 +148,9 @@ class AGaLiTeMixer(SequenceMixer):
         keep = (1.0 - starts)[:, :, None, None, None]
         decay_v = floor_decay(1.0 - beta)
         # (v is a view of the whole projection, which beta * v would keep alive for backward: copy it)
-        vt_all = linear_scan(decay_v.unsqueeze(3) * keep, weights[:, :, None, : self.r, None] * (beta * v.contiguous()).unsqueeze(3), vt)
+        vt_all = linear_scan(
+            decay_v.unsqueeze(3) * keep, weights[:, :, None, : self.r, None] * (beta * v.contiguous()).unsqueeze(3), vt
+        )
         # key side: kt_j . q and s . q, never materialising ks (r + 1 rows of eta * d) at every step
         ksq, ks = factored_gated_attention(p1, wk, p2, wq, p3, g, weights, starts, ks)
         a = self._attend(vt_all, ksq[..., : self.r], ksq[..., self.r])
@@ -185,10 +189,10 @@ class AGaLiTe(GatedTransformerCell):
         d_ffc: int = 128,
         eta: int = 8,
         r: int = 2,
-        frequencies: Optional[str] = None,
+        frequencies: str | None = None,
         variant: str = "default",
-        normaliser: Optional[str] = None,
-        gate_init: Optional[str] = None,
+        normaliser: str | None = None,
+        gate_init: str | None = None,
     ) -> None:
         check_positive_int("AGaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, r=r)
         choices = resolve_variant("AGaLiTe", variant, normaliser=normaliser, gate_init=gate_init)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from numbers import Integral
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -33,7 +34,7 @@ class RecurrentCell(nn.Module, ABC):
     name: str = ""
     #: the compiled acting step (see :meth:`compile_acting`), None while acting is eager; a class
     #: default, so cells unpickled from before it existed have it too
-    _compiled_step: Optional[Callable[..., Any]] = None
+    _compiled_step: Callable[..., Any] | None = None
 
     def __init__(self, input_dim: int, output_dim: int) -> None:
         super().__init__()
@@ -41,7 +42,7 @@ class RecurrentCell(nn.Module, ABC):
         self.output_dim = int(output_dim)
 
     # ------------------------------------------------------------ compilation
-    def compile_acting(self, enabled: bool = True) -> "RecurrentCell":
+    def compile_acting(self, enabled: bool = True) -> RecurrentCell:
         """Run the acting step (``T == 1`` without gradients) through ``torch.compile``.
 
         At batch 1 the eager step is a few hundred small ops and costs their dispatch, not their
@@ -87,7 +88,7 @@ class RecurrentCell(nn.Module, ABC):
     def _param_device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def initial_state(self, batch_size: int, device: Optional[torch.device | str] = None) -> CellState:
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> CellState:
         """The state of ``batch_size`` envs at the start of an episode (all zeros for every cell)."""
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -99,8 +100,8 @@ class RecurrentCell(nn.Module, ABC):
     def forward(
         self,
         x: torch.Tensor,
-        state: Optional[Sequence[torch.Tensor]],
-        episode_starts: Optional[torch.Tensor] = None,
+        state: Sequence[torch.Tensor] | None,
+        episode_starts: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, CellState]:
         """Run the cell over a sequence.
 
@@ -117,8 +118,10 @@ class RecurrentCell(nn.Module, ABC):
         return self._forward(x, state, starts)
 
     def _compiled_acting_step(self, x: torch.Tensor, state: CellState, starts: torch.Tensor) -> tuple[torch.Tensor, CellState]:
+        compiled = self._compiled_step
+        assert compiled is not None, "called only when compile_acting is on"
         try:
-            return self._compiled_step(x, state, starts)
+            return compiled(x, state, starts)
         except Exception as error:  # compiling failed (no C++ compiler, unsupported backend, ...)
             if not _is_compile_failure(error):
                 raise
@@ -139,15 +142,16 @@ class RecurrentCell(nn.Module, ABC):
     def _check_inputs(
         self,
         x: torch.Tensor,
-        state: Optional[Sequence[torch.Tensor]],
-        episode_starts: Optional[torch.Tensor],
+        state: Sequence[torch.Tensor] | None,
+        episode_starts: torch.Tensor | None,
     ) -> tuple[torch.Tensor, CellState, torch.Tensor]:
         cell = type(self).__name__
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{cell}: x must be a torch.Tensor of shape (T, B, {self.input_dim}), got {type(x).__name__}")
         if x.dim() != 3:
             raise ValueError(
-                f"{cell}: x must have shape (T, B, input_dim={self.input_dim}), got a {x.dim()}-d tensor of shape {tuple(x.shape)}"
+                f"{cell}: x must have shape (T, B, input_dim={self.input_dim}), "
+                f"got a {x.dim()}-d tensor of shape {tuple(x.shape)}"
             )
         seq_len, batch, features = x.shape
         if features != self.input_dim:
@@ -180,7 +184,7 @@ class RecurrentCell(nn.Module, ABC):
                     f"{cell}: state has {len(state)} tensors, this cell's state has {len(expected)}: "
                     "is it a state from another cell?"
                 )
-            for i, (tensor, shape) in enumerate(zip(state, expected)):
+            for i, (tensor, shape) in enumerate(zip(state, expected, strict=True)):
                 want = (batch, *shape)
                 if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != want:
                     got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from typing import Any, cast
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -82,9 +83,7 @@ class SequenceMixer(nn.Module, ABC):
         """Shapes (without batch) of this layer's state tensors."""
 
     @abstractmethod
-    def forward(
-        self, h: torch.Tensor, layer_state: CellState, context: Any
-    ) -> tuple[torch.Tensor, CellState]:
+    def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
         """``h: (T, B, d_model)`` (already layer-normed) -> ``(T, B, d_model)`` and the new layer state.
 
         ``context`` is computed once per call by the cell and shared by all layers (reset masks,
@@ -107,8 +106,8 @@ class GatedBlock(nn.Module):
     def forward(self, x: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
         mixed, new_state = self.mixer(layer_norm(self.norm_attn, x), layer_state, context)
         x = self.gate_attn.forward(x, F.relu(mixed))
-        hidden = F.relu(linear(self.mlp[0], layer_norm(self.norm_mlp, x)))
-        x = self.gate_mlp.forward(x, F.relu(linear(self.mlp[2], hidden)))
+        hidden = F.relu(linear(cast(nn.Linear, self.mlp[0]), layer_norm(self.norm_mlp, x)))
+        x = self.gate_mlp.forward(x, F.relu(linear(cast(nn.Linear, self.mlp[2]), hidden)))
         return x, new_state
 
 
@@ -135,8 +134,9 @@ class GatedTransformerCell(RecurrentCell):
         self.d_model = d_model
         self.d_ffc = d_ffc
         self.embed = orthogonal_linear(input_dim, d_model)
-        self.blocks = nn.ModuleList(GatedBlock(d_model, d_ffc, make_mixer()) for _ in range(n_layers))
-        self._layer_shapes = self.blocks[0].mixer.layer_state_shapes()
+        mixers = [make_mixer() for _ in range(n_layers)]
+        self.blocks = nn.ModuleList(GatedBlock(d_model, d_ffc, mixer) for mixer in mixers)
+        self._layer_shapes = mixers[0].layer_state_shapes()
 
     # -- shared state hooks (none by default)
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -163,5 +163,5 @@ class GatedTransformerCell(RecurrentCell):
         for index, block in enumerate(self.blocks):
             h, new_state = block.forward(h, tuple(s[:, index] for s in layer_tensors), context)
             new_layer_states.append(new_state)
-        stacked = tuple(torch.stack(parts, dim=1) for parts in zip(*new_layer_states))
+        stacked = tuple(torch.stack(parts, dim=1) for parts in zip(*new_layer_states, strict=True))
         return h, stacked + tuple(self.advance_shared(shared, starts, context))

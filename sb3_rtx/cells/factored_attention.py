@@ -36,7 +36,6 @@ gradient of its own).
 
 from __future__ import annotations
 
-from typing import Optional
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -142,7 +141,7 @@ def _outer_grads(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[
 GROUP_ELEMENTS = 1 << 20
 
 
-def _groups(layout: "_ChunkLayout", width: int) -> list[tuple[int, int]]:
+def _groups(layout: _ChunkLayout, width: int) -> list[tuple[int, int]]:
     """``[(first, end), ...]`` chunk ranges processed together."""
     per_chunk = layout.batch * layout.heads * layout.length * width
     size = max(1, GROUP_ELEMENTS // per_chunk)
@@ -157,7 +156,7 @@ def _merge(x: torch.Tensor, first: int, end: int) -> torch.Tensor:
 class _FactoredGatedAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, weights, starts, state, chunk_len):
-        seq_len, batch, heads, _ = k_outer.shape
+        _, batch, heads, _ = k_outer.shape
         chunks = GatedChunks(starts, chunk_len)
         layout = _ChunkLayout(chunks, batch, heads)
         factors = tuple(layout.to_chunks(x) for x in (k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner))
@@ -173,7 +172,10 @@ class _FactoredGatedAttention(torch.autograd.Function):
             chunk = _ChunkFeatures(tuple(_merge(f, first, end) for f in factors), layout.length // 2)
             # what each chunk adds to the state by its end, over P_last: sum_s writes_s weights_s K~_s / P_m
             written = torch.bmm(_merge(masks.written, first, end).transpose(1, 2), chunk.keys).div_(chunk.at_middle)
-            written, at_last = written.view(end - first, rows, n_values, width), chunk.at_last.view(end - first, rows, 1, width)
+            written, at_last = (
+                written.view(end - first, rows, n_values, width),
+                chunk.at_last.view(end - first, rows, 1, width),
+            )
             for offset, index in enumerate(range(first, end)):  # carry the state across the group's chunks
                 torch.addcmul(written[offset], masks.keeps[index], boundaries[index], out=boundaries[index + 1])
                 boundaries[index + 1].mul_(at_last[offset])
@@ -195,7 +197,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor, grad_final: Optional[torch.Tensor]):
+    def backward(ctx, grad_out: torch.Tensor, grad_final: torch.Tensor | None):
         *inputs, boundaries = ctx.saved_tensors
         layout: _ChunkLayout = ctx.layout
         factors = tuple(layout.to_chunks(x) for x in inputs)
@@ -211,12 +213,16 @@ class _FactoredGatedAttention(torch.autograd.Function):
             size = end - first
             chunk = _ChunkFeatures(tuple(_merge(f, first, end) for f in factors), length // 2)
             d_out = _merge(grad_out, first, end)
-            gate = torch.bmm(d_out, _merge(masks.weights, first, end).transpose(1, 2)).mul_(_merge(masks.pair_weights, first, end))
+            gate = torch.bmm(d_out, _merge(masks.weights, first, end).transpose(1, 2)).mul_(
+                _merge(masks.pair_weights, first, end)
+            )
             d_read = d_out * _merge(masks.reads, first, end)
             before = chunk.at_middle * _merge(boundaries, first, end)
             d_queries = torch.bmm(gate, chunk.keys).baddbmm_(d_read, before)
             # the gradient at each chunk's end, carried back across the group's chunks
-            read_back = torch.bmm(d_read.transpose(1, 2), chunk.queries).mul_(chunk.at_middle).view(size, rows, n_values, width)
+            read_back = (
+                torch.bmm(d_read.transpose(1, 2), chunk.queries).mul_(chunk.at_middle).view(size, rows, n_values, width)
+            )
             keep_last = chunk.at_last.view(size, rows, 1, width)
             d_end = boundaries.new_empty((size, rows, n_values, width))
             for offset in reversed(range(size)):
@@ -241,7 +247,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
                 torch.addcmul(d_gate_outer.neg_(), d_write_outer, k_outer),
                 torch.addcmul(d_gate_inner.neg_(), d_write_inner, k_inner),
             )
-            for buffer, grad in zip(factor_grads, grads):
+            for buffer, grad in zip(factor_grads, grads, strict=True):
                 buffer[first:end] = grad.view(size, *buffer.shape[1:])
         needs = ctx.needs_input_grad
         grads_in = [layout.from_chunks(g) if needs[i] else None for i, g in enumerate(factor_grads)]
@@ -253,7 +259,7 @@ class _ChunkMasks:
     """Episode-start masks and value weights in the chunk layout ``(n, B * H, L, .)``."""
 
     def __init__(self, chunks: GatedChunks, layout: _ChunkLayout, weights: torch.Tensor) -> None:
-        n, batch, heads, length = layout.n, layout.batch, layout.heads, layout.length
+        n, batch, heads = layout.n, layout.batch, layout.heads
         dtype = weights.dtype
 
         def per_head(x: torch.Tensor) -> torch.Tensor:  # (n, B, ...) -> (n, B * H, ...)

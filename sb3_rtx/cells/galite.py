@@ -38,7 +38,7 @@ Variants (``variant=``), shared with AGaLiTe; each choice can also be set on its
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,7 +60,7 @@ NORMALISERS = ("sum", "bounded")
 GATE_INIT_BIAS = {"zero": 0.0, "slow": -2.0}
 
 
-def resolve_variant(cell: str, variant: str, **choices: Optional[str]) -> dict[str, str]:
+def resolve_variant(cell: str, variant: str, **choices: str | None) -> dict[str, str]:
     """The variant's choices, overridden by those given (not None); errors name the bad value."""
     if variant not in VARIANTS:
         raise ValueError(f"{cell}: variant must be one of {tuple(VARIANTS)}, got {variant!r}")
@@ -119,8 +119,18 @@ class GatedFeatures(nn.Module):
             # acting: one relu and one sigmoid over all columns, then slice (fewest ops; the step
             # at batch 1 is dispatch-bound, and there is no backward to pay for the slices)
             positive, gate = torch.relu(p), torch.sigmoid(p)
-            wk, wq, p1, p2 = positive[..., :d], positive[..., d : 2 * d], positive[..., 5 * d : 5 * d + eta], positive[..., 5 * d + eta : 5 * d + 2 * eta]
-            v, beta, g, p3 = p[..., 2 * d : 3 * d], gate[..., 3 * d : 4 * d], gate[..., 4 * d : 5 * d], gate[..., 5 * d + 2 * eta :]
+            wk, wq, p1, p2 = (
+                positive[..., :d],
+                positive[..., d : 2 * d],
+                positive[..., 5 * d : 5 * d + eta],
+                positive[..., 5 * d + eta : 5 * d + 2 * eta],
+            )
+            v, beta, g, p3 = (
+                p[..., 2 * d : 3 * d],
+                gate[..., 3 * d : 4 * d],
+                gate[..., 4 * d : 5 * d],
+                gate[..., 5 * d + 2 * eta :],
+            )
             return wk, wq, p1, p2, v, beta, g, p3
         # sequences: split, and activate each factor on its own (the backward of slices of one
         # big activation would zero-fill a full-size gradient per slice; split's backward is one cat)
@@ -152,7 +162,7 @@ class GatedFeatures(nn.Module):
         return linear(self.out, a.flatten(-2))
 
 
-def step_keep(starts: torch.Tensor) -> Optional[torch.Tensor]:
+def step_keep(starts: torch.Tensor) -> torch.Tensor | None:
     """For a ``T == 1`` call: ``(B, 1, 1)`` multiplier that zeroes the state of envs starting an
     episode, or ``None`` when no env starts (checked on CPU only, where it costs no device sync, and
     not under ``torch.compile``, where the data-dependent branch would split the graph)."""
@@ -165,7 +175,9 @@ def step_keep(starts: torch.Tensor) -> Optional[torch.Tensor]:
 class GaLiTeMixer(SequenceMixer):
     """GaLiTe attention for one layer; state ``(C: (H, d, F), s: (H, F))``."""
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, normaliser: str = "sum", gate_init: str = "zero") -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, d_head: int, eta: int, normaliser: str = "sum", gate_init: str = "zero"
+    ) -> None:
         super().__init__()
         self.features = GatedFeatures(d_model, n_heads, d_head, eta, gate_init)
         self.n_heads, self.d_head, self.feature_dim = n_heads, d_head, eta * d_head
@@ -183,7 +195,9 @@ class GaLiTeMixer(SequenceMixer):
             a = a.unsqueeze(0)
         else:
             write_k, decay_k, q, write_v, decay_v = self.features(h, log_decays=True)
-            a, memory, normaliser = self._chunked(starts, decay_k, decay_v, write_k, write_v, q, memory, normaliser, self.bounded)
+            a, memory, normaliser = self._chunked(
+                starts, decay_k, decay_v, write_k, write_v, q, memory, normaliser, self.bounded
+            )
         return self.features.merge_heads(a), (memory, normaliser)
 
     @staticmethod
@@ -217,7 +231,9 @@ class GaLiTeMixer(SequenceMixer):
         add_normaliser = torch.einsum("nsbhf,nsb->nbhf", end_k, chunks.writes_carry[..., 0, 0])
         carried_memory, carried_normaliser = [], []
         # unbind once: indexing [c] in the loop costs a full-size zeros + copy per chunk in backward
-        steps = zip(add_memory.unbind(0), add_normaliser.unbind(0), gate_v.whole.unbind(0), gate_k.whole.unbind(0))
+        steps = zip(
+            add_memory.unbind(0), add_normaliser.unbind(0), gate_v.whole.unbind(0), gate_k.whole.unbind(0), strict=True
+        )
         for add_memory_c, add_normaliser_c, whole_v, whole_k in steps:  # a loop over chunks, not over time steps
             carried_memory.append(memory)
             carried_normaliser.append(normaliser)
@@ -259,8 +275,8 @@ class GaLiTe(GatedTransformerCell):
         d_ffc: int = 128,
         eta: int = 8,
         variant: str = "default",
-        normaliser: Optional[str] = None,
-        gate_init: Optional[str] = None,
+        normaliser: str | None = None,
+        gate_init: str | None = None,
     ) -> None:
         check_positive_int("GaLiTe", n_heads=n_heads, d_head=d_head, eta=eta)
         choices = resolve_variant("GaLiTe", variant, normaliser=normaliser, gate_init=gate_init)

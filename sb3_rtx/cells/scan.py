@@ -22,7 +22,6 @@ Nothing here knows about cells or SB3.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 
@@ -44,7 +43,7 @@ def linear_scan_sequential(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -
 
 def default_chunk_len(seq_len: int) -> int:
     """Chunk length that balances the two levels of :func:`linear_scan` (about sqrt(T))."""
-    return max(1, int(math.ceil(math.sqrt(seq_len))))
+    return max(1, math.ceil(math.sqrt(seq_len)))
 
 
 def _chunked_scan_forward(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int) -> torch.Tensor:
@@ -105,9 +104,7 @@ class _LinearScan(torch.autograd.Function):
         a_full = a.expand_as(h)
         # reversed decays: position u (time T-1-u) is decayed by a_{t+1}; a_T does not exist (0).
         a_next = torch.cat([a_full[1:], torch.zeros_like(a_full[:1])])
-        g = _chunked_scan_forward(
-            a_next.flip(0), grad_h.flip(0), torch.zeros_like(h0), ctx.chunk_len
-        ).flip(0)
+        g = _chunked_scan_forward(a_next.flip(0), grad_h.flip(0), torch.zeros_like(h0), ctx.chunk_len).flip(0)
         grad_a = grad_b = grad_h0 = None
         if ctx.needs_input_grad[0]:
             h_prev = torch.cat([h0.unsqueeze(0).expand_as(h[:1]), h[:-1]])
@@ -119,9 +116,7 @@ class _LinearScan(torch.autograd.Function):
         return grad_a, grad_b, grad_h0, None
 
 
-def linear_scan(
-    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: Optional[int] = None
-) -> torch.Tensor:
+def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int | None = None) -> torch.Tensor:
     """All states of ``h_t = a_t * h_{t-1} + b_t`` for ``t = 0..T-1``, chunked-parallel.
 
     :param a: decays, shape ``(T, ...)`` broadcastable to ``b`` (e.g. one gate shared by several
@@ -177,7 +172,7 @@ class GatedChunks:
     """
 
     def __init__(self, starts: torch.Tensor, chunk_len: int = CHUNK_LEN) -> None:
-        self.seq_len, batch = starts.shape
+        self.seq_len = starts.shape[0]
         self.chunk_len = min(chunk_len, self.seq_len)
         self.n_chunks = -(-self.seq_len // self.chunk_len)
         self.pad = self.n_chunks * self.chunk_len - self.seq_len
@@ -205,7 +200,7 @@ class GatedChunks:
         """``(n_chunks, L, ...)`` -> ``(T, ...)``, dropping the padding."""
         return x.reshape(self.n_chunks * self.chunk_len, *x.shape[2:])[: self.seq_len]
 
-    def log_decay_factors(self, log_decay: torch.Tensor) -> "DecayFactors":
+    def log_decay_factors(self, log_decay: torch.Tensor) -> DecayFactors:
         """Factors of the decay products for chunked log-decays ``(n, L, B, H, X)`` (padding: log-decay 0)."""
         return DecayFactors(self, log_decay)
 

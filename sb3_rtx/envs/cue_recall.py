@@ -17,7 +17,7 @@ Harder variants, each a keyword:
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -50,7 +50,7 @@ class CueRecallEnv(gym.Env):
         noise_dims: int = 0,
         noise: str = "uniform",
         decoys: int = 0,
-        render_mode: Optional[str] = None,
+        render_mode: str | None = None,
     ) -> None:
         self.n_cues = check_int_keyword("CueRecall", "n_cues", n_cues, 2)
         self.delay = check_int_keyword("CueRecall", "delay", delay, 0)
@@ -92,11 +92,13 @@ class CueRecallEnv(gym.Env):
             obs[self.n_cues + 1 :] = self._noise()
         return obs
 
-    def reset(self, *, seed: Optional[int] = None, options: Optional[dict[str, Any]] = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._cue = int(self.np_random.integers(self.n_cues))
         self._t = 0
-        steps = self.np_random.choice(np.arange(1, self.delay + 1), size=self.decoys, replace=False) if self.decoys else []
+        steps: Any = []  # the delay steps that show a decoy
+        if self.decoys:
+            steps = self.np_random.choice(np.arange(1, self.delay + 1), size=self.decoys, replace=False)
         self._decoy_cues = {int(t): int(self.np_random.integers(self.n_cues)) for t in steps}
         return self._observation(), {}
 
@@ -109,7 +111,7 @@ class CueRecallEnv(gym.Env):
         self._t += 1
         return self._observation(), 0.0, False, False, {}
 
-    def render(self) -> Optional[np.ndarray]:
+    def render(self) -> np.ndarray | None:
         """A strip of cells (one per step, the current one lit; the cue shown at step 0 as its shade)."""
         if self.render_mode != "rgb_array":
             return None

@@ -8,7 +8,7 @@ a memoryless policy succeeds at most half the time; a policy that remembers the 
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -46,7 +46,7 @@ class TMazeEnv(gym.Env):
         corridor_len: int = 10,
         num_distractors: int = 0,
         time_limit: int = 1000,
-        render_mode: Optional[str] = None,
+        render_mode: str | None = None,
     ) -> None:
         self.corridor_len = check_int_keyword("TMaze", "corridor_len", corridor_len, 2)
         self.num_distractors = check_int_keyword("TMaze", "num_distractors", num_distractors, 0)
@@ -55,15 +55,15 @@ class TMazeEnv(gym.Env):
             raise ValueError(f"TMaze: render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         self.position_bits = self.corridor_len.bit_length()
-        size = 2 + self.position_bits + 1 + self.num_distractors
-        self.observation_space = spaces.Box(0.0, 1.0, shape=(size,), dtype=np.float32)
+        self.obs_size = 2 + self.position_bits + 1 + self.num_distractors
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(self.obs_size,), dtype=np.float32)
         self.action_space = spaces.Discrete(4)
         self._cue = 0  # 0: up, 1: down
         self._position = 0
         self._t = 0
 
     def _observation(self) -> np.ndarray:
-        obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+        obs = np.zeros(self.obs_size, dtype=np.float32)
         if self._t == 0:
             obs[self._cue] = 1.0
         gray = self._position ^ (self._position >> 1)  # neighbouring cells differ in one bit
@@ -73,7 +73,7 @@ class TMazeEnv(gym.Env):
         obs[3 + self.position_bits :] = self.np_random.integers(0, 2, size=self.num_distractors)
         return obs
 
-    def reset(self, *, seed: Optional[int] = None, options: Optional[dict[str, Any]] = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._cue = int(self.np_random.integers(2))
         self._position = 0
@@ -96,7 +96,7 @@ class TMazeEnv(gym.Env):
             return self._observation(), -0.1, False, True, {"is_success": False}
         return self._observation(), -0.1, False, False, {}
 
-    def render(self) -> Optional[np.ndarray]:
+    def render(self) -> np.ndarray | None:
         """The corridor as a row of cells with the two arms at the junction; the agent lit white,
         the cued arm green while the cue is shown (the first step)."""
         if self.render_mode != "rgb_array":

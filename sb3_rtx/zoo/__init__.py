@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from sb3_rtx.ppo import RtxPPO
 from sb3_rtx.zoo.config import check_ppo_rtx_hyperparams, check_tune_cells

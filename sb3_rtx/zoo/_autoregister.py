@@ -19,7 +19,8 @@ import os
 import sys
 import warnings
 from types import ModuleType
-from typing import Any, Optional, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 WATCHED = "rl_zoo3"
 
@@ -30,7 +31,7 @@ def register_with_rl_zoo3() -> None:
         from sb3_rtx.zoo import register
 
         register()
-    except Exception as error:  # noqa: BLE001  (a broken sb3_rtx must not stop `rl_zoo3 train --algo ppo`)
+    except Exception as error:
         warnings.warn(f"sb3_rtx could not register 'ppo_rtx' with rl_zoo3: {error!r}", stacklevel=2)
 
 
@@ -40,7 +41,7 @@ class _RegisterAfterExec(importlib.abc.Loader):
     def __init__(self, loader: importlib.abc.Loader) -> None:
         self.loader = loader
 
-    def create_module(self, spec: Any) -> Optional[ModuleType]:
+    def create_module(self, spec: Any) -> ModuleType | None:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
@@ -54,7 +55,7 @@ class _RegisterAfterExec(importlib.abc.Loader):
 class RlZooWatcher(importlib.abc.MetaPathFinder):
     """A one-shot finder: when rl_zoo3 is first imported, wrap its loader and step aside."""
 
-    def find_spec(self, fullname: str, path: Optional[Sequence[str]], target: Optional[ModuleType] = None) -> Any:
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
         if fullname != WATCHED:
             return None
         uninstall()

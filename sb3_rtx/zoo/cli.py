@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import runpy
 import sys
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from sb3_rtx.zoo import ALGO, register
 
@@ -26,7 +26,10 @@ def _call(module: str, function: str) -> Callable[[], None]:
 
 def _run_module(module: str) -> Callable[[], None]:
     # record_video / record_training do their work under `if __name__ == "__main__"`
-    return lambda: runpy.run_module(module, run_name="__main__", alter_sys=True)
+    def run() -> None:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+    return run
 
 
 SCRIPTS: dict[str, Callable[[], None]] = {
@@ -39,14 +42,14 @@ SCRIPTS: dict[str, Callable[[], None]] = {
     "all_plots": _call("rl_zoo3.plots", "all_plots"),
 }
 
-USAGE = f"""usage: sb3-rtx {{{','.join(SCRIPTS)}}} [rl_zoo3 flags ...]
+USAGE = f"""usage: sb3-rtx {{{",".join(SCRIPTS)}}} [rl_zoo3 flags ...]
 
 Runs rl_zoo3's script of that name with {ALGO!r} registered (and --algo {ALGO} by default).
 Example: sb3-rtx train --env CartPoleNoVel-v1 -n 20000
          sb3-rtx enjoy --env CartPoleNoVel-v1 -f logs/ --no-render"""
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)

@@ -13,7 +13,7 @@ split ``d_model`` (``d_head = d_model // n_heads``, as in ``torch.nn.MultiheadAt
 from __future__ import annotations
 
 import inspect
-from typing import Any, Optional
+from typing import Any
 
 from sb3_rtx.cells import CELLS, check_cell_kwargs
 from sb3_rtx.policies import RtxActorCriticPolicy
@@ -37,7 +37,7 @@ def check_ppo_rtx_hyperparams(hyperparams: dict[str, Any], n_envs: int, where: s
         raise ValueError(f"invalid ppo_rtx hyperparameters in {where}: {error}") from None
 
 
-def check_tune_cells(tune_cells: Any, where: str) -> Optional[list[str]]:
+def check_tune_cells(tune_cells: Any, where: str) -> list[str] | None:
     """Validate the optional ``tune_cells`` entry (cells the Optuna sampler may choose from)."""
     if tune_cells is None:
         return None
@@ -81,9 +81,7 @@ def _check_policy(policy: Any) -> None:
         raise ValueError("policy is missing (e.g. policy: 'MlpRtxPolicy')")
     if isinstance(policy, str):
         if policy not in RtxPPO.policy_aliases:
-            raise ValueError(
-                f"policy: {policy!r} is not an RtxPPO policy; use one of {', '.join(RtxPPO.policy_aliases)}"
-            )
+            raise ValueError(f"policy: {policy!r} is not an RtxPPO policy; use one of {', '.join(RtxPPO.policy_aliases)}")
     elif not (isinstance(policy, type) and issubclass(policy, RtxActorCriticPolicy)):
         raise ValueError(f"policy: {policy!r} does not subclass RtxActorCriticPolicy")
 

@@ -14,7 +14,7 @@ The PPO ranges follow rl_zoo3's ``sample_ppo_params`` (the ``one_minus_gamma`` s
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import optuna
 from torch import nn
@@ -31,8 +31,8 @@ def sample_ppo_rtx_params(
     n_actions: int,
     n_envs: int,
     additional_args: dict,
-    base_policy_kwargs: Optional[dict[str, Any]] = None,
-    tune_cells: Optional[list[str]] = None,
+    base_policy_kwargs: dict[str, Any] | None = None,
+    tune_cells: list[str] | None = None,
 ) -> dict[str, Any]:
     """rl_zoo3 sampler signature, plus what the zoo entry fixes.
 
@@ -91,7 +91,7 @@ def _sample_cell(trial: optuna.Trial, cell: str) -> dict[str, Any]:
 CELL_SIZE_KEYS = ("n_layers", "d_model", "n_heads", "eta", "r", "memory_len", "hidden_size")
 
 
-def convert_ppo_rtx_params(sampled_params: dict[str, Any], n_envs: Optional[int] = None) -> dict[str, Any]:
+def convert_ppo_rtx_params(sampled_params: dict[str, Any], n_envs: int | None = None) -> dict[str, Any]:
     """Trial parameters -> RtxPPO hyperparameters (rl_zoo3's converter, used by ``--trial-id``).
 
     :param n_envs: when known, ``batch_size`` is capped at one rollout (``n_steps * n_envs``)

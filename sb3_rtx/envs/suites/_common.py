@@ -36,7 +36,6 @@ def require(module: str, extra: str, suite: str) -> ModuleType:
         if missing != module and not module.startswith(missing + "."):
             raise
         raise SuiteNotInstalledError(
-            f"{suite} needs the Python package `{module}`, which is not installed. Install it with: "
-            f"{INSTALL[extra]}",
+            f"{suite} needs the Python package `{module}`, which is not installed. Install it with: {INSTALL[extra]}",
             name=module,
         ) from error

@@ -22,7 +22,7 @@ it; through SB3 each step crosses from Python to JAX, a few milliseconds per ste
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -51,7 +51,7 @@ class CraftaxSymbolicEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, name: str = "Craftax-Symbolic-v1", max_timesteps: Optional[int] = None) -> None:
+    def __init__(self, name: str = "Craftax-Symbolic-v1", max_timesteps: int | None = None) -> None:
         if name not in ("Craftax-Symbolic-v1", "Craftax-Classic-Symbolic-v1"):
             raise ValueError(f"Craftax: name must be 'Craftax-Symbolic-v1' or 'Craftax-Classic-Symbolic-v1', got {name!r}")
         if max_timesteps is not None:  # before the env is built: that compiles for tens of seconds
@@ -70,7 +70,7 @@ class CraftaxSymbolicEnv(gym.Env):
         self._state: Any = None
         self._key: Any = None
 
-    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._key = self._jax.random.PRNGKey(int(self.np_random.integers(2**31 - 1)))
         self._key, key = self._jax.random.split(self._key)

@@ -21,7 +21,7 @@ not fit gymnasium 1.x and SB3 (read from memory-gym 1.0.2's ``mystery_path*.py``
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -45,7 +45,7 @@ class MemoryGymEnv(gym.Wrapper):
     :param render_mode: ``None``, ``"rgb_array"`` or ``"debug_rgb_array"`` (memory-gym's)
     """
 
-    def __init__(self, task: str, reset_params: Optional[dict[str, Any]] = None, render_mode: Optional[str] = None) -> None:
+    def __init__(self, task: str, reset_params: dict[str, Any] | None = None, render_mode: str | None = None) -> None:
         global _open_envs
         if task not in _TASKS:
             raise ValueError(f"Memory Gym: unknown task {task!r}; known: {sorted(_TASKS)}")
@@ -72,7 +72,7 @@ class MemoryGymEnv(gym.Wrapper):
     def _image(observation: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.transpose(observation, (1, 0, 2)))
 
-    def reset(self, *, seed: Optional[int] = None, options: Optional[dict[str, Any]] = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         observation, info = self.env.reset(seed=seed, options={**self.reset_params, **(options or {})})
         return self._image(observation), info
 

@@ -29,7 +29,7 @@ import importlib.util
 import os
 import sys
 import types
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -54,9 +54,11 @@ def _memory_maze_tasks() -> types.ModuleType:
     # memory_maze/__init__.py only registers old-gym ids after `from . import tasks`, then re-raises
     # the ImportError for `gym`: load the package as a bare module (its __path__ only) instead.
     spec = importlib.util.find_spec("memory_maze")
-    package = importlib.util.module_from_spec(
-        importlib.machinery.ModuleSpec("memory_maze", None, is_package=True)
-    )
+    if spec is None or spec.submodule_search_locations is None:
+        raise SuiteNotInstalledError(
+            f"memory_maze was found but is not a package (spec {spec}); reinstall the [memorymaze] extra"
+        )
+    package = importlib.util.module_from_spec(importlib.machinery.ModuleSpec("memory_maze", None, is_package=True))
     package.__path__ = list(spec.submodule_search_locations)
     sys.modules["memory_maze"] = package
     return importlib.import_module("memory_maze.tasks")
@@ -90,7 +92,7 @@ class MemoryMazeEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, size: str = "9x9", render_mode: Optional[str] = None, **task_kwargs: Any) -> None:
+    def __init__(self, size: str = "9x9", render_mode: str | None = None, **task_kwargs: Any) -> None:
         if size not in _TASKS:
             raise ValueError(f"Memory Maze: size must be one of {sorted(_TASKS)}, got {size!r}")
         if render_mode not in (None, "rgb_array"):
@@ -105,7 +107,7 @@ class MemoryMazeEnv(gym.Env):
         self._env = self._task(seed=int(np.random.default_rng().integers(2**31 - 1)), **self._task_kwargs)
         self.observation_space = _space(self._env.observation_spec())
         self.action_space = _space(self._env.action_spec())
-        self._last_image: Optional[np.ndarray] = None
+        self._last_image: np.ndarray | None = None
 
     def _observation(self, observation: Any) -> Any:
         if isinstance(self.observation_space, spaces.Dict):
@@ -115,7 +117,7 @@ class MemoryMazeEnv(gym.Env):
         self._last_image = np.asarray(observation, dtype=self.observation_space.dtype)
         return self._last_image
 
-    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         if seed is not None:
             self._env.close()
@@ -132,7 +134,7 @@ class MemoryMazeEnv(gym.Env):
         truncated = bool(last and not terminated)
         return self._observation(timestep.observation), float(timestep.reward or 0.0), terminated, truncated, {}
 
-    def render(self) -> Optional[np.ndarray]:
+    def render(self) -> np.ndarray | None:
         return None if self.render_mode is None else self._last_image
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ the answer to. Actions stay as POPGym defines them (``Discrete``, ``MultiDiscret
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -27,12 +27,14 @@ class FlattenToFloat32(gym.ObservationWrapper):
         super().__init__(env)
         self.metadata = {**env.metadata, "render_modes": []}  # see make_popgym: no render_mode
         flat = spaces.flatten_space(env.observation_space)
+        if not isinstance(flat, spaces.Box):  # POPGym's spaces are Box/Discrete/MultiDiscrete/Tuple
+            raise TypeError(f"POPGym: cannot flatten {env.observation_space} to a Box, got {flat}")
         self.observation_space = spaces.Box(
             low=flat.low.astype(np.float32), high=flat.high.astype(np.float32), dtype=np.float32
         )
 
     def observation(self, observation: Any) -> np.ndarray:
-        return spaces.flatten(self.env.observation_space, observation).astype(np.float32)
+        return np.asarray(spaces.flatten(self.env.observation_space, observation), dtype=np.float32)
 
     @staticmethod
     def _own(info: dict) -> dict:
@@ -40,7 +42,7 @@ class FlattenToFloat32(gym.ObservationWrapper):
         # infos SB3 keeps (Monitor, VecEnv buffers) are not changed by later steps
         return {key: value.copy() if isinstance(value, np.ndarray) else value for key, value in info.items()}
 
-    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
         observation, info = super().reset(seed=seed, options=options)
         return observation, self._own(info)
 
@@ -50,7 +52,7 @@ class FlattenToFloat32(gym.ObservationWrapper):
         return observation, float(reward), bool(terminated), bool(truncated), self._own(info)
 
 
-def make_popgym(task: str, render_mode: Optional[str] = None, **kwargs: Any) -> gym.Env:
+def make_popgym(task: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
     """POPGym's ``task`` class (e.g. ``"RepeatPreviousEasy"``), wrapped for SB3; ``kwargs`` go to it.
 
     POPGym's envs have no gymnasium ``render_mode`` (popgym 1.0 renders some tasks as text through
@@ -69,4 +71,3 @@ def make_popgym(task: str, render_mode: Optional[str] = None, **kwargs: Any) -> 
 
         env = PreviousAction(env)
     return FlattenToFloat32(env)
-
