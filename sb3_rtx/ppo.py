@@ -56,6 +56,35 @@ def default_sequence_length(n_steps: int, batch_size: int | None) -> int:
     return math.gcd(int(n_steps), int(batch_size))
 
 
+def check_finite_rewards(rewards: np.ndarray, num_timesteps: int) -> None:
+    """Raise a clear error for a NaN or infinite reward, before it reaches the rollout buffer.
+
+    Stored, it would turn the returns, then the value loss, then the parameters into NaN, and
+    training would fail updates later with a torch distribution-constraint message."""
+    bad = np.flatnonzero(~np.isfinite(rewards))
+    if bad.size:
+        env_index = int(bad[0])
+        raise ValueError(
+            f"RtxPPO: env {env_index} returned a non-finite reward ({float(rewards[env_index])}) at timestep "
+            f"{num_timesteps} (envs {bad.tolist()} in this step). Fix the env's reward, or clip it "
+            "(e.g. gymnasium.wrappers.ClipReward); wrap the env in SB3's VecCheckNan to find where it appears."
+        )
+
+
+def check_finite_update(loss: torch.Tensor, grad_norm: float, parts: dict[str, float], n_updates: int) -> None:
+    """Raise before the optimizer step when the loss or its gradient is NaN or infinite, naming the
+    loss terms, so a bad update never reaches the parameters."""
+    if math.isfinite(grad_norm) and bool(torch.isfinite(loss)):
+        return
+    terms = ", ".join(f"{name} {value:.4g}" for name, value in parts.items())
+    raise FloatingPointError(
+        f"RtxPPO: non-finite {'loss' if not bool(torch.isfinite(loss)) else 'gradient'} at update "
+        f"{n_updates} ({terms}, gradient norm {grad_norm:.4g}); the parameters were not changed. "
+        "Look for NaN/inf in observations or rewards (SB3's VecCheckNan), unnormalised large "
+        "observations or returns (VecNormalize), or a learning rate too high."
+    )
+
+
 def check_rollout_sizes(n_steps: int, n_envs: int, batch_size: int | None, sequence_length: int, n_epochs: int = 1) -> int:
     """Check how a rollout is cut into sequences and minibatches; return the effective ``batch_size``.
 
@@ -247,6 +276,7 @@ class RtxPPO(RecurrentPPO):
                 clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
+            check_finite_rewards(rewards, self.num_timesteps)
             self.num_timesteps += env.num_envs
             callback.update_locals(locals())
             if not callback.on_step():
@@ -352,7 +382,10 @@ class RtxPPO(RecurrentPPO):
                 loss.backward()
                 # the norm before clipping: when it sits far above max_grad_norm, clipping shrinks every
                 # update and learning stalls (what exploding memory gradients look like from outside)
-                grad_norms.append(float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)))
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm))
+                parts = dict(policy_loss=pg_losses[-1], value_loss=value_losses[-1], entropy_loss=entropy_losses[-1])
+                check_finite_update(loss, grad_norm, parts, self._n_updates)
+                grad_norms.append(grad_norm)
                 self.policy.optimizer.step()
             self._n_updates += 1
             if not continue_training:

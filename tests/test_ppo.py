@@ -266,6 +266,53 @@ def test_nan_observation_is_named():
         model.predict(np.array([[np.inf, 0.0, 0.0]], dtype=np.float32))
 
 
+class RewardAt(gym.Wrapper):
+    """Replaces the reward of the ``at``-th step of this env (counted across episodes) by ``reward``."""
+
+    def __init__(self, env, at: int, reward: float):
+        super().__init__(env)
+        self.at, self.reward, self.steps = at, reward, 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        return obs, (self.reward if self.steps == self.at else reward), terminated, truncated, info
+
+
+def env_with_reward(env_index: int, at: int, reward: float):
+    def wrap(env, index=[0]):  # noqa: B006  (counts the envs make_vec_env builds)
+        wrapped = RewardAt(env, at, reward) if index[0] == env_index else env
+        index[0] += 1
+        return wrapped
+
+    return make_vec_env("sb3_rtx/CueRecall-v0", n_envs=4, seed=0, env_kwargs=dict(delay=4), wrapper_class=wrap)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_reward_is_named_with_env_and_step_before_it_is_stored(bad):
+    model = tiny_model("agalite", env=env_with_reward(env_index=2, at=5, reward=bad))
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    # the 5th step of env 2 is at timestep 4 * 4 = 16 (4 envs step together)
+    with pytest.raises(ValueError, match=r"env 2 returned a non-finite reward \((nan|inf)\) at timestep 16.*ClipReward.*VecCheckNan"):
+        model.learn(64)
+    assert model.rollout_buffer.pos == 4  # the bad step was not added
+    assert all(torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+
+
+def test_non_finite_loss_stops_before_the_optimizer_step(monkeypatch):
+    def overflowing_model():  # a finite reward near float32's limit: its squared return overflows the value loss
+        return tiny_model("agalite", env=env_with_reward(env_index=0, at=3, reward=3e38))
+
+    model = overflowing_model()
+    with pytest.raises(FloatingPointError, match=r"non-finite (loss|gradient) at update 0 .*value_loss .*not changed"):
+        model.learn(64)
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())
+    # power: without the check, that update poisons the parameters and training dies later, in torch
+    monkeypatch.setattr("sb3_rtx.ppo.check_finite_update", lambda *args: None)
+    with pytest.raises(ValueError, match="Expected parameter logits"):
+        overflowing_model().learn(64)
+
+
 def test_state_for_another_number_of_envs_is_named():
     model = tiny_model("agalite")
     _, state = model.predict(np.zeros((2, 3), dtype=np.float32), None, np.ones(2, dtype=bool))
