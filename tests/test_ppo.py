@@ -174,6 +174,21 @@ def test_same_seed_gives_the_same_model():
     assert torch.equal(params[0], params[1])
 
 
+def hand_evaluation(model, env, n_episodes: int) -> tuple[list[float], list[int]]:
+    """Episode rewards and lengths of the deterministic policy, carrying the state by hand."""
+    obs, state, starts = env.reset(), None, np.ones(1, dtype=bool)
+    rewards, lengths, total, length = [], [], 0.0, 0
+    while len(rewards) < n_episodes:
+        action, state = model.predict(obs, state, starts, deterministic=True)
+        obs, reward, done, _ = env.step(action)
+        total, length, starts = total + float(reward[0]), length + 1, done
+        if done[0]:
+            rewards.append(total)
+            lengths.append(length)
+            total, length = 0.0, 0
+    return rewards, lengths
+
+
 def test_callbacks_progress_bar_tensorboard_and_evaluate_policy(tmp_path):
     env = cue_env()
     model = tiny_model("agalite", env=env, tensorboard_log=str(tmp_path / "tb"))
@@ -183,8 +198,9 @@ def test_callbacks_progress_bar_tensorboard_and_evaluate_policy(tmp_path):
     assert list((tmp_path / "ckpt").glob("rtx_*_steps.zip"))
     assert (tmp_path / "eval" / "evaluations.npz").exists()
     assert list((tmp_path / "tb").rglob("events.out.tfevents*"))
-    mean_reward, _ = evaluate_policy(model, env, n_eval_episodes=4)
-    assert 0.0 <= mean_reward <= 1.0
+    # evaluate_policy drives predict as a user's loop would: same episodes, same rewards
+    rewards, lengths = evaluate_policy(model, cue_env(n_envs=1, seed=5), n_eval_episodes=6, return_episode_rewards=True)
+    assert (rewards, lengths) == hand_evaluation(model, cue_env(n_envs=1, seed=5), n_episodes=6)
     first = model.num_timesteps
     model.learn(64, reset_num_timesteps=False)
     assert model.num_timesteps >= first + 64

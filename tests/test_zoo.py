@@ -6,6 +6,7 @@ installed import hook registers ``ppo_rtx`` when rl_zoo3 is imported.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 import pytest
 
 from pg_server import postgres_server, server_binaries
@@ -26,6 +28,13 @@ ENV_ID = "CartPoleNoVel-v1"
 TUNE = ["--env", "sb3_rtx/CueRecall-v0", "-n", "512", "--n-evaluations", "1", "--eval-episodes", "2",
         "--hyperparams", "n_envs:2", "--no-optim-plots", "--seed", "3"]  # fmt: skip
 
+
+
+def completed(trial) -> bool:
+    """A trial that ran to its end with a real score. (``is_finished`` is also true for PRUNED and FAIL,
+    and rl_zoo3 turns an error inside ``learn`` into a pruned trial; rl_zoo3's median pruner prunes nothing
+    before --n-startup-trials, 10 by default, so every trial of these small studies must complete.)"""
+    return trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)
 
 def run(command: list[str], cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
     """Run a CLI command with one torch thread (pytest already runs one worker per core)."""
@@ -141,7 +150,7 @@ def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
     )  # fmt: skip
     assert "Number of finished trials:  2" in output
     study = load_study(storage, "local")
-    assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)
+    assert len(study.trials) == 2 and all(completed(t) for t in study.trials)
     # tune_cells reached the sampler: the cell was a choice between exactly those two
     assert all(t.distributions["cell"].choices == ("agalite", "lstm") for t in study.trials)
     # the pruner is fed: every trial reported its intermediate evaluations
@@ -201,7 +210,7 @@ def test_two_workers_share_one_study(tmp_path, shared_storage):
     assert all(worker.returncode == 0 for worker in workers), outputs
     trials = load_study(shared_storage, "shared").trials
     assert len(trials) == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
-    assert all(t.state.is_finished() for t in trials)
+    assert all(completed(t) for t in trials)
 
 
 def test_a_killed_worker_loses_no_completed_trial(tmp_path):
