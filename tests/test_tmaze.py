@@ -88,10 +88,12 @@ def test_walk_to_junction_and_cue_only_first():
 
 @pytest.mark.parametrize("correct", [True, False])
 def test_turn_at_junction(correct):
-    for seed in range(4):  # both cues come up among these seeds
+    arms = set()
+    for seed in range(4):
         env = make(corridor_len=3)
         obs, _ = env.reset(seed=seed)
         arm = cued_arm(obs)
+        arms.add(arm)
         for _ in range(3):
             env.step(FORWARD)
         choice = arm if correct else (DOWN if arm == UP else UP)
@@ -99,6 +101,7 @@ def test_turn_at_junction(correct):
         assert terminated and not truncated
         assert reward == (4.0 if correct else -1.0)
         assert info["is_success"] is correct
+    assert arms == {UP, DOWN}  # both cues came up, so both turns were scored
 
 
 def test_corridor_moves():
