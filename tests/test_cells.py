@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from conftest import needs_compiler
 from sb3_rtx.cells import CELLS, make_cell
 
 INPUT_DIM = 5
@@ -336,10 +337,12 @@ def test_make_cell_is_case_insensitive_and_reports_sizes():
     assert math.isfinite(cell(torch.zeros(2, 1, 4), None, None)[0].sum().item())
 
 
+@pytest.mark.filterwarnings("error:.*compile_acting:RuntimeWarning")
 @pytest.mark.parametrize("name", ["agalite", "gtrxl"])
 def test_compiled_acting_step_equals_eager(name):
     """compile_acting: the same outputs and states step by step, resets included; T > 1 and
     gradient-enabled calls stay eager (and the compiled function never goes into a pickle)."""
+    needs_compiler()
     eager = build(name, dtype=torch.float32)
     compiled = build(name, dtype=torch.float32).compile_acting()
     x = torch.randn(10, 4, INPUT_DIM)
@@ -347,6 +350,7 @@ def test_compiled_acting_step_equals_eager(name):
     with torch.no_grad():
         want, want_state = run_stepwise(eager, x, eager.initial_state(4), starts)
         got, got_state = run_stepwise(compiled, x, compiled.initial_state(4), starts)
+    assert compiled.acting_compiled  # it really ran compiled (no fall back to eager)
     assert (got - want).abs().max() <= 1e-5
     for a, b in zip(got_state, want_state):
         assert (a - b).abs().max() <= 1e-5

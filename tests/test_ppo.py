@@ -12,6 +12,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.utils import set_random_seed
 
+from conftest import needs_compiler
 from sb3_rtx import RtxPPO
 from sb3_rtx.envs import CueRecallEnv
 
@@ -510,9 +511,11 @@ def test_cue_recall_noise_decoys_and_scoring(noise):
         assert set(np.unique(values)) == {0.0, 1.0}
 
 
+@pytest.mark.filterwarnings("error:.*compile_acting:RuntimeWarning")
 def test_compiled_acting_predicts_like_eager_and_survives_save_load(tmp_path):
     """policy_kwargs compile_acting=True: same actions and states as the eager model (to float
     rounding), kept through save/load, and training still works (it runs eagerly)."""
+    needs_compiler()
     model = tiny_model("agalite")
     model.learn(64)
     model.save(tmp_path / "eager.zip")
@@ -520,6 +523,7 @@ def test_compiled_acting_predicts_like_eager_and_survives_save_load(tmp_path):
     compiled = RtxPPO.load(tmp_path / "eager.zip", device="cpu", custom_objects={"policy_kwargs": compiled_kwargs})
     assert all(cell.acting_compiled for cell in compiled.policy.cells)
     assert_same_predictions(model, compiled, steps=6, reset_prob=0.3, exact=False)
+    assert all(cell.acting_compiled for cell in compiled.policy.cells)  # still compiled: no fall back
     compiled.save(tmp_path / "compiled.zip")
     assert RtxPPO.load(tmp_path / "compiled.zip", device="cpu").policy.compile_acting is True
     compiled.set_env(cue_env())
