@@ -111,6 +111,30 @@ def test_training_pass_reproduces_acting_log_probs_and_values(cell, shared_cell)
     assert seen == 24 * 4
 
 
+def test_truncation_is_bootstrapped_from_the_value_and_termination_is_not():
+    """SB3's rule for TimeLimit truncation: the stored reward is ``r + gamma * V(terminal_obs)`` at a
+    truncation and ``r`` at a termination. Env 0 is cut to 3 steps (truncations only; CueRecall pays
+    only at its 6th step, so r = 0 there); env 1 runs its 6-step episodes (terminations only)."""
+    value = 5.0
+
+    def wrap(env, index=[0]):  # noqa: B006  (counts the envs make_vec_env builds)
+        wrapped = gym.wrappers.TimeLimit(env, max_episode_steps=3) if index[0] == 0 else env
+        index[0] += 1
+        return wrapped
+
+    env = make_vec_env("sb3_rtx/CueRecall-v0", n_envs=2, seed=0, env_kwargs=dict(delay=4), wrapper_class=wrap)
+    model = tiny_model("agalite", env=env, n_steps=24, sequence_length=8, batch_size=16)
+    with torch.no_grad():  # a value head with a known output: V = 5 everywhere
+        model.policy.value_net.weight.zero_()
+        model.policy.value_net.bias.fill_(value)
+    rewards = collect_one_rollout(model).rewards  # (n_steps, n_envs), as stored
+    truncations, terminations = np.arange(2, 24, 3), np.arange(5, 24, 6)
+    np.testing.assert_allclose(rewards[truncations, 0], np.float32(model.gamma * value), rtol=1e-6)
+    assert not np.delete(rewards[:, 0], truncations).any()  # nothing added elsewhere
+    assert set(rewards[terminations, 1]) <= {0.0, 1.0} and rewards[terminations, 1].any()  # r itself: no bootstrap
+    assert not np.delete(rewards[:, 1], terminations).any()
+
+
 def test_buffer_stores_state_only_at_sequence_starts():
     model = tiny_model("galite", n_steps=32, sequence_length=8, batch_size=32)
     states = model.rollout_buffer.cell_states
