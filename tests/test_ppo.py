@@ -278,6 +278,116 @@ def test_continuous_actions_and_dict_observations():
     assert np.shape(action) == ()
 
 
+def tmaze_images(n_envs: int, with_vector: bool):
+    """T-Maze (corridor 4) seen as its rendered 48x80 RGB frames, alone or with the vector observation."""
+    from gymnasium.wrappers import AddRenderObservation
+
+    def wrap(env):
+        return AddRenderObservation(env, render_only=not with_vector, render_key="image", obs_key="vector")
+
+    kwargs = dict(corridor_len=4, render_mode="rgb_array")
+    return make_vec_env("sb3_rtx/TMaze-v0", n_envs=n_envs, seed=0, env_kwargs=kwargs, wrapper_class=wrap)
+
+
+def test_cnn_policy_trains_on_images_and_save_load_reproduces_actions(tmp_path):
+    from stable_baselines3.common.torch_layers import NatureCNN
+
+    env = tmaze_images(n_envs=2, with_vector=False)
+    model = RtxPPO("CnnRtxPolicy", env, n_steps=16, batch_size=16, sequence_length=8, n_epochs=1, seed=0,
+                   policy_kwargs=dict(cell="agalite", cell_kwargs=TINY["agalite"], features_extractor_kwargs=dict(features_dim=32)))  # fmt: skip
+    assert isinstance(model.policy.features_extractor, NatureCNN)
+    model.learn(64)
+    model.save(tmp_path / "cnn.zip")
+    loaded = RtxPPO.load(tmp_path / "cnn.zip", device="cpu")
+    obs = model.env.reset()  # (2, 3, 48, 80) after SB3's VecTransposeImage
+    assert obs.shape == (2, 3, 48, 80)
+    state = state_loaded = None
+    for _ in range(4):
+        action, state = model.predict(obs, state, np.zeros(2, dtype=bool), deterministic=True)
+        action_loaded, state_loaded = loaded.predict(obs, state_loaded, np.zeros(2, dtype=bool), deterministic=True)
+        assert np.array_equal(action, action_loaded)
+        obs = model.env.step(action)[0]
+
+
+def test_dict_observations_image_and_vector_replay_and_batched_predict():
+    """MultiInputRtxPolicy through RtxDictRolloutBuffer with a two-key dict (image + vector): replay
+    reproduces acting (with a power check), and a batched dict predict equals each env alone."""
+    model = RtxPPO("MultiInputRtxPolicy", tmaze_images(n_envs=2, with_vector=True), n_steps=32, batch_size=16,
+                   sequence_length=8, n_epochs=1, seed=0, policy_kwargs=dict(cell="agalite", cell_kwargs=TINY["agalite"]))  # fmt: skip
+    sharpen_for_replay(model)
+    buffer = collect_one_rollout(model)
+    assert set(buffer.observations) == {"image", "vector"}
+    model.policy.set_training_mode(False)
+    replayed, zeroed = [], []
+    with torch.no_grad():
+        for batch in buffer.get(16):
+            assert set(batch.observations) == {"image", "vector"}
+            replayed.append(replay_gaps(model, batch, batch.cell_states))
+            zeroed.append(replay_gaps(model, batch, tuple(torch.zeros_like(s) for s in batch.cell_states)))
+    assert max(replayed) <= 1e-5
+    assert max(zeroed) > 1e-4  # power: sequences that start mid-episode need their stored state
+    obs = model.env.reset()
+    actions, batched = model.predict(obs, None, np.ones(2, dtype=bool), deterministic=True)
+    for env in range(2):
+        own = {key: value[env : env + 1] for key, value in obs.items()}
+        action, alone = model.predict(own, None, np.ones(1, dtype=bool), deterministic=True)
+        assert action[0] == actions[env]
+        for whole, mine in zip(batched, alone, strict=True):
+            np.testing.assert_allclose(whole[env : env + 1], mine, rtol=1e-5, atol=1e-6)
+
+
+def test_use_sde_trains_and_resamples_its_noise():
+    model = tiny_model("agalite", env=make_vec_env("Pendulum-v1", n_envs=2, seed=0), use_sde=True, sde_sample_freq=4)
+    from stable_baselines3.common.distributions import StateDependentNoiseDistribution
+
+    assert isinstance(model.policy.action_dist, StateDependentNoiseDistribution)
+    log_std = model.policy.log_std.detach().clone()
+    model.learn(64)
+    assert not torch.equal(log_std, model.policy.log_std)  # the exploration noise is learned
+    obs = model.env.reset()
+    first, _ = model.predict(obs, None, np.ones(2, dtype=bool))
+    model.policy.reset_noise(2)
+    second, _ = model.predict(obs, None, np.ones(2, dtype=bool))
+    assert not np.allclose(first, second)  # stochastic actions come from the (resampled) noise matrix
+
+
+def test_target_kl_stops_the_epochs_early():
+    def updates(**kwargs) -> int:
+        model = tiny_model("agalite", n_epochs=4, **kwargs)
+        model.learn(64)  # one rollout of 16 steps x 4 envs
+        return model._n_updates
+
+    assert updates() == 4
+    assert updates(target_kl=1e-9) == 1  # the second minibatch's KL already exceeds 1.5 * target_kl
+
+
+def test_clip_range_vf_clips_the_value_loss():
+    """With ``clip_range_vf`` 0 the value loss is computed on the rollout's own values: every
+    minibatch's loss is then ``(returns - old_values)^2``, whatever the updates did to the value
+    head, so the logged mean equals it over the whole rollout. Without it, the values move."""
+
+    def value_loss_and_expected(**kwargs) -> tuple[float, float]:
+        model = tiny_model("agalite", n_epochs=3, **kwargs)
+        model.learn(64)  # one rollout, then one train(): its records are still in the logger
+        buffer = model.rollout_buffer
+        return model.logger.name_to_value["train/value_loss"], float(np.mean((buffer.returns - buffer.values) ** 2))
+
+    clipped, expected = value_loss_and_expected(clip_range_vf=lambda _progress: 0.0)
+    assert clipped == pytest.approx(expected, rel=1e-5)
+    unclipped, expected = value_loss_and_expected()
+    assert unclipped != pytest.approx(expected, rel=1e-3)
+
+
+def test_separate_cells_and_features_extractors_train_and_keep_their_parts_apart(tmp_path):
+    model = tiny_model("lstm", policy_kwargs=dict(shared_cell=False, share_features_extractor=False))
+    policy = model.policy
+    assert policy.cell_critic is not None and policy.cell_critic is not policy.cell_actor
+    assert policy.vf_features_extractor is not policy.pi_features_extractor
+    model.learn(64)
+    model.save(tmp_path / "separate.zip")
+    assert_same_predictions(model, RtxPPO.load(tmp_path / "separate.zip", device="cpu"), steps=5, reset_prob=0.3)
+
+
 #: environment steps of the learning test (under a minute on one core)
 LEARNING_STEPS = 40_000
 
