@@ -29,12 +29,12 @@ TUNE = ["--env", "sb3_rtx/CueRecall-v0", "-n", "512", "--n-evaluations", "1", "-
         "--hyperparams", "n_envs:2", "--no-optim-plots", "--seed", "3"]  # fmt: skip
 
 
-
 def completed(trial) -> bool:
     """A trial that ran to its end with a real score. (``is_finished`` is also true for PRUNED and FAIL,
     and rl_zoo3 turns an error inside ``learn`` into a pruned trial; rl_zoo3's median pruner prunes nothing
     before --n-startup-trials, 10 by default, so every trial of these small studies must complete.)"""
     return trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)
+
 
 def run(command: list[str], cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
     """Run a CLI command with one torch thread (pytest already runs one worker per core)."""
@@ -213,8 +213,30 @@ def test_two_workers_share_one_study(tmp_path, shared_storage):
     assert all(completed(t) for t in trials)
 
 
-def test_a_killed_worker_loses_no_completed_trial(tmp_path):
+def test_a_pruner_that_prunes_ends_trials_pruned_before_their_budget(tmp_path):
+    """--pruner halving (successive halving, reduction factor 4): a trial is stopped at an evaluation
+    where it is not the best so far; it ends PRUNED, with fewer evaluations than its budget."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
+    # CartPole: episode returns differ between policies (CueRecall's 0/1 scores of barely trained
+    # policies tie, and ties are never pruned)
+    args = ["--env", ENV_ID, "-n", "2048", "--n-evaluations", "4", "--eval-episodes", "4",
+            "--hyperparams", "n_envs:2", "--no-optim-plots", "--seed", "3"]  # fmt: skip
+    ok(run(zoo("train", "--algo", "ppo_rtx", *args, "-optimize", "--n-trials", "5", "--pruner", "halving",
+               "--storage", storage, "--study-name", "pruned", "-f", "logs"), tmp_path))  # fmt: skip
+    trials = load_study(storage, "pruned").trials
+    assert len(trials) == 5 and all(completed(t) or t.state == TrialState.PRUNED for t in trials)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.state, t.intermediate_values) for t in trials]
+    # (a trial can also be pruned at its last evaluation, when its training is already done)
+    assert all(1 <= len(t.intermediate_values) <= 4 for t in pruned)
+    stopped_early = [t for t in pruned if len(t.intermediate_values) < 4]  # fewer evaluations than a whole trial
+    assert stopped_early, [(t.state, t.intermediate_values) for t in trials]
+    assert all(len(t.intermediate_values) == 4 for t in trials if t.state == TrialState.COMPLETE)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "journal"])
+def test_a_killed_worker_loses_no_completed_trial(tmp_path, backend):
+    storage = f"sqlite:///{tmp_path / 'study.db'}" if backend == "sqlite" else str(tmp_path / "study.log")
     command = zoo("train", "--algo", "ppo_rtx", *TUNE, "-optimize", "--n-trials", "100", "--storage", storage,
                   "--study-name", "killed", "-f", "logs")  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
