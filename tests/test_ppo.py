@@ -658,7 +658,10 @@ def test_compiled_acting_predicts_like_eager_and_survives_save_load(tmp_path):
     assert_same_predictions(model, compiled, steps=6, reset_prob=0.3, exact=False)
     assert all(cell.acting_compiled for cell in compiled.policy.cells)  # still compiled: no fall back
     compiled.save(tmp_path / "compiled.zip")
-    assert RtxPPO.load(tmp_path / "compiled.zip", device="cpu").policy.compile_acting is True
+    reloaded = RtxPPO.load(tmp_path / "compiled.zip", device="cpu")
+    assert reloaded.policy.compile_acting is True
+    assert_same_predictions(compiled, reloaded, steps=6, reset_prob=0.3, exact=False)  # predicts as before saving
+    assert all(cell.acting_compiled for cell in reloaded.policy.cells)
     compiled.set_env(cue_env())
     compiled.learn(64)
 
@@ -701,3 +704,46 @@ def test_bfloat16_buffer_states_halve_the_bytes_and_replay_to_rounding(tmp_path)
 def test_unknown_state_dtype_is_named():
     with pytest.raises(ValueError, match=r"state_dtype must be one of \['bfloat16', 'float32'\], got 'float16'"):
         tiny_model("agalite", state_dtype="float16")
+
+
+# ------------------------------------------------------------------ CUDA (where a GPU exists)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+@needs_cuda
+@pytest.mark.parametrize("cell", sorted(TINY))
+def test_replay_reproduces_acting_on_cuda(cell):
+    model = tiny_model(cell, n_steps=24, sequence_length=8, batch_size=48, device="cuda")
+    sharpen_for_replay(model)
+    buffer = collect_one_rollout(model)
+    assert all(s.device.type == "cuda" for s in buffer.cell_states)
+    model.policy.set_training_mode(False)
+    replayed, zeroed = [], []
+    with torch.no_grad():
+        for batch in buffer.get(48):
+            replayed.append(replay_gaps(model, batch, batch.cell_states))
+            zeroed.append(replay_gaps(model, batch, tuple(torch.zeros_like(s) for s in batch.cell_states)))
+    assert max(replayed) <= 1e-4 and max(zeroed) > 1e-3
+
+
+@needs_cuda
+@pytest.mark.parametrize("cell", sorted(TINY))
+def test_saved_on_cuda_loads_on_cpu_with_the_same_actions(cell, tmp_path):
+    model = tiny_model(cell, device="cuda")
+    model.learn(64)
+    model.save(tmp_path / "cuda.zip")
+    on_cpu = RtxPPO.load(tmp_path / "cuda.zip", device="cpu")
+    assert next(on_cpu.policy.parameters()).device.type == "cpu"
+    assert_same_predictions(model, on_cpu, steps=6, reset_prob=0.3, exact=False)
+
+
+@needs_cuda
+@pytest.mark.filterwarnings("error:.*compile_acting:RuntimeWarning")
+def test_compiled_acting_on_cuda_predicts_like_eager(tmp_path):
+    model = tiny_model("agalite", device="cuda")
+    model.save(tmp_path / "eager.zip")
+    compiled_kwargs = {**model.policy_kwargs, "compile_acting": True}
+    compiled = RtxPPO.load(tmp_path / "eager.zip", device="cuda", custom_objects={"policy_kwargs": compiled_kwargs})
+    assert_same_predictions(model, compiled, steps=6, reset_prob=0.3, exact=False)
+    assert all(cell.acting_compiled for cell in compiled.policy.cells)
