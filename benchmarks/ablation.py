@@ -6,7 +6,7 @@ sweep trains AGaLiTe for every eta in {1, 2, 4, 8} and r in {1, 2, 4, 8} (the pa
 all with the same small layer, PPO settings and step budget (see :mod:`benchmarks.tmaze_runs`), and
 puts each configuration's success next to its cost: state floats per env and acting step time.
 
-    python -m benchmarks.ablation              # the README sweep (about 10 minutes on an idle 2-core machine)
+    python -m benchmarks.ablation              # the sweep in the docs (about 10 minutes on an idle 2-core machine)
     python -m benchmarks.ablation --resume     # finish an interrupted sweep
     python -m benchmarks.ablation --quick      # a smoke run
 

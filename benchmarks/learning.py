@@ -4,7 +4,7 @@ Every run gets the same PPO settings and the same budget of environment steps; o
 differs. The cue is shown in the first observation only, so a policy that does not remember it
 succeeds half the time at best (``tests/test_tmaze.py`` checks that bound).
 
-    python -m benchmarks.learning                  # the README sweep (about 30 minutes on an idle 2-core machine)
+    python -m benchmarks.learning                  # the sweep in the docs (about 30 minutes on an idle 2-core machine)
     python -m benchmarks.learning --resume         # finish an interrupted sweep
     python -m benchmarks.learning --quick          # a smoke run (seconds)
 

@@ -1,4 +1,4 @@
-"""Writing a benchmark's rows as CSV and as a markdown table (what README numbers are copied from)."""
+"""Writing a benchmark's rows as CSV and as a markdown table (the docs include these files)."""
 
 from __future__ import annotations
 

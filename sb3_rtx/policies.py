@@ -39,11 +39,11 @@ from sb3_rtx.cells import CellState, RecurrentCell, make_cell
 #: what ``predict`` takes and returns as ``state``: the cell state(s) as numpy arrays, env dim first
 NumpyState = tuple[np.ndarray, ...]
 
-#: one small layer for the transformer cells: what a policy builds when no ``cell_kwargs`` are given.
+_SMALL_TRANSFORMER = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
+#: One small layer for the transformer cells: what a policy builds when no ``cell_kwargs`` are given.
 #: The cells' own defaults are the paper's T-Maze sizes (4 layers of d_model 128), which on a 2-core
 #: CPU train at 0.9x RecurrentPPO's speed; this size trains at about 2x and learns the memory suite
-#: (README, "Learning memory"). The LSTM keeps sb3-contrib's 256 units.
-_SMALL_TRANSFORMER = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
+#: (docs, "Learning memory"). The LSTM keeps sb3-contrib's 256 units.
 DEFAULT_CELL_KWARGS: dict[str, dict[str, Any]] = {
     "agalite": dict(_SMALL_TRANSFORMER, eta=4, r=2),
     "galite": dict(_SMALL_TRANSFORMER, eta=4),

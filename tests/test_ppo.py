@@ -413,7 +413,7 @@ def success_rate(model, n_episodes=200, seed=123, env_kwargs=None):
 def test_default_agalite_learns_noisy_recall_that_memoryless_ppo_cannot():
     """The library's default policy (one small AGaLiTe layer, variant "default") learns a cue that
     must be kept through 10 steps of noisy observations; a memoryless PPO cannot beat chance (0.5).
-    The paper's variant does not learn this (README, "Learning memory"); seed 0 and this budget are
+    The paper's variant does not learn this (docs, "Learning memory"); seed 0 and this budget are
     fixed so the test is deterministic, not chosen among failing seeds."""
     env_kwargs = dict(n_cues=2, delay=10, noise_dims=4)
     settings = dict(n_steps=32, batch_size=64, n_epochs=10, learning_rate=3e-4, seed=0)

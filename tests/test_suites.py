@@ -44,7 +44,7 @@ def installed(extra: str) -> bool:
 
 def needs(extra: str):
     missing = ", ".join(m for m in PACKAGES[extra][0] if importlib.util.find_spec(m) is None)
-    return pytest.mark.skipif(bool(missing), reason=f"{missing} not installed (extra [{extra}]; README 'Memory suites')")
+    return pytest.mark.skipif(bool(missing), reason=f"{missing} not installed (extra [{extra}]; docs 'Memory tasks and suites')")
 
 
 # one representative id per kind of space / semantics; every registered id is checked to make below

@@ -25,7 +25,7 @@ Frequencies (``frequencies=``):
 * ``"dc"`` (the library's default variant) - ``omega_j = pi * j / r`` for ``j = 0..r-1``: the first
   term is constant. With ``"reference"`` at ``r = 2`` a remembered value is read times an
   alternating sum of every later key's match with the query, whose sign noisy inputs decide; the
-  constant term's weight is ``s . q``, which no key can make negative (README, "Learning memory").
+  constant term's weight is ``s . q``, which no key can make negative (docs, "Learning memory").
 
 Variants (``variant="default" | "paper"``) choose the frequencies together with GaLiTe's choices of
 normaliser and gate initialisation (see :mod:`sb3_rtx.cells.galite`).

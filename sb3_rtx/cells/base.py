@@ -47,7 +47,7 @@ class RecurrentCell(nn.Module, ABC):
 
         At batch 1 the eager step is a few hundred small ops and costs their dispatch, not their
         arithmetic; compiled (inductor, with its C++ wrapper on CPU) it is a handful of fused
-        kernels, several times faster (see README, Efficiency). The first step at each new batch
+        kernels, several times faster (see the docs, "Benchmarks"). The first step at each new batch
         size compiles, which takes seconds to tens of seconds and needs a C++ compiler on CPU;
         if compiling fails, a warning says why and acting stays eager. Training (``T > 1`` or
         gradients on) always runs eagerly. Returns ``self``.

@@ -19,7 +19,7 @@ Variants (``variant=``), shared with AGaLiTe; each choice can also be set on its
 
 * ``"paper"``: the equations above with the paper's zero-bias gates (``normaliser="sum"``,
   ``gate_init="zero"``).
-* ``"default"``: two changes, each measured on noisy cue recall (README, "Learning memory"):
+* ``"default"``: two changes, each measured on noisy cue recall (docs, "Learning memory"):
 
   - ``normaliser="bounded"``: ``a_t = C_t q_t / max(s_t . q_t, 1)``. The paper's ``1 / (s . q + eps)``
     has a gradient of order ``1 / (s . q)`` in ``q``, and ``s . q`` comes near 0 whenever the relu

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# what a user types to get each suite's package (README "Memory suites" says the same)
+# what a user types to get each suite's package (the docs page "Memory tasks and suites" says the same)
 INSTALL = {
     "memorygym": (
         'pip install "sb3-rtx[memorygym]" && pip install --no-deps "memory-gym==1.0.2"  '
