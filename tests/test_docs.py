@@ -29,7 +29,6 @@ NOT_RUN_HERE = {
     ("README.md", "python -m pytest -n 2"): "the test command itself",
     ("installation.md", "sphinx-build -W"): ".ci/run builds the docs with this command",
     ("README.md", "sphinx-build -W"): ".ci/run builds the docs with this command",
-    ("quickstart.md", "python examples/quickstart.py"): "tests/test_examples.py runs it (with a smaller budget)",
     ("tasks.md", "sb3_rtx/MysteryPath-Grid-v0"): "the suites' full training budgets; tests/test_suites.py trains on each suite",
     ("zoo.md", "postgresql+psycopg2"): "needs a PostgreSQL server; tests/test_zoo.py runs a shared study on a private one",
     ("zoo.md", "optuna-dashboard"): "a web server that runs until stopped, and not installed by [dev]",
