@@ -44,11 +44,16 @@ from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mea
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: the models of the T-Maze learning sweep (same sizes), and the paper's form of AGaLiTe, opt-in
+#: the models of the T-Maze learning sweep (same sizes), and, opt-in, the paper's form of AGaLiTe and AGaLiTe with read_scale="power"
 #: (--models), to show what the library's default changed
 MODELS: dict[str, tuple[str, str, dict]] = {
     **LEARNING_MODELS,
     "AGaLiTe (paper)": ("RtxPPO", "MlpRtxPolicy", dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, variant="paper"))),
+    "AGaLiTe (power read)": (
+        "RtxPPO",
+        "MlpRtxPolicy",
+        dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, read_scale="power")),
+    ),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 

@@ -52,6 +52,17 @@ DEFAULT_CELL_KWARGS: dict[str, dict[str, Any]] = {
 }
 
 
+#: cell keyword -> the cell attribute holding what it resolved to (GaLiTe and AGaLiTe; AGaLiTe only
+#: for the last two), recorded in saved models by :meth:`RtxActorCriticPolicy.resolved_cell_kwargs`
+RESOLVED_CHOICES = {
+    "variant": "variant",
+    "normaliser": "normaliser",
+    "gate_init": "gate_init",
+    "frequencies": "frequency_set",
+    "read_scale": "read_scale",
+}
+
+
 def check_finite_observation(obs: PyTorchObs) -> None:
     """Raise a clear error for NaN or inf observations (they would silently poison the cell state)."""
     items = obs.items() if isinstance(obs, dict) else [("", obs)]
@@ -162,11 +173,13 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         return data
 
     def resolved_cell_kwargs(self) -> dict[str, Any]:
-        """The cell keywords as built, with the cell's ``variant`` made explicit (what a saved model
-        records, so that a later change of the library's defaults does not change it)."""
+        """The cell keywords as built, with the cell's variant and every choice it resolved made
+        explicit (what a saved model records, so that a later change of the library's defaults, or
+        of what a variant means, does not change what a saved model computes)."""
         cell_kwargs = dict(self.cell_kwargs)
-        if hasattr(self.cell_actor, "variant"):
-            cell_kwargs.setdefault("variant", self.cell_actor.variant)
+        for keyword, attribute in RESOLVED_CHOICES.items():
+            if hasattr(self.cell_actor, attribute):
+                cell_kwargs.setdefault(keyword, getattr(self.cell_actor, attribute))
         return cell_kwargs
 
     @property

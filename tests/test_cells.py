@@ -395,6 +395,17 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
     assert NORMALISER_EPS < 1e-5  # the paper's eps is what makes its gradient blow up (next test)
 
 
+@pytest.mark.parametrize("frequencies, r, power", [("dc", 2, 1.5), ("dc", 1, 1.0), ("dc", 4, 2.5), ("reference", 2, 2.0),
+                                                    ("distinct", 2, 1.5)])  # fmt: skip
+def test_power_read_scale_is_the_oscillators_mean_power_and_variants_keep_2r(frequencies, r, power):
+    kwargs = dict(SMALL["agalite"], r=r, frequencies=frequencies)
+    cell = make_cell("agalite", INPUT_DIM, **kwargs, read_scale="power")
+    assert cell.blocks[0].mixer.divisor == pytest.approx(power, abs=1e-12)
+    for variant in ("default", "paper"):
+        built = make_cell("agalite", INPUT_DIM, **kwargs, variant=variant)
+        assert (built.read_scale, built.blocks[0].mixer.divisor) == ("2r", 2 * r)
+
+
 @pytest.mark.parametrize("name", ["galite", "agalite"])
 def test_bounded_normaliser_bounds_the_query_gradient(name):
     """A query with near-zero features: the paper's 1 / (s . q + eps) gives a gradient of order
@@ -424,3 +435,5 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("galite", 4, normaliser="rms")
     with pytest.raises(ValueError, match="gate_init must be one of"):
         make_cell("agalite", 4, gate_init="chrono")
+    with pytest.raises(ValueError, match=r"read_scale must be one of \('2r', 'power'\), got 'unit'"):
+        make_cell("agalite", 4, read_scale="unit")

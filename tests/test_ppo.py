@@ -546,14 +546,17 @@ def test_default_sequence_length_fits_n_steps_and_batch_size():
 
 def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     """RtxPPO("MlpRtxPolicy", env): one small AGaLiTe layer in the library's variant; the saved
-    model records the variant, so a paper-variant model reloads as the paper's design."""
+    model records the variant and every choice it resolved, so a paper-variant model reloads as the
+    paper's design and a default one as today's default, whatever later versions make the default."""
     from sb3_rtx.policies import DEFAULT_CELL_KWARGS
 
     model = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, n_epochs=1)
     cell = model.policy.cell_actor
     assert (cell.name, cell.n_layers, cell.d_model, cell.eta, cell.r) == ("agalite", 1, 64, 4, 2)
     assert model.policy.cell_kwargs == DEFAULT_CELL_KWARGS["agalite"]
-    assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set) == ("default", "bounded", "slow", "dc")
+    assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set, cell.read_scale) == (
+        "default", "bounded", "slow", "dc", "2r"
+    )
     assert RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell_kwargs={})).policy.cell_actor.d_model == 128
 
     paper = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32,
@@ -562,7 +565,9 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     loaded = RtxPPO.load(tmp_path / "paper")
     assert (loaded.policy.cell_actor.normaliser, loaded.policy.cell_actor.frequency_set) == ("sum", "reference")
     model.save(tmp_path / "default")
-    assert RtxPPO.load(tmp_path / "default").policy.cell_kwargs["variant"] == "default"
+    saved = RtxPPO.load(tmp_path / "default").policy.cell_kwargs
+    assert saved == {**DEFAULT_CELL_KWARGS["agalite"], "variant": "default", "normaliser": "bounded",
+                     "gate_init": "slow", "frequencies": "dc", "read_scale": "2r"}  # fmt: skip
     assert_same_predictions(paper, loaded, steps=12, reset_prob=0.2)
 
 

@@ -172,10 +172,13 @@ def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
     params = study.trials[1].params
     assert model.policy.cell_name == params["cell"]
     expected = convert_ppo_rtx_params(params)
-    # the saved keywords are the tuned ones plus the variant the cell resolved (GaLiTe/AGaLiTe only)
+    # the saved keywords are the tuned ones plus the choices the cell resolved (GaLiTe/AGaLiTe only)
     tuned = expected["policy_kwargs"]["cell_kwargs"]
-    variant = {"variant": "default"} if params["cell"] in ("galite", "agalite") else {}
-    assert model.policy.cell_kwargs == {**tuned, **variant} and model.n_steps == expected["n_steps"]
+    resolved = {
+        "agalite": dict(variant="default", normaliser="bounded", gate_init="slow", frequencies="dc", read_scale="2r"),
+        "galite": dict(variant="default", normaliser="bounded", gate_init="slow"),
+    }.get(params["cell"], {})
+    assert model.policy.cell_kwargs == {**tuned, **resolved} and model.n_steps == expected["n_steps"]
 
 
 @pytest.fixture(params=["journal", "postgresql"])
