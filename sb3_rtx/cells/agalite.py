@@ -144,15 +144,15 @@ class AGaLiTeMixer(SequenceMixer):
         d_head: int,
         eta: int,
         r: int,
-        normaliser: str = "sum",
-        gate_init: str = "zero",
-        divisor: float | None = None,
+        normaliser: str,
+        gate_init: str,
+        divisor: float,
     ) -> None:
         super().__init__()
         self.features = GatedFeatures(d_model, n_heads, d_head, eta, gate_init)
         self.n_heads, self.d_head, self.feature_dim, self.r = n_heads, d_head, eta * d_head, r
         self.bounded = normaliser == "bounded"
-        self.divisor = float(2 * r) if divisor is None else divisor  # multiplies s . q (see read_divisor)
+        self.divisor = divisor  # multiplies s . q in the read's normaliser (see read_divisor)
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return (self.n_heads, self.r, self.d_head), (self.n_heads, self.r + 1, self.feature_dim)
