@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -26,6 +28,17 @@ TINY = {
 
 def cue_env(n_envs=4, delay=4, seed=0):
     return make_vec_env("sb3_rtx/CueRecall-v0", n_envs=n_envs, seed=seed, env_kwargs=dict(delay=delay))
+
+
+def cue_env_with_one_wrapped(n_envs: int, env_index: int, wrapper):
+    """``cue_env``'s CueRecall(delay=4) envs, of which env ``env_index`` alone is wrapped by ``wrapper``
+    (make_vec_env builds them in order and hands each to ``wrapper_class``)."""
+    built = itertools.count()
+
+    def wrap(env):
+        return wrapper(env) if next(built) == env_index else env
+
+    return make_vec_env("sb3_rtx/CueRecall-v0", n_envs=n_envs, seed=0, env_kwargs=dict(delay=4), wrapper_class=wrap)
 
 
 def tiny_model(cell="agalite", env=None, **kwargs):
@@ -116,13 +129,7 @@ def test_truncation_is_bootstrapped_from_the_value_and_termination_is_not():
     truncation and ``r`` at a termination. Env 0 is cut to 3 steps (truncations only; CueRecall pays
     only at its 6th step, so r = 0 there); env 1 runs its 6-step episodes (terminations only)."""
     value = 5.0
-
-    def wrap(env, index=[0]):  # noqa: B006  (counts the envs make_vec_env builds)
-        wrapped = gym.wrappers.TimeLimit(env, max_episode_steps=3) if index[0] == 0 else env
-        index[0] += 1
-        return wrapped
-
-    env = make_vec_env("sb3_rtx/CueRecall-v0", n_envs=2, seed=0, env_kwargs=dict(delay=4), wrapper_class=wrap)
+    env = cue_env_with_one_wrapped(2, 0, lambda env: gym.wrappers.TimeLimit(env, max_episode_steps=3))
     model = tiny_model("agalite", env=env, n_steps=24, sequence_length=8, batch_size=16)
     with torch.no_grad():  # a value head with a known output: V = 5 everywhere
         model.policy.value_net.weight.zero_()
@@ -441,30 +448,25 @@ def test_nan_observation_is_named():
 
 
 class RewardAt(gym.Wrapper):
-    """Replaces the reward of the ``at``-th step of this env (counted across episodes) by ``reward``."""
+    """Replaces the reward of the steps numbered ``at`` of this env (counted across episodes) by ``reward``."""
 
-    def __init__(self, env, at: int, reward: float):
+    def __init__(self, env, at: tuple[int, ...], reward: float):
         super().__init__(env)
         self.at, self.reward, self.steps = at, reward, 0
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.steps += 1
-        return obs, (self.reward if self.steps == self.at else reward), terminated, truncated, info
+        return obs, (self.reward if self.steps in self.at else reward), terminated, truncated, info
 
 
-def env_with_reward(env_index: int, at: int, reward: float):
-    def wrap(env, index=[0]):  # noqa: B006  (counts the envs make_vec_env builds)
-        wrapped = RewardAt(env, at, reward) if index[0] == env_index else env
-        index[0] += 1
-        return wrapped
-
-    return make_vec_env("sb3_rtx/CueRecall-v0", n_envs=4, seed=0, env_kwargs=dict(delay=4), wrapper_class=wrap)
+def env_with_reward(env_index: int, at: tuple[int, ...], reward: float):
+    return cue_env_with_one_wrapped(4, env_index, lambda env: RewardAt(env, at, reward))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_reward_is_named_with_env_and_step_before_it_is_stored(bad):
-    model = tiny_model("agalite", env=env_with_reward(env_index=2, at=5, reward=bad))
+    model = tiny_model("agalite", env=env_with_reward(env_index=2, at=(5,), reward=bad))
     before = [p.detach().clone() for p in model.policy.parameters()]
     # the 5th step of env 2 is at timestep 4 * 4 = 16 (4 envs step together)
     with pytest.raises(ValueError, match=r"env 2 returned a non-finite reward \((nan|inf)\) at timestep 16.*ClipReward.*VecCheckNan"):
@@ -474,8 +476,12 @@ def test_non_finite_reward_is_named_with_env_and_step_before_it_is_stored(bad):
 
 
 def test_non_finite_loss_stops_before_the_optimizer_step(monkeypatch):
-    def overflowing_model():  # a finite reward near float32's limit: its squared return overflows the value loss
-        return tiny_model("agalite", env=env_with_reward(env_index=0, at=3, reward=3e38))
+    def overflowing_model():
+        # finite rewards near float32's limit at two steps of one episode: their discounted sum, the
+        # return and the advantage, overflow to inf, so the loss and every gradient are non-finite
+        # (one such reward alone overflows only the squared value error, whose gradient can stay
+        # finite: whether that update poisons the parameters then depends on rounding)
+        return tiny_model("agalite", env=env_with_reward(env_index=0, at=(3, 4), reward=3e38))
 
     model = overflowing_model()
     with pytest.raises(FloatingPointError, match=r"non-finite (loss|gradient) at update 0 .*value_loss .*not changed"):
