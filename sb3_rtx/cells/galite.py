@@ -165,9 +165,11 @@ class GatedFeatures(nn.Module):
 def step_keep(starts: torch.Tensor) -> torch.Tensor | None:
     """For a ``T == 1`` call: ``(B, 1, 1)`` multiplier that zeroes the state of envs starting an
     episode, or ``None`` when no env starts (checked on CPU only, where it costs no device sync, and
-    not under ``torch.compile``, where the data-dependent branch would split the graph)."""
+    not under ``torch.compile`` or a tracing export, where the data-dependent branch would split the
+    graph or be frozen into it)."""
     start = starts[0]
-    if start.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(start.any()):
+    tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()
+    if start.device.type == "cpu" and not tracing and not bool(start.any()):
         return None
     return (1.0 - start).view(-1, 1, 1)
 

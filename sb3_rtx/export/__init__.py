@@ -1,0 +1,24 @@
+"""Export a trained RtxPPO policy to ONNX or TorchScript, with the memory as explicit inputs and outputs.
+
+    from sb3_rtx.export import export_onnx, initial_state
+    export_onnx(model, "policy.onnx")            # or a path to the model's zip
+    state = initial_state("policy.onnx", batch_size=1)
+
+See the docs page "Export" for the signature of the exported step and a deployment loop.
+"""
+
+from sb3_rtx.export.exporters import DEFAULT_OPSET, build_step, export_onnx, export_torchscript
+from sb3_rtx.export.graph import ExportError, PolicyStep
+from sb3_rtx.export.metadata import METADATA_KEY, initial_state, read_metadata
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "METADATA_KEY",
+    "ExportError",
+    "PolicyStep",
+    "build_step",
+    "export_onnx",
+    "export_torchscript",
+    "initial_state",
+    "read_metadata",
+]

@@ -1,0 +1,298 @@
+"""Export to ONNX and TorchScript: the exported step must act as ``RtxPPO.predict(deterministic=True)``.
+
+Each check runs several envs for several episodes (episodes end at different steps in each env, so
+states are reset mid-batch) and compares, step by step, the exported graph in onnxruntime and in
+TorchScript against ``predict``: discrete actions identical, Box actions, values and states within
+``ATOL``. The models are barely trained: what is checked is that the graph computes what the
+policy computes, which random weights exercise as well as trained ones.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_rtx import RtxPPO
+from sb3_rtx.export import ExportError, export_onnx, export_torchscript, initial_state, read_metadata
+
+#: values and states: float32 arithmetic in another runtime, in another order
+ATOL = 1e-4
+BIN = Path(sys.executable).parent
+
+
+class SpacesEnv(gym.Env):
+    """Observations sampled from any space, any action space, episodes of 3 to 14 steps."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+        self._left = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.observation_space.seed(seed)
+        self._left = int(self.np_random.integers(3, 15))
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self._left -= 1
+        return self.observation_space.sample(), 0.0, self._left <= 0, False, {}
+
+
+class OnnxRunner:
+    def __init__(self, path: Path) -> None:
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.metadata = read_metadata(self.session)
+
+    def initial(self, n_envs: int) -> Any:
+        return initial_state(self.session, n_envs)
+
+    def step(self, obs: Any, starts: np.ndarray, state: Any) -> tuple[np.ndarray, np.ndarray, Any]:
+        feeds = {**observation_feeds(self.metadata, obs), "episode_start": starts.astype(bool), **state}
+        action, value, *new_state = self.session.run(None, feeds)
+        return action, value, dict(zip(state, new_state, strict=True))
+
+
+class TorchScriptRunner:
+    def __init__(self, path: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still shipped
+            self.module = torch.jit.load(str(path))
+        self.metadata = read_metadata(path)
+
+    def initial(self, n_envs: int) -> Any:
+        return tuple(torch.as_tensor(a) for a in initial_state(self.metadata, n_envs).values())
+
+    def step(self, obs: Any, starts: np.ndarray, state: Any) -> tuple[np.ndarray, np.ndarray, Any]:
+        observations = [torch.as_tensor(a) for a in observation_feeds(self.metadata, obs).values()]
+        with torch.no_grad():
+            action, value, *new_state = self.module(*observations, torch.as_tensor(starts.astype(bool)), *state)
+        return action.numpy(), value.numpy(), tuple(new_state)
+
+
+def observation_feeds(metadata: dict, obs: Any) -> dict[str, np.ndarray]:
+    """The observation inputs, in the dtypes the metadata names."""
+    feeds = {}
+    for spec in metadata["observation_inputs"]:
+        value = obs if spec["key"] is None else obs[spec["key"]]
+        feeds[spec["name"]] = np.asarray(value).astype(spec["dtype"])
+    return feeds
+
+
+def as_arrays(state: Any) -> list[np.ndarray]:
+    return [np.asarray(s) for s in (state.values() if isinstance(state, dict) else state)]
+
+
+def compare_with_predict(model: RtxPPO, venv: Any, runners: list[Any], n_steps: int,
+                         vec_normalize: VecNormalize | None = None) -> dict[str, float]:  # fmt: skip
+    """Step ``venv`` with ``predict``'s deterministic actions; at every step each runner, fed the raw
+    observations (VecNormalize's are baked into its graph), must give the same actions, values and
+    states. Returns the largest differences and the number of mid-rollout episode starts."""
+    n_envs = venv.num_envs
+    obs = venv.reset()
+    starts = np.ones(n_envs, dtype=bool)
+    state = None
+    runner_states = [runner.initial(n_envs) for runner in runners]
+    worst = {"action": 0.0, "value": 0.0, "state": 0.0}
+    resets = 0
+    for t in range(n_steps):
+        raw = vec_normalize.get_original_obs() if vec_normalize is not None else obs
+        obs_tensor, _ = model.policy.obs_to_tensor(obs)
+        state_before = model.policy.initial_state(n_envs) if state is None else tuple(torch.as_tensor(s) for s in state)
+        with torch.no_grad():
+            values = model.policy.predict_values(obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32))
+        actions, state = model.predict(obs, state=state, episode_start=starts, deterministic=True)
+        for index, runner in enumerate(runners):
+            action, value, runner_states[index] = runner.step(raw, starts, runner_states[index])
+            where = f"{type(runner).__name__} at step {t}"
+            if np.issubdtype(actions.dtype, np.integer):
+                np.testing.assert_array_equal(action, actions, err_msg=where)
+            else:
+                np.testing.assert_allclose(action, actions, atol=ATOL, err_msg=where)
+                worst["action"] = max(worst["action"], float(np.abs(action - actions).max()))
+            np.testing.assert_allclose(value, values.numpy().reshape(-1), atol=ATOL, err_msg=where)
+            worst["value"] = max(worst["value"], float(np.abs(value - values.numpy().reshape(-1)).max()))
+            for got, want in zip(as_arrays(runner_states[index]), state, strict=True):
+                np.testing.assert_allclose(got, want, atol=ATOL, err_msg=where)
+                worst["state"] = max(worst["state"], float(np.abs(got - want).max()))
+        obs, _, dones, _ = venv.step(actions)
+        starts = dones.astype(bool)
+        resets += int(starts.sum()) if t < n_steps - 1 else 0
+    worst["resets"] = resets
+    return worst
+
+
+def export_both(model: Any, tmp_path: Path, **kwargs: Any) -> list[Any]:
+    onnx_path = export_onnx(model, tmp_path / "policy.onnx", **kwargs)
+    script_path = export_torchscript(model, tmp_path / "policy.pt", **kwargs)
+    return [OnnxRunner(onnx_path), TorchScriptRunner(script_path)]
+
+
+# ------------------------------------------------------------------------ equivalence, every cell
+@pytest.mark.parametrize("cell", ["agalite", "galite", "gtrxl", "lstm"])
+def test_every_cell_exports_and_acts_as_predict_for_1000_steps_with_resets(tmp_path, cell):
+    venv = make_vec_env("CartPole-v1", n_envs=4, seed=0)
+    model = RtxPPO("MlpRtxPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs=dict(cell=cell), seed=0)
+    model.learn(128)
+    runners = export_both(model, tmp_path)
+    worst = compare_with_predict(model, venv, runners, 1000)
+    # episodes of an untrained CartPole policy end every ~10-40 steps, at different steps per env
+    assert worst["resets"] > 100
+    assert worst["value"] < ATOL and worst["state"] < ATOL
+
+
+def test_separate_critic_cell_multidiscrete_actions_and_observations(tmp_path):
+    # MultiDiscrete observations: one-hot of each component inside the graph
+    venv = make_vec_env(lambda: SpacesEnv(spaces.MultiDiscrete([4, 3]), spaces.MultiDiscrete([3, 2, 4])), n_envs=3, seed=1)
+    model = RtxPPO("MlpRtxPolicy", venv, n_steps=16, batch_size=48, n_epochs=1, seed=1,
+                   policy_kwargs=dict(cell="galite", shared_cell=False, share_features_extractor=False))  # fmt: skip
+    model.learn(48)
+    runners = export_both(model, tmp_path)
+    assert [spec["cell"] for spec in runners[0].metadata["state_inputs"]] == ["actor"] * 2 + ["critic"] * 2
+    worst = compare_with_predict(model, venv, runners, 200)
+    assert worst["resets"] > 20
+
+
+def test_box_actions_are_clipped_and_vec_normalize_statistics_are_baked_in(tmp_path):
+    env = lambda: SpacesEnv(spaces.Box(-5, 5, (3,), np.float32), spaces.Box(-0.2, 0.3, (2,), np.float32))  # noqa: E731
+    venv = VecNormalize(make_vec_env(env, n_envs=3, seed=2), norm_obs=True, norm_reward=True, clip_obs=1.5)
+    model = RtxPPO("MlpRtxPolicy", venv, n_steps=16, batch_size=48, n_epochs=1, seed=2, policy_kwargs=dict(cell="gtrxl"))
+    model.learn(96)  # VecNormalize's statistics move away from (0, 1)
+    venv.training = False
+    stats = tmp_path / "vecnormalize.pkl"
+    venv.save(stats)
+    runners = export_both(model, tmp_path, vec_normalize=stats)
+    worst = compare_with_predict(model, venv, runners, 200, vec_normalize=venv)
+    assert worst["resets"] > 20
+    # the policy's raw actions leave [-0.2, 0.3] (unit log-std): clipping is exercised
+    assert runners[0].metadata["vec_normalize"] is True
+
+
+def test_dict_observations_with_an_image_and_multibinary_actions(tmp_path):
+    observation_space = spaces.Dict(
+        image=spaces.Box(0, 255, (3, 36, 36), np.uint8),
+        vector=spaces.Box(-1, 1, (3,), np.float32),
+        choice=spaces.Discrete(3),
+    )
+    venv = make_vec_env(lambda: SpacesEnv(observation_space, spaces.MultiBinary(3)), n_envs=2, seed=3)
+    model = RtxPPO("MultiInputRtxPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=3, policy_kwargs=dict(cell="lstm"))
+    runners = export_both(model, tmp_path)
+    names = [spec["name"] for spec in runners[0].metadata["observation_inputs"]]
+    assert names == ["obs.image", "obs.vector", "obs.choice"]
+    assert runners[0].metadata["observation_inputs"][0]["dtype"] == "uint8"
+    worst = compare_with_predict(model, venv, runners, 150)
+    assert worst["resets"] > 10
+
+
+def test_image_observations_with_the_cnn_policy_and_state_dependent_noise(tmp_path):
+    env = lambda: SpacesEnv(spaces.Box(0, 255, (1, 36, 36), np.uint8), spaces.Box(-1, 1, (2,), np.float32))  # noqa: E731
+    venv = make_vec_env(env, n_envs=2, seed=4)
+    model = RtxPPO("CnnRtxPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=4, use_sde=True,
+                   policy_kwargs=dict(cell="agalite", features_extractor_kwargs=dict(features_dim=32)))  # fmt: skip
+    model.learn(32)
+    worst = compare_with_predict(model, venv, export_both(model, tmp_path), 100)
+    assert worst["resets"] > 5
+
+
+# ------------------------------------------------------------------------------------ metadata
+def test_metadata_names_every_input_and_output_with_its_shape_and_dtype(tmp_path):
+    model = RtxPPO("MlpRtxPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0)
+    path = export_onnx(model, tmp_path / "policy.onnx")
+    session = ort.InferenceSession(str(path))
+    metadata = read_metadata(path)
+    assert metadata == read_metadata(session)
+    graph_inputs = {i.name: i for i in session.get_inputs()}
+    assert list(graph_inputs) == metadata["inputs"] and [o.name for o in session.get_outputs()] == metadata["outputs"]
+    shapes = [tuple(t.shape[1:]) for t in model.policy.initial_state(1)]
+    assert [tuple(spec["shape"][1:]) for spec in metadata["state_inputs"]] == shapes
+    for spec in metadata["state_inputs"]:
+        assert graph_inputs[spec["name"]].shape == spec["shape"] and spec["dtype"] == "float32"
+    assert metadata["observation_space"] == {"type": "Box", "shape": [4], "dtype": "float32",
+                                             "low": model.observation_space.low.tolist(),
+                                             "high": model.observation_space.high.tolist()}  # fmt: skip
+    assert metadata["action_space"]["type"] == "Discrete" and metadata["action_space"]["n"] == 2
+    assert metadata["cell"] == "agalite" and metadata["cell_kwargs"]["variant"] == "default"
+    state = initial_state(path, batch_size=5)
+    assert [a.shape for a in state.values()] == [(5, *shape) for shape in shapes]
+
+
+def test_a_fixed_batch_size_is_enforced_and_a_wrong_state_shape_is_named(tmp_path):
+    model = RtxPPO("MlpRtxPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0)
+    path = export_onnx(model, tmp_path / "policy.onnx", batch_size=2)
+    session = ort.InferenceSession(str(path))
+    with pytest.raises(ValueError, match="exported for batch_size=2"):
+        initial_state(session, 3)
+    feeds = {"obs": np.zeros((2, 4), np.float32), "episode_start": np.ones(2, bool), **initial_state(session, 2)}
+    session.run(None, feeds)
+    # a state of another model (or from before a change of cell size): onnxruntime names the input
+    # and the dimension, and the metadata says what that input must be
+    wrong = dict(feeds, state_1=np.zeros((2, 1, 4, 3, 32), np.float32))
+    with pytest.raises(Exception, match=r"(?s)state_1.*index: 4 Got: 32 Expected: 64"):
+        session.run(None, wrong)
+    assert read_metadata(session)["state_inputs"][1]["shape"] == [2, 1, 4, 3, 64]
+
+
+# ---------------------------------------------------------------------------------- bad input
+def test_what_cannot_be_exported_fails_at_export_time_with_its_name(tmp_path):
+    ppo = PPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16)
+    with pytest.raises(ExportError, match="RtxPPO.*PPO"):
+        export_onnx(ppo, tmp_path / "a.onnx")
+    model = RtxPPO("MlpRtxPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0)
+    with pytest.raises(ExportError, match="batch_size must be a positive int or None"):
+        export_onnx(model, tmp_path / "a.onnx", batch_size=0)
+    with pytest.raises(ExportError, match="opset must be an int >= 18"):
+        export_onnx(model, tmp_path / "a.onnx", opset=11)
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        export_torchscript(tmp_path / "missing.zip", tmp_path / "a.pt")
+    # VecNormalize statistics of another environment (Pendulum's 3 observations, CartPole's 4)
+    other = VecNormalize(make_vec_env("Pendulum-v1", n_envs=1))
+    stats = tmp_path / "other.pkl"
+    other.save(stats)
+    with pytest.raises(ExportError, match=r"shape \(3,\).*\(4,\).*another environment"):
+        export_onnx(model, tmp_path / "a.onnx", vec_normalize=stats)
+    with pytest.raises(ExportError, match="vec_normalize must be a VecNormalize"):
+        export_torchscript(model, tmp_path / "a.pt", vec_normalize=pickle)
+    assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "a.pt").exists()
+
+
+# --------------------------------------------------------------------------------------- the CLI
+def test_the_export_command_on_a_zoo_run_bakes_in_its_vec_normalize(tmp_path):
+    env_id = "CartPoleNoVel-v1"  # its zoo entry trains with normalize: True
+    run = lambda *args: subprocess.run([str(BIN / "sb3-rtx"), *args], cwd=tmp_path, capture_output=True, text=True,  # noqa: E731
+                                       timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": str(BIN)})  # fmt: skip
+    trained = run("train", "--env", env_id, "-n", "1024", "-f", "logs", "--seed", "0")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    zip_path = tmp_path / "logs" / "ppo_rtx" / f"{env_id}_1" / f"{env_id}.zip"
+    stats_path = zip_path.parent / env_id / "vecnormalize.pkl"
+    exported = run("export", str(zip_path), "-o", "policy.onnx")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert "vecnormalize.pkl" in exported.stdout and (tmp_path / "policy.onnx").exists()
+    scripted = run("export", str(zip_path), "-o", "policy.pt", "--format", "torchscript", "--no-vec-normalize")
+    assert scripted.returncode == 0, scripted.stderr[-3000:]
+    assert read_metadata(tmp_path / "policy.pt")["vec_normalize"] is False
+
+    # what rl_zoo3 enjoy runs: the model on VecNormalize's observations; the file on raw ones
+    import rl_zoo3.import_envs  # noqa: F401  (registers CartPoleNoVel-v1)
+
+    venv = VecNormalize.load(str(stats_path), make_vec_env(env_id, n_envs=2, seed=5))
+    venv.training = False
+    model = RtxPPO.load(zip_path, device="cpu")
+    worst = compare_with_predict(model, venv, [OnnxRunner(tmp_path / "policy.onnx")], 300, vec_normalize=venv)
+    assert worst["resets"] > 5
+
+    missing = run("export", "nothing.zip", "-o", "policy.onnx")
+    assert missing.returncode != 0 and "no saved model" in missing.stderr
