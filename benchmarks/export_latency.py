@@ -1,0 +1,205 @@
+"""Latency of an exported policy step: onnxruntime and TorchScript against eager and compiled PyTorch.
+
+For AGaLiTe at the paper's T-Maze size (4 layers, d_model 128, 4 heads, d_head 64, d_ffc 128, eta 8,
+r 2), GTrXL at the same size with memory_len 128 and an LSTM of 256 units, each inside an RtxPPO
+policy (32 observation dimensions, 4 discrete actions, heads of 64), it exports the acting step
+with :mod:`sb3_rtx.export` and measures one step (observations, episode starts and state in; action,
+value and state out) at batch 1 and batch 64:
+
+* ``onnxruntime``: ``InferenceSession.run`` on the ``.onnx`` file (CPU provider, as many intra-op
+  threads as torch uses), numpy arrays in and out;
+* ``torchscript``: the traced ``.pt`` module;
+* ``eager``: the same step module in PyTorch, no grad;
+* ``compiled``: that module through ``torch.compile`` (inductor, C++ wrapper on CPU, as
+  ``compile_acting``); ``--no-compile`` skips it.
+
+Each from a state that has seen 256 steps (GTrXL attends over a full memory); the median over
+rounds in which the runtimes take turns (:func:`benchmarks.efficiency.interleaved_ms`). The file
+sizes are those written. Ratios are to GTrXL (M=128) in the same runtime and batch.
+
+    python -m benchmarks.export_latency            # a few minutes on a 2-core CPU
+    python -m benchmarks.export_latency --quick    # a smoke run (small sizes, few repeats)
+
+Writes ``benchmarks/results/export_latency.{csv,md}`` (``export_latency_quick.*`` with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from collections.abc import Callable
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from gymnasium import spaces
+
+from benchmarks.efficiency import interleaved_ms
+from benchmarks.report import write_report
+from sb3_rtx.export import build_step, export_onnx, export_torchscript, initial_state
+from sb3_rtx.policies import RtxActorCriticPolicy
+
+RESULTS = Path(__file__).resolve().parent / "results"
+OBSERVATION_DIM = 32
+PAPER = dict(n_layers=4, d_model=128, n_heads=4, d_head=64, d_ffc=128)
+SMALL = dict(n_layers=1, d_model=32, n_heads=2, d_head=16, d_ffc=32)
+REFERENCE = "GTrXL M=128"
+BATCHES = (1, 64)
+HISTORY = 256
+
+
+def models(quick: bool) -> list[tuple[str, str, dict]]:
+    base = SMALL if quick else PAPER
+    return [
+        ("AGaLiTe", "agalite", dict(base, eta=4 if quick else 8, r=2)),
+        (REFERENCE, "gtrxl", dict(base, memory_len=128)),
+        ("LSTM", "lstm", dict(hidden_size=64 if quick else 256)),
+    ]
+
+
+def make_policy(cell: str, cell_kwargs: dict) -> RtxActorCriticPolicy:
+    torch.manual_seed(0)
+    observation_space = spaces.Box(-1.0, 1.0, (OBSERVATION_DIM,), np.float32)
+    return RtxActorCriticPolicy(
+        observation_space, spaces.Discrete(4), lambda _: 0.0, net_arch=[64], cell=cell, cell_kwargs=cell_kwargs
+    )
+
+
+def export_files(policy: RtxActorCriticPolicy, folder: Path) -> tuple[Path, Path]:
+    """The policy exported once, with a dynamic batch, to ``policy.onnx`` and ``policy.pt``."""
+    return export_onnx(policy, folder / "policy.onnx"), export_torchscript(policy, folder / "policy.pt")
+
+
+def runners(
+    policy: RtxActorCriticPolicy, files: tuple[Path, Path], batch: int, compiled: bool
+) -> tuple[dict[str, Callable], dict]:
+    """One step function per runtime (each carries its own state), and the exported files' sizes."""
+    onnx_path, script_path = files
+    rng = np.random.default_rng(0)
+    history = rng.uniform(-1, 1, (HISTORY, batch, OBSERVATION_DIM)).astype(np.float32)
+    obs = rng.uniform(-1, 1, (batch, OBSERVATION_DIM)).astype(np.float32)
+    not_starting = np.zeros(batch, dtype=bool)
+
+    threads = torch.get_num_threads()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    feeds_state = initial_state(session, batch)
+    for t in range(HISTORY):  # fill the memory
+        _, _, *new = session.run(None, {"obs": history[t], "episode_start": np.full(batch, t == 0), **feeds_state})
+        feeds_state = dict(zip(feeds_state, new, strict=True))
+    onnx_holder = [feeds_state]
+
+    def onnx_step() -> None:
+        _, _, *new = session.run(None, {"obs": obs, "episode_start": not_starting, **onnx_holder[0]})
+        onnx_holder[0] = dict(zip(onnx_holder[0], new, strict=True))
+
+    step_module = build_step(policy)
+    torch_state = tuple(torch.as_tensor(a) for a in initial_state(session, batch).values())
+    with torch.inference_mode():
+        for t in range(HISTORY):
+            _, _, *torch_state = step_module(torch.as_tensor(history[t]), torch.full((batch,), t == 0), *torch_state)
+    obs_t, starts_t = torch.as_tensor(obs), torch.as_tensor(not_starting)
+
+    def torch_runner(module: Callable) -> Callable[[], None]:
+        holder = [tuple(torch_state)]
+
+        def step() -> None:
+            with torch.inference_mode():
+                _, _, *new = module(obs_t, starts_t, *holder[0])
+            holder[0] = tuple(new)
+
+        return step
+
+    steps = {
+        "onnxruntime": onnx_step,
+        "torchscript": torch_runner(_load_script(script_path)),
+        "eager": torch_runner(step_module),
+    }
+    sizes = {"onnx_kib": onnx_path.stat().st_size / 1024, "torchscript_kib": script_path.stat().st_size / 1024}
+    if compiled:
+        module = torch.compile(step_module, dynamic=False, options={"cpp_wrapper": True})
+        begin = time.perf_counter()
+        torch_runner(module)()  # compiles
+        sizes["compile_s"] = time.perf_counter() - begin
+        steps["compiled"] = torch_runner(module)
+    return steps, sizes
+
+
+def _load_script(path: Path) -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path))
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke run)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-compile", action="store_true", help="skip compiled PyTorch (needs a C++ compiler)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    begin = time.perf_counter()
+    repeats, budget = (5, 0.2) if args.quick else (200, 8.0)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, cell, cell_kwargs in models(args.quick):
+            policy = make_policy(cell, cell_kwargs)
+            row: dict[str, Any] = {"cell": label, "state_kib": policy.state_numel * 4 / 1024}
+            files = export_files(policy, Path(tmp) / cell)
+            for batch in BATCHES:
+                steps, sizes = runners(policy, files, batch, compiled=not args.no_compile and not args.quick)
+                times, _ = interleaved_ms(steps, torch.device("cpu"), repeats, warmup=3, budget_s=budget, block=10)
+                row.update({f"{runtime}_b{batch}_ms": ms for runtime, ms in times.items()})
+                row.update(sizes if batch == BATCHES[0] else {})
+                if "compile_s" in sizes:
+                    row[f"compile_b{batch}_s"] = sizes["compile_s"]
+            rows.append(row)
+            print(label, {key: round(value, 3) for key, value in row.items() if isinstance(value, float)}, flush=True)
+    reference = next(row for row in rows if row["cell"] == REFERENCE)
+    for row in rows:
+        for key in [k for k in row if k.endswith("_ms")]:
+            row[key.replace("_ms", "_ratio")] = row[key] / reference[key]
+
+    runtimes = ["onnxruntime", "torchscript", "eager"] + ([] if args.no_compile or args.quick else ["compiled"])
+    columns: list[tuple[str, Callable[[dict], str]]] = [
+        ("cell:", lambda r: r["cell"]),
+        ("state KiB / env", lambda r: f"{r['state_kib']:.1f}"),
+        (".onnx KiB", lambda r: f"{r['onnx_kib']:.0f}"),
+        (".pt KiB", lambda r: f"{r['torchscript_kib']:.0f}"),
+    ]
+    for batch in BATCHES:
+        for runtime in runtimes:
+            field = f"{runtime}_b{batch}"
+            columns.append((f"{runtime} ms B={batch}", lambda r, f=field: f"{r[f + '_ms']:.3f} ({r[f + '_ratio']:.2f}x)"))
+    sizes_text = (
+        "small sizes (--quick)"
+        if args.quick
+        else (
+            "paper size: 4 layers, d_model 128, 4 heads, d_head 64, d_ffc 128; AGaLiTe eta 8, r 2; "
+            "GTrXL memory_len 128; LSTM 256"
+        )
+    )
+    description = (
+        f"torch {torch.__version__}, onnxruntime {ort.__version__}, {torch.get_num_threads()} CPU threads "
+        f"(onnxruntime intra-op threads the same), {platform.processor() or platform.machine()}. {sizes_text}; "
+        f"an RtxPPO policy ({OBSERVATION_DIM} observations, 4 actions, heads of 64) exported with sb3_rtx.export. "
+        f"One acting step (action, value, new state) from a state that has seen {HISTORY} steps: median ms, "
+        f"runtimes taking turns in runs of 10 steps; (x) = ratio to {REFERENCE} in the same runtime and batch. "
+        f"{'--quick run, numbers are noisy' if args.quick else 'Full run'}: {time.perf_counter() - begin:.0f} s."
+    )
+    name = "export_latency_quick" if args.quick else "export_latency"
+    print(write_report(rows, args.out, name, "Exported policy step: latency and file size", description, columns))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
