@@ -44,16 +44,19 @@ from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mea
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: the models of the T-Maze learning sweep (same sizes), and, opt-in, the paper's form of AGaLiTe and AGaLiTe with read_scale="power"
-#: (--models), to show what the library's default changed
+def _agalite(**choices: str) -> tuple[str, str, dict]:
+    return "RtxPPO", "MlpRtxPolicy", dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, **choices))
+
+
+#: the models of the T-Maze learning sweep (same sizes), and, opt-in (--models), AGaLiTe's earlier
+#: forms, to show what each change of the library's default did: the paper's design; the default
+#: before its feature map became softplus ("relu features"); that with read_scale="power"
 MODELS: dict[str, tuple[str, str, dict]] = {
     **LEARNING_MODELS,
-    "AGaLiTe (paper)": ("RtxPPO", "MlpRtxPolicy", dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, variant="paper"))),
-    "AGaLiTe (power read)": (
-        "RtxPPO",
-        "MlpRtxPolicy",
-        dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, read_scale="power")),
-    ),
+    "AGaLiTe (paper)": _agalite(variant="paper"),
+    "AGaLiTe (relu features)": _agalite(feature_map="relu"),
+    "AGaLiTe (relu, power read)": _agalite(feature_map="relu", read_scale="power"),
+    "AGaLiTe (power read)": _agalite(read_scale="power"),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 

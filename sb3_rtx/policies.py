@@ -60,7 +60,14 @@ RESOLVED_CHOICES = {
     "gate_init": "gate_init",
     "frequencies": "frequency_set",
     "read_scale": "read_scale",
+    "feature_map": "feature_map",
 }
+#: choices added to :data:`RESOLVED_CHOICES` after a version that already recorded the others,
+#: with what a model saved by that version computed: such a model records every other choice and
+#: not these, and loads with these values, unchanged (see :meth:`RtxActorCriticPolicy.resolved_cell_kwargs`)
+LATER_CHOICES = {"feature_map": "relu"}
+#: what every saved GaLiTe / AGaLiTe model records since choices were first recorded
+FIRST_RECORDED_CHOICES = ("variant", "normaliser", "gate_init")
 
 
 def check_finite_observation(obs: PyTorchObs) -> None:
@@ -121,6 +128,9 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
             # (a name that is not a known cell gets {} here and make_cell's error naming the valid ones)
             cell_kwargs = DEFAULT_CELL_KWARGS.get(cell.lower(), {}) if isinstance(cell, str) else {}
         self.cell_kwargs = dict(cell_kwargs)
+        if all(key in self.cell_kwargs for key in FIRST_RECORDED_CHOICES):  # a saved model's keywords
+            for key, value in LATER_CHOICES.items():
+                self.cell_kwargs.setdefault(key, value)
         self.shared_cell = shared_cell
         if not isinstance(compile_acting, bool):
             raise TypeError(f"compile_acting must be True or False, got {compile_acting!r}")

@@ -377,19 +377,22 @@ def test_compile_failure_warns_and_acts_eagerly():
 @pytest.mark.parametrize("name", ["galite", "agalite"])
 def test_paper_variant_is_the_papers_design_and_default_differs(name):
     """variant="paper" keeps the paper's equations and initialisation; the default changes exactly
-    the normaliser and the gate biases (AGaLiTe also its frequencies), and each can be set alone."""
+    the normaliser, the gate biases and the feature map (AGaLiTe also its frequencies), and each can
+    be set alone."""
     from sb3_rtx.cells.galite import NORMALISER_EPS
 
     paper = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper")
     default = make_cell(name, INPUT_DIM, **SMALL[name])
-    assert (paper.normaliser, paper.gate_init) == ("sum", "zero")
-    assert (default.normaliser, default.gate_init) == ("bounded", "slow")
+    assert (paper.normaliser, paper.gate_init, paper.feature_map) == ("sum", "zero", "relu")
+    assert (default.normaliser, default.gate_init, default.feature_map) == ("bounded", "slow", "softplus")
     assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
     bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
     assert torch.all(bias[:, 18:30] == -2.0) and torch.all(bias[:, 36:] == -2.0)  # beta, g, p3
     assert torch.all(bias[:, :18] == 0) and torch.all(bias[:, 30:36] == 0)  # k, q, v, p1, p2
     mixed = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", normaliser="bounded")
-    assert (mixed.normaliser, mixed.gate_init) == ("bounded", "zero")
+    assert (mixed.normaliser, mixed.gate_init, mixed.feature_map) == ("bounded", "zero", "relu")
+    mixed = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", feature_map="softplus")
+    assert (mixed.normaliser, mixed.feature_map) == ("sum", "softplus")
     if name == "agalite":
         assert paper.frequency_set == "reference" and default.frequency_set != "reference"
     assert NORMALISER_EPS < 1e-5  # the paper's eps is what makes its gradient blow up (next test)
@@ -409,11 +412,12 @@ def test_power_read_scale_is_the_oscillators_mean_power_and_variants_keep_2r(fre
 @pytest.mark.parametrize("name", ["galite", "agalite"])
 def test_bounded_normaliser_bounds_the_query_gradient(name):
     """A query with near-zero features: the paper's 1 / (s . q + eps) gives a gradient of order
-    1 / (s . q) (the cause of the exploding gradients under PPO); the bounded form does not."""
+    1 / (s . q) (the cause of the exploding gradients under PPO); the bounded form does not. (With
+    the paper's relu feature map, where a shrunk projection gives near-zero features.)"""
     torch.manual_seed(0)
     norms = {}
-    for variant in ("paper", "default"):
-        cell = make_cell(name, INPUT_DIM, **SMALL[name], variant=variant).double()
+    for normaliser in ("sum", "bounded"):
+        cell = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", normaliser=normaliser).double()
         x = torch.randn(6, 2, INPUT_DIM, dtype=torch.float64)
         mixer = cell.blocks[0].mixer
         # shrink the query's projection so q = relu(W_q h) x relu(W_p2 h) is tiny at every step
@@ -423,9 +427,32 @@ def test_bounded_normaliser_bounds_the_query_gradient(name):
             columns[:, 33:36] *= 1e-4
         y, _ = cell(x, None, None)
         y.sum().backward()
-        norms[variant] = mixer.features.project.weight.grad.norm().item()
-    assert norms["paper"] > 1e3 * norms["default"]
-    assert norms["default"] < 1e2
+        norms[normaliser] = mixer.features.project.weight.grad.norm().item()
+    assert norms["sum"] > 1e3 * norms["bounded"]
+    assert norms["bounded"] < 1e2
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_softplus_features_keep_a_gradient_where_relu_features_are_dead(name):
+    """Keys and queries whose projections are negative (a cue the query cannot see): relu features
+    are exactly zero and so is every gradient that could make them visible, so the memory can never
+    learn to read that input; softplus features are small but keep a gradient (the cause of the
+    partial solutions under PPO, docs "Learning memory")."""
+    torch.manual_seed(0)
+    grads = {}
+    for feature_map in ("relu", "softplus"):
+        cell = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", feature_map=feature_map).double()
+        mixer = cell.blocks[0].mixer
+        with torch.no_grad():  # W_k, W_q (d = 6 columns each) and W_p1, W_p2 (eta = 3 each) of both heads
+            bias = mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
+            bias[:, :12] = -50.0
+            bias[:, 30:36] = -50.0
+        y, _ = cell(torch.randn(6, 2, INPUT_DIM, dtype=torch.float64), None, None)
+        y.sum().backward()
+        grad = mixer.features.project.weight.grad.view(2, 5 * 6 + 3 * 3, -1)
+        grads[feature_map] = torch.cat([grad[:, :12], grad[:, 30:36]], dim=1).abs().max().item()
+    assert grads["relu"] == 0.0
+    assert grads["softplus"] > 0.0
 
 
 def test_unknown_variant_or_choice_is_named():
@@ -435,5 +462,7 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("galite", 4, normaliser="rms")
     with pytest.raises(ValueError, match="gate_init must be one of"):
         make_cell("agalite", 4, gate_init="chrono")
+    with pytest.raises(ValueError, match=r"feature_map must be one of \('relu', 'softplus'\), got 'elu'"):
+        make_cell("galite", 4, feature_map="elu")
     with pytest.raises(ValueError, match=r"read_scale must be one of \('2r', 'power'\), got 'unit'"):
         make_cell("agalite", 4, read_scale="unit")

@@ -26,6 +26,7 @@ NOT_RUN_HERE = {
     ("installation.md", "pip install torch==2.13.0"): "the installation itself: .ci/run runs it first",
     ("README.md", "pip install torch==2.13.0"): "the installation and main job: .ci/run installs, test_examples.py runs the job",
     ("installation.md", "python -m pytest -n 2"): "the test command itself",
+    ("export.md", 'pip install -e ".[export]"'): "an installation: .ci/run installs [dev], which includes [export]",
     ("README.md", "python -m pytest -n 2"): "the test command itself",
     ("installation.md", "sphinx-build -W"): ".ci/run builds the docs with this command",
     ("README.md", "sphinx-build -W"): ".ci/run builds the docs with this command",

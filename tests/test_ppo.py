@@ -560,8 +560,8 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     cell = model.policy.cell_actor
     assert (cell.name, cell.n_layers, cell.d_model, cell.eta, cell.r) == ("agalite", 1, 64, 4, 2)
     assert model.policy.cell_kwargs == DEFAULT_CELL_KWARGS["agalite"]
-    assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set, cell.read_scale) == (
-        "default", "bounded", "slow", "dc", "2r"
+    assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set, cell.read_scale, cell.feature_map) == (
+        "default", "bounded", "slow", "dc", "2r", "softplus"
     )
     assert RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell_kwargs={})).policy.cell_actor.d_model == 128
 
@@ -573,8 +573,23 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     model.save(tmp_path / "default")
     saved = RtxPPO.load(tmp_path / "default").policy.cell_kwargs
     assert saved == {**DEFAULT_CELL_KWARGS["agalite"], "variant": "default", "normaliser": "bounded",
-                     "gate_init": "slow", "frequencies": "dc", "read_scale": "2r"}  # fmt: skip
+                     "gate_init": "slow", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus"}  # fmt: skip
     assert_same_predictions(paper, loaded, steps=12, reset_prob=0.2)
+
+
+def test_a_model_saved_before_the_feature_map_choice_loads_with_relu_features(tmp_path):
+    """0.1 saved models recorded variant, normaliser, gate_init (and AGaLiTe's frequencies and read
+    scale) but not the feature map, which was relu: they must load computing what they computed."""
+    old_kwargs = {**TINY["agalite"], "variant": "default", "normaliser": "bounded", "gate_init": "slow",
+                  "frequencies": "dc", "read_scale": "2r"}  # fmt: skip
+    old = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, policy_kwargs=dict(cell_kwargs=old_kwargs))
+    assert old.policy.cell_actor.feature_map == "relu"
+    old.save(tmp_path / "old")
+    assert RtxPPO.load(tmp_path / "old").policy.cell_actor.feature_map == "relu"
+    # a user's keywords that do not spell out every recorded choice get today's default
+    new = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32,
+                 policy_kwargs=dict(cell_kwargs={**TINY["agalite"], "normaliser": "bounded"}))  # fmt: skip
+    assert new.policy.cell_actor.feature_map == "softplus"
 
 
 def test_load_with_fewer_envs_works_like_ppo(tmp_path):

@@ -42,7 +42,7 @@ that teaches it, shrink with it.
   default until it is better on both.
 
 Variants (``variant="default" | "paper"``) choose the frequencies together with GaLiTe's choices of
-normaliser and gate initialisation (see :mod:`sb3_rtx.cells.galite`).
+normaliser, gate initialisation and feature map (see :mod:`sb3_rtx.cells.galite`).
 
 All sets are rational multiples of pi, so every cosine is periodic in ``n``; the counter is kept
 modulo that period, which keeps it exact in float32 however long an episode runs. Unlike the
@@ -59,7 +59,7 @@ import torch
 
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer
-from sb3_rtx.cells.galite import GatedFeatures, normalise, resolve_variant, step_keep
+from sb3_rtx.cells.galite import GatedChoices, GatedFeatures, normalise, resolve_variant, step_keep
 from sb3_rtx.cells.factored_attention import factored_gated_attention
 from sb3_rtx.cells.scan import floor_decay, linear_scan
 
@@ -144,14 +144,13 @@ class AGaLiTeMixer(SequenceMixer):
         d_head: int,
         eta: int,
         r: int,
-        normaliser: str,
-        gate_init: str,
+        choices: GatedChoices,
         divisor: float,
     ) -> None:
         super().__init__()
-        self.features = GatedFeatures(d_model, n_heads, d_head, eta, gate_init)
+        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices)
         self.n_heads, self.d_head, self.feature_dim, self.r = n_heads, d_head, eta * d_head, r
-        self.bounded = normaliser == "bounded"
+        self.bounded = choices.normaliser == "bounded"
         self.divisor = divisor  # multiplies s . q in the read's normaliser (see read_divisor)
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -210,9 +209,10 @@ class AGaLiTe(GatedTransformerCell):
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta, r: sizes (paper's T-Maze defaults)
     :param frequencies: ``"reference"`` (paper), ``"distinct"`` or ``"dc"`` (default variant); None
         takes the variant's (see module docstring)
-    :param variant: ``"default"`` (bounded normaliser, slow gates, ``"dc"``) or ``"paper"``
+    :param variant: ``"default"`` (bounded normaliser, slow gates, softplus features, ``"dc"``) or ``"paper"``
     :param normaliser: ``"bounded"`` or ``"sum"``, overriding the variant's
     :param gate_init: ``"slow"`` or ``"zero"``, overriding the variant's
+    :param feature_map: ``"softplus"`` or ``"relu"``, overriding the variant's
     :param read_scale: ``"2r"`` (both variants) or ``"power"``, what ``s . q`` is multiplied
         by in the read's normaliser (see :func:`read_divisor`); None takes the variant's
     """
@@ -234,15 +234,17 @@ class AGaLiTe(GatedTransformerCell):
         normaliser: str | None = None,
         gate_init: str | None = None,
         read_scale: str | None = None,
+        feature_map: str | None = None,
     ) -> None:
         check_positive_int("AGaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, r=r)
-        choices = resolve_variant("AGaLiTe", variant, normaliser=normaliser, gate_init=gate_init)
+        choices = resolve_variant("AGaLiTe", variant, normaliser=normaliser, gate_init=gate_init, feature_map=feature_map)
         frequencies = VARIANT_FREQUENCIES[variant] if frequencies is None else frequencies
         omegas, period = oscillator_frequencies(r, frequencies)
         read_scale = VARIANT_READ_SCALES[variant] if read_scale is None else read_scale
         divisor = read_divisor(omegas, period, read_scale)
         self.read_scale = read_scale
-        self.variant, self.normaliser, self.gate_init = variant, choices["normaliser"], choices["gate_init"]
+        self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
+        self.feature_map = choices.feature_map
         self.n_heads, self.d_head, self.eta, self.r = n_heads, d_head, eta, r
         self.frequency_set, self.period = frequencies, period
         super().__init__(
@@ -250,7 +252,7 @@ class AGaLiTe(GatedTransformerCell):
             n_layers,
             d_model,
             d_ffc,
-            lambda: AGaLiTeMixer(d_model, n_heads, d_head, eta, r, choices["normaliser"], choices["gate_init"], divisor),
+            lambda: AGaLiTeMixer(d_model, n_heads, d_head, eta, r, choices, divisor),
         )
         # a plain tuple, not a buffer: module.float() / .half() must not round the frequencies
         self.omegas = tuple(omegas.tolist())

@@ -2,7 +2,7 @@
 
 Per layer and head (d = head dim, eta = feature-map expansion, F = eta * d):
 
-    k_t = flatten(relu(W_k x) outer relu(W_p1 x))        q_t likewise with W_q, W_p2      (R^F)
+    k_t = flatten(phi(W_k x) outer phi(W_p1 x))          q_t likewise with W_q, W_p2      (R^F)
     v_t = W_v x,  beta_t = sigmoid(W_beta x)                                              (R^d)
     gamma_t = flatten(sigmoid(W_g x) outer sigmoid(W_p3 x))                               (R^F)
     C_t = ((1 - beta_t)(1 - gamma_t)^T) * C_{t-1} + (beta_t * v_t)(gamma_t * k_t)^T        (d x F)
@@ -17,12 +17,12 @@ and ``C`` is only carried from chunk to chunk. Decays are floored at exp(-10) on
 
 Variants (``variant=``), shared with AGaLiTe; each choice can also be set on its own:
 
-* ``"paper"``: the equations above with the paper's zero-bias gates (``normaliser="sum"``,
-  ``gate_init="zero"``).
-* ``"default"``: two changes, each measured on noisy cue recall (docs, "Learning memory"):
+* ``"paper"``: the equations above with the paper's feature map ``phi = relu`` and zero-bias gates
+  (``normaliser="sum"``, ``gate_init="zero"``, ``feature_map="relu"``).
+* ``"default"``: three changes, each measured on noisy cue recall (docs, "Learning memory"):
 
   - ``normaliser="bounded"``: ``a_t = C_t q_t / max(s_t . q_t, 1)``. The paper's ``1 / (s . q + eps)``
-    has a gradient of order ``1 / (s . q)`` in ``q``, and ``s . q`` comes near 0 whenever the relu
+    has a gradient of order ``1 / (s . q)`` in ``q``, and ``s . q`` comes near 0 whenever the (relu)
     features of a query are near 0: under PPO the cell's gradient norm grew to 10^3 (the heads' stayed
     near 0.1), so clipping to ``max_grad_norm`` shrank every update. Bounding the denominator below,
     as xLSTM's mLSTM does (``max(|n . q|, 1)``, Beck et al. 2024), keeps the read a weighted average
@@ -34,14 +34,28 @@ Variants (``variant=``), shared with AGaLiTe; each choice can also be set on its
     keeps about ``0.87`` per step. (Gates initialised towards long memory: Tallec & Ollivier 2018,
     "Can recurrent neural networks warp time?"; Gu et al. 2020, "Improving the gating mechanism of
     recurrent neural networks".)
+  - ``feature_map="softplus"``: ``phi = softplus``, not relu. A relu feature is exactly zero, and so
+    is its gradient, wherever its projection is negative: an input whose key features are zero
+    where the query's are positive is never read, and no gradient can teach the memory to read it.
+    Under PPO the relu cell learned to read one cue of four (its key met the query with weight 2-5)
+    and never the others (zero weight in 30-90% of episodes): a partial solution it could not
+    leave. softplus is positive, so the read stays a weighted average, and has a gradient
+    everywhere (positive feature maps for linear attention: Katharopoulos et al. 2020, "Transformers
+    are RNNs", elu + 1; softplus measured better here). It also puts ``s . q`` on the scale the
+    bounded normaliser expects: with relu features and slow gates ``s . q`` stays at 0.002-0.08 over
+    an episode, so ``max(s . q, 1)`` is always 1 and the read is a small sum instead of an average;
+    with softplus it is about 1 from the first step and grows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
@@ -52,27 +66,38 @@ from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
 NORMALISER_EPS = 1e-6
 #: ``variant`` -> the choices it makes (see the module docstring)
 VARIANTS: dict[str, dict[str, str]] = {
-    "default": dict(normaliser="bounded", gate_init="slow"),
-    "paper": dict(normaliser="sum", gate_init="zero"),
+    "default": dict(normaliser="bounded", gate_init="slow", feature_map="softplus"),
+    "paper": dict(normaliser="sum", gate_init="zero", feature_map="relu"),
 }
 NORMALISERS = ("sum", "bounded")
 #: gate bias at initialisation, by ``gate_init``
 GATE_INIT_BIAS = {"zero": 0.0, "slow": -2.0}
+#: the feature map of keys and queries, by ``feature_map``
+FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu, "softplus": F.softplus}
 
 
-def resolve_variant(cell: str, variant: str, **choices: str | None) -> dict[str, str]:
+@dataclass(frozen=True)
+class GatedChoices:
+    """What a variant of GaLiTe / AGaLiTe decides, resolved (see the module docstring)."""
+
+    normaliser: str
+    gate_init: str
+    feature_map: str
+
+
+def resolve_variant(cell: str, variant: str, **choices: str | None) -> GatedChoices:
     """The variant's choices, overridden by those given (not None); errors name the bad value."""
     if variant not in VARIANTS:
         raise ValueError(f"{cell}: variant must be one of {tuple(VARIANTS)}, got {variant!r}")
     resolved = dict(VARIANTS[variant])
-    valid = {"normaliser": NORMALISERS, "gate_init": tuple(GATE_INIT_BIAS)}
+    valid = {"normaliser": NORMALISERS, "gate_init": tuple(GATE_INIT_BIAS), "feature_map": tuple(FEATURE_MAPS)}
     for key, value in choices.items():
         if value is None:
             continue
-        if key in valid and value not in valid[key]:
+        if value not in valid[key]:
             raise ValueError(f"{cell}: {key} must be one of {valid[key]}, got {value!r}")
         resolved[key] = value
-    return resolved
+    return GatedChoices(**resolved)
 
 
 def normalise(numerator: torch.Tensor, denominator: torch.Tensor, bounded: bool) -> torch.Tensor:
@@ -86,8 +111,8 @@ class GatedFeatures(nn.Module):
     """The fused input projections of GaLiTe and AGaLiTe: keys, queries, values and both gates.
 
     The recurrences only ever use ``gamma * k``, ``1 - gamma``, ``q``, ``beta * v`` and ``1 - beta``,
-    so that is what :meth:`forward` returns. Both ``gamma * k = (sigma(W_g x) relu(W_k x)) outer
-    (sigma(W_p3 x) relu(W_p1 x))`` and ``gamma`` are outer products: the products are taken on the
+    so that is what :meth:`forward` returns. Both ``gamma * k = (sigma(W_g x) phi(W_k x)) outer
+    (sigma(W_p3 x) phi(W_p1 x))`` and ``gamma`` are outer products: the products are taken on the
     small factors, and only the final outer products are ``eta * d`` wide.
 
     The ``eta * d`` features are laid out eta-major (:func:`outer` of the eta-wide factor with the
@@ -96,13 +121,14 @@ class GatedFeatures(nn.Module):
     gradients several times faster.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, gate_init: str = "zero") -> None:
+    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, choices: GatedChoices) -> None:
         super().__init__()
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
+        self.feature_map = FEATURE_MAPS[choices.feature_map]
         # one matmul for W_k, W_q, W_v, W_beta, W_g (d each) and W_p1, W_p2, W_p3 (eta each)
         self.project = orthogonal_linear(d_model, n_heads * (5 * d_head + 3 * eta))
         self.out = orthogonal_linear(n_heads * d_head, d_model)
-        bias = GATE_INIT_BIAS[gate_init]
+        bias = GATE_INIT_BIAS[choices.gate_init]
         if bias:
             with torch.no_grad():  # the columns of beta, g (d each) and p3 (eta), in every head
                 columns = self.project.bias.view(n_heads, 5 * d_head + 3 * eta)
@@ -111,14 +137,14 @@ class GatedFeatures(nn.Module):
 
     def factors(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The small factors ``(T, B, H, d or eta)`` of the projection of ``h: (T, B, d_model)``:
-        ``wk = relu(W_k x), wq, p1, p2`` (relu), ``v``, and ``beta, g, p3`` (sigmoid)."""
+        ``wk = phi(W_k x), wq, p1, p2`` (the feature map ``phi``), ``v``, and ``beta, g, p3`` (sigmoid)."""
         seq_len, batch, _ = h.shape
         d, eta = self.d_head, self.eta
         p = linear(self.project, h).view(seq_len, batch, self.n_heads, 5 * d + 3 * eta)
         if seq_len == 1:
-            # acting: one relu and one sigmoid over all columns, then slice (fewest ops; the step
-            # at batch 1 is dispatch-bound, and there is no backward to pay for the slices)
-            positive, gate = torch.relu(p), torch.sigmoid(p)
+            # acting: one feature map and one sigmoid over all columns, then slice (fewest ops; the
+            # step at batch 1 is dispatch-bound, and there is no backward to pay for the slices)
+            positive, gate = self.feature_map(p), torch.sigmoid(p)
             wk, wq, p1, p2 = (
                 positive[..., :d],
                 positive[..., d : 2 * d],
@@ -135,7 +161,8 @@ class GatedFeatures(nn.Module):
         # sequences: split, and activate each factor on its own (the backward of slices of one
         # big activation would zero-fill a full-size gradient per slice; split's backward is one cat)
         wk, wq, v, beta, g, p1, p2, p3 = p.split((d, d, d, d, d, eta, eta, eta), dim=-1)
-        wk, wq, p1, p2 = torch.relu(wk), torch.relu(wq), torch.relu(p1), torch.relu(p2)
+        phi = self.feature_map
+        wk, wq, p1, p2 = phi(wk), phi(wq), phi(p1), phi(p2)
         beta, g, p3 = torch.sigmoid(beta), torch.sigmoid(g), torch.sigmoid(p3)
         return wk, wq, p1, p2, v, beta, g, p3
 
@@ -177,13 +204,11 @@ def step_keep(starts: torch.Tensor) -> torch.Tensor | None:
 class GaLiTeMixer(SequenceMixer):
     """GaLiTe attention for one layer; state ``(C: (H, d, F), s: (H, F))``."""
 
-    def __init__(
-        self, d_model: int, n_heads: int, d_head: int, eta: int, normaliser: str = "sum", gate_init: str = "zero"
-    ) -> None:
+    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, choices: GatedChoices) -> None:
         super().__init__()
-        self.features = GatedFeatures(d_model, n_heads, d_head, eta, gate_init)
+        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices)
         self.n_heads, self.d_head, self.feature_dim = n_heads, d_head, eta * d_head
-        self.bounded = normaliser == "bounded"
+        self.bounded = choices.normaliser == "bounded"
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return (self.n_heads, self.d_head, self.feature_dim), (self.n_heads, self.feature_dim)
@@ -259,10 +284,11 @@ class GaLiTe(GatedTransformerCell):
 
     :param input_dim: size of each input vector
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta: sizes (paper's T-Maze defaults)
-    :param variant: ``"default"`` (the library's: bounded normaliser, slow gates) or ``"paper"``
-        (the paper's equations and initialisation); see the module docstring
+    :param variant: ``"default"`` (the library's: bounded normaliser, slow gates, softplus feature
+        map) or ``"paper"`` (the paper's equations and initialisation); see the module docstring
     :param normaliser: ``"bounded"`` or ``"sum"``, overriding the variant's
     :param gate_init: ``"slow"`` or ``"zero"``, overriding the variant's
+    :param feature_map: ``"softplus"`` or ``"relu"``, overriding the variant's
     """
 
     name = "galite"
@@ -279,18 +305,14 @@ class GaLiTe(GatedTransformerCell):
         variant: str = "default",
         normaliser: str | None = None,
         gate_init: str | None = None,
+        feature_map: str | None = None,
     ) -> None:
         check_positive_int("GaLiTe", n_heads=n_heads, d_head=d_head, eta=eta)
-        choices = resolve_variant("GaLiTe", variant, normaliser=normaliser, gate_init=gate_init)
+        choices = resolve_variant("GaLiTe", variant, normaliser=normaliser, gate_init=gate_init, feature_map=feature_map)
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
-        self.variant, self.normaliser, self.gate_init = variant, choices["normaliser"], choices["gate_init"]
-        super().__init__(
-            input_dim,
-            n_layers,
-            d_model,
-            d_ffc,
-            lambda: GaLiTeMixer(d_model, n_heads, d_head, eta, choices["normaliser"], choices["gate_init"]),
-        )
+        self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
+        self.feature_map = choices.feature_map
+        super().__init__(input_dim, n_layers, d_model, d_ffc, lambda: GaLiTeMixer(d_model, n_heads, d_head, eta, choices))
 
     def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:
         return starts, (step_keep(starts) if starts.shape[0] == 1 else None)
