@@ -158,14 +158,14 @@ class AGaLiTeMixer(SequenceMixer):
 
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
         if h.shape[0] == 1:
-            a, new_state = self._step(context, self.features(h), layer_state)
+            a, new_state = self._step(context, self.features(h[0]), layer_state)
         else:
             a, new_state = self._sequence(context, self.features.factors(h), layer_state)
         return self.features.merge_heads(a), new_state
 
     def _step(self, context: AGaLiTeContext, features, layer_state):
         """The acting path (T == 1): a handful of batched ops per layer, no chunk machinery."""
-        write_k, decay_k, q, write_v, decay_v = (f[0] for f in features)  # (B, H, F) / (B, H, d)
+        write_k, decay_k, q, write_v, decay_v = features  # (B, H, F) / (B, H, d)
         vt, ks = layer_state
         if context.keep is not None:  # an episode start resets the state to zero first
             decay_k, decay_v = decay_k * context.keep, decay_v * context.keep

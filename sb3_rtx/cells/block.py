@@ -65,10 +65,11 @@ class GRUGate(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         d = self.d_model
         from_y = linear(self.from_y, y)
-        # r and z in one add and one sigmoid (fewer small ops: the acting path is dispatch-bound)
+        # r and z in one add and one sigmoid (fewer small ops: the acting path is dispatch-bound);
+        # the bias is padded to both gates rather than subtracted in place from a slice, which an
+        # exported graph would turn into a scatter per gate
         rz = from_y[..., : 2 * d] + linear(self.from_x, x)
-        rz[..., d:].sub_(self.gate_bias)
-        rz = torch.sigmoid(rz)
+        rz = torch.sigmoid(rz - F.pad(self.gate_bias, (d, 0)))
         r, z = rz[..., :d], rz[..., d:]
         # W_h y + U_h (r * x) as one addmm
         h = torch.addmm(from_y[..., 2 * d :].reshape(-1, d), (r * x).reshape(-1, d), self.reset_x.weight.t())

@@ -136,12 +136,12 @@ class GatedFeatures(nn.Module):
                 columns[:, 5 * d_head + 2 * eta :] = bias
 
     def factors(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The small factors ``(T, B, H, d or eta)`` of the projection of ``h: (T, B, d_model)``:
-        ``wk = phi(W_k x), wq, p1, p2`` (the feature map ``phi``), ``v``, and ``beta, g, p3`` (sigmoid)."""
-        seq_len, batch, _ = h.shape
+        """The small factors ``(T, B, H, d or eta)`` of the projection of ``h: (T, B, d_model)``, or
+        ``(B, H, d or eta)`` of one acting step's ``h: (B, d_model)``: ``wk = phi(W_k x), wq, p1, p2``
+        (the feature map ``phi``), ``v``, and ``beta, g, p3`` (sigmoid)."""
         d, eta = self.d_head, self.eta
-        p = linear(self.project, h).view(seq_len, batch, self.n_heads, 5 * d + 3 * eta)
-        if seq_len == 1:
+        p = linear(self.project, h).view(*h.shape[:-1], self.n_heads, 5 * d + 3 * eta)
+        if h.dim() == 2:
             # acting: one feature map and one sigmoid over all columns, then slice (fewest ops; the
             # step at batch 1 is dispatch-bound, and there is no backward to pay for the slices)
             positive, gate = self.feature_map(p), torch.sigmoid(p)
@@ -167,7 +167,8 @@ class GatedFeatures(nn.Module):
         return wk, wq, p1, p2, v, beta, g, p3
 
     def forward(self, h: torch.Tensor, log_decays: bool = False) -> tuple[torch.Tensor, ...]:
-        """``h: (T, B, d_model)`` -> ``write_k, decay_k, q: (T, B, H, F)``, ``write_v, decay_v: (T, B, H, d)``.
+        """``h: (T, B, d_model)`` -> ``write_k, decay_k, q: (T, B, H, F)``, ``write_v, decay_v: (T, B, H, d)``
+        (without the ``T`` dimension for one acting step's ``h: (B, d_model)``).
 
         ``write_k = gamma * k``, ``decay_k = 1 - gamma``, ``write_v = beta * v``, ``decay_v = 1 - beta``,
         decays floored at exp(LOG_DECAY_FLOOR); with ``log_decays`` the decays come as their logs.
@@ -217,7 +218,8 @@ class GaLiTeMixer(SequenceMixer):
         starts, keep = context
         memory, normaliser = layer_state
         if h.shape[0] == 1:
-            write_k, decay_k, q, write_v, decay_v = (f[0] for f in self.features(h))
+            # one step: features of (B, d_model), not of (1, B, d_model) indexed five times
+            write_k, decay_k, q, write_v, decay_v = self.features(h[0])
             a, memory, normaliser = self._step(keep, decay_k, decay_v, write_k, write_v, q, memory, normaliser, self.bounded)
             a = a.unsqueeze(0)
         else:
