@@ -7,7 +7,8 @@ with :mod:`sb3_rtx.export` and measures one step (observations, episode starts a
 value and state out) at batch 1 and batch 64:
 
 * ``onnxruntime``: ``InferenceSession.run`` on the ``.onnx`` file (CPU provider, as many intra-op
-  threads as torch uses), numpy arrays in and out;
+  threads as torch uses), numpy arrays in and out; ``onnxruntime 1 thread``: the same with one
+  intra-op thread, how a batch-1 deployment usually runs;
 * ``torchscript``: the traced ``.pt`` module;
 * ``eager``: the same step module in PyTorch, no grad;
 * ``compiled``: that module through ``torch.compile`` (inductor, C++ wrapper on CPU, as
@@ -84,22 +85,24 @@ def runners(
     obs = rng.uniform(-1, 1, (batch, OBSERVATION_DIM)).astype(np.float32)
     not_starting = np.zeros(batch, dtype=bool)
 
-    threads = torch.get_num_threads()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    feeds_state = initial_state(session, batch)
-    for t in range(HISTORY):  # fill the memory
-        _, _, *new = session.run(None, {"obs": history[t], "episode_start": np.full(batch, t == 0), **feeds_state})
-        feeds_state = dict(zip(feeds_state, new, strict=True))
-    onnx_holder = [feeds_state]
+    def onnx_runner(threads: int) -> Callable[[], None]:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        feeds_state = initial_state(session, batch)
+        for t in range(HISTORY):  # fill the memory
+            _, _, *new = session.run(None, {"obs": history[t], "episode_start": np.full(batch, t == 0), **feeds_state})
+            feeds_state = dict(zip(feeds_state, new, strict=True))
+        holder = [feeds_state]
 
-    def onnx_step() -> None:
-        _, _, *new = session.run(None, {"obs": obs, "episode_start": not_starting, **onnx_holder[0]})
-        onnx_holder[0] = dict(zip(onnx_holder[0], new, strict=True))
+        def step() -> None:
+            _, _, *new = session.run(None, {"obs": obs, "episode_start": not_starting, **holder[0]})
+            holder[0] = dict(zip(holder[0], new, strict=True))
+
+        return step
 
     step_module = build_step(policy)
-    torch_state = tuple(torch.as_tensor(a) for a in initial_state(session, batch).values())
+    torch_state = tuple(torch.as_tensor(a) for a in initial_state(onnx_path, batch).values())
     with torch.inference_mode():
         for t in range(HISTORY):
             _, _, *torch_state = step_module(torch.as_tensor(history[t]), torch.full((batch,), t == 0), *torch_state)
@@ -116,7 +119,9 @@ def runners(
         return step
 
     steps = {
-        "onnxruntime": onnx_step,
+        "onnxruntime": onnx_runner(torch.get_num_threads()),
+        # one intra-op thread: how a batch-1 deployment runs (threads cost more than they save there)
+        "onnxruntime_1thread": onnx_runner(1),
         "torchscript": torch_runner(_load_script(script_path)),
         "eager": torch_runner(step_module),
     }
@@ -169,7 +174,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for key in [k for k in row if k.endswith("_ms")]:
             row[key.replace("_ms", "_ratio")] = row[key] / reference[key]
 
-    runtimes = ["onnxruntime", "torchscript", "eager"] + ([] if args.no_compile or args.quick else ["compiled"])
+    runtimes = ["onnxruntime", "onnxruntime_1thread", "torchscript", "eager"]
+    runtimes += [] if args.no_compile or args.quick else ["compiled"]
     columns: list[tuple[str, Callable[[dict], str]]] = [
         ("cell:", lambda r: r["cell"]),
         ("state KiB / env", lambda r: f"{r['state_kib']:.1f}"),
@@ -179,7 +185,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for batch in BATCHES:
         for runtime in runtimes:
             field = f"{runtime}_b{batch}"
-            columns.append((f"{runtime} ms B={batch}", lambda r, f=field: f"{r[f + '_ms']:.3f} ({r[f + '_ratio']:.2f}x)"))
+            header = f"{runtime.replace('_1thread', ' 1 thread')} ms B={batch}"
+            columns.append((header, lambda r, f=field: f"{r[f + '_ms']:.3f} ({r[f + '_ratio']:.2f}x)"))
     sizes_text = (
         "small sizes (--quick)"
         if args.quick
@@ -190,7 +197,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     description = (
         f"torch {torch.__version__}, onnxruntime {ort.__version__}, {torch.get_num_threads()} CPU threads "
-        f"(onnxruntime intra-op threads the same), {platform.processor() or platform.machine()}. {sizes_text}; "
+        "(onnxruntime intra-op threads the same, and 1 in the '1 thread' columns), "
+        f"{platform.processor() or platform.machine()}. {sizes_text}; "
         f"an RtxPPO policy ({OBSERVATION_DIM} observations, 4 actions, heads of 64) exported with sb3_rtx.export. "
         f"One acting step (action, value, new state) from a state that has seen {HISTORY} steps: median ms, "
         f"runtimes taking turns in runs of 10 steps; (x) = ratio to {REFERENCE} in the same runtime and batch. "
