@@ -269,6 +269,16 @@ def test_what_cannot_be_exported_fails_at_export_time_with_its_name(tmp_path):
     assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "a.pt").exists()
 
 
+def test_a_missing_onnx_package_names_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else find_spec(name, *a))
+    model = RtxPPO("MlpRtxPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0)
+    with pytest.raises(ImportError, match=r"needs onnxscript, which the \[export\] extra installs"):
+        export_onnx(model, tmp_path / "a.onnx")
+
+
 # --------------------------------------------------------------------------------------- the CLI
 def test_the_export_command_on_a_zoo_run_bakes_in_its_vec_normalize(tmp_path):
     env_id = "CartPoleNoVel-v1"  # its zoo entry trains with normalize: True

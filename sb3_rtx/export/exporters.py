@@ -9,6 +9,7 @@ and SB3's export guide (docs, "Exporting models"), which exports a feed-forward 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import pickle
 import warnings
@@ -39,6 +40,15 @@ def _quiet_exporter() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def _require_onnx_packages() -> None:
+    """torch's ONNX exporter needs onnx and onnxscript, which torch does not install: say which extra has them."""
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(
+            f"export_onnx needs {' and '.join(missing)}, which the [export] extra installs: pip install 'sb3-rtx[export]'"
+        )
 
 
 def _first_line(error: Exception) -> str:
@@ -180,6 +190,7 @@ def export_onnx(
         so the graph takes raw observations
     """
     _check_batch_size(batch_size)
+    _require_onnx_packages()
     step = build_step(model, vec_normalize)
     inputs, outputs = io_names(step)
     example = example_inputs(step, 2 if batch_size is None else batch_size)
