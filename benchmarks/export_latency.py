@@ -41,7 +41,7 @@ from gymnasium import spaces
 
 from benchmarks.efficiency import interleaved_ms
 from benchmarks.report import write_report
-from sb3_rtx.export import build_step, export_onnx, export_torchscript, initial_state
+from sb3_rtx.export import build_step, export_onnx, export_torchscript, initial_state, load_torchscript
 from sb3_rtx.policies import RtxActorCriticPolicy
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -122,7 +122,7 @@ def runners(
         "onnxruntime": onnx_runner(torch.get_num_threads()),
         # one intra-op thread: how a batch-1 deployment runs (threads cost more than they save there)
         "onnxruntime_1thread": onnx_runner(1),
-        "torchscript": torch_runner(_load_script(script_path)),
+        "torchscript": torch_runner(load_torchscript(script_path)),
         "eager": torch_runner(step_module),
     }
     sizes = {"onnx_kib": onnx_path.stat().st_size / 1024, "torchscript_kib": script_path.stat().st_size / 1024}
@@ -133,14 +133,6 @@ def runners(
         sizes["compile_s"] = time.perf_counter() - begin
         steps["compiled"] = torch_runner(module)
     return steps, sizes
-
-
-def _load_script(path: Path) -> Any:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.load(str(path))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_rtx import RtxPPO
-from sb3_rtx.export import ExportError, export_onnx, export_torchscript, initial_state, read_metadata
+from sb3_rtx.export import ExportError, export_onnx, export_torchscript, initial_state, load_torchscript, read_metadata
 
 #: values and states: float32 arithmetic in another runtime, in another order
 ATOL = 1e-4
@@ -69,9 +68,7 @@ class OnnxRunner:
 
 class TorchScriptRunner:
     def __init__(self, path: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still shipped
-            self.module = torch.jit.load(str(path))
+        self.module = load_torchscript(path)
         self.metadata = read_metadata(path)
 
     def initial(self, n_envs: int) -> Any:
@@ -249,7 +246,7 @@ def test_a_fixed_batch_size_is_enforced_and_a_wrong_state_shape_is_named(tmp_pat
 # ---------------------------------------------------------------------------------- bad input
 def test_what_cannot_be_exported_fails_at_export_time_with_its_name(tmp_path):
     ppo = PPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16)
-    with pytest.raises(ExportError, match="RtxPPO.*PPO"):
+    with pytest.raises(ExportError, match=r"RtxPPO.*PPO"):
         export_onnx(ppo, tmp_path / "a.onnx")
     model = RtxPPO("MlpRtxPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0)
     with pytest.raises(ExportError, match="batch_size must be a positive int or None"):

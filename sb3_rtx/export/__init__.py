@@ -9,7 +9,7 @@ See the docs page "Export" for the signature of the exported step and a deployme
 
 from sb3_rtx.export.exporters import DEFAULT_OPSET, build_step, export_onnx, export_torchscript
 from sb3_rtx.export.graph import ExportError, PolicyStep
-from sb3_rtx.export.metadata import METADATA_KEY, initial_state, read_metadata
+from sb3_rtx.export.metadata import METADATA_KEY, initial_state, load_torchscript, read_metadata
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -20,5 +20,6 @@ __all__ = [
     "export_onnx",
     "export_torchscript",
     "initial_state",
+    "load_torchscript",
     "read_metadata",
 ]

@@ -62,13 +62,19 @@ def read_metadata(source: Any) -> dict[str, Any]:
 
         model = onnx.load(str(path), load_external_data=False)
         return _parse({prop.key: prop.value for prop in model.metadata_props}, str(path))
+    extra = {METADATA_KEY: ""}
+    load_torchscript(path, _extra_files=extra)
+    return _parse(extra, str(path))
+
+
+def load_torchscript(path: str | Path, **kwargs: Any) -> Any:
+    """``torch.jit.load(path)`` on CPU, without torch's notice that TorchScript is deprecated (it is
+    still shipped, and what :func:`~sb3_rtx.export.export_torchscript` writes)."""
     import torch
 
-    extra = {METADATA_KEY: ""}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still shipped
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return _parse(extra, str(path))
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu", **kwargs)
 
 
 def _parse(properties: dict[str, str], where: str) -> dict[str, Any]:
