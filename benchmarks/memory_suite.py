@@ -48,15 +48,23 @@ def _agalite(**choices: str) -> tuple[str, str, dict]:
     return "RtxPPO", "MlpRtxPolicy", dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, **choices))
 
 
+def _galite(**choices: str) -> tuple[str, str, dict]:
+    return "RtxPPO", "MlpRtxPolicy", dict(cell="galite", cell_kwargs=dict(SMALL, eta=4, **choices))
+
+
 #: the models of the T-Maze learning sweep (same sizes), and, opt-in (--models), AGaLiTe's earlier
 #: forms, to show what each change of the library's default did: the paper's design; the default
-#: before its feature map became softplus ("relu features"); that with read_scale="power"
+#: before its feature map became softplus ("relu features"); that with read_scale="power"; the
+#: default before its gates started slower ("gates -2", for GaLiTe too); and the multiscale gates
 MODELS: dict[str, tuple[str, str, dict]] = {
     **LEARNING_MODELS,
     "AGaLiTe (paper)": _agalite(variant="paper"),
-    "AGaLiTe (relu features)": _agalite(feature_map="relu"),
-    "AGaLiTe (relu, power read)": _agalite(feature_map="relu", read_scale="power"),
-    "AGaLiTe (power read)": _agalite(read_scale="power"),
+    "AGaLiTe (relu features)": _agalite(feature_map="relu", gate_init="slow"),
+    "AGaLiTe (relu, power read)": _agalite(feature_map="relu", read_scale="power", gate_init="slow"),
+    "AGaLiTe (power read)": _agalite(read_scale="power", gate_init="slow"),
+    "AGaLiTe (gates -2)": _agalite(gate_init="slow"),
+    "GaLiTe (gates -2)": _galite(gate_init="slow"),
+    "AGaLiTe (multiscale gates)": _agalite(gate_init="multiscale"),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 
@@ -179,8 +187,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(MODELS))
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     add_sweep_arguments(parser, [0, 1, 2, 3, 4], "smoke run: AGaLiTe and LSTM, recall-10, 1 seed, 2 rollouts", RESULTS)
+    parser.add_argument("--timesteps", type=int, default=None, help="one step budget for every task (default: each task's)")
     args = parser.parse_args(argv)
-    timesteps = None
+    timesteps = args.timesteps
     if args.quick:
         args.models, args.tasks, args.seeds, args.eval_episodes = ["AGaLiTe", "LSTM"], ["recall-10"], [0], 8
         timesteps = 2 * N_ENVS * PPO["n_steps"]
@@ -204,7 +213,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for task in tasks:
         columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})"))
     columns.append(("fps", lambda r: f"{r['fps']:.0f}"))
-    budgets = ", ".join(f"{t} {timesteps or TASKS[t][2] // 1000}{'' if timesteps else 'k'}" for t in tasks)
+    budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
     table = write_report(
         rows,
         args.out,

@@ -384,10 +384,10 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
     paper = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper")
     default = make_cell(name, INPUT_DIM, **SMALL[name])
     assert (paper.normaliser, paper.gate_init, paper.feature_map) == ("sum", "zero", "relu")
-    assert (default.normaliser, default.gate_init, default.feature_map) == ("bounded", "slow", "softplus")
+    assert (default.normaliser, default.gate_init, default.feature_map) == ("bounded", "slower", "softplus")
     assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
     bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
-    assert torch.all(bias[:, 18:30] == -2.0) and torch.all(bias[:, 36:] == -2.0)  # beta, g, p3
+    assert torch.all(bias[:, 18:30] == -3.0) and torch.all(bias[:, 36:] == -3.0)  # beta, g, p3
     assert torch.all(bias[:, :18] == 0) and torch.all(bias[:, 30:36] == 0)  # k, q, v, p1, p2
     mixed = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", normaliser="bounded")
     assert (mixed.normaliser, mixed.gate_init, mixed.feature_map) == ("bounded", "zero", "relu")
@@ -455,12 +455,32 @@ def test_softplus_features_keep_a_gradient_where_relu_features_are_dead(name):
     assert grads["softplus"] > 0.0
 
 
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+@pytest.mark.parametrize("gate_init, beta_span, key_bias", [("zero", (2, 2), 0.0), ("slow", (1 + math.exp(2), 1 + math.exp(2)), -2.0),
+                                                            ("slower", (1 + math.exp(3), 1 + math.exp(3)), -3.0),
+                                                            ("multiscale", (4, 256), -3.0)])  # fmt: skip
+def test_gate_init_sets_each_heads_memory_spans(name, gate_init, beta_span, key_bias):
+    """``1 / beta`` at initialisation (the value rows' memory span): one value per option, or log-spaced
+    from the shortest to the longest over each head's channels ("multiscale"); ``W_g``/``W_p3`` biases
+    constant; every other projection's bias zero."""
+    cell = make_cell(name, INPUT_DIM, **SMALL[name], gate_init=gate_init)
+    d, eta = SMALL[name]["d_head"], cell.blocks[0].mixer.features.eta
+    bias = cell.blocks[0].mixer.features.project.bias.detach().double().view(SMALL[name]["n_heads"], 5 * d + 3 * eta)
+    spans = 1 / torch.sigmoid(bias[:, 3 * d : 4 * d])
+    assert torch.allclose(spans[:, 0], torch.tensor(float(beta_span[0]), dtype=torch.float64), rtol=1e-5)
+    assert torch.allclose(spans[:, -1], torch.tensor(float(beta_span[1]), dtype=torch.float64), rtol=1e-5)
+    ratios = spans[:, 1:] / spans[:, :-1]
+    assert torch.allclose(ratios, ratios[0, 0].expand_as(ratios), rtol=1e-4)  # log-spaced (or constant)
+    assert torch.all(bias[:, 4 * d : 5 * d] == key_bias) and torch.all(bias[:, 5 * d + 2 * eta :] == key_bias)
+    assert torch.all(bias[:, : 3 * d] == 0) and torch.all(bias[:, 5 * d : 5 * d + 2 * eta] == 0)
+
+
 def test_unknown_variant_or_choice_is_named():
     with pytest.raises(ValueError, match="variant must be one of \\('default', 'paper'\\), got 'fast'"):
         make_cell("agalite", 4, variant="fast")
     with pytest.raises(ValueError, match="normaliser must be one of"):
         make_cell("galite", 4, normaliser="rms")
-    with pytest.raises(ValueError, match="gate_init must be one of"):
+    with pytest.raises(ValueError, match=r"gate_init must be one of \('zero', 'slow', 'slower', 'multiscale'\)"):
         make_cell("agalite", 4, gate_init="chrono")
     with pytest.raises(ValueError, match=r"feature_map must be one of \('relu', 'softplus'\), got 'elu'"):
         make_cell("galite", 4, feature_map="elu")

@@ -84,7 +84,7 @@ def collect_one_rollout(model):
 
 def sharpen_for_replay(model) -> None:
     """Open the blocks' gates (they start near the identity) and the memories' write gates (they
-    start slow, gate_init="slow"), scale up the linear cells' projections (at this tiny size
+    start slow, the variant's gate_init), scale up the linear cells' projections (at this tiny size
     s . q stays under the bounded normaliser's floor of 1, where the read is small), and sharpen
     the near-uniform initial policy, so that memory visibly moves log-probabilities and values."""
     for name, param in model.policy.named_parameters():
@@ -561,7 +561,7 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     assert (cell.name, cell.n_layers, cell.d_model, cell.eta, cell.r) == ("agalite", 1, 64, 4, 2)
     assert model.policy.cell_kwargs == DEFAULT_CELL_KWARGS["agalite"]
     assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set, cell.read_scale, cell.feature_map) == (
-        "default", "bounded", "slow", "dc", "2r", "softplus"
+        "default", "bounded", "slower", "dc", "2r", "softplus"
     )
     assert RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell_kwargs={})).policy.cell_actor.d_model == 128
 
@@ -573,7 +573,7 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     model.save(tmp_path / "default")
     saved = RtxPPO.load(tmp_path / "default").policy.cell_kwargs
     assert saved == {**DEFAULT_CELL_KWARGS["agalite"], "variant": "default", "normaliser": "bounded",
-                     "gate_init": "slow", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus"}  # fmt: skip
+                     "gate_init": "slower", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus"}  # fmt: skip
     assert_same_predictions(paper, loaded, steps=12, reset_prob=0.2)
 
 
