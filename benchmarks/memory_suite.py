@@ -53,17 +53,21 @@ def _galite(**choices: str) -> tuple[str, str, dict]:
 
 
 #: the models of the T-Maze learning sweep (same sizes), and, opt-in (--models), AGaLiTe's earlier
-#: forms, to show what each change of the library's default did: the paper's design; the default
-#: before its feature map became softplus ("relu features"); that with read_scale="power"; the
-#: default before its gates started slower ("gates -2", for GaLiTe too); and the multiscale gates
+#: defaults, to show what each change did (each spelled out, whatever the default becomes): the
+#: paper's design; relu features (with gates at -2 and the bounded normaliser); that with
+#: read_scale="power"; softplus features with gates at -2 ("gates -2", GaLiTe too); then with gates
+#: at -3 ("bounded normaliser", GaLiTe too); and the multiscale gates
+BOUNDED_SLOW = dict(normaliser="bounded", gate_init="slow")
 MODELS: dict[str, tuple[str, str, dict]] = {
     **LEARNING_MODELS,
     "AGaLiTe (paper)": _agalite(variant="paper"),
-    "AGaLiTe (relu features)": _agalite(feature_map="relu", gate_init="slow"),
-    "AGaLiTe (relu, power read)": _agalite(feature_map="relu", read_scale="power", gate_init="slow"),
-    "AGaLiTe (power read)": _agalite(read_scale="power", gate_init="slow"),
-    "AGaLiTe (gates -2)": _agalite(gate_init="slow"),
-    "GaLiTe (gates -2)": _galite(gate_init="slow"),
+    "AGaLiTe (relu features)": _agalite(feature_map="relu", **BOUNDED_SLOW),
+    "AGaLiTe (relu, power read)": _agalite(feature_map="relu", read_scale="power", **BOUNDED_SLOW),
+    "AGaLiTe (power read)": _agalite(read_scale="power", **BOUNDED_SLOW),
+    "AGaLiTe (gates -2)": _agalite(**BOUNDED_SLOW),
+    "GaLiTe (gates -2)": _galite(**BOUNDED_SLOW),
+    "AGaLiTe (bounded normaliser)": _agalite(normaliser="bounded"),
+    "GaLiTe (bounded normaliser)": _galite(normaliser="bounded"),
     "AGaLiTe (multiscale gates)": _agalite(gate_init="multiscale"),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]

@@ -13,7 +13,10 @@ noise dimensions) and records, besides the final success rate:
   ``|d logits(query) / d obs(query step)|``: how much of the decision can reach back to the cue;
 * for the linear-attention cells (first layer): ``write_gate_cue`` and ``write_gate_delay``, the mean
   key write gate ``gamma`` at the cue step and during the delay (1 - gamma is the decay), and
-  ``cue_share``: the share of the query's normaliser mass ``s . q`` that comes from the cue's key.
+  ``cue_share``: the share of the query's normaliser mass ``s . q`` that comes from the cue's key;
+  ``read_denominator``: the median over heads and episodes of the read's denominator at the query
+  step before any floor (``s . q``, times ``2 r`` for AGaLiTe), and ``floor_binds``: the share of
+  them under 1, where the bounded normaliser's ``max(., 1)`` leaves the read an unnormalised sum.
 
     python -m benchmarks.recall_diagnostics            # every configuration, seeds 0-4 (about 25 min)
     python -m benchmarks.recall_diagnostics --configs "AGaLiTe paper" "AGaLiTe default"
@@ -42,6 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: the memory suite's recall-10 task
 TASK = TASKS["recall-10"][1]
 
+SOFTPLUS_SLOWER = dict(feature_map="softplus", gate_init="slower")
 #: label -> (cell, cell_kwargs): the paper's form, each of the default's three changes alone on top
 #: of it, the default (all three), and the baselines
 CONFIGS: dict[str, tuple[str, dict]] = {
@@ -53,6 +57,11 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "GaLiTe paper": ("galite", dict(SMALL, eta=4, variant="paper")),
     "GaLiTe default": ("galite", dict(SMALL, eta=4)),
     "LSTM": ("lstm", dict(hidden_size=128)),
+    # with softplus features and gate biases at -3: which normaliser (explicit, whatever the default)
+    "AGaLiTe softplus, -3, bounded": ("agalite", dict(SMALL, eta=4, r=2, **SOFTPLUS_SLOWER, normaliser="bounded")),
+    "AGaLiTe softplus, -3, sum": ("agalite", dict(SMALL, eta=4, r=2, **SOFTPLUS_SLOWER, normaliser="sum")),
+    "GaLiTe softplus, -3, bounded": ("galite", dict(SMALL, eta=4, **SOFTPLUS_SLOWER, normaliser="bounded")),
+    "GaLiTe softplus, -3, sum": ("galite", dict(SMALL, eta=4, **SOFTPLUS_SLOWER, normaliser="sum")),
 }
 
 
@@ -124,6 +133,10 @@ def measure(model: Any, seed: int, episodes: int = 256) -> dict[str, float]:
             survive = torch.cat([keep, torch.ones_like(gamma[:1])])  # (T, B, H, F)
             mass = ((gamma * keys * survive) * query).sum(-1)  # (T, B, H): each step's share of s . q
             result["cue_share"] = float((mass[0] / mass.sum(0).clamp_min(1e-12)).mean())
+            # the read's denominator at the query step (AGaLiTe scales s . q by its divisor, 2 r)
+            denominator = mass.sum(0) * getattr(mixer, "divisor", 1.0)
+            result["read_denominator"] = float(denominator.median())
+            result["floor_binds"] = float((denominator < 1.0).float().mean())
             result["write_gate_cue"] = float(gamma[0].mean())
             result["write_gate_delay"] = float(gamma[1:-1].mean())
     return result
@@ -201,7 +214,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = [{"label": label} for label in args.configs]
     columns: list[tuple[str, Any]] = [("configuration:", lambda r: r["label"])]
     for key, fmt in [("success", "{:.2f}"), ("cue_probe", "{:.2f}"), ("grad_norm", "{:.2g}"), ("grad_norm_max", "{:.2g}"), ("cue_signal", "{:.2g}"),
-                     ("cue_share", "{:.2f}"), ("write_gate_cue", "{:.2f}"), ("write_gate_delay", "{:.3f}")]:
+                     ("cue_share", "{:.2f}"), ("write_gate_cue", "{:.2f}"), ("write_gate_delay", "{:.3f}"),
+                     ("read_denominator", "{:.2g}"), ("floor_binds", "{:.2f}")]:
         for row in rows:
             row[key] = stat(row["label"], key, fmt)
         columns.append((key, lambda r, k=key: r[k]))

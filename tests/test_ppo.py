@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import gymnasium as gym
@@ -487,10 +488,13 @@ def test_non_finite_loss_stops_before_the_optimizer_step(monkeypatch):
     with pytest.raises(FloatingPointError, match=r"non-finite (loss|gradient) at update 0 .*value_loss .*not changed"):
         model.learn(64)
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
-    # power: without the check, that update poisons the parameters and training dies later, in torch
+    # power: without the check, that update poisons the parameters (training then dies later in
+    # torch, "Expected parameter logits", where the distributions validate their arguments)
     monkeypatch.setattr("sb3_rtx.ppo.check_finite_update", lambda *args: None)
-    with pytest.raises(ValueError, match="Expected parameter logits"):
-        overflowing_model().learn(64)
+    poisoned = overflowing_model()
+    with contextlib.suppress(ValueError):
+        poisoned.learn(64)
+    assert not all(torch.isfinite(p).all() for p in poisoned.policy.parameters())
 
 
 def test_state_for_another_number_of_envs_is_named():
@@ -561,7 +565,7 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     assert (cell.name, cell.n_layers, cell.d_model, cell.eta, cell.r) == ("agalite", 1, 64, 4, 2)
     assert model.policy.cell_kwargs == DEFAULT_CELL_KWARGS["agalite"]
     assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set, cell.read_scale, cell.feature_map) == (
-        "default", "bounded", "slower", "dc", "2r", "softplus"
+        "default", "sum", "slower", "dc", "2r", "softplus"
     )
     assert RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell_kwargs={})).policy.cell_actor.d_model == 128
 
@@ -572,7 +576,7 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     assert (loaded.policy.cell_actor.normaliser, loaded.policy.cell_actor.frequency_set) == ("sum", "reference")
     model.save(tmp_path / "default")
     saved = RtxPPO.load(tmp_path / "default").policy.cell_kwargs
-    assert saved == {**DEFAULT_CELL_KWARGS["agalite"], "variant": "default", "normaliser": "bounded",
+    assert saved == {**DEFAULT_CELL_KWARGS["agalite"], "variant": "default", "normaliser": "sum",
                      "gate_init": "slower", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus"}  # fmt: skip
     assert_same_predictions(paper, loaded, steps=12, reset_prob=0.2)
 
