@@ -409,25 +409,32 @@ def test_power_read_scale_is_the_oscillators_mean_power_and_variants_keep_2r(fre
         assert (built.read_scale, built.blocks[0].mixer.divisor) == ("2r", 2 * r)
 
 
-@pytest.mark.parametrize("name", ["galite", "agalite"])
-def test_bounded_normaliser_bounds_the_query_gradient(name):
-    """A query with near-zero features: the paper's 1 / (s . q + eps) gives a gradient of order
-    1 / (s . q) (the cause of the exploding gradients under PPO); the bounded form does not. (With
-    the paper's relu feature map, where a shrunk projection gives near-zero features.)"""
-    torch.manual_seed(0)
+def query_gradient_norms(name: str, **cell_kwargs) -> dict[str, float]:
+    """Per normaliser, the norm of the projection's gradient when the query's projections are
+    shrunk 1e4-fold, so that relu query features are near zero at every step (same input and
+    weights for both normalisers)."""
     norms = {}
     for normaliser in ("sum", "bounded"):
-        cell = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", normaliser=normaliser).double()
+        torch.manual_seed(0)
+        cell = make_cell(name, INPUT_DIM, **SMALL[name], **cell_kwargs, normaliser=normaliser).double()
         x = torch.randn(6, 2, INPUT_DIM, dtype=torch.float64)
         mixer = cell.blocks[0].mixer
-        # shrink the query's projection so q = relu(W_q h) x relu(W_p2 h) is tiny at every step
-        with torch.no_grad():
+        with torch.no_grad():  # W_q (columns 6-12 of each head) and W_p2 (33-36)
             columns = mixer.features.project.weight.view(2, 5 * 6 + 3 * 3, -1)
             columns[:, 6:12] *= 1e-4
             columns[:, 33:36] *= 1e-4
         y, _ = cell(x, None, None)
         y.sum().backward()
         norms[normaliser] = mixer.features.project.weight.grad.norm().item()
+    return norms
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_bounded_normaliser_bounds_the_query_gradient(name):
+    """A query with near-zero features: the paper's 1 / (s . q + eps) gives a gradient of order
+    1 / (s . q) (the cause of the exploding gradients under PPO); the bounded form does not. (With
+    the paper's relu feature map, where a shrunk projection gives near-zero features.)"""
+    norms = query_gradient_norms(name, variant="paper")
     assert norms["sum"] > 1e3 * norms["bounded"]
     assert norms["bounded"] < 1e2
 
@@ -438,21 +445,9 @@ def test_default_keeps_the_papers_normaliser_with_a_bounded_gradient(name):
     from 0, so the query that made the paper's relu form explode (previous test) leaves the default's
     gradient small. The bounded normaliser's floor, under which slow gates keep s . q at the start
     of an episode, shrinks the read and the gradient that reaches the memory instead."""
-    torch.manual_seed(0)
-    norms = {}
-    for normaliser in ("sum", "bounded"):
-        cell = make_cell(name, INPUT_DIM, **SMALL[name], normaliser=normaliser).double()
-        assert cell.normaliser == normaliser and cell.feature_map == "softplus"
-        x = torch.randn(6, 2, INPUT_DIM, dtype=torch.float64)
-        mixer = cell.blocks[0].mixer
-        with torch.no_grad():
-            columns = mixer.features.project.weight.view(2, 5 * 6 + 3 * 3, -1)
-            columns[:, 6:12] *= 1e-4
-            columns[:, 33:36] *= 1e-4
-        y, _ = cell(x, None, None)
-        y.sum().backward()
-        norms[normaliser] = mixer.features.project.weight.grad.norm().item()
-    assert make_cell(name, INPUT_DIM, **SMALL[name]).normaliser == "sum"
+    default = make_cell(name, INPUT_DIM, **SMALL[name])
+    assert (default.normaliser, default.feature_map) == ("sum", "softplus")
+    norms = query_gradient_norms(name)
     assert norms["sum"] < 10.0  # the paper's relu form: over 1e3 times the bounded one's
     # measured 3-20x: s . q under the floor of 1 leaves the bounded read (and its gradient) small
     assert norms["bounded"] < norms["sum"] / 2
