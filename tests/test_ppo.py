@@ -86,7 +86,7 @@ def collect_one_rollout(model):
 def sharpen_for_replay(model) -> None:
     """Open the blocks' gates (they start near the identity) and the memories' write gates (they
     start slow, the variant's gate_init), scale up the linear cells' projections (at this tiny size
-    s . q stays under the bounded normaliser's floor of 1, where the read is small), and sharpen
+    and with slow write gates the memory's read is small), and sharpen
     the near-uniform initial policy, so that memory visibly moves log-probabilities and values."""
     for name, param in model.policy.named_parameters():
         if name.endswith("gate_bias") or name.endswith("features.project.bias"):
