@@ -56,8 +56,10 @@ def _galite(**choices: str) -> tuple[str, str, dict]:
 #: defaults, to show what each change did (each spelled out, whatever the default becomes): the
 #: paper's design; relu features (with gates at -2 and the bounded normaliser); that with
 #: read_scale="power"; softplus features with gates at -2 ("gates -2", GaLiTe too); then with gates
-#: at -3 ("bounded normaliser", GaLiTe too); and the multiscale gates
-BOUNDED_SLOW = dict(normaliser="bounded", gate_init="slow")
+#: at -3 ("bounded normaliser", GaLiTe too); then the paper's normaliser ("no read norm", GaLiTe
+#: too); and the multiscale gates. All but the last were measured before the read norm existed.
+NO_READ_NORM = dict(read_norm="none")
+BOUNDED_SLOW = dict(normaliser="bounded", gate_init="slow", **NO_READ_NORM)
 MODELS: dict[str, tuple[str, str, dict]] = {
     **LEARNING_MODELS,
     "AGaLiTe (paper)": _agalite(variant="paper"),
@@ -66,8 +68,10 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (power read)": _agalite(read_scale="power", **BOUNDED_SLOW),
     "AGaLiTe (gates -2)": _agalite(**BOUNDED_SLOW),
     "GaLiTe (gates -2)": _galite(**BOUNDED_SLOW),
-    "AGaLiTe (bounded normaliser)": _agalite(normaliser="bounded"),
-    "GaLiTe (bounded normaliser)": _galite(normaliser="bounded"),
+    "AGaLiTe (bounded normaliser)": _agalite(normaliser="bounded", **NO_READ_NORM),
+    "GaLiTe (bounded normaliser)": _galite(normaliser="bounded", **NO_READ_NORM),
+    "AGaLiTe (no read norm)": _agalite(**NO_READ_NORM),
+    "GaLiTe (no read norm)": _galite(**NO_READ_NORM),
     "AGaLiTe (multiscale gates)": _agalite(gate_init="multiscale"),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]

@@ -61,11 +61,12 @@ RESOLVED_CHOICES = {
     "frequencies": "frequency_set",
     "read_scale": "read_scale",
     "feature_map": "feature_map",
+    "read_norm": "read_norm",
 }
 #: choices added to :data:`RESOLVED_CHOICES` after a version that already recorded the others,
 #: with what a model saved by that version computed: such a model records every other choice and
 #: not these, and loads with these values, unchanged (see :meth:`RtxActorCriticPolicy.resolved_cell_kwargs`)
-LATER_CHOICES = {"feature_map": "relu"}
+LATER_CHOICES = {"feature_map": "relu", "read_norm": "none"}
 #: what every saved GaLiTe / AGaLiTe model records since choices were first recorded
 FIRST_RECORDED_CHOICES = ("variant", "normaliser", "gate_init")
 

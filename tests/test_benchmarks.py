@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.zoo_scores", "zoo_scores_quick.md"),
         ("benchmarks.state_precision", "state_precision_quick.md"),
         ("benchmarks.recall_diagnostics", "recall_diagnostics_quick.md"),
+        ("benchmarks.init_probe", "init_probe_quick.md"),
         ("benchmarks.export_latency", "export_latency_quick.md"),
     ],
 )

@@ -377,22 +377,24 @@ def test_compile_failure_warns_and_acts_eagerly():
 @pytest.mark.parametrize("name", ["galite", "agalite"])
 def test_paper_variant_is_the_papers_design_and_default_differs(name):
     """variant="paper" keeps the paper's equations and initialisation; the default changes exactly
-    the normaliser, the gate biases and the feature map (AGaLiTe also its frequencies), and each can
-    be set alone."""
+    the normaliser, the gate biases, the feature map and the read norm (AGaLiTe also its frequencies),
+    and each can be set alone."""
     from sb3_rtx.cells.galite import NORMALISER_EPS
 
     paper = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper")
     default = make_cell(name, INPUT_DIM, **SMALL[name])
-    assert (paper.normaliser, paper.gate_init, paper.feature_map) == ("sum", "zero", "relu")
-    assert (default.normaliser, default.gate_init, default.feature_map) == ("sum", "slower", "softplus")
+    assert (paper.normaliser, paper.gate_init, paper.feature_map, paper.read_norm) == ("sum", "zero", "relu", "none")
+    assert (default.normaliser, default.gate_init, default.feature_map, default.read_norm) == (
+        "sum", "slower", "softplus", "rms"
+    )  # fmt: skip
     assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
     bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
     assert torch.all(bias[:, 18:30] == -3.0) and torch.all(bias[:, 36:] == -3.0)  # beta, g, p3
     assert torch.all(bias[:, :18] == 0) and torch.all(bias[:, 30:36] == 0)  # k, q, v, p1, p2
     mixed = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", normaliser="bounded")
     assert (mixed.normaliser, mixed.gate_init, mixed.feature_map) == ("bounded", "zero", "relu")
-    mixed = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", feature_map="softplus")
-    assert (mixed.normaliser, mixed.feature_map) == ("sum", "softplus")
+    mixed = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", feature_map="softplus", read_norm="rms")
+    assert (mixed.normaliser, mixed.feature_map, mixed.read_norm) == ("sum", "softplus", "rms")
     if name == "agalite":
         assert paper.frequency_set == "reference" and default.frequency_set != "reference"
     assert NORMALISER_EPS < 1e-5  # the paper's eps is what makes its gradient blow up (next test)
@@ -440,17 +442,50 @@ def test_bounded_normaliser_bounds_the_query_gradient(name):
 
 
 @pytest.mark.parametrize("name", ["galite", "agalite"])
-def test_default_keeps_the_papers_normaliser_with_a_bounded_gradient(name):
-    """The default reads with the paper's 1 / (s . q + eps): its softplus features keep s . q away
-    from 0, so the query that made the paper's relu form explode (previous test) leaves the default's
-    gradient small. The bounded normaliser's floor, under which slow gates keep s . q at the start
-    of an episode, shrinks the read and the gradient that reaches the memory instead."""
-    default = make_cell(name, INPUT_DIM, **SMALL[name])
-    assert (default.normaliser, default.feature_map) == ("sum", "softplus")
-    norms = query_gradient_norms(name)
+def test_default_features_keep_the_papers_normaliser_gradient_bounded(name):
+    """The default's softplus features keep s . q away from 0, so the query that made the paper's
+    relu form explode (previous test) leaves the paper's 1 / (s . q + eps) with a small gradient; the
+    bounded normaliser's floor, under which slow gates keep s . q at the start of an episode, shrinks
+    the read and the gradient that reaches the memory instead. (Without the read norm, which divides
+    the normaliser out: next test.)"""
+    norms = query_gradient_norms(name, read_norm="none")
     assert norms["sum"] < 10.0  # the paper's relu form: over 1e3 times the bounded one's
     # measured 3-20x: s . q under the floor of 1 leaves the bounded read (and its gradient) small
     assert norms["bounded"] < norms["sum"] / 2
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_read_norm_gives_each_head_a_unit_scale_read_whatever_the_write_scale(name, monkeypatch):
+    """``read_norm="rms"`` (the default): each head's read reaches the output projection at unit root
+    mean square, so the memory's share of the block output no longer shrinks with the write gate
+    (values are written scaled by beta, about 0.05 at initialisation), and the per-head normaliser
+    ``s . q`` divides out (any normaliser computes the same); ``"none"``, the paper's, scales with
+    the values. (Exactly so without the norm's eps, which this test sets to 0.)"""
+    monkeypatch.setattr("sb3_rtx.cells.galite.READ_NORM_EPS", 0.0)
+    torch.manual_seed(0)
+    x = torch.randn(7, 3, INPUT_DIM, dtype=torch.float64)
+    d, n_heads = SMALL[name]["d_head"], SMALL[name]["n_heads"]
+    outputs = {}
+    for read_norm in ("rms", "none"):
+        for normaliser in ("sum", "bounded"):
+            for value_scale in (1.0, 0.1):
+                torch.manual_seed(1)
+                cell = make_cell(name, INPUT_DIM, **SMALL[name], read_norm=read_norm, normaliser=normaliser).double()
+                with torch.no_grad():  # W_v: columns 2d-3d of each head
+                    weight = cell.blocks[0].mixer.features.project.weight.view(n_heads, 5 * d + 3 * 3, -1)
+                    weight[:, 2 * d : 3 * d] *= value_scale
+                outputs[read_norm, normaliser, value_scale] = cell(x, None, None)[0]
+        # each head's read on its own: scaling one head leaves the projection's input unchanged with "rms"
+        features = cell.blocks[0].mixer.features
+        read = torch.randn(7, 3, n_heads, d, dtype=torch.float64)
+        scaled = read * torch.tensor([0.01, 5.0], dtype=torch.float64)[:n_heads, None]
+        unchanged = torch.allclose(features.merge_heads(scaled), features.merge_heads(read), atol=1e-9)
+        assert unchanged == (read_norm == "rms")
+    reference = outputs["rms", "sum", 1.0]
+    for key in [("rms", "sum", 0.1), ("rms", "bounded", 1.0), ("rms", "bounded", 0.1)]:
+        assert torch.allclose(outputs[key], reference, atol=1e-9), key
+    assert not torch.allclose(outputs["none", "sum", 0.1], outputs["none", "sum", 1.0], atol=1e-3)
+    assert not torch.allclose(outputs["none", "sum", 1.0], reference, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", ["galite", "agalite"])
@@ -505,5 +540,7 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("agalite", 4, gate_init="chrono")
     with pytest.raises(ValueError, match=r"feature_map must be one of \('relu', 'softplus'\), got 'elu'"):
         make_cell("galite", 4, feature_map="elu")
+    with pytest.raises(ValueError, match=r"read_norm must be one of \('rms', 'none'\), got 'layer'"):
+        make_cell("galite", 4, read_norm="layer")
     with pytest.raises(ValueError, match=r"read_scale must be one of \('2r', 'power'\), got 'unit'"):
         make_cell("agalite", 4, read_scale="unit")

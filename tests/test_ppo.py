@@ -564,9 +564,8 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     cell = model.policy.cell_actor
     assert (cell.name, cell.n_layers, cell.d_model, cell.eta, cell.r) == ("agalite", 1, 64, 4, 2)
     assert model.policy.cell_kwargs == DEFAULT_CELL_KWARGS["agalite"]
-    assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set, cell.read_scale, cell.feature_map) == (
-        "default", "sum", "slower", "dc", "2r", "softplus"
-    )
+    assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set, cell.read_scale, cell.feature_map,
+            cell.read_norm) == ("default", "sum", "slower", "dc", "2r", "softplus", "rms")  # fmt: skip
     assert RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell_kwargs={})).policy.cell_actor.d_model == 128
 
     paper = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32,
@@ -577,23 +576,29 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     model.save(tmp_path / "default")
     saved = RtxPPO.load(tmp_path / "default").policy.cell_kwargs
     assert saved == {**DEFAULT_CELL_KWARGS["agalite"], "variant": "default", "normaliser": "sum",
-                     "gate_init": "slower", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus"}  # fmt: skip
+                     "gate_init": "slower", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus",
+                     "read_norm": "rms"}  # fmt: skip
     assert_same_predictions(paper, loaded, steps=12, reset_prob=0.2)
 
 
-def test_a_model_saved_before_the_feature_map_choice_loads_with_relu_features(tmp_path):
+def test_models_saved_before_a_choice_existed_load_computing_what_they_computed(tmp_path):
     """0.1 saved models recorded variant, normaliser, gate_init (and AGaLiTe's frequencies and read
-    scale) but not the feature map, which was relu: they must load computing what they computed."""
+    scale) but not the feature map, which was relu, nor the read norm, which was none; models saved
+    since the feature map was recorded lack only the read norm. Each must load unchanged."""
     old_kwargs = {**TINY["agalite"], "variant": "default", "normaliser": "bounded", "gate_init": "slow",
                   "frequencies": "dc", "read_scale": "2r"}  # fmt: skip
-    old = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, policy_kwargs=dict(cell_kwargs=old_kwargs))
-    assert old.policy.cell_actor.feature_map == "relu"
-    old.save(tmp_path / "old")
-    assert RtxPPO.load(tmp_path / "old").policy.cell_actor.feature_map == "relu"
+    for kwargs in (old_kwargs, {**old_kwargs, "feature_map": "softplus"}):
+        old = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, policy_kwargs=dict(cell_kwargs=kwargs))
+        expected = (kwargs.get("feature_map", "relu"), "none")
+        assert (old.policy.cell_actor.feature_map, old.policy.cell_actor.read_norm) == expected
+        old.save(tmp_path / "old")
+        loaded = RtxPPO.load(tmp_path / "old")
+        assert (loaded.policy.cell_actor.feature_map, loaded.policy.cell_actor.read_norm) == expected
+        assert_same_predictions(old, loaded, steps=8, reset_prob=0.2)
     # a user's keywords that do not spell out every recorded choice get today's default
     new = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32,
                  policy_kwargs=dict(cell_kwargs={**TINY["agalite"], "normaliser": "bounded"}))  # fmt: skip
-    assert new.policy.cell_actor.feature_map == "softplus"
+    assert (new.policy.cell_actor.feature_map, new.policy.cell_actor.read_norm) == ("softplus", "rms")
 
 
 def test_load_with_fewer_envs_works_like_ppo(tmp_path):

@@ -34,6 +34,10 @@ the oscillators' mean power ``P`` (1.5 for ``"dc"`` at ``r = 2``, ``r`` for ``"r
 ``r``. At the start of training the memory's contribution to the block's output, and the gradient
 that teaches it, shrink with it.
 
+With ``read_norm="rms"`` (the default variant, see :mod:`sb3_rtx.cells.galite`) each head's read is
+divided by its root mean square, so this divisor, like the normaliser, divides out: the read scale
+only matters with ``read_norm="none"``.
+
 * ``"2r"`` (paper, and both variants): ``a = sum_j vt_j (kt_j . q) / (2 r (s . q))``.
 * ``"power"`` (an option): divide by ``P (s . q)`` instead, so a value read back through its own
   key returns at its own scale whatever ``r`` and the frequencies; no cost. Measured (docs,
@@ -42,7 +46,7 @@ that teaches it, shrink with it.
   default until it is better on both.
 
 Variants (``variant="default" | "paper"``) choose the frequencies together with GaLiTe's choices of
-normaliser, gate initialisation and feature map (see :mod:`sb3_rtx.cells.galite`).
+normaliser, gate initialisation, feature map and read norm (see :mod:`sb3_rtx.cells.galite`).
 
 All sets are rational multiples of pi, so every cosine is periodic in ``n``; the counter is kept
 modulo that period, which keeps it exact in float32 however long an episode runs. Unlike the
@@ -209,10 +213,11 @@ class AGaLiTe(GatedTransformerCell):
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta, r: sizes (paper's T-Maze defaults)
     :param frequencies: ``"reference"`` (paper), ``"distinct"`` or ``"dc"`` (default variant); None
         takes the variant's (see module docstring)
-    :param variant: ``"default"`` (softplus features, slower gates, ``"dc"``) or ``"paper"``
+    :param variant: ``"default"`` (softplus features, slower gates, a normalised read, ``"dc"``) or ``"paper"``
     :param normaliser: ``"sum"`` or ``"bounded"``, overriding the variant's
     :param gate_init: ``"slower"``, ``"slow"``, ``"multiscale"`` or ``"zero"``, overriding the variant's
     :param feature_map: ``"softplus"`` or ``"relu"``, overriding the variant's
+    :param read_norm: ``"rms"`` or ``"none"``, overriding the variant's
     :param read_scale: ``"2r"`` (both variants) or ``"power"``, what ``s . q`` is multiplied
         by in the read's normaliser (see :func:`read_divisor`); None takes the variant's
     """
@@ -235,16 +240,19 @@ class AGaLiTe(GatedTransformerCell):
         gate_init: str | None = None,
         read_scale: str | None = None,
         feature_map: str | None = None,
+        read_norm: str | None = None,
     ) -> None:
         check_positive_int("AGaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, r=r)
-        choices = resolve_variant("AGaLiTe", variant, normaliser=normaliser, gate_init=gate_init, feature_map=feature_map)
+        choices = resolve_variant(
+            "AGaLiTe", variant, normaliser=normaliser, gate_init=gate_init, feature_map=feature_map, read_norm=read_norm
+        )
         frequencies = VARIANT_FREQUENCIES[variant] if frequencies is None else frequencies
         omegas, period = oscillator_frequencies(r, frequencies)
         read_scale = VARIANT_READ_SCALES[variant] if read_scale is None else read_scale
         divisor = read_divisor(omegas, period, read_scale)
         self.read_scale = read_scale
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
-        self.feature_map = choices.feature_map
+        self.feature_map, self.read_norm = choices.feature_map, choices.read_norm
         self.n_heads, self.d_head, self.eta, self.r = n_heads, d_head, eta, r
         self.frequency_set, self.period = frequencies, period
         super().__init__(
