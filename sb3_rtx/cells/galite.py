@@ -18,7 +18,7 @@ and ``C`` is only carried from chunk to chunk. Decays are floored at exp(-10) on
 Variants (``variant=``), shared with AGaLiTe; each choice can also be set on its own:
 
 * ``"paper"``: the equations above with the paper's feature map ``phi = relu`` and zero-bias gates
-  (``normaliser="sum"``, ``gate_init="zero"``, ``feature_map="relu"``).
+  (``normaliser="sum"``, ``gate_init="zero"``, ``feature_map="relu"``, ``read_norm="none"``).
 * ``"default"``: three changes, each measured on noisy cue recall (docs, "Learning memory"), and the
   paper's normaliser kept:
 
@@ -160,11 +160,15 @@ class GatedFeatures(nn.Module):
     gradients several times faster.
     """
 
+    #: ``read_norm="rms"``; a class default so that features pickled before the choice existed read
+    #: as they did
+    normalise_read: bool = False
+
     def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, choices: GatedChoices) -> None:
         super().__init__()
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
         self.feature_map = FEATURE_MAPS[choices.feature_map]
-        self.read_norm = choices.read_norm == "rms"
+        self.normalise_read = choices.read_norm == "rms"
         # one matmul for W_k, W_q, W_v, W_beta, W_g (d each) and W_p1, W_p2, W_p3 (eta each)
         self.project = orthogonal_linear(d_model, n_heads * (5 * d_head + 3 * eta))
         self.out = orthogonal_linear(n_heads * d_head, d_model)
@@ -228,7 +232,7 @@ class GatedFeatures(nn.Module):
     def merge_heads(self, a: torch.Tensor) -> torch.Tensor:
         """``(T, B, H, d)`` -> ``(T, B, d_model)``, each head's read first divided by its root mean
         square with ``read_norm="rms"``."""
-        if self.read_norm:
+        if self.normalise_read:
             a = a * torch.rsqrt(a.pow(2).mean(-1, keepdim=True) + READ_NORM_EPS)
         return linear(self.out, a.flatten(-2))
 
