@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks.learning import SMALL
 from benchmarks.memory_suite import NOISY_RECALL
-from benchmarks.recall_diagnostics import probe_accuracy
+from benchmarks.recall_diagnostics import fresh_episodes, probe_accuracy
 from benchmarks.report import write_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -50,15 +50,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
 @lru_cache(maxsize=16)  # every configuration reads the same episodes
 def episodes(delay: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` fresh CueRecall episodes ``(delay + 2, count, obs_dim)`` and their cues."""
-    from sb3_rtx.envs import CueRecallEnv
-
-    env = CueRecallEnv(**NOISY_RECALL, delay=delay)
-    rng = np.random.default_rng(seed)
-    obs = np.zeros((delay + 2, count, env.observation_space.shape[0]), dtype=np.float32)
-    for b in range(count):
-        obs[0, b] = env.reset(seed=int(rng.integers(1 << 30)))[0]
-        for t in range(1, delay + 2):
-            obs[t, b] = env.step(0)[0]
+    obs = fresh_episodes(dict(NOISY_RECALL, delay=delay), count, seed)
     return obs, obs[0, :, : NOISY_RECALL["n_cues"]].argmax(-1)
 
 

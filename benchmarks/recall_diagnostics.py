@@ -86,23 +86,30 @@ def probe_accuracy(features: Any, labels: Any, steps: int = 300) -> float:
         return float((probe(x[half:]).argmax(-1) == labels[half:]).float().mean())
 
 
+def fresh_episodes(env_kwargs: dict, count: int, seed: int) -> np.ndarray:
+    """``count`` fresh CueRecall episodes as one batch ``(delay + 2, count, obs_dim)`` (actions are
+    ignored before the query; the cue is in ``obs[0, :, :n_cues]``)."""
+    from sb3_rtx.envs import CueRecallEnv
+
+    env = CueRecallEnv(**env_kwargs)
+    rng = np.random.default_rng(seed)
+    obs = np.zeros((env.delay + 2, count, env.observation_space.shape[0]), dtype=np.float32)
+    for b in range(count):
+        obs[0, b] = env.reset(seed=int(rng.integers(1 << 30)))[0]
+        for t in range(1, env.delay + 2):
+            obs[t, b] = env.step(0)[0]
+    return obs
+
+
 def measure(model: Any, seed: int, episodes: int = 256) -> dict[str, float]:
     """The signal measurements above on ``episodes`` fresh episodes, all in one batch."""
     import torch
 
-    from sb3_rtx.envs import CueRecallEnv
     from sb3_rtx.cells.factored_attention import outer
 
     policy = model.policy
-    env = CueRecallEnv(**TASK)
     length = TASK["delay"] + 2
-    rng = np.random.default_rng(seed)
-    obs = np.zeros((length, episodes, env.observation_space.shape[0]), dtype=np.float32)
-    for b in range(episodes):
-        first, _ = env.reset(seed=int(rng.integers(1 << 30)))
-        obs[0, b] = first
-        for t in range(1, length):
-            obs[t, b] = env.step(0)[0]
+    obs = fresh_episodes(TASK, episodes, seed)
     obs_t = torch.as_tensor(obs.reshape(length * episodes, -1), device=policy.device).requires_grad_()
     starts = torch.zeros(length, episodes, device=policy.device)
     starts[0] = 1.0
