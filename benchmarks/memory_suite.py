@@ -44,8 +44,11 @@ from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mea
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-def _agalite(**choices: str) -> tuple[str, str, dict]:
-    return "RtxPPO", "MlpRtxPolicy", dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, **choices))
+def _agalite(shared_cell: bool = True, **choices: str) -> tuple[str, str, dict]:
+    policy_kwargs: dict[str, Any] = dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, **choices))
+    if not shared_cell:
+        policy_kwargs["shared_cell"] = False
+    return "RtxPPO", "MlpRtxPolicy", policy_kwargs
 
 
 def _galite(**choices: str) -> tuple[str, str, dict]:
@@ -58,6 +61,7 @@ def _galite(**choices: str) -> tuple[str, str, dict]:
 #: read_scale="power"; softplus features with gates at -2 ("gates -2", GaLiTe too); then with gates
 #: at -3 ("bounded normaliser", GaLiTe too); then the paper's normaliser ("no read norm", GaLiTe
 #: too); and the multiscale gates. All but the last were measured before the read norm existed.
+#: "critic cell": the default AGaLiTe with a cell of its own for the critic (shared_cell=False).
 NO_READ_NORM = dict(read_norm="none")
 BOUNDED_SLOW = dict(normaliser="bounded", gate_init="slow", **NO_READ_NORM)
 MODELS: dict[str, tuple[str, str, dict]] = {
@@ -73,6 +77,7 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (no read norm)": _agalite(**NO_READ_NORM),
     "GaLiTe (no read norm)": _galite(**NO_READ_NORM),
     "AGaLiTe (multiscale gates)": _agalite(gate_init="multiscale"),
+    "AGaLiTe (critic cell)": _agalite(shared_cell=False),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 

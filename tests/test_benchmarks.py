@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.state_precision", "state_precision_quick.md"),
         ("benchmarks.recall_diagnostics", "recall_diagnostics_quick.md"),
         ("benchmarks.init_probe", "init_probe_quick.md"),
+        ("benchmarks.signal_budget", "signal_budget_quick.md"),
         ("benchmarks.export_latency", "export_latency_quick.md"),
     ],
 )
