@@ -121,11 +121,12 @@ def train(label: str, delay: int, signal: str, seed: int, max_episodes: int, bat
         if signal == "supervised":
             loss = torch.nn.functional.cross_entropy(logits[-1], target)
         else:
-            answer = torch.distributions.Categorical(logits=logits[-1]).sample()
+            at_query = torch.distributions.Categorical(logits=logits[-1])
+            answer = at_query.sample()
             reward = (answer == target).float()
             advantage = reward - values[-1].detach()
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-            log_prob = torch.distributions.Categorical(logits=logits[-1]).log_prob(answer)
+            log_prob = at_query.log_prob(answer)
             value_loss = (values - discount * reward).square().mean()
             entropy = distribution.entropy().mean()
             loss = -(advantage * log_prob).mean() + model.vf_coef * value_loss - model.ent_coef * entropy
