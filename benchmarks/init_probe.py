@@ -50,8 +50,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
 @lru_cache(maxsize=16)  # every configuration reads the same episodes
 def episodes(delay: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` fresh CueRecall episodes ``(delay + 2, count, obs_dim)`` and their cues."""
-    obs = fresh_episodes(dict(NOISY_RECALL, delay=delay), count, seed)
-    return obs, obs[0, :, : NOISY_RECALL["n_cues"]].argmax(-1)
+    return fresh_episodes(dict(NOISY_RECALL, delay=delay), count, seed)
 
 
 def measure(cell_name: str, cell_kwargs: dict, delay: int, seed: int, count: int) -> dict[str, float]:
@@ -108,6 +107,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 row[f"{where}_{delay}_seeds"] = " ".join(f"{v:.2f}" for v in values)
         print(row, flush=True)
         rows.append(row)
+
     def cell(row: dict, key: str) -> str:
         return "-" if np.isnan(row[key]) else f"{row[key]:.2f} ({row[key + '_seeds']})"
 

@@ -86,9 +86,9 @@ def probe_accuracy(features: Any, labels: Any, steps: int = 300) -> float:
         return float((probe(x[half:]).argmax(-1) == labels[half:]).float().mean())
 
 
-def fresh_episodes(env_kwargs: dict, count: int, seed: int) -> np.ndarray:
+def fresh_episodes(env_kwargs: dict, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` fresh CueRecall episodes as one batch ``(delay + 2, count, obs_dim)`` (actions are
-    ignored before the query; the cue is in ``obs[0, :, :n_cues]``)."""
+    ignored before the query), and their cues ``(count,)``, read from the first step's cue bits."""
     from sb3_rtx.envs import CueRecallEnv
 
     env = CueRecallEnv(**env_kwargs)
@@ -98,7 +98,7 @@ def fresh_episodes(env_kwargs: dict, count: int, seed: int) -> np.ndarray:
         obs[0, b] = env.reset(seed=int(rng.integers(1 << 30)))[0]
         for t in range(1, env.delay + 2):
             obs[t, b] = env.step(0)[0]
-    return obs
+    return obs, obs[0, :, : env.n_cues].argmax(-1)
 
 
 def measure(model: Any, seed: int, episodes: int = 256) -> dict[str, float]:
@@ -109,7 +109,7 @@ def measure(model: Any, seed: int, episodes: int = 256) -> dict[str, float]:
 
     policy = model.policy
     length = TASK["delay"] + 2
-    obs = fresh_episodes(TASK, episodes, seed)
+    obs, cues = fresh_episodes(TASK, episodes, seed)
     obs_t = torch.as_tensor(obs.reshape(length * episodes, -1), device=policy.device).requires_grad_()
     starts = torch.zeros(length, episodes, device=policy.device)
     starts[0] = 1.0
@@ -130,8 +130,7 @@ def measure(model: Any, seed: int, episodes: int = 256) -> dict[str, float]:
     (grad,) = torch.autograd.grad(logits[-1].square().sum(), obs_t)
     grad = grad.view(length, episodes, -1).norm(dim=-1)
     result = {"cue_signal": float((grad[0] / grad[-1].clamp_min(1e-12)).mean())}
-    cues = torch.as_tensor(obs[0, :, : TASK["n_cues"]].argmax(-1))
-    result["cue_probe"] = probe_accuracy(latent_pi.detach().view(length, episodes, -1)[-1], cues)
+    result["cue_probe"] = probe_accuracy(latent_pi.detach().view(length, episodes, -1)[-1], torch.as_tensor(cues))
     if mixer is not None:
         with torch.no_grad():
             wk, wq, p1, p2, _v, _beta, g, p3 = mixer.features.factors(captured["h"])

@@ -13,7 +13,7 @@ task) with one of two signals at the query step:
   critic regressing every step's discounted return, PPO's entropy bonus: the signal PPO estimates,
   without its rollouts, clipping or epochs.
 
-Every ``eval_every`` updates the deterministic policy answers 1024 held-out episodes; the score is the
+Every ``EVAL_EVERY`` updates the deterministic policy answers 1024 held-out episodes; the score is the
 number of training episodes seen when it first reaches 0.9 (``>N`` where it had not by the cap).
 Compare with PPO's budgets: the memory suite's recall-30 (150k steps, episodes of 32 steps) shows
 4.7k episodes, 200k steps 6.25k.
@@ -60,16 +60,16 @@ class EpisodeStream:
     def __init__(self, delay: int, seed: int) -> None:
         self.env_kwargs = dict(NOISY_RECALL, delay=delay)
         self.rng = np.random.default_rng(seed)
-        self.obs = np.zeros((delay + 2, 0, 0), dtype=np.float32)
+        self.obs, self.cues = np.zeros((delay + 2, 0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
         self.used = 0
 
     def take(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         if self.used + count > self.obs.shape[1]:
-            self.obs = fresh_episodes(self.env_kwargs, CHUNK, int(self.rng.integers(1 << 30)))
+            self.obs, self.cues = fresh_episodes(self.env_kwargs, CHUNK, int(self.rng.integers(1 << 30)))
             self.used = 0
-        obs = self.obs[:, self.used : self.used + count]
+        taken = slice(self.used, self.used + count)
         self.used += count
-        return obs, obs[0, :, : NOISY_RECALL["n_cues"]].argmax(-1)
+        return self.obs[:, taken], self.cues[taken]
 
 
 def train(label: str, delay: int, signal: str, seed: int, max_episodes: int, batch: int = BATCH) -> dict[str, Any]:
@@ -91,15 +91,13 @@ def train(label: str, delay: int, signal: str, seed: int, max_episodes: int, bat
     policy, length = model.policy, delay + 2
     stream = EpisodeStream(delay, seed)
     held_out_obs, held_out_cues = EpisodeStream(delay, 10_000 + seed).take(HELD_OUT)
-    starts = torch.zeros(length, batch)
-    starts[0] = 1.0
-    held_out_starts = torch.zeros(length, HELD_OUT)
-    held_out_starts[0] = 1.0
     discount = model.gamma ** torch.arange(length - 1, -1, -1, dtype=torch.float32).unsqueeze(1)  # (T, 1)
 
-    def heads(obs: torch.Tensor, episode_starts: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    def heads(obs: torch.Tensor) -> tuple[Any, torch.Tensor]:
         """The action distribution at every step and the values ``(T, n)`` of ``n`` whole episodes."""
         n = obs.shape[1]
+        episode_starts = torch.zeros(length, n)
+        episode_starts[0] = 1.0
         latent_pi, latent_vf, _ = policy._latents(obs.reshape(length * n, -1), policy.initial_state(n), episode_starts)
         values = policy.value_net(policy.mlp_extractor.forward_critic(latent_vf)).view(length, n)
         distribution = policy._get_action_dist_from_latent(policy.mlp_extractor.forward_actor(latent_pi))
@@ -107,7 +105,7 @@ def train(label: str, delay: int, signal: str, seed: int, max_episodes: int, bat
 
     def held_out_success() -> float:
         with torch.no_grad():
-            distribution, _ = heads(torch.as_tensor(held_out_obs), held_out_starts)
+            distribution, _ = heads(torch.as_tensor(held_out_obs))
             logits = distribution.distribution.logits.view(length, HELD_OUT, -1)[-1]
             return float((logits.argmax(-1).numpy() == held_out_cues).mean())
 
@@ -115,7 +113,7 @@ def train(label: str, delay: int, signal: str, seed: int, max_episodes: int, bat
     start, episodes, updates, success, learned_at = time.perf_counter(), 0, 0, held_out_success(), None
     while episodes < max_episodes:
         obs, cues = stream.take(batch)
-        distribution, values = heads(torch.as_tensor(obs), starts)
+        distribution, values = heads(torch.as_tensor(obs))
         logits = distribution.distribution.logits.view(length, batch, -1)
         target = torch.as_tensor(cues)
         if signal == "supervised":
