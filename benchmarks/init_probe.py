@@ -37,11 +37,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: the read and the gates spelled out
 CONFIGS: dict[str, tuple[str, dict]] = {
     "AGaLiTe": ("agalite", dict(SMALL, eta=4, r=2)),
-    "AGaLiTe (no read norm)": ("agalite", dict(SMALL, eta=4, r=2, read_norm="none")),
+    "AGaLiTe (gates -3)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="slower")),
+    "AGaLiTe (no read norm)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="slower", read_norm="none")),
     "AGaLiTe (no read norm, gates -2)": ("agalite", dict(SMALL, eta=4, r=2, read_norm="none", gate_init="slow")),
     "AGaLiTe (paper)": ("agalite", dict(SMALL, eta=4, r=2, variant="paper")),
     "GaLiTe": ("galite", dict(SMALL, eta=4)),
-    "GaLiTe (no read norm)": ("galite", dict(SMALL, eta=4, read_norm="none")),
+    "GaLiTe (gates -3)": ("galite", dict(SMALL, eta=4, gate_init="slower")),
+    "GaLiTe (no read norm)": ("galite", dict(SMALL, eta=4, gate_init="slower", read_norm="none")),
     "GTrXL": ("gtrxl", dict(SMALL, memory_len=64)),
     "LSTM": ("lstm", dict(hidden_size=128)),
 }

@@ -60,8 +60,11 @@ def _galite(**choices: str) -> tuple[str, str, dict]:
 #: paper's design; relu features (with gates at -2 and the bounded normaliser); that with
 #: read_scale="power"; softplus features with gates at -2 ("gates -2", GaLiTe too); then with gates
 #: at -3 ("bounded normaliser", GaLiTe too); then the paper's normaliser ("no read norm", GaLiTe
-#: too); and the multiscale gates. All but the last were measured before the read norm existed.
-#: "critic cell": the default AGaLiTe with a cell of its own for the critic (shared_cell=False).
+#: too); then the read norm ("gates -3", GaLiTe too: the default before gate_init="long"); and the
+#: multiscale gates. "critic cell": the default of its time (gates -3) with a cell of its own for
+#: the critic (shared_cell=False). "long gates": gate_init="long", the default since (the same
+#: model as "AGaLiTe"; its runs were made under this label before it became the default).
+SLOWER = dict(gate_init="slower")
 NO_READ_NORM = dict(read_norm="none")
 BOUNDED_SLOW = dict(normaliser="bounded", gate_init="slow", **NO_READ_NORM)
 MODELS: dict[str, tuple[str, str, dict]] = {
@@ -72,12 +75,16 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (power read)": _agalite(read_scale="power", **BOUNDED_SLOW),
     "AGaLiTe (gates -2)": _agalite(**BOUNDED_SLOW),
     "GaLiTe (gates -2)": _galite(**BOUNDED_SLOW),
-    "AGaLiTe (bounded normaliser)": _agalite(normaliser="bounded", **NO_READ_NORM),
-    "GaLiTe (bounded normaliser)": _galite(normaliser="bounded", **NO_READ_NORM),
-    "AGaLiTe (no read norm)": _agalite(**NO_READ_NORM),
-    "GaLiTe (no read norm)": _galite(**NO_READ_NORM),
+    "AGaLiTe (bounded normaliser)": _agalite(normaliser="bounded", **SLOWER, **NO_READ_NORM),
+    "GaLiTe (bounded normaliser)": _galite(normaliser="bounded", **SLOWER, **NO_READ_NORM),
+    "AGaLiTe (no read norm)": _agalite(**SLOWER, **NO_READ_NORM),
+    "GaLiTe (no read norm)": _galite(**SLOWER, **NO_READ_NORM),
+    "AGaLiTe (gates -3)": _agalite(**SLOWER),
+    "GaLiTe (gates -3)": _galite(**SLOWER),
     "AGaLiTe (multiscale gates)": _agalite(gate_init="multiscale"),
-    "AGaLiTe (critic cell)": _agalite(shared_cell=False),
+    "AGaLiTe (critic cell)": _agalite(shared_cell=False, **SLOWER),
+    "AGaLiTe (long gates)": _agalite(gate_init="long"),
+    "GaLiTe (long gates)": _galite(gate_init="long"),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 
@@ -112,8 +119,14 @@ def available_tasks(tasks: list[str]) -> tuple[list[str], list[str]]:
     return kept, notes
 
 
-def specs(models: list[str], tasks: list[str], seeds: list[int], eval_episodes: int, timesteps: int | None = None) -> list[RunSpec]:
-    """Every (task, model, seed) run, longest episodes first (so the pool ends on short ones)."""
+def specs(
+    models: list[str], tasks: list[str], seeds: list[int], eval_episodes: int, timesteps: int | None = None,
+    n_steps: int | None = None,
+) -> list[RunSpec]:
+    """Every (task, model, seed) run, longest episodes first (so the pool ends on short ones); with
+    ``n_steps``, rollouts and RtxPPO's training sequences of that many steps, two per minibatch (as
+    the shared settings have), instead of :data:`~benchmarks.tmaze_runs.PPO`'s."""
+    rollouts = {} if n_steps is None else dict(n_steps=n_steps, batch_size=2 * n_steps)
     return [
         RunSpec(
             label=model,
@@ -126,6 +139,7 @@ def specs(models: list[str], tasks: list[str], seeds: list[int], eval_episodes: 
             eval_episodes=eval_episodes,
             tags=dict(model=model, task=task),
             env_id=TASKS[task][0],
+            algo_kwargs=rollouts,
         )
         for task in tasks
         for model in models
@@ -201,6 +215,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     add_sweep_arguments(parser, [0, 1, 2, 3, 4], "smoke run: AGaLiTe and LSTM, recall-10, 1 seed, 2 rollouts", RESULTS)
     parser.add_argument("--timesteps", type=int, default=None, help="one step budget for every task (default: each task's)")
+    parser.add_argument(
+        "--n-steps", type=int, default=None,
+        help=f"rollout (and RtxPPO sequence) length of every run, two per minibatch (default {PPO['n_steps']})",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     timesteps = args.timesteps
     if args.quick:
@@ -219,7 +237,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
 
     start = time.perf_counter()
-    runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps),
+    runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps),
                    args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report)
     rows = summarise(runs, args.models, tasks)
     columns: list[tuple[str, Any]] = [("model:", lambda r: r["model"])]
@@ -227,6 +245,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})"))
     columns.append(("fps", lambda r: f"{r['fps']:.0f}"))
     budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
+    rollout_note = ""
+    if args.n_steps is not None:
+        rollout_note = f" (here n_steps and sequence_length {args.n_steps}, batch_size {2 * args.n_steps})"
     table = write_report(
         rows,
         args.out,
@@ -235,7 +256,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"Final policy acting deterministically on {args.eval_episodes} fresh episodes: success rate (CueRecall, "
         f"T-Maze; chance 0.25 and 0.5) or mean episode return (POPGym, in [-1, 1]). Mean over seeds {args.seeds}, "
         f"each seed in brackets. Steps per run: {budgets}. {N_ENVS} envs, PPO {PPO}, RtxPPO sequence_length "
-        f"{PPO['n_steps']}; transformer cells {SMALL} (AGaLiTe eta 4, r 2; GaLiTe eta 4; GTrXL memory_len 64), "
+        f"{PPO['n_steps']}{rollout_note}; transformer cells {SMALL} (AGaLiTe eta 4, r 2; GaLiTe eta 4; GTrXL memory_len 64), "
         f"RtxPPO LSTM 128 units, RecurrentPPO MlpLstmPolicy defaults. {' '.join(notes)} "
         f"{sweep_time(runs, args.jobs, start)} `python -m benchmarks.memory_suite`",
         columns,

@@ -50,7 +50,7 @@ class RunSpec:
     timesteps: int
     eval_episodes: int
     tags: dict = field(default_factory=dict)  # what a report groups by (corridor, eta, r, ...)
-    algo_kwargs: dict = field(default_factory=dict)  # RtxPPO keywords beyond PPO (sequence_length, state_dtype)
+    algo_kwargs: dict = field(default_factory=dict)  # PPO settings overridden, RtxPPO keywords (sequence_length, ...)
     env_id: str = TMAZE
 
     def key(self) -> str:
@@ -75,10 +75,15 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     env = make_vec_env(spec.env_id, n_envs=N_ENVS, seed=spec.seed, env_kwargs=spec.env_kwargs)
-    kwargs = dict(PPO, policy_kwargs=dict(net_arch=NET_ARCH, **spec.policy_kwargs), seed=spec.seed)
+    # algo_kwargs may override the shared PPO settings (both algorithms) and add RtxPPO's own keywords
+    settings = {**PPO, **{key: value for key, value in spec.algo_kwargs.items() if key in PPO}}
+    rtx_only = {key: value for key, value in spec.algo_kwargs.items() if key not in PPO}
+    kwargs = dict(settings, policy_kwargs=dict(net_arch=NET_ARCH, **spec.policy_kwargs), seed=spec.seed)
     if spec.algo == "RtxPPO":
-        model = RtxPPO(spec.policy, env, **{"sequence_length": PPO["n_steps"], **spec.algo_kwargs}, **kwargs)
+        model = RtxPPO(spec.policy, env, **{"sequence_length": settings["n_steps"], **rtx_only}, **kwargs)
     elif spec.algo == "RecurrentPPO":
+        if rtx_only:
+            raise ValueError(f"RecurrentPPO takes no {sorted(rtx_only)}")
         model = RecurrentPPO(spec.policy, env, **kwargs)
     else:
         raise ValueError(f"unknown algo {spec.algo!r}: expected 'RtxPPO' or 'RecurrentPPO'")

@@ -72,3 +72,24 @@ def test_benchmark_quick_mode_resumes_and_plots(module, tmp_path):
     assert table.startswith("# ") and table.count("\n|") >= 4
     for name in PLOTS[module]:
         assert (tmp_path / name).stat().st_size > 10_000, name
+
+
+def test_memory_suite_n_steps_sets_both_algorithms_rollouts_and_keys_its_runs_apart():
+    """``--n-steps`` gives every run (RtxPPO and RecurrentPPO) that rollout length with two
+    sequences per minibatch, and its runs never resume from runs made with the shared settings."""
+    from benchmarks.memory_suite import specs
+
+    default = specs(["AGaLiTe", "RecurrentPPO"], ["recall-100"], [0], 4)
+    longer = specs(["AGaLiTe", "RecurrentPPO"], ["recall-100"], [0], 4, n_steps=256)
+    assert all(spec.algo_kwargs == {} for spec in default)
+    assert all(spec.algo_kwargs == {"n_steps": 256, "batch_size": 512} for spec in longer)
+    assert not {spec.key() for spec in default} & {spec.key() for spec in longer}
+
+
+def test_recurrent_ppo_run_with_an_rtx_ppo_keyword_is_refused_by_name():
+    from benchmarks.tmaze_runs import RunSpec, train_and_evaluate
+
+    spec = RunSpec(label="RecurrentPPO", algo="RecurrentPPO", policy="MlpLstmPolicy", policy_kwargs={},
+                   env_kwargs={}, seed=0, timesteps=256, eval_episodes=1, algo_kwargs={"sequence_length": 8})  # fmt: skip
+    with pytest.raises(ValueError, match=r"RecurrentPPO takes no \['sequence_length'\]"):
+        train_and_evaluate(spec)

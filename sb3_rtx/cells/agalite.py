@@ -213,9 +213,9 @@ class AGaLiTe(GatedTransformerCell):
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta, r: sizes (paper's T-Maze defaults)
     :param frequencies: ``"reference"`` (paper), ``"distinct"`` or ``"dc"`` (default variant); None
         takes the variant's (see module docstring)
-    :param variant: ``"default"`` (softplus features, slower gates, a normalised read, ``"dc"``) or ``"paper"``
+    :param variant: ``"default"`` (softplus features, long gates, a normalised read, ``"dc"``) or ``"paper"``
     :param normaliser: ``"sum"`` or ``"bounded"``, overriding the variant's
-    :param gate_init: ``"slower"``, ``"slow"``, ``"multiscale"`` or ``"zero"``, overriding the variant's
+    :param gate_init: ``"long"``, ``"slower"``, ``"slow"``, ``"multiscale"`` or ``"zero"``, overriding the variant's
     :param feature_map: ``"softplus"`` or ``"relu"``, overriding the variant's
     :param read_norm: ``"rms"`` or ``"none"``, overriding the variant's
     :param read_scale: ``"2r"`` (both variants) or ``"power"``, what ``s . q`` is multiplied

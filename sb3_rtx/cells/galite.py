@@ -30,17 +30,24 @@ Variants (``variant=``), shared with AGaLiTe; each choice can also be set on its
     leave. softplus is positive, so the read stays a weighted average, and has a gradient
     everywhere (positive feature maps for linear attention: Katharopoulos et al. 2020, "Transformers
     are RNNs", elu + 1; softplus measured better here).
-  - ``gate_init="slower"``: the gate biases (``W_beta``, ``W_g``, ``W_p3``) start at -3, not 0. With
-    zero biases, ``beta = 0.5`` and ``gamma = 0.25``, so ``C`` keeps ``0.5 * 0.75`` of itself per
-    step and a cue is down to ``4e-5`` after ten steps: no gradient reaches it. At -3 the memory
-    keeps about ``0.95`` per step (a cue keeps 0.2 of its weight over 30 steps); ``"slow"`` (-2,
-    0.1's default) keeps ``0.87`` (0.02 over 30 steps), and left two seeds of ten at chance on noisy
-    recall where -3 left none. ``"multiscale"`` spreads ``1 / beta`` log-evenly over 4-256 steps
-    across each head's channels (the ``W_g``/``W_p3`` biases at -3): it solved delay 30 in one seed
-    of five but learned delay 10 and T-Maze less reliably, so it is an option. (Gates initialised
-    towards long memory: Tallec & Ollivier 2018, "Can recurrent neural networks warp time?"; Gu et
-    al. 2020, "Improving the gating mechanism of recurrent neural networks"; spread time scales:
-    Beck et al. 2024, xLSTM's forget-gate biases; De et al. 2024, Griffin's RG-LRU.)
+  - ``gate_init="long"``: the value gate's bias (``W_beta``) starts at -6, the key gates' (``W_g``,
+    ``W_p3``) at -3, so both sides start with a memory span of about 400 steps (``1 / beta = 1 +
+    e^6``; ``gamma = sigmoid(-3)^2 = 0.0022``). With zero biases, ``beta = 0.5`` and ``gamma =
+    0.25``, so ``C`` keeps ``0.5 * 0.75`` of itself per step and a cue is down to ``4e-5`` after
+    ten steps: no gradient reaches it. ``"slower"`` (every bias -3, the default before ``"long"``)
+    keeps about ``0.95`` per step on the value side, so the read starts as an average weighted
+    towards recent steps: a cue 30 steps back counts 0.25 of the latest step, 100 steps back
+    0.008. Once the read is normalised (``read_norm="rms"``, below) the size of ``beta`` no longer
+    sets the size of the read, so a slow start costs nothing there, and the read starts as a nearly
+    even average over the episode (a cue 100 steps back counts 0.78); ``beta`` still moves with
+    its logit at full relative rate (``d log beta / dz = 1 - beta``), so the gate learns to
+    select what to write as fast as before. ``"slow"`` (-2, 0.1's default) keeps ``0.87``.
+    ``"multiscale"`` spreads ``1 / beta`` log-evenly over 4-256 steps across each head's channels
+    (the ``W_g``/``W_p3`` biases at -3), an option. (Gates initialised towards long memory:
+    Tallec & Ollivier 2018, "Can recurrent neural networks warp time?"; Gu et al. 2020, "Improving
+    the gating mechanism of recurrent neural networks"; spread time scales: Beck et al. 2024,
+    xLSTM's forget-gate biases; De et al. 2024, Griffin's RG-LRU.) Measured on the memory suite
+    (docs, "Learning memory", "Gates that start long").
   - ``normaliser="sum"``, the paper's ``a_t = C_t q_t / (s_t . q_t + eps)``. The option
     ``"bounded"``, ``max(s_t . q_t, 1)`` as xLSTM's mLSTM bounds its normaliser (Beck et al. 2024),
     was the default while the features were relu: relu queries with near-zero features put
@@ -84,20 +91,24 @@ from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
 NORMALISER_EPS = 1e-6
 #: ``variant`` -> the choices it makes (see the module docstring)
 VARIANTS: dict[str, dict[str, str]] = {
-    "default": dict(normaliser="sum", gate_init="slower", feature_map="softplus", read_norm="rms"),
+    "default": dict(normaliser="sum", gate_init="long", feature_map="softplus", read_norm="rms"),
     "paper": dict(normaliser="sum", gate_init="zero", feature_map="relu", read_norm="none"),
 }
 NORMALISERS = ("sum", "bounded")
 #: ``read_norm``: each head's read divided by its root mean square before the output projection, or not
 READ_NORMS = ("rms", "none")
-#: added to the mean square of a head's read (``read_norm="rms"``)
-READ_NORM_EPS = 1e-6
-#: one gate bias at initialisation for every channel of ``W_beta``, ``W_g`` and ``W_p3``, by ``gate_init``
-GATE_INIT_BIAS = {"zero": 0.0, "slow": -2.0, "slower": -3.0}
+#: added to the mean square of a head's read (``read_norm="rms"``): only there to keep an all-zero read
+#: finite. The read is scaled by the write gate ``beta``, so with long gates (``gate_init="long"``)
+#: its mean square starts at 1e-9 to 1e-5: an eps of 1e-6 damped it, and the gradient through it
+READ_NORM_EPS = 1e-12
+#: the gate biases at initialisation, ``(W_beta, W_g and W_p3)``, each for every channel, by ``gate_init``;
+#: ``"long"`` starts both sides with a memory span of about 400 steps (``1 / beta = 1 + e^6``, and
+#: ``gamma = sigmoid(-3)^2``, ``1 / gamma`` about 450)
+GATE_INIT_BIAS = {"zero": (0.0, 0.0), "slow": (-2.0, -2.0), "slower": (-3.0, -3.0), "long": (-6.0, -3.0)}
 #: ``gate_init="multiscale"``: the value rows' memory spans (1 / beta at initialisation), log-spaced
 #: over each head's ``d_head`` channels, and the bias of ``W_g`` and ``W_p3``
 MULTISCALE_SPANS = (4.0, 256.0)
-MULTISCALE_KEY_BIAS = GATE_INIT_BIAS["slower"]
+MULTISCALE_KEY_BIAS = GATE_INIT_BIAS["slower"][1]
 GATE_INITS = (*GATE_INIT_BIAS, "multiscale")
 #: the feature map of keys and queries, by ``feature_map``
 FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu, "softplus": F.softplus}
@@ -135,8 +146,8 @@ def gate_biases(gate_init: str, d_head: int, eta: int) -> tuple[torch.Tensor, to
         spans = torch.logspace(math.log10(shortest), math.log10(longest), d_head, dtype=torch.float64)
         beta = -torch.log(spans - 1.0).float()  # sigmoid(beta) = 1 / span
         return beta, torch.full((d_head,), MULTISCALE_KEY_BIAS), torch.full((eta,), MULTISCALE_KEY_BIAS)
-    bias = GATE_INIT_BIAS[gate_init]
-    return torch.full((d_head,), bias), torch.full((d_head,), bias), torch.full((eta,), bias)
+    value_bias, key_bias = GATE_INIT_BIAS[gate_init]
+    return torch.full((d_head,), value_bias), torch.full((d_head,), key_bias), torch.full((eta,), key_bias)
 
 
 def normalise(numerator: torch.Tensor, denominator: torch.Tensor, bounded: bool) -> torch.Tensor:
@@ -333,10 +344,10 @@ class GaLiTe(GatedTransformerCell):
 
     :param input_dim: size of each input vector
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta: sizes (paper's T-Maze defaults)
-    :param variant: ``"default"`` (the library's: softplus features, slower gates, a normalised
+    :param variant: ``"default"`` (the library's: softplus features, long gates, a normalised
         read, the paper's normaliser) or ``"paper"`` (the paper's equations and initialisation); see the module docstring
     :param normaliser: ``"sum"`` or ``"bounded"``, overriding the variant's
-    :param gate_init: ``"slower"``, ``"slow"``, ``"multiscale"`` or ``"zero"``, overriding the variant's
+    :param gate_init: ``"long"``, ``"slower"``, ``"slow"``, ``"multiscale"`` or ``"zero"``, overriding the variant's
     :param feature_map: ``"softplus"`` or ``"relu"``, overriding the variant's
     :param read_norm: ``"rms"`` or ``"none"``, overriding the variant's
     """
