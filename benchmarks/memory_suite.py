@@ -89,6 +89,8 @@ MODELS: dict[str, tuple[str, str, dict]] = {
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 
 NOISY_RECALL = dict(n_cues=4, noise_dims=4)
+#: training sequences per minibatch in the shared settings, kept when --n-steps changes their length
+SEQUENCES_PER_BATCH = PPO["batch_size"] // PPO["n_steps"]
 #: label -> (env id, env kwargs, steps, chance level of the score or None)
 TASKS: dict[str, tuple[str, dict, int, Any]] = {
     "recall-10": ("sb3_rtx/CueRecall-v0", dict(NOISY_RECALL, delay=10), 100_000, 0.25),
@@ -126,7 +128,7 @@ def specs(
     """Every (task, model, seed) run, longest episodes first (so the pool ends on short ones); with
     ``n_steps``, rollouts and RtxPPO's training sequences of that many steps, two per minibatch (as
     the shared settings have), instead of :data:`~benchmarks.tmaze_runs.PPO`'s."""
-    rollouts = {} if n_steps is None else dict(n_steps=n_steps, batch_size=2 * n_steps)
+    rollouts = {} if n_steps is None else dict(n_steps=n_steps, batch_size=SEQUENCES_PER_BATCH * n_steps)
     return [
         RunSpec(
             label=model,
@@ -247,7 +249,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
     rollout_note = ""
     if args.n_steps is not None:
-        rollout_note = f" (here n_steps and sequence_length {args.n_steps}, batch_size {2 * args.n_steps})"
+        rollout_note = (
+            f" (here n_steps and sequence_length {args.n_steps}, batch_size {SEQUENCES_PER_BATCH * args.n_steps})"
+        )
     table = write_report(
         rows,
         args.out,
