@@ -292,8 +292,9 @@ def measure_size(device: torch.device, size: str, settings: Settings) -> list[di
 
 def measure_compiled_acting(device: torch.device, cells: dict, rows: dict, kwargs_of: dict, settings: Settings) -> None:
     """``act_b<B>_compiled_ms`` and ``compile_b<B>_s`` for the :data:`COMPILED` cells (copies, so
-    the eager cells stay eager)."""
-    for batch in ACT_BATCHES:
+    the eager cells stay eager). ``--quick`` compiles at B=1 only: on a machine with a cold inductor
+    cache each compile costs tens of seconds, and the B=64 graph runs the same code."""
+    for batch in ACT_BATCHES[:1] if settings.quick else ACT_BATCHES:
         steps = {}
         for label in COMPILED:
             cell = copy.deepcopy(cells[label]).compile_acting()
@@ -376,7 +377,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="few repeats, T=16 training (a smoke run, numbers are noisy)")
+    parser.add_argument("--quick", action="store_true", help="few repeats, T=16 training, compiled acting at B=1 only (a smoke run, numbers are noisy)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for efficiency.{csv,md,png}")
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all", help="all: the CPU, and CUDA if present")
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled acting step (needs a C++ compiler on CPU)")

@@ -34,7 +34,7 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     text = (tmp_path / table).read_text()
@@ -46,7 +46,7 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
         reference_row = next(line for line in text.splitlines() if line.startswith("| cpu | small | GTrXL M=128 |"))
         assert "compiled act ms B=1" in text
         if any(shutil.which(compiler) for compiler in ("g++", "c++", "clang++")):  # inductor can compile
-            assert reference_row.endswith("| 1.00x | 1.00x |")  # compiled ratios measured
+            assert reference_row.endswith("| 1.00x | - |")  # compiled ratio measured (--quick: at B=1 only)
 
 
 PLOTS = {
@@ -61,11 +61,11 @@ def test_benchmark_quick_mode_resumes_and_plots(module, tmp_path):
     """The T-Maze sweeps write table and plots, and a second call with --resume trains nothing again."""
     command = [sys.executable, "-m", module, "--quick", "--out", str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     runs_file = next(tmp_path.glob("*_runs.jsonl"))
     finished = runs_file.read_text()
-    second = subprocess.run(command + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    second = subprocess.run(command + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stderr[-3000:]
     assert runs_file.read_text() == finished, "--resume trained a finished run again"
     table = (tmp_path / runs_file.name.replace("_runs.jsonl", ".md")).read_text()

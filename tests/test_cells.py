@@ -177,7 +177,8 @@ def test_hundred_thousand_step_episode_stays_finite(variant):
     name = variant.split("-")[0]
     cell = make_cell(name, INPUT_DIM, **SMALL[variant])  # float32, the precision actually used
     state = cell.initial_state(2)
-    chunk, total = 2000, 100_000
+    # GTrXL attends over chunk + memory (quadratic in the chunk): smaller chunks keep it cheap
+    chunk, total = (500 if name == "gtrxl" else 2000), 100_000
     with torch.no_grad():
         for _ in range(total // chunk):
             # strong inputs push gates and features to their extremes

@@ -2,24 +2,21 @@
 
 Python blocks of one page run in order in one namespace (a page reads as one session); shell
 blocks run with bash in a scratch directory. A few shell blocks are not run here, each for the
-reason in :data:`NOT_RUN_HERE` (the command is what CI itself runs, or it needs something this
-machine does not have); the test checks that every such entry still matches a block, so the list
-cannot silently hide new blocks.
+reason in :data:`NOT_RUN_HERE` (the command is what CI itself runs, it needs something this
+machine does not have, or a behaviour test runs it and checks its outputs); the test checks that
+every such entry still matches a block, so the list cannot silently hide new blocks.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
-FENCE = re.compile(r"^```(python|bash)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+from doc_blocks import ROOT, blocks, ran_ok, run_env, run_shell
+
+RUN_BY_A_TEST = "{} runs this block and checks what it wrote"
 
 #: shell blocks not run by this test: (page, a line the block contains) -> why
 NOT_RUN_HERE = {
@@ -33,16 +30,11 @@ NOT_RUN_HERE = {
     ("tasks.md", "sb3_rtx/MysteryPath-Grid-v0"): "the suites' full training budgets; tests/test_suites.py trains on each suite",
     ("zoo.md", "postgresql+psycopg2"): "needs a PostgreSQL server; tests/test_zoo.py runs a shared study on a private one",
     ("zoo.md", "optuna-dashboard"): "a web server that runs until stopped, and not installed by [dev]",
+    ("zoo.md", "rl_zoo3.record_video"):
+        RUN_BY_A_TEST.format("test_zoo.py::test_the_docs_train_enjoy_and_record_commands"),
+    ("export.md", "sb3-rtx export"):
+        RUN_BY_A_TEST.format("test_export.py::test_the_docs_export_commands_on_a_zoo_run"),
 }
-
-
-def blocks(language: str) -> list:
-    found = []
-    for page in PAGES:
-        for match in FENCE.finditer(page.read_text()):
-            if match.group(1) == language:
-                found.append((page.name, match.group(2)))
-    return found
 
 
 def skip_reason(page: str, code: str) -> str | None:
@@ -50,12 +42,6 @@ def skip_reason(page: str, code: str) -> str | None:
         if name == page and needle in code:
             return reason
     return None
-
-
-def run_env() -> dict:
-    # one torch thread (pytest runs a worker per core); no display for pygame/rendering
-    return {**os.environ, "OMP_NUM_THREADS": "1", "SDL_VIDEODRIVER": "dummy", "MPLBACKEND": "Agg",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
 
 
 PYTHON_PAGES = sorted({page for page, _ in blocks("python")})
@@ -67,7 +53,7 @@ def test_python_blocks_of_a_page_run(page, tmp_path):
     script = tmp_path / "page.py"
     script.write_text("import torch\ntorch.set_num_threads(1)\n" + code)
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=run_env(), capture_output=True,
-                            text=True, timeout=600)  # fmt: skip
+                            text=True, timeout=900)  # fmt: skip
     assert result.returncode == 0, f"{page}:\n{result.stderr[-3000:]}"
 
 
@@ -79,9 +65,7 @@ def test_shell_blocks_run(page, code, tmp_path):
     reason = skip_reason(page, code)
     if reason:
         pytest.skip(f"{page}: not run here: {reason}")
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, env=run_env(),
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert result.returncode == 0, f"{page}:\n{code}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    ran_ok(run_shell(code, tmp_path), f"{page}:\n{code}")
 
 
 def test_every_not_run_entry_still_matches_a_block():

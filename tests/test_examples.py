@@ -26,7 +26,7 @@ def test_example_runs(script, args, expected, tmp_path):
         [sys.executable, str(EXAMPLES / script), *args], capture_output=True,
         cwd=tmp_path,  # where an example writes its files
         text=True,
-        timeout=300,
+        timeout=900,
         env={**os.environ, "OMP_NUM_THREADS": "1"},  # one thread per pytest worker
     )
     assert result.returncode == 0, result.stderr[-3000:]

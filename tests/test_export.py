@@ -10,8 +10,6 @@ policy computes, which random weights exercise as well as trained ones.
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +23,12 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
+from doc_blocks import ran_ok, run_shell, shell_block
 from sb3_rtx import RtxPPO
 from sb3_rtx.export import ExportError, export_onnx, export_torchscript, initial_state, load_torchscript, read_metadata
 
 #: values and states: float32 arithmetic in another runtime, in another order
 ATOL = 1e-4
-BIN = Path(sys.executable).parent
 
 
 class SpacesEnv(gym.Env):
@@ -277,20 +275,20 @@ def test_a_missing_onnx_package_names_the_extra(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------- the CLI
-def test_the_export_command_on_a_zoo_run_bakes_in_its_vec_normalize(tmp_path):
+def test_the_docs_export_commands_on_a_zoo_run(tmp_path):
+    """export.md's block, as a user pastes it: train with the zoo entry of CartPoleNoVel-v1 (which
+    normalises observations), export to ONNX and TorchScript; both files bake in the zoo run's
+    VecNormalize statistics, found beside the zip, and ``--no-vec-normalize`` leaves them out."""
     env_id = "CartPoleNoVel-v1"  # its zoo entry trains with normalize: True
-    run = lambda *args: subprocess.run([str(BIN / "sb3-rtx"), *args], cwd=tmp_path, capture_output=True, text=True,  # noqa: E731
-                                       timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": str(BIN)})  # fmt: skip
-    trained = run("train", "--env", env_id, "-n", "1024", "-f", "logs", "--seed", "0")
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    code = shell_block("export.md", "sb3-rtx export")
+    output = ran_ok(run_shell(code, tmp_path), code)
     zip_path = tmp_path / "logs" / "ppo_rtx" / f"{env_id}_1" / f"{env_id}.zip"
     stats_path = zip_path.parent / env_id / "vecnormalize.pkl"
-    exported = run("export", str(zip_path), "-o", "policy.onnx")
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    assert "vecnormalize.pkl" in exported.stdout and (tmp_path / "policy.onnx").exists()
-    scripted = run("export", str(zip_path), "-o", "policy.pt", "--format", "torchscript", "--no-vec-normalize")
-    assert scripted.returncode == 0, scripted.stderr[-3000:]
-    assert read_metadata(tmp_path / "policy.pt")["vec_normalize"] is False
+    assert "vecnormalize.pkl" in output and (tmp_path / "policy.onnx").exists()
+    assert read_metadata(tmp_path / "policy.pt")["vec_normalize"] is True
+    raw = run_shell(f"sb3-rtx export {zip_path} -o raw.pt --format torchscript --no-vec-normalize", tmp_path)
+    assert raw.returncode == 0, raw.stderr[-3000:]
+    assert read_metadata(tmp_path / "raw.pt")["vec_normalize"] is False
 
     # what rl_zoo3 enjoy runs: the model on VecNormalize's observations; the file on raw ones
     import rl_zoo3.import_envs  # noqa: F401  (registers CartPoleNoVel-v1)
@@ -301,5 +299,5 @@ def test_the_export_command_on_a_zoo_run_bakes_in_its_vec_normalize(tmp_path):
     worst = compare_with_predict(model, venv, [OnnxRunner(tmp_path / "policy.onnx")], 300, vec_normalize=venv)
     assert worst["resets"] > 5
 
-    missing = run("export", "nothing.zip", "-o", "policy.onnx")
+    missing = run_shell("sb3-rtx export nothing.zip -o policy.onnx", tmp_path)
     assert missing.returncode != 0 and "no saved model" in missing.stderr

@@ -232,7 +232,7 @@ def test_popgym_trains_through_the_zoo_cli(tmp_path):
         [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo_rtx", "--env", env_id, "-n", "256", "-f", "logs",
          "--seed", "0", "--hyperparams", "n_envs:2"],
         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"},
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     (model_path,) = (tmp_path / "logs" / "ppo_rtx").rglob("*.zip")  # the shipped yml entry was used

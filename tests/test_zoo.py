@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 import pytest
 
+from doc_blocks import ran_ok, run_shell, shell_block
 from pg_server import postgres_server, server_binaries
 from sb3_rtx import RtxPPO
 from sb3_rtx.zoo.sampler import convert_ppo_rtx_params
@@ -36,7 +37,7 @@ def completed(trial) -> bool:
     return trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)
 
 
-def run(command: list[str], cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+def run(command: list[str], cwd: Path, timeout: float = 900, **env: str) -> subprocess.CompletedProcess:
     """Run a CLI command with one torch thread (pytest already runs one worker per core)."""
     return subprocess.run(
         command,
@@ -69,22 +70,21 @@ def load_study(storage: str, name: str) -> optuna.Study:
 
 
 # ---------------------------------------------------------------------------------- train / enjoy
-def test_train_enjoy_record_video_and_load_with_the_plain_zoo_commands(tmp_path):
-    ok(run(zoo("train", "--algo", "ppo_rtx", "--env", ENV_ID, "-n", "2048", "-f", "logs", "--seed", "0"), tmp_path))
+def test_the_docs_train_enjoy_and_record_commands(tmp_path):
+    """zoo.md's block, as a user pastes it: plain zoo train, enjoy and record_video on a shipped entry,
+    an sb3_rtx task by its gymnasium id, and the zip loaded by a plain script."""
+    code = shell_block("zoo.md", "rl_zoo3.record_video")
+    output = ran_ok(run_shell(code, tmp_path), code)
+    assert "Mean reward" in output  # enjoy ran the trained policy
     run_dir = tmp_path / "logs" / "ppo_rtx" / f"{ENV_ID}_1"
     model_path = run_dir / f"{ENV_ID}.zip"
-    assert model_path.exists()
-    # the default yml was found without --conf-file, and the zoo convention derived d_head
-    config = (run_dir / ENV_ID / "config.yml").read_text()
-    assert "cell='agalite'" in config
-
-    output = ok(run(zoo("enjoy", "--algo", "ppo_rtx", "--env", ENV_ID, "-f", "logs", "-n", "300", "--no-render"), tmp_path))
-    assert "Mean reward" in output
-
-    ok(run(python_m("rl_zoo3.record_video", "--algo", "ppo_rtx", "--env", ENV_ID, "-f", "logs", "-n", "50"), tmp_path))
+    assert model_path.exists() and (tmp_path / "logs" / "ppo_rtx" / "sb3_rtx-CueRecall-v0_1").is_dir()
+    # the default yml was found without --conf-file
+    assert "cell='agalite'" in (run_dir / ENV_ID / "config.yml").read_text()
     assert list((run_dir / "videos").glob("*.mp4"))
 
-    # a plain script, no zoo: the zip is an ordinary RtxPPO file, and predict carries the state
+    # a plain script, no zoo: the zip is an ordinary RtxPPO file (the zoo convention derived d_head),
+    # and predict carries the state
     model = RtxPPO.load(model_path, device="cpu")
     assert model.policy.cell_name == "agalite" and model.policy.cell_kwargs["d_head"] == 16
     obs = model.observation_space.sample()[None]
@@ -210,7 +210,7 @@ def test_two_workers_share_one_study(tmp_path, shared_storage):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     workers = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True) for _ in range(2)]  # fmt: skip
-    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    outputs = [worker.communicate(timeout=900)[0] for worker in workers]
     assert all(worker.returncode == 0 for worker in workers), outputs
     trials = load_study(shared_storage, "shared").trials
     assert len(trials) == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
@@ -246,7 +246,7 @@ def test_a_killed_worker_loses_no_completed_trial(tmp_path, backend):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     worker = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        finished = _wait_for_finished_trials(storage, "killed", 2, worker, timeout=240)
+        finished = _wait_for_finished_trials(storage, "killed", 2, worker, timeout=600)
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
