@@ -37,6 +37,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: the read and the gates spelled out
 CONFIGS: dict[str, tuple[str, dict]] = {
     "AGaLiTe": ("agalite", dict(SMALL, eta=4, r=2)),
+    "AGaLiTe (long gates)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="long")),
     "AGaLiTe (gates -3)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="slower")),
     "AGaLiTe (no read norm)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="slower", read_norm="none")),
     "AGaLiTe (no read norm, gates -2)": ("agalite", dict(SMALL, eta=4, r=2, read_norm="none", gate_init="slow")),

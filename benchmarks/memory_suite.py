@@ -62,8 +62,10 @@ def _galite(**choices: str) -> tuple[str, str, dict]:
 #: at -3 ("bounded normaliser", GaLiTe too); then the paper's normaliser ("no read norm", GaLiTe
 #: too); then the read norm ("gates -3", GaLiTe too: the default before gate_init="long"); and the
 #: multiscale gates. "critic cell": the default of its time (gates -3) with a cell of its own for
-#: the critic (shared_cell=False). "long gates": gate_init="long", the default since (the same
-#: model as "AGaLiTe"; its runs were made under this label before it became the default).
+#: the critic (shared_cell=False). "long gates": gate_init="long", GaLiTe's default (the same model
+#: as "GaLiTe") and AGaLiTe's before "per-head spans": gate_init="per_head", each head's value gate
+#: starting at its own span (400 to 20 steps), AGaLiTe's default since (the same model as "AGaLiTe";
+#: its runs were made under this label before it became the default).
 SLOWER = dict(gate_init="slower")
 NO_READ_NORM = dict(read_norm="none")
 BOUNDED_SLOW = dict(normaliser="bounded", gate_init="slow", **NO_READ_NORM)
@@ -85,6 +87,8 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (critic cell)": _agalite(shared_cell=False, **SLOWER),
     "AGaLiTe (long gates)": _agalite(gate_init="long"),
     "GaLiTe (long gates)": _galite(gate_init="long"),
+    "AGaLiTe (per-head spans)": _agalite(gate_init="per_head"),
+    "GaLiTe (per-head spans)": _galite(gate_init="per_head"),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 

@@ -385,12 +385,15 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
     paper = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper")
     default = make_cell(name, INPUT_DIM, **SMALL[name])
     assert (paper.normaliser, paper.gate_init, paper.feature_map, paper.read_norm) == ("sum", "zero", "relu", "none")
+    # AGaLiTe's default gives each head its own span, GaLiTe's every head the long one
+    gate_init = "per_head" if name == "agalite" else "long"
     assert (default.normaliser, default.gate_init, default.feature_map, default.read_norm) == (
-        "sum", "long", "softplus", "rms"
+        "sum", gate_init, "softplus", "rms"
     )  # fmt: skip
     assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
     bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
-    assert torch.all(bias[:, 18:24] == -6.0)  # beta
+    value_bias = [-6.0, -3.0] if name == "agalite" else [-6.0, -6.0]  # beta, per head (2 heads)
+    assert torch.allclose(bias[:, 18:24], torch.tensor(value_bias).unsqueeze(1).expand(2, 6))  # beta
     assert torch.all(bias[:, 24:30] == -3.0) and torch.all(bias[:, 36:] == -3.0)  # g, p3
     assert torch.all(bias[:, :18] == 0) and torch.all(bias[:, 30:36] == 0)  # k, q, v, p1, p2
     mixed = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", normaliser="bounded")
@@ -538,12 +541,33 @@ def test_gate_init_sets_each_heads_memory_spans(name, gate_init, beta_span, key_
     assert torch.all(bias[:, : 3 * d] == 0) and torch.all(bias[:, 5 * d : 5 * d + 2 * eta] == 0)
 
 
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+@pytest.mark.parametrize("n_heads", [1, 4])
+def test_per_head_gate_init_gives_each_head_its_own_span(name, n_heads):
+    """gate_init="per_head": ``1 / beta`` is the same over a head's value channels, and log-spaced
+    across heads from "long"'s span (first head; a single head gets it) to "slower"'s (last head);
+    the key gates at -3 in every head, as with "long"."""
+    kwargs = dict(SMALL[name], n_heads=n_heads)
+    cell = make_cell(name, INPUT_DIM, **kwargs, gate_init="per_head")
+    d, eta = kwargs["d_head"], cell.blocks[0].mixer.features.eta
+    bias = cell.blocks[0].mixer.features.project.bias.detach().double().view(n_heads, 5 * d + 3 * eta)
+    spans = 1 / torch.sigmoid(bias[:, 3 * d : 4 * d])
+    assert torch.allclose(spans, spans[:, :1].expand_as(spans))  # one span per head
+    head_spans = spans[:, 0]
+    assert head_spans[0].item() == pytest.approx(1 + math.exp(6), rel=1e-5)
+    if n_heads > 1:
+        assert head_spans[-1].item() == pytest.approx(1 + math.exp(3), rel=1e-5)
+        ratios = head_spans[1:] / head_spans[:-1]
+        assert torch.allclose(ratios, ratios[:1].expand_as(ratios), rtol=1e-4) and ratios[0] < 1
+    assert torch.all(bias[:, 4 * d : 5 * d] == -3.0) and torch.all(bias[:, 5 * d + 2 * eta :] == -3.0)
+
+
 def test_unknown_variant_or_choice_is_named():
     with pytest.raises(ValueError, match="variant must be one of \\('default', 'paper'\\), got 'fast'"):
         make_cell("agalite", 4, variant="fast")
     with pytest.raises(ValueError, match="normaliser must be one of"):
         make_cell("galite", 4, normaliser="rms")
-    with pytest.raises(ValueError, match=r"gate_init must be one of \('zero', 'slow', 'slower', 'long', 'multiscale'\)"):
+    with pytest.raises(ValueError, match=r"gate_init must be one of \('zero', 'slow', 'slower', 'long', 'multiscale', 'per_head'\)"):
         make_cell("agalite", 4, gate_init="chrono")
     with pytest.raises(ValueError, match=r"feature_map must be one of \('relu', 'softplus'\), got 'elu'"):
         make_cell("galite", 4, feature_map="elu")

@@ -567,7 +567,7 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     assert (cell.name, cell.n_layers, cell.d_model, cell.eta, cell.r) == ("agalite", 1, 64, 4, 2)
     assert model.policy.cell_kwargs == DEFAULT_CELL_KWARGS["agalite"]
     assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set, cell.read_scale, cell.feature_map,
-            cell.read_norm) == ("default", "sum", "long", "dc", "2r", "softplus", "rms")  # fmt: skip
+            cell.read_norm) == ("default", "sum", "per_head", "dc", "2r", "softplus", "rms")  # fmt: skip
     assert RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell_kwargs={})).policy.cell_actor.d_model == 128
 
     paper = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32,
@@ -578,7 +578,7 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     model.save(tmp_path / "default")
     saved = RtxPPO.load(tmp_path / "default").policy.cell_kwargs
     assert saved == {**DEFAULT_CELL_KWARGS["agalite"], "variant": "default", "normaliser": "sum",
-                     "gate_init": "long", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus",
+                     "gate_init": "per_head", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus",
                      "read_norm": "rms"}  # fmt: skip
     assert_same_predictions(paper, loaded, steps=12, reset_prob=0.2)
 

@@ -175,7 +175,7 @@ def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
     # the saved keywords are the tuned ones plus the choices the cell resolved (GaLiTe/AGaLiTe only)
     tuned = expected["policy_kwargs"]["cell_kwargs"]
     resolved = {
-        "agalite": dict(variant="default", normaliser="sum", gate_init="long", frequencies="dc", read_scale="2r",
+        "agalite": dict(variant="default", normaliser="sum", gate_init="per_head", frequencies="dc", read_scale="2r",
                         feature_map="softplus", read_norm="rms"),
         "galite": dict(variant="default", normaliser="sum", gate_init="long", feature_map="softplus", read_norm="rms"),
     }.get(params["cell"], {})
