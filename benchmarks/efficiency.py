@@ -377,7 +377,10 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="few repeats, T=16 training, compiled acting at B=1 only (a smoke run, numbers are noisy)")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="few repeats, T=16 training, compiled acting at B=1 only (a smoke run, numbers are noisy)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for efficiency.{csv,md,png}")
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all", help="all: the CPU, and CUDA if present")
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled acting step (needs a C++ compiler on CPU)")

@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 import pytest
 
-from doc_blocks import ran_ok, run_shell, shell_block
+from doc_blocks import ran_ok, run_env, run_shell, shell_block
 from pg_server import postgres_server, server_binaries
 from sb3_rtx import RtxPPO
 from sb3_rtx.zoo.sampler import convert_ppo_rtx_params
@@ -42,7 +42,7 @@ def run(command: list[str], cwd: Path, timeout: float = 900, **env: str) -> subp
     return subprocess.run(
         command,
         cwd=cwd,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "SDL_VIDEODRIVER": "dummy", "MPLBACKEND": "Agg", **env},
+        env={**run_env(), **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -50,8 +50,7 @@ def run(command: list[str], cwd: Path, timeout: float = 900, **env: str) -> subp
 
 
 def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
+    return ran_ok(result, f"exit {result.returncode}: {' '.join(map(str, result.args))}")
 
 
 def zoo(*args: str) -> list[str]:
