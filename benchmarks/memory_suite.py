@@ -4,6 +4,7 @@
     python -m benchmarks.memory_suite --jobs 2 --resume   # finish an interrupted run
     python -m benchmarks.memory_suite --quick             # a smoke run (CI): 2 models, 1 task, 1 seed
     python -m benchmarks.memory_suite --tasks recall-10 --models AGaLiTe LSTM   # a slice
+    python -m benchmarks.memory_suite --report-only       # rewrite the table from the runs file
 
 Tasks (one step budget each, sized for a 2-core CPU; 800k environment steps per model and seed):
 
@@ -31,6 +32,7 @@ extra; without it they are left out with a note.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -65,10 +67,13 @@ def _galite(**choices: str) -> tuple[str, str, dict]:
 #: the critic (shared_cell=False). "long gates": gate_init="long", GaLiTe's default (the same model
 #: as "GaLiTe") and AGaLiTe's before "per-head spans": gate_init="per_head", each head's value gate
 #: starting at its own span (400 to 20 steps), AGaLiTe's default since (the same model as "AGaLiTe";
-#: its runs were made under this label before it became the default).
-SLOWER = dict(gate_init="slower")
+#: its runs were made under this label before it became the default). "residual read":
+#: read_merge="residual", the read added to the block's stream without the GRU gate.
+#: every model measured before read_merge="residual" existed spells out the gated read it ran with
+GATED = dict(read_merge="gated")
+SLOWER = dict(gate_init="slower", **GATED)
 NO_READ_NORM = dict(read_norm="none")
-BOUNDED_SLOW = dict(normaliser="bounded", gate_init="slow", **NO_READ_NORM)
+BOUNDED_SLOW = dict(normaliser="bounded", gate_init="slow", **NO_READ_NORM, **GATED)
 MODELS: dict[str, tuple[str, str, dict]] = {
     **LEARNING_MODELS,
     "AGaLiTe (paper)": _agalite(variant="paper"),
@@ -83,12 +88,14 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "GaLiTe (no read norm)": _galite(**SLOWER, **NO_READ_NORM),
     "AGaLiTe (gates -3)": _agalite(**SLOWER),
     "GaLiTe (gates -3)": _galite(**SLOWER),
-    "AGaLiTe (multiscale gates)": _agalite(gate_init="multiscale"),
+    "AGaLiTe (multiscale gates)": _agalite(gate_init="multiscale", **GATED),
     "AGaLiTe (critic cell)": _agalite(shared_cell=False, **SLOWER),
-    "AGaLiTe (long gates)": _agalite(gate_init="long"),
-    "GaLiTe (long gates)": _galite(gate_init="long"),
-    "AGaLiTe (per-head spans)": _agalite(gate_init="per_head"),
-    "GaLiTe (per-head spans)": _galite(gate_init="per_head"),
+    "AGaLiTe (long gates)": _agalite(gate_init="long", **GATED),
+    "GaLiTe (long gates)": _galite(gate_init="long", **GATED),
+    "AGaLiTe (per-head spans)": _agalite(gate_init="per_head", **GATED),
+    "GaLiTe (per-head spans)": _galite(gate_init="per_head", **GATED),
+    "AGaLiTe (residual read)": _agalite(gate_init="per_head", read_merge="residual"),
+    "GaLiTe (residual read)": _galite(gate_init="long", read_merge="residual"),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 
@@ -158,6 +165,13 @@ def score(run: dict) -> float:
     return run["return"] if np.isnan(run["success"]) else run["success"]
 
 
+def finished_keys(log: Path) -> set[str]:
+    """The keys of the runs already recorded in a runs file (none if it does not exist)."""
+    if not log.exists():
+        return set()
+    return {json.loads(line)["key"] for line in log.read_text().splitlines() if line.strip()}
+
+
 def summarise(runs: list[dict], models: list[str], tasks: list[str]) -> list[dict]:
     """One row per model: the mean score per task with each seed's score, and the mean speed."""
     for run in runs:
@@ -225,6 +239,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--n-steps", type=int, default=None,
         help=f"rollout (and RtxPPO sequence) length of every run, two per minibatch (default {PPO['n_steps']})",
     )  # fmt: skip
+    parser.add_argument(
+        "--report-only", action="store_true",
+        help="rewrite the table and curves from the runs already in the runs file, training nothing (a missing run is "
+             "left out, a missing cell shown as -)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     timesteps = args.timesteps
     if args.quick:
@@ -243,12 +262,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
 
     start = time.perf_counter()
-    runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps),
-                   args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report)
+    log = args.out / f"{stem}_runs.jsonl"
+    todo = specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps)
+    if args.report_only:
+        todo = [spec for spec in todo if spec.key() in finished_keys(log)]
+    runs = run_all(todo, log, args.jobs, args.resume or args.report_only, report)
     rows = summarise(runs, args.models, tasks)
     columns: list[tuple[str, Any]] = [("model:", lambda r: r["model"])]
     for task in tasks:
-        columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})"))
+        columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})" if r[f"seeds_{t}"] else "-"))
     columns.append(("fps", lambda r: f"{r['fps']:.0f}"))
     budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
     rollout_note = ""

@@ -72,6 +72,16 @@ def test_benchmark_quick_mode_resumes_and_plots(module, tmp_path):
     assert table.startswith("# ") and table.count("\n|") >= 4
     for name in PLOTS[module]:
         assert (tmp_path / name).stat().st_size > 10_000, name
+    if module == "benchmarks.memory_suite":  # --report-only: a run missing from the file is left out, not trained
+        kept = [line for line in finished.splitlines(keepends=True) if '"label": "LSTM"' not in line]
+        assert len(kept) == len(finished.splitlines()) - 1
+        runs_file.write_text("".join(kept))
+        third = subprocess.run(command + ["--report-only"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        assert third.returncode == 0, third.stderr[-3000:]
+        assert runs_file.read_text() == "".join(kept), "--report-only trained a run"
+        rows = (tmp_path / "memory_suite_quick.md").read_text().splitlines()
+        assert next(row for row in rows if row.startswith("| LSTM |")).startswith("| LSTM | - |")
+        assert not next(row for row in rows if row.startswith("| AGaLiTe |")).startswith("| AGaLiTe | - |")
 
 
 def test_memory_suite_n_steps_sets_both_algorithms_rollouts_and_keys_its_runs_apart():

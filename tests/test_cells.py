@@ -378,17 +378,19 @@ def test_compile_failure_warns_and_acts_eagerly():
 @pytest.mark.parametrize("name", ["galite", "agalite"])
 def test_paper_variant_is_the_papers_design_and_default_differs(name):
     """variant="paper" keeps the paper's equations and initialisation; the default changes exactly
-    the normaliser, the gate biases, the feature map and the read norm (AGaLiTe also its frequencies),
-    and each can be set alone."""
+    the normaliser, the gate biases, the feature map, the read norm and how the block adds the read
+    (AGaLiTe also its frequencies), and each can be set alone."""
     from sb3_rtx.cells.galite import NORMALISER_EPS
 
     paper = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper")
     default = make_cell(name, INPUT_DIM, **SMALL[name])
-    assert (paper.normaliser, paper.gate_init, paper.feature_map, paper.read_norm) == ("sum", "zero", "relu", "none")
+    assert (paper.normaliser, paper.gate_init, paper.feature_map, paper.read_norm, paper.read_merge) == (
+        "sum", "zero", "relu", "none", "gated"
+    )  # fmt: skip
     # AGaLiTe's default gives each head its own span, GaLiTe's every head the long one
     gate_init = "per_head" if name == "agalite" else "long"
-    assert (default.normaliser, default.gate_init, default.feature_map, default.read_norm) == (
-        "sum", gate_init, "softplus", "rms"
+    assert (default.normaliser, default.gate_init, default.feature_map, default.read_norm, default.read_merge) == (
+        "sum", gate_init, "softplus", "rms", "residual"
     )  # fmt: skip
     assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
     bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
@@ -562,6 +564,26 @@ def test_per_head_gate_init_gives_each_head_its_own_span(name, n_heads):
     assert torch.all(bias[:, 4 * d : 5 * d] == -3.0) and torch.all(bias[:, 5 * d + 2 * eta :] == -3.0)
 
 
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_residual_read_adds_the_mixers_read_to_the_stream_unchanged(name):
+    """``read_merge="residual"``: the attention sub-layer is ``x + read`` (no GRU gate, no relu),
+    so whatever the read carries reaches the stream; ``"gated"`` (the paper's) passes it through
+    GTrXL's gate. Checked with the MLP sub-layer made the identity (its gate shut)."""
+    x = torch.randn(6, 3, INPUT_DIM, dtype=torch.float64)
+    for read_merge in ("residual", "gated"):
+        cell = build(name, read_merge=read_merge, n_layers=1)
+        block = cell.blocks[0]
+        assert (block.gate_attn is None) == (read_merge == "residual")
+        captured = {}
+        block.mixer.register_forward_hook(lambda _m, _a, out: captured.__setitem__("read", out[0]))
+        with torch.no_grad():
+            block.gate_mlp.gate_bias.fill_(1e4)  # z = 0: the MLP sub-layer passes its input through
+            output, _ = cell(x, None, None)
+            stream = torch.relu(torch.nn.functional.linear(x, cell.embed.weight, cell.embed.bias))
+        merged = torch.allclose(output, stream + captured["read"])
+        assert merged == (read_merge == "residual")
+
+
 def test_unknown_variant_or_choice_is_named():
     with pytest.raises(ValueError, match="variant must be one of \\('default', 'paper'\\), got 'fast'"):
         make_cell("agalite", 4, variant="fast")
@@ -573,5 +595,7 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("galite", 4, feature_map="elu")
     with pytest.raises(ValueError, match=r"read_norm must be one of \('rms', 'none'\), got 'layer'"):
         make_cell("galite", 4, read_norm="layer")
+    with pytest.raises(ValueError, match=r"read_merge must be one of \('gated', 'residual'\), got 'sum'"):
+        make_cell("agalite", 4, read_merge="sum")
     with pytest.raises(ValueError, match=r"read_scale must be one of \('2r', 'power'\), got 'unit'"):
         make_cell("agalite", 4, read_scale="unit")

@@ -145,8 +145,9 @@ def test_every_cell_exports_and_acts_as_predict_for_1000_steps_with_resets(tmp_p
     model.learn(128)
     runners = export_both(model, tmp_path)
     worst = compare_with_predict(model, venv, runners, 1000)
-    # episodes of an untrained CartPole policy end every ~10-40 steps, at different steps per env
-    assert worst["resets"] > 100
+    # episodes of a barely trained CartPole policy end every ~10-80 steps, at different steps per
+    # env: dozens of resets, mid-batch, for the state handling to get right
+    assert worst["resets"] > 20
     assert worst["value"] < ATOL and worst["state"] < ATOL
 
 

@@ -46,7 +46,8 @@ only matters with ``read_norm="none"``.
   default until it is better on both.
 
 Variants (``variant="default" | "paper"``) choose the frequencies together with GaLiTe's choices of
-normaliser, gate initialisation, feature map and read norm (see :mod:`sb3_rtx.cells.galite`), with
+normaliser, gate initialisation, feature map, read norm and read merge (see
+:mod:`sb3_rtx.cells.galite`), with
 one difference: AGaLiTe's default starts each head with a memory span of its own
 (``gate_init="per_head"``), where GaLiTe's starts every head long (``"long"``). Measured on the
 memory suite (5 seeds each), a span per head learned noisy recall at delay 30 in 4 seeds of 5
@@ -229,6 +230,8 @@ class AGaLiTe(GatedTransformerCell):
         overriding the variant's
     :param feature_map: ``"softplus"`` or ``"relu"``, overriding the variant's
     :param read_norm: ``"rms"`` or ``"none"``, overriding the variant's
+    :param read_merge: ``"gated"`` or ``"residual"``, how the block adds the read to its stream
+        (see :mod:`sb3_rtx.cells.block`), overriding the variant's
     :param read_scale: ``"2r"`` (both variants) or ``"power"``, what ``s . q`` is multiplied
         by in the read's normaliser (see :func:`read_divisor`); None takes the variant's
     """
@@ -252,12 +255,19 @@ class AGaLiTe(GatedTransformerCell):
         read_scale: str | None = None,
         feature_map: str | None = None,
         read_norm: str | None = None,
+        read_merge: str | None = None,
     ) -> None:
         check_positive_int("AGaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, r=r)
         if gate_init is None:
             gate_init = VARIANT_GATE_INITS.get(variant)
         choices = resolve_variant(
-            "AGaLiTe", variant, normaliser=normaliser, gate_init=gate_init, feature_map=feature_map, read_norm=read_norm
+            "AGaLiTe",
+            variant,
+            normaliser=normaliser,
+            gate_init=gate_init,
+            feature_map=feature_map,
+            read_norm=read_norm,
+            read_merge=read_merge,
         )
         frequencies = VARIANT_FREQUENCIES[variant] if frequencies is None else frequencies
         omegas, period = oscillator_frequencies(r, frequencies)
@@ -265,7 +275,7 @@ class AGaLiTe(GatedTransformerCell):
         divisor = read_divisor(omegas, period, read_scale)
         self.read_scale = read_scale
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
-        self.feature_map, self.read_norm = choices.feature_map, choices.read_norm
+        self.feature_map, self.read_norm, self.read_merge = choices.feature_map, choices.read_norm, choices.read_merge
         self.n_heads, self.d_head, self.eta, self.r = n_heads, d_head, eta, r
         self.frequency_set, self.period = frequencies, period
         super().__init__(
@@ -274,6 +284,7 @@ class AGaLiTe(GatedTransformerCell):
             d_model,
             d_ffc,
             lambda: AGaLiTeMixer(d_model, n_heads, d_head, eta, r, choices, divisor),
+            choices.read_merge,
         )
         # a plain tuple, not a buffer: module.float() / .half() must not round the frequencies
         self.omegas = tuple(omegas.tolist())

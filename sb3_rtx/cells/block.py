@@ -2,13 +2,23 @@
 
 Per layer (Parisotto et al. 2020, "Stabilizing Transformers for RL", TrXL-I with GRU gating):
 
-    x <- gate1(x, relu(attention(LN(x))))
+    x <- gate1(x, relu(attention(LN(x))))        (read_merge="gated", GTrXL's and the paper's)
     x <- gate2(x, relu(MLP(LN(x))))
 
 The gates' update bias starts at 2, so a fresh block is close to the identity and the whole cell
-starts out as a Markov (memoryless) feature extractor. A cell = dense embedding + relu, then
-``n_layers`` blocks. Only the attention part differs between the three cells; it is given by
-:class:`SequenceMixer`.
+starts out as a Markov (memoryless) feature extractor. That is GTrXL's intent (learn reactive
+behaviour first), and for a memory it is a cost: the GRU gate mixes the read with the current
+observation inside its ``tanh`` and scales it by a ``z`` of about 0.12 that the observation
+modulates, so a cue the read carries is mostly lost before the heads see it. With
+``read_merge="residual"`` the attention sub-layer is the plain pre-norm residual of the
+identity-map reordering (TrXL-I without its gate; the block of later gated linear recurrences such
+as RetNet, GLA and xLSTM):
+
+    x <- x + attention(LN(x))
+    x <- gate2(x, relu(MLP(LN(x))))
+
+A cell = dense embedding + relu, then ``n_layers`` blocks. Only the attention part differs between
+the three cells; it is given by :class:`SequenceMixer`.
 """
 
 from __future__ import annotations
@@ -92,21 +102,29 @@ class SequenceMixer(nn.Module, ABC):
         """
 
 
-class GatedBlock(nn.Module):
-    """One GTrXL-style layer: gated attention sub-layer, then gated MLP sub-layer."""
+#: how a block adds the attention's read to its residual stream (see the module docstring)
+READ_MERGES = ("gated", "residual")
 
-    def __init__(self, d_model: int, d_ffc: int, mixer: SequenceMixer) -> None:
+
+class GatedBlock(nn.Module):
+    """One GTrXL-style layer: attention sub-layer (gated, or a plain residual), then gated MLP sub-layer."""
+
+    def __init__(self, d_model: int, d_ffc: int, mixer: SequenceMixer, read_merge: str = "gated") -> None:
         super().__init__()
+        if read_merge not in READ_MERGES:
+            raise ValueError(f"read_merge must be one of {READ_MERGES}, got {read_merge!r}")
         self.norm_attn = nn.LayerNorm(d_model)
         self.mixer = mixer
-        self.gate_attn = GRUGate(d_model)
+        self.read_merge = read_merge
+        self.gate_attn = GRUGate(d_model) if read_merge == "gated" else None
         self.norm_mlp = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(orthogonal_linear(d_model, d_ffc), nn.ReLU(), orthogonal_linear(d_ffc, d_model))
         self.gate_mlp = GRUGate(d_model)
 
     def forward(self, x: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
         mixed, new_state = self.mixer(layer_norm(self.norm_attn, x), layer_state, context)
-        x = self.gate_attn.forward(x, F.relu(mixed))
+        # no relu on a residual read: it would zero half of what the read carries
+        x = x + mixed if self.gate_attn is None else self.gate_attn.forward(x, F.relu(mixed))
         hidden = F.relu(linear(cast(nn.Linear, self.mlp[0]), layer_norm(self.norm_mlp, x)))
         x = self.gate_mlp.forward(x, F.relu(linear(cast(nn.Linear, self.mlp[2]), hidden)))
         return x, new_state
@@ -128,6 +146,7 @@ class GatedTransformerCell(RecurrentCell):
         d_model: int,
         d_ffc: int,
         make_mixer: Callable[[], SequenceMixer],
+        read_merge: str = "gated",
     ) -> None:
         check_positive_int(type(self).__name__, input_dim=input_dim, n_layers=n_layers, d_model=d_model, d_ffc=d_ffc)
         super().__init__(input_dim, d_model)
@@ -136,7 +155,7 @@ class GatedTransformerCell(RecurrentCell):
         self.d_ffc = d_ffc
         self.embed = orthogonal_linear(input_dim, d_model)
         mixers = [make_mixer() for _ in range(n_layers)]
-        self.blocks = nn.ModuleList(GatedBlock(d_model, d_ffc, mixer) for mixer in mixers)
+        self.blocks = nn.ModuleList(GatedBlock(d_model, d_ffc, mixer, read_merge) for mixer in mixers)
         self._layer_shapes = mixers[0].layer_state_shapes()
 
     # -- shared state hooks (none by default)
