@@ -32,7 +32,6 @@ extra; without it they are left out with a note.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -165,13 +164,6 @@ def score(run: dict) -> float:
     return run["return"] if np.isnan(run["success"]) else run["success"]
 
 
-def finished_keys(log: Path) -> set[str]:
-    """The keys of the runs already recorded in a runs file (none if it does not exist)."""
-    if not log.exists():
-        return set()
-    return {json.loads(line)["key"] for line in log.read_text().splitlines() if line.strip()}
-
-
 def summarise(runs: list[dict], models: list[str], tasks: list[str]) -> list[dict]:
     """One row per model: the mean score per task with each seed's score, and the mean speed."""
     for run in runs:
@@ -262,11 +254,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
 
     start = time.perf_counter()
-    log = args.out / f"{stem}_runs.jsonl"
-    todo = specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps)
-    if args.report_only:
-        todo = [spec for spec in todo if spec.key() in finished_keys(log)]
-    runs = run_all(todo, log, args.jobs, args.resume or args.report_only, report)
+    runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps),
+                   args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report, train=not args.report_only)
     rows = summarise(runs, args.models, tasks)
     columns: list[tuple[str, Any]] = [("model:", lambda r: r["model"])]
     for task in tasks:

@@ -150,13 +150,15 @@ def sweep_time(runs: list[dict], jobs: int, call_start: float) -> str:
 
 
 def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
-            on_result: Callable[[dict], None] | None = None) -> list[dict]:
+            on_result: Callable[[dict], None] | None = None, train: bool = True) -> list[dict]:
     """Run every spec (``jobs`` at a time) and return their results in no particular order.
 
     Finished runs are appended to ``log``; with ``resume`` the runs already there are kept and not
-    run again, otherwise ``log`` starts empty.
+    run again, otherwise ``log`` starts empty. With ``train=False`` nothing is run: the results are
+    those of the specs already in ``log`` (kept, as with ``resume``), the others left out.
     """
     done: dict[str, dict] = {}
+    resume = resume or not train
     if resume and log.exists():
         for line in log.read_text().splitlines():
             if line.strip():
@@ -165,7 +167,7 @@ def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
     elif log.exists():
         log.unlink()
     log.parent.mkdir(parents=True, exist_ok=True)
-    todo = [spec for spec in specs if spec.key() not in done]
+    todo = [spec for spec in specs if spec.key() not in done] if train else []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for result in pool.map(train_and_evaluate, todo):
             done[result["key"]] = result

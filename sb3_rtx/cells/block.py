@@ -115,7 +115,6 @@ class GatedBlock(nn.Module):
             raise ValueError(f"read_merge must be one of {READ_MERGES}, got {read_merge!r}")
         self.norm_attn = nn.LayerNorm(d_model)
         self.mixer = mixer
-        self.read_merge = read_merge
         self.gate_attn = GRUGate(d_model) if read_merge == "gated" else None
         self.norm_mlp = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(orthogonal_linear(d_model, d_ffc), nn.ReLU(), orthogonal_linear(d_ffc, d_model))
