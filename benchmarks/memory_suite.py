@@ -21,7 +21,11 @@ count-recall  POPGym CountRecallEasy (return in [-1, 1])                        
 ============  ===========================================================================  ======  ======
 
 Every run gets the same PPO settings (:data:`benchmarks.tmaze_runs.PPO`, 8 envs, RtxPPO
-``sequence_length`` 128) and differs only in its memory. The score is the final policy's success
+``sequence_length`` 128) and differs only in its memory. RtxPPO's advantages are divided by their
+running scale, its default (``--advantages running``; RecurrentPPO, which has no such setting,
+normalises them per minibatch); ``--advantages raw`` leaves them raw, ``--advantages normalised``
+normalises every model's per minibatch (SB3's default), as every run recorded before RtxPPO's
+default changed was made (those tables' commands name it). The score is the final policy's success
 rate acting deterministically on fresh episodes where the task reports success, else its mean
 episode return. Each finished run is appended to ``memory_suite_runs.jsonl`` (``--resume`` skips
 it); the table (mean and every seed) goes to ``memory_suite.md`` / ``.csv`` and the learning curves
@@ -99,6 +103,9 @@ MODELS: dict[str, tuple[str, str, dict]] = {
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 
 NOISY_RECALL = dict(n_cues=4, noise_dims=4)
+#: --advantages -> normalize_advantage: divided by the running scale (RtxPPO's default; RecurrentPPO,
+#: which has none, normalises per minibatch), raw, or normalised per minibatch (SB3's default)
+ADVANTAGES: dict[str, bool | str] = {"running": "running", "raw": False, "normalised": True}
 #: training sequences per minibatch in the shared settings, kept when --n-steps changes their length
 SEQUENCES_PER_BATCH = PPO["batch_size"] // PPO["n_steps"]
 #: label -> (env id, env kwargs, steps, chance level of the score or None)
@@ -133,12 +140,23 @@ def available_tasks(tasks: list[str]) -> tuple[list[str], list[str]]:
 
 def specs(
     models: list[str], tasks: list[str], seeds: list[int], eval_episodes: int, timesteps: int | None = None,
-    n_steps: int | None = None,
+    n_steps: int | None = None, advantages: str = "running",
 ) -> list[RunSpec]:
     """Every (task, model, seed) run, longest episodes first (so the pool ends on short ones); with
     ``n_steps``, rollouts and RtxPPO's training sequences of that many steps, two per minibatch (as
-    the shared settings have), instead of :data:`~benchmarks.tmaze_runs.PPO`'s."""
-    rollouts = {} if n_steps is None else dict(n_steps=n_steps, batch_size=SEQUENCES_PER_BATCH * n_steps)
+    the shared settings have), instead of :data:`~benchmarks.tmaze_runs.PPO`'s. ``advantages`` (see
+    :data:`ADVANTAGES`): ``"normalised"`` is the shared settings, whose runs' keys carry no
+    ``normalize_advantage`` (the runs recorded before RtxPPO's default changed)."""
+    if advantages not in ADVANTAGES:
+        raise ValueError(f"advantages must be one of {tuple(ADVANTAGES)}, got {advantages!r}")
+    rollouts: dict[str, Any] = {} if n_steps is None else dict(n_steps=n_steps, batch_size=SEQUENCES_PER_BATCH * n_steps)
+
+    def algo_kwargs(algo: str) -> dict[str, Any]:
+        setting = ADVANTAGES[advantages]
+        if setting is True or (setting == "running" and algo != "RtxPPO"):  # RecurrentPPO has no running scale
+            return rollouts
+        return dict(rollouts, normalize_advantage=setting)
+
     return [
         RunSpec(
             label=model,
@@ -151,7 +169,7 @@ def specs(
             eval_episodes=eval_episodes,
             tags=dict(model=model, task=task),
             env_id=TASKS[task][0],
-            algo_kwargs=rollouts,
+            algo_kwargs=algo_kwargs(MODELS[model][0]),
         )
         for task in tasks
         for model in models
@@ -232,6 +250,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help=f"rollout (and RtxPPO sequence) length of every run, two per minibatch (default {PPO['n_steps']})",
     )  # fmt: skip
     parser.add_argument(
+        "--advantages", choices=list(ADVANTAGES), default="running",
+        help="PPO's advantages divided by a running scale (RtxPPO's default; RecurrentPPO normalises per minibatch), "
+             "raw, or normalised per minibatch (SB3's default: every run recorded before RtxPPO's default changed)",
+    )  # fmt: skip
+    parser.add_argument(
         "--report-only", action="store_true",
         help="rewrite the table and curves from the runs already in the runs file, training nothing (a missing run is "
              "left out, a missing cell shown as -)",
@@ -254,13 +277,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
 
     start = time.perf_counter()
-    runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps),
+    runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps, args.advantages),
                    args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report, train=not args.report_only)
     rows = summarise(runs, args.models, tasks)
     columns: list[tuple[str, Any]] = [("model:", lambda r: r["model"])]
     for task in tasks:
         columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})" if r[f"seeds_{t}"] else "-"))
     columns.append(("fps", lambda r: f"{r['fps']:.0f}"))
+    settings = dict(PPO, normalize_advantage=ADVANTAGES[args.advantages])
     budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
     rollout_note = ""
     if args.n_steps is not None:
@@ -274,7 +298,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "Memory suite: final score by task",
         f"Final policy acting deterministically on {args.eval_episodes} fresh episodes: success rate (CueRecall, "
         f"T-Maze; chance 0.25 and 0.5) or mean episode return (POPGym, in [-1, 1]). Mean over seeds {args.seeds}, "
-        f"each seed in brackets. Steps per run: {budgets}. {N_ENVS} envs, PPO {PPO}, RtxPPO sequence_length "
+        f"each seed in brackets. Steps per run: {budgets}. {N_ENVS} envs, PPO {settings}, RtxPPO sequence_length "
         f"{PPO['n_steps']}{rollout_note}; transformer cells {SMALL} (AGaLiTe eta 4, r 2; GaLiTe eta 4; GTrXL memory_len 64), "
         f"RtxPPO LSTM 128 units, RecurrentPPO MlpLstmPolicy defaults. {' '.join(notes)} "
         f"{sweep_time(runs, args.jobs, start)} `python -m benchmarks.memory_suite`",

@@ -22,7 +22,9 @@ from typing import Any, Callable
 import numpy as np
 
 #: PPO settings every run shares. RecurrentPPO back-propagates through whole rollouts (n_steps);
-#: RtxPPO is given the same window (sequence_length = n_steps).
+#: RtxPPO is given the same window (sequence_length = n_steps). Advantages normalised per minibatch
+#: (SB3's default, RtxPPO's before it changed to raw advantages): every run recorded under
+#: ``results/`` before that change was made so; the memory suite overrides it (``--advantages``).
 PPO = dict(
     n_steps=128,
     batch_size=256,
@@ -31,7 +33,10 @@ PPO = dict(
     gamma=0.99,
     gae_lambda=0.95,
     ent_coef=0.01,
+    normalize_advantage=True,
 )
+#: RunSpec.algo_kwargs that only RtxPPO takes (the others are PPO settings both algorithms take)
+RTX_ONLY_KEYWORDS = ("sequence_length", "state_dtype")
 N_ENVS = 8
 TMAZE = "sb3_rtx/TMaze-v0"
 NET_ARCH = dict(pi=[64], vf=[64])
@@ -62,6 +67,13 @@ class RunSpec:
         return json.dumps(parts, sort_keys=True)
 
 
+def split_algo_kwargs(spec: RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(settings, rtx_only)``: the shared PPO settings with ``spec.algo_kwargs``' PPO settings over
+    them (both algorithms take these), and the keywords only RtxPPO takes."""
+    rtx_only = {key: value for key, value in spec.algo_kwargs.items() if key in RTX_ONLY_KEYWORDS}
+    return {**PPO, **{key: value for key, value in spec.algo_kwargs.items() if key not in rtx_only}}, rtx_only
+
+
 def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     """Train ``spec``; return it with its curve, final success, training time and fps."""
     import torch
@@ -75,9 +87,7 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     env = make_vec_env(spec.env_id, n_envs=N_ENVS, seed=spec.seed, env_kwargs=spec.env_kwargs)
-    # algo_kwargs may override the shared PPO settings (both algorithms) and add RtxPPO's own keywords
-    settings = {**PPO, **{key: value for key, value in spec.algo_kwargs.items() if key in PPO}}
-    rtx_only = {key: value for key, value in spec.algo_kwargs.items() if key not in PPO}
+    settings, rtx_only = split_algo_kwargs(spec)
     kwargs = dict(settings, policy_kwargs=dict(net_arch=NET_ARCH, **spec.policy_kwargs), seed=spec.seed)
     if spec.algo == "RtxPPO":
         model = RtxPPO(spec.policy, env, **{"sequence_length": settings["n_steps"], **rtx_only}, **kwargs)

@@ -89,11 +89,34 @@ def test_memory_suite_n_steps_sets_both_algorithms_rollouts_and_keys_its_runs_ap
     sequences per minibatch, and its runs never resume from runs made with the shared settings."""
     from benchmarks.memory_suite import specs
 
-    default = specs(["AGaLiTe", "RecurrentPPO"], ["recall-100"], [0], 4)
-    longer = specs(["AGaLiTe", "RecurrentPPO"], ["recall-100"], [0], 4, n_steps=256)
+    default = specs(["AGaLiTe", "RecurrentPPO"], ["recall-100"], [0], 4, advantages="normalised")
+    longer = specs(["AGaLiTe", "RecurrentPPO"], ["recall-100"], [0], 4, n_steps=256, advantages="normalised")
     assert all(spec.algo_kwargs == {} for spec in default)
     assert all(spec.algo_kwargs == {"n_steps": 256, "batch_size": 512} for spec in longer)
     assert not {spec.key() for spec in default} & {spec.key() for spec in longer}
+
+
+def test_memory_suite_advantages_reach_both_algorithms_and_key_new_runs_apart_from_recorded_ones():
+    """``--advantages``: ``running`` (the default, RtxPPO's) for RtxPPO, RecurrentPPO keeping its
+    per-minibatch normalisation (it has no running scale); ``raw`` for both; ``normalised`` makes
+    the runs recorded before the change (keys without the setting), so none resumes another's."""
+    from benchmarks.memory_suite import specs
+    from benchmarks.tmaze_runs import PPO, split_algo_kwargs
+
+    def settings(advantages: str) -> list:
+        found = [split_algo_kwargs(spec) for spec in specs(["AGaLiTe", "RecurrentPPO"], ["recall-10"], [0], 4, advantages=advantages)]
+        assert all(rtx_only == {} for _, rtx_only in found)
+        return [algo_settings["normalize_advantage"] for algo_settings, _ in found]
+
+    assert PPO["normalize_advantage"] is True
+    assert settings("running") == ["running", True] and settings("raw") == [False, False]
+    assert settings("normalised") == [True, True]
+    keys = {advantages: {spec.key() for spec in specs(["AGaLiTe"], ["recall-10"], [0], 4, advantages=advantages)}
+            for advantages in ("running", "raw", "normalised")}  # fmt: skip
+    assert len(set.union(*keys.values())) == 3
+    assert specs(["AGaLiTe"], ["recall-10"], [0], 4, advantages="normalised")[0].algo_kwargs == {}
+    with pytest.raises(ValueError, match=r"advantages must be one of \('running', 'raw', 'normalised'\), got 'scaled'"):
+        specs(["AGaLiTe"], ["recall-10"], [0], 4, advantages="scaled")
 
 
 def test_recurrent_ppo_run_with_an_rtx_ppo_keyword_is_refused_by_name():

@@ -556,6 +556,32 @@ def test_default_sequence_length_fits_n_steps_and_batch_size():
         RtxPPO("MlpRtxPolicy", cue_env(), n_steps=128, sequence_length=256)
 
 
+def test_advantages_are_scaled_by_their_running_scale_by_default_and_sb3s_ways_are_keywords(tmp_path):
+    """RtxPPO divides each centred minibatch by the running advantage scale (docs, "Learning memory":
+    divided by their own standard deviation, a sparse-reward task's pre-reward noise drives
+    full-size policy steps); ``True`` (SB3's) and ``False`` (raw) reach RtxPPO's own training loop:
+    from the same seed the three train to three different sets of weights. A bad value is named."""
+    settings = dict(n_steps=16, batch_size=32, n_epochs=1, seed=0,
+                    policy_kwargs=dict(cell="lstm", cell_kwargs=dict(hidden_size=8)))  # fmt: skip
+    models = {value: RtxPPO("MlpRtxPolicy", cue_env(), normalize_advantage=value, **settings) for value in (True, False)}
+    models["running"] = RtxPPO("MlpRtxPolicy", cue_env(), **settings)
+    assert models["running"].normalize_advantage == "running" and models["running"].advantage_scale.rollouts == 0
+    for model in models.values():
+        model.learn(64)
+    assert models["running"].advantage_scale.rollouts == models["running"]._n_updates >= 1  # one per rollout (1 epoch)
+    assert models[True].advantage_scale.rollouts == 0
+    weights = [torch.cat([p.detach().flatten() for p in model.policy.parameters()]) for model in models.values()]
+    assert not any(torch.equal(a, b) for a, b in itertools.combinations(weights, 2))
+    # a saved model keeps its setting (one saved with SB3's loads with it) and its running scale
+    for value, model in models.items():
+        model.save(tmp_path / "model.zip")
+        loaded = RtxPPO.load(tmp_path / "model.zip", device="cpu")
+        assert loaded.normalize_advantage == value
+        assert loaded.advantage_scale.variance_sum == model.advantage_scale.variance_sum
+    with pytest.raises(ValueError, match="normalize_advantage must be True, False or 'running', got 'batch'"):
+        RtxPPO("MlpRtxPolicy", cue_env(), normalize_advantage="batch")
+
+
 def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     """RtxPPO("MlpRtxPolicy", env): one small AGaLiTe layer in the library's variant; the saved
     model records the variant and every choice it resolved, so a paper-variant model reloads as the

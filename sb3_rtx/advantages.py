@@ -1,0 +1,67 @@
+"""How RtxPPO scales its advantages before the policy loss.
+
+SB3's PPO (``normalize_advantage=True``) divides each minibatch's advantages by their standard
+deviation, so every policy step has the same size whatever the advantages hold. When a task pays
+no differences at all, as a sparse-reward task does before the first reward (T-Maze's constant
+step cost), they hold only the critic's residual error, which shrinks as the critic fits; divided
+by its own size it becomes unit-sized noise, and the policy drifts on it, away from ever finding the
+reward (docs, "Learning memory"). Raw advantages (``False``) do not drift, but then the step size
+follows the task's reward scale, and a task with small rewards learns slowly.
+
+``"running"`` (RtxPPO's default) centres each minibatch as SB3 does and divides by the task's
+advantage scale, the root of the mean of every rollout's advantage variance so far
+(:class:`RunningAdvantageScale`): a task whose signal is steady is normalised as SB3 would, and a
+signal that vanishes stays small instead of being blown up to unit size. The statistic is
+cumulative, without a horizon to choose, as SB3's ``VecNormalize`` keeps its running statistics
+(reward scaling in PPO: Engstrom et al. 2020, "Implementation Matters in Deep Policy Gradients").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+#: RtxPPO's ``normalize_advantage``: SB3's per-minibatch normalisation, raw advantages, or the running scale
+ADVANTAGE_NORMALISATIONS = (True, False, "running")
+#: keeps the division finite when every advantage so far was the same
+SCALE_EPS = 1e-8
+
+
+def check_normalize_advantage(value: Any) -> bool | str:
+    """``value`` if it is one of :data:`ADVANTAGE_NORMALISATIONS`, else an error that names it."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if value == "running":
+        return "running"
+    raise ValueError(f"RtxPPO: normalize_advantage must be True, False or 'running', got {value!r}")
+
+
+class RunningAdvantageScale:
+    """The root of the mean, over every rollout so far, of the variance of that rollout's advantages."""
+
+    def __init__(self) -> None:
+        self.variance_sum = 0.0
+        self.rollouts = 0
+
+    def update(self, advantages: np.ndarray) -> None:
+        """Count one rollout's advantages."""
+        self.variance_sum += float(np.var(advantages))
+        self.rollouts += 1
+
+    @property
+    def scale(self) -> float:
+        """The running scale (1.0 before any rollout)."""
+        return math.sqrt(self.variance_sum / self.rollouts) if self.rollouts else 1.0
+
+
+def scale_advantages(advantages: torch.Tensor, normalize_advantage: bool | str, running_scale: float) -> torch.Tensor:
+    """One minibatch's advantages as the policy loss takes them (see the module docstring)."""
+    if not normalize_advantage or len(advantages) < 2:
+        return advantages
+    centred = advantages - advantages.mean()
+    if normalize_advantage == "running":
+        return centred / (running_scale + SCALE_EPS)
+    return centred / (advantages.std() + SCALE_EPS)
