@@ -23,7 +23,7 @@ import numpy as np
 
 #: PPO settings every run shares. RecurrentPPO back-propagates through whole rollouts (n_steps);
 #: RtxPPO is given the same window (sequence_length = n_steps). Advantages normalised per minibatch
-#: (SB3's default, RtxPPO's before it changed to raw advantages): every run recorded under
+#: (SB3's default, RtxPPO's before its running scale): every run recorded under
 #: ``results/`` before that change was made so; the memory suite overrides it (``--advantages``).
 PPO = dict(
     n_steps=128,
