@@ -63,11 +63,12 @@ RESOLVED_CHOICES = {
     "feature_map": "feature_map",
     "read_norm": "read_norm",
     "read_merge": "read_merge",
+    "memory_input": "memory_input",
 }
 #: choices added to :data:`RESOLVED_CHOICES` after a version that already recorded the others,
 #: with what a model saved by that version computed: such a model records every other choice and
 #: not these, and loads with these values, unchanged (see :meth:`RtxActorCriticPolicy.resolved_cell_kwargs`)
-LATER_CHOICES = {"feature_map": "relu", "read_norm": "none", "read_merge": "gated"}
+LATER_CHOICES = {"feature_map": "relu", "read_norm": "none", "read_merge": "gated", "memory_input": "stream"}
 #: what every saved GaLiTe / AGaLiTe model records since choices were first recorded
 FIRST_RECORDED_CHOICES = ("variant", "normaliser", "gate_init")
 

@@ -384,14 +384,12 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
 
     paper = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper")
     default = make_cell(name, INPUT_DIM, **SMALL[name])
-    assert (paper.normaliser, paper.gate_init, paper.feature_map, paper.read_norm, paper.read_merge) == (
-        "sum", "zero", "relu", "none", "gated"
-    )  # fmt: skip
+    assert (paper.normaliser, paper.gate_init, paper.feature_map, paper.read_norm, paper.read_merge,
+            paper.memory_input) == ("sum", "zero", "relu", "none", "gated", "stream")  # fmt: skip
     # AGaLiTe's default gives each head its own span, GaLiTe's every head the long one
     gate_init = "per_head" if name == "agalite" else "long"
-    assert (default.normaliser, default.gate_init, default.feature_map, default.read_norm, default.read_merge) == (
-        "sum", gate_init, "softplus", "rms", "residual"
-    )  # fmt: skip
+    assert (default.normaliser, default.gate_init, default.feature_map, default.read_norm, default.read_merge,
+            default.memory_input) == ("sum", gate_init, "softplus", "rms", "residual", "observation")  # fmt: skip
     assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
     bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
     value_bias = [-6.0, -3.0] if name == "agalite" else [-6.0, -6.0]  # beta, per head (2 heads)
@@ -599,3 +597,29 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("agalite", 4, read_merge="sum")
     with pytest.raises(ValueError, match=r"read_scale must be one of \('2r', 'power'\), got 'unit'"):
         make_cell("agalite", 4, read_scale="unit")
+    with pytest.raises(ValueError, match=r"memory_input must be one of \('stream', 'observation'\), got 'raw'"):
+        make_cell("galite", 4, memory_input="raw")
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_first_layer_memory_reads_the_observation_and_later_layers_the_stream(name):
+    """``memory_input="observation"`` (the default): the first block's memory projects the cell's
+    input itself, so what it reads does not depend on the embedding (zeroing the embedding leaves
+    the first read unchanged), while with ``"stream"`` (the paper's) it reads ``LN(embedding)`` and
+    changes; later layers read the stream either way."""
+    x = torch.randn(6, 3, INPUT_DIM, dtype=torch.float64)
+    for memory_input in ("observation", "stream"):
+        cell = build(name, memory_input=memory_input)  # 2 layers
+        first, second = cell.blocks[0], cell.blocks[1]
+        reads_observation = memory_input == "observation"
+        assert first.mixer.features.project.in_features == (INPUT_DIM if reads_observation else cell.d_model)
+        assert (first.norm_attn is None) == reads_observation
+        assert second.norm_attn is not None and second.mixer.features.project.in_features == cell.d_model
+        reads = []
+        first.mixer.register_forward_hook(lambda _m, _a, out: reads.append(out[0]))
+        with torch.no_grad():
+            cell(x, None, None)
+            cell.embed.weight.zero_()
+            cell.embed.bias.fill_(0.5)
+            cell(x, None, None)
+        assert torch.allclose(reads[0], reads[1]) == reads_observation

@@ -175,9 +175,9 @@ def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
     tuned = expected["policy_kwargs"]["cell_kwargs"]
     resolved = {
         "agalite": dict(variant="default", normaliser="sum", gate_init="per_head", frequencies="dc", read_scale="2r",
-                        feature_map="softplus", read_norm="rms", read_merge="residual"),
+                        feature_map="softplus", read_norm="rms", read_merge="residual", memory_input="observation"),
         "galite": dict(variant="default", normaliser="sum", gate_init="long", feature_map="softplus", read_norm="rms",
-                       read_merge="residual"),
+                       read_merge="residual", memory_input="observation"),
     }.get(params["cell"], {})
     assert model.policy.cell_kwargs == {**tuned, **resolved} and model.n_steps == expected["n_steps"]
 

@@ -161,9 +161,10 @@ class AGaLiTeMixer(SequenceMixer):
         r: int,
         choices: GatedChoices,
         divisor: float,
+        in_features: int | None = None,
     ) -> None:
         super().__init__()
-        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices)
+        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features)
         self.n_heads, self.d_head, self.feature_dim, self.r = n_heads, d_head, eta * d_head, r
         self.bounded = choices.normaliser == "bounded"
         self.divisor = divisor  # multiplies s . q in the read's normaliser (see read_divisor)
@@ -232,6 +233,8 @@ class AGaLiTe(GatedTransformerCell):
     :param read_norm: ``"rms"`` or ``"none"``, overriding the variant's
     :param read_merge: ``"gated"`` or ``"residual"``, how the block adds the read to its stream
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
+    :param memory_input: ``"observation"`` or ``"stream"``, what the first layer's memory reads
+        (see :mod:`sb3_rtx.cells.block`), overriding the variant's
     :param read_scale: ``"2r"`` (both variants) or ``"power"``, what ``s . q`` is multiplied
         by in the read's normaliser (see :func:`read_divisor`); None takes the variant's
     """
@@ -256,6 +259,7 @@ class AGaLiTe(GatedTransformerCell):
         feature_map: str | None = None,
         read_norm: str | None = None,
         read_merge: str | None = None,
+        memory_input: str | None = None,
     ) -> None:
         check_positive_int("AGaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, r=r)
         if gate_init is None:
@@ -268,6 +272,7 @@ class AGaLiTe(GatedTransformerCell):
             feature_map=feature_map,
             read_norm=read_norm,
             read_merge=read_merge,
+            memory_input=memory_input,
         )
         frequencies = VARIANT_FREQUENCIES[variant] if frequencies is None else frequencies
         omegas, period = oscillator_frequencies(r, frequencies)
@@ -276,6 +281,7 @@ class AGaLiTe(GatedTransformerCell):
         self.read_scale = read_scale
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
         self.feature_map, self.read_norm, self.read_merge = choices.feature_map, choices.read_norm, choices.read_merge
+        self.memory_input = choices.memory_input
         self.n_heads, self.d_head, self.eta, self.r = n_heads, d_head, eta, r
         self.frequency_set, self.period = frequencies, period
         super().__init__(
@@ -283,8 +289,9 @@ class AGaLiTe(GatedTransformerCell):
             n_layers,
             d_model,
             d_ffc,
-            lambda: AGaLiTeMixer(d_model, n_heads, d_head, eta, r, choices, divisor),
+            lambda in_features: AGaLiTeMixer(d_model, n_heads, d_head, eta, r, choices, divisor, in_features),
             choices.read_merge,
+            choices.memory_input,
         )
         # a plain tuple, not a buffer: module.float() / .half() must not round the frequencies
         self.omegas = tuple(omegas.tolist())

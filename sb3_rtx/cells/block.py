@@ -19,6 +19,17 @@ as RetNet, GLA and xLSTM):
 
 A cell = dense embedding + relu, then ``n_layers`` blocks. Only the attention part differs between
 the three cells; it is given by :class:`SequenceMixer`.
+
+What the first layer's memory reads (``memory_input=``): ``"stream"`` is the paper's and GTrXL's,
+``LN(x)`` of the embedded stream. With ``"observation"`` the first block's mixer projects the cell's
+input itself (the observation features), linearly and without a norm, as an LSTM's gates do; its
+residual stream is still the embedding. The embedding and the norm mix every observation dimension
+into every feature the memory projects from, so a cue carried by one input dimension shares each of
+them with whatever noise the other dimensions carry, and the norm divides the cue by a size the
+noise sets. Measured under PPO (docs, "Learning memory", "The memory reads the observation"): with
+16 dimensions of unit Gaussian noise an LSTM learns noisy cue recall and stops learning it as soon
+as the same embedding and norm are put in front of it, while AGaLiTe learns it once its memory reads
+the observation directly. Later layers read the stream (it carries the layers below).
 """
 
 from __future__ import annotations
@@ -104,24 +115,33 @@ class SequenceMixer(nn.Module, ABC):
 
 #: how a block adds the attention's read to its residual stream (see the module docstring)
 READ_MERGES = ("gated", "residual")
+#: what the first block's mixer reads: the embedded, normed stream, or the cell's input (see the module docstring)
+MEMORY_INPUTS = ("stream", "observation")
 
 
 class GatedBlock(nn.Module):
-    """One GTrXL-style layer: attention sub-layer (gated, or a plain residual), then gated MLP sub-layer."""
+    """One GTrXL-style layer: attention sub-layer (gated, or a plain residual), then gated MLP sub-layer.
 
-    def __init__(self, d_model: int, d_ffc: int, mixer: SequenceMixer, read_merge: str = "gated") -> None:
+    With ``reads_observation`` the mixer reads the cell's input as it is, not ``LN(x)``."""
+
+    def __init__(
+        self, d_model: int, d_ffc: int, mixer: SequenceMixer, read_merge: str = "gated", reads_observation: bool = False
+    ) -> None:
         super().__init__()
         if read_merge not in READ_MERGES:
             raise ValueError(f"read_merge must be one of {READ_MERGES}, got {read_merge!r}")
-        self.norm_attn = nn.LayerNorm(d_model)
+        self.norm_attn = None if reads_observation else nn.LayerNorm(d_model)
         self.mixer = mixer
         self.gate_attn = GRUGate(d_model) if read_merge == "gated" else None
         self.norm_mlp = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(orthogonal_linear(d_model, d_ffc), nn.ReLU(), orthogonal_linear(d_ffc, d_model))
         self.gate_mlp = GRUGate(d_model)
 
-    def forward(self, x: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
-        mixed, new_state = self.mixer(layer_norm(self.norm_attn, x), layer_state, context)
+    def forward(
+        self, x: torch.Tensor, layer_state: CellState, context: Any, observation: torch.Tensor
+    ) -> tuple[torch.Tensor, CellState]:
+        memory_input = observation if self.norm_attn is None else layer_norm(self.norm_attn, x)
+        mixed, new_state = self.mixer(memory_input, layer_state, context)
         # no relu on a residual read: it would zero half of what the read carries
         x = x + mixed if self.gate_attn is None else self.gate_attn.forward(x, F.relu(mixed))
         hidden = F.relu(linear(cast(nn.Linear, self.mlp[0]), layer_norm(self.norm_mlp, x)))
@@ -134,8 +154,10 @@ class GatedTransformerCell(RecurrentCell):
 
     State layout: for every per-layer state tensor of shape ``S`` a tensor ``(B, n_layers, *S)``,
     followed by the cell's shared tensors (e.g. a step counter), each ``(B, *S)``.
-    Subclasses give the mixer factory and, if they keep shared state, override
-    :meth:`shared_state_shapes`, :meth:`make_context` and :meth:`advance_shared`.
+    Subclasses give the mixer factory (called with the width of what each mixer reads) and, if
+    they keep shared state, override :meth:`shared_state_shapes`, :meth:`make_context` and
+    :meth:`advance_shared`. ``memory_input`` says what the first block's mixer reads (see the module
+    docstring); a mixer's state shapes must not depend on its input width.
     """
 
     def __init__(
@@ -144,18 +166,25 @@ class GatedTransformerCell(RecurrentCell):
         n_layers: int,
         d_model: int,
         d_ffc: int,
-        make_mixer: Callable[[], SequenceMixer],
+        make_mixer: Callable[[int], SequenceMixer],
         read_merge: str = "gated",
+        memory_input: str = "stream",
     ) -> None:
         check_positive_int(type(self).__name__, input_dim=input_dim, n_layers=n_layers, d_model=d_model, d_ffc=d_ffc)
+        if memory_input not in MEMORY_INPUTS:
+            raise ValueError(f"{type(self).__name__}: memory_input must be one of {MEMORY_INPUTS}, got {memory_input!r}")
         super().__init__(input_dim, d_model)
         self.n_layers = n_layers
         self.d_model = d_model
         self.d_ffc = d_ffc
         self.embed = orthogonal_linear(input_dim, d_model)
-        mixers = [make_mixer() for _ in range(n_layers)]
-        self.blocks = nn.ModuleList(GatedBlock(d_model, d_ffc, mixer, read_merge) for mixer in mixers)
-        self._layer_shapes = mixers[0].layer_state_shapes()
+        blocks = []
+        for index in range(n_layers):
+            reads_observation = memory_input == "observation" and index == 0
+            mixer = make_mixer(input_dim if reads_observation else d_model)
+            blocks.append(GatedBlock(d_model, d_ffc, mixer, read_merge, reads_observation))
+        self.blocks = nn.ModuleList(blocks)
+        self._layer_shapes = blocks[0].mixer.layer_state_shapes()
 
     # -- shared state hooks (none by default)
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -180,7 +209,7 @@ class GatedTransformerCell(RecurrentCell):
         h = F.relu(linear(self.embed, x))
         new_layer_states = []
         for index, block in enumerate(self.blocks):
-            h, new_state = block.forward(h, tuple(s[:, index] for s in layer_tensors), context)
+            h, new_state = block.forward(h, tuple(s[:, index] for s in layer_tensors), context, x)
             new_layer_states.append(new_state)
         stacked = tuple(torch.stack(parts, dim=1) for parts in zip(*new_layer_states, strict=True))
         return h, stacked + tuple(self.advance_shared(shared, starts, context))

@@ -95,7 +95,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_rtx.cells.base import CellState, check_positive_int
-from sb3_rtx.cells.block import READ_MERGES, GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
+from sb3_rtx.cells.block import MEMORY_INPUTS, READ_MERGES, GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
 from sb3_rtx.cells.factored_attention import outer
 from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
 
@@ -103,8 +103,17 @@ from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
 NORMALISER_EPS = 1e-6
 #: ``variant`` -> the choices it makes (see the module docstring)
 VARIANTS: dict[str, dict[str, str]] = {
-    "default": dict(normaliser="sum", gate_init="long", feature_map="softplus", read_norm="rms", read_merge="residual"),
-    "paper": dict(normaliser="sum", gate_init="zero", feature_map="relu", read_norm="none", read_merge="gated"),
+    "default": dict(
+        normaliser="sum",
+        gate_init="long",
+        feature_map="softplus",
+        read_norm="rms",
+        read_merge="residual",
+        memory_input="observation",
+    ),
+    "paper": dict(
+        normaliser="sum", gate_init="zero", feature_map="relu", read_norm="none", read_merge="gated", memory_input="stream"
+    ),
 }
 NORMALISERS = ("sum", "bounded")
 #: ``read_norm``: each head's read divided by its root mean square before the output projection, or not
@@ -129,6 +138,11 @@ PER_HEAD_SPANS = (1.0 + math.exp(-GATE_INIT_BIAS["long"][0]), 1.0 + math.exp(-GA
 GATE_INITS = (*GATE_INIT_BIAS, "multiscale", "per_head")
 #: the feature map of keys and queries, by ``feature_map``
 FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu, "softplus": F.softplus}
+#: orthogonal gain of a first layer's projection of the observation (``memory_input="observation"``):
+#: small, so that the gates and keys start close to independent of the observation, whatever its
+#: scale, and the optimiser grows the columns of the inputs that matter (the stream's projection keeps
+#: the paper's sqrt 2: its input is normed)
+OBSERVATION_PROJECTION_GAIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,7 @@ class GatedChoices:
     feature_map: str
     read_norm: str
     read_merge: str
+    memory_input: str
 
 
 def resolve_variant(cell: str, variant: str, **choices: str | None) -> GatedChoices:
@@ -153,6 +168,7 @@ def resolve_variant(cell: str, variant: str, **choices: str | None) -> GatedChoi
         "feature_map": tuple(FEATURE_MAPS),
         "read_norm": READ_NORMS,
         "read_merge": READ_MERGES,
+        "memory_input": MEMORY_INPUTS,
     }
     for key, value in choices.items():
         if value is None:
@@ -206,13 +222,17 @@ class GatedFeatures(nn.Module):
     #: as they did
     normalise_read: bool = False
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, choices: GatedChoices) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, d_head: int, eta: int, choices: GatedChoices, in_features: int | None = None
+    ) -> None:
         super().__init__()
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
         self.feature_map = FEATURE_MAPS[choices.feature_map]
         self.normalise_read = choices.read_norm == "rms"
-        # one matmul for W_k, W_q, W_v, W_beta, W_g (d each) and W_p1, W_p2, W_p3 (eta each)
-        self.project = orthogonal_linear(d_model, n_heads * (5 * d_head + 3 * eta))
+        # one matmul for W_k, W_q, W_v, W_beta, W_g (d each) and W_p1, W_p2, W_p3 (eta each), from the
+        # stream (d_model) or, in a first layer that reads the observation, from the cell's input
+        gain = math.sqrt(2) if in_features is None else OBSERVATION_PROJECTION_GAIN
+        self.project = orthogonal_linear(in_features or d_model, n_heads * (5 * d_head + 3 * eta), gain=gain)
         self.out = orthogonal_linear(n_heads * d_head, d_model)
         beta_bias, g_bias, p3_bias = gate_biases(choices.gate_init, n_heads, d_head, eta)
         with torch.no_grad():  # the columns of beta, g (d each) and p3 (eta), in every head
@@ -294,9 +314,11 @@ def step_keep(starts: torch.Tensor) -> torch.Tensor | None:
 class GaLiTeMixer(SequenceMixer):
     """GaLiTe attention for one layer; state ``(C: (H, d, F), s: (H, F))``."""
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, eta: int, choices: GatedChoices) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, d_head: int, eta: int, choices: GatedChoices, in_features: int | None = None
+    ) -> None:
         super().__init__()
-        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices)
+        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features)
         self.n_heads, self.d_head, self.feature_dim = n_heads, d_head, eta * d_head
         self.bounded = choices.normaliser == "bounded"
 
@@ -385,6 +407,8 @@ class GaLiTe(GatedTransformerCell):
     :param read_norm: ``"rms"`` or ``"none"``, overriding the variant's
     :param read_merge: ``"gated"`` or ``"residual"``, how the block adds the read to its stream
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
+    :param memory_input: ``"observation"`` or ``"stream"``, what the first layer's memory reads
+        (see :mod:`sb3_rtx.cells.block`), overriding the variant's
     """
 
     name = "galite"
@@ -404,6 +428,7 @@ class GaLiTe(GatedTransformerCell):
         feature_map: str | None = None,
         read_norm: str | None = None,
         read_merge: str | None = None,
+        memory_input: str | None = None,
     ) -> None:
         check_positive_int("GaLiTe", n_heads=n_heads, d_head=d_head, eta=eta)
         choices = resolve_variant(
@@ -414,17 +439,20 @@ class GaLiTe(GatedTransformerCell):
             feature_map=feature_map,
             read_norm=read_norm,
             read_merge=read_merge,
+            memory_input=memory_input,
         )
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
         self.feature_map, self.read_norm, self.read_merge = choices.feature_map, choices.read_norm, choices.read_merge
+        self.memory_input = choices.memory_input
         super().__init__(
             input_dim,
             n_layers,
             d_model,
             d_ffc,
-            lambda: GaLiTeMixer(d_model, n_heads, d_head, eta, choices),
+            lambda in_features: GaLiTeMixer(d_model, n_heads, d_head, eta, choices, in_features),
             choices.read_merge,
+            choices.memory_input,
         )
 
     def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:

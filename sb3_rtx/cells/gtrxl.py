@@ -116,7 +116,7 @@ class GTrXL(GatedTransformerCell):
     ) -> None:
         check_positive_int("GTrXL", n_heads=n_heads, d_head=d_head, memory_len=memory_len)
         self.n_heads, self.d_head, self.memory_len = n_heads, d_head, memory_len
-        super().__init__(input_dim, n_layers, d_model, d_ffc, lambda: GTrXLMixer(d_model, n_heads, d_head, memory_len))
+        super().__init__(input_dim, n_layers, d_model, d_ffc, lambda _: GTrXLMixer(d_model, n_heads, d_head, memory_len))
 
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((),)  # number of valid memory slots (steps of the current episode), one per env
