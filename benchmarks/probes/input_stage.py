@@ -14,14 +14,15 @@ below changes one thing:
 * ``AGaLiTe (reads stream)``: the default before this probe, whose memory reads ``LN(embedding)``
   (``memory_input="stream"``);
 * ``AGaLiTe``: today's default, whose first memory reads the observation (``memory_input="observation"``),
-  its projection initialised with gain 0.1 (``OBSERVATION_PROJECTION_GAIN``);
-* ``AGaLiTe (observation gain 1)``: the same with that projection's gain 1;
+  its projection initialised with gain 0.3 (``OBSERVATION_PROJECTION_GAIN``);
+* ``AGaLiTe (observation gain 0.1)``, ``AGaLiTe (observation gain 1)``: the same with that
+  projection's gain 0.1 or 1 (what the gain was chosen from, with ``--task tmaze-40`` too);
 * ``AGaLiTe (normed observation)``: the same reading ``LN(observation)`` (opt-in, ``--models``).
 
-Task: ``sb3_rtx/CueRecall-v0`` with 8 cues, delay 8, 16 dimensions of unit Gaussian noise (the
-memory suite's development task ``gauss-recall``), the memory suite's PPO settings. Runs go to
-``input_stage_runs.jsonl`` (``--resume`` keeps them), the table to ``input_stage.md`` under
-``benchmarks/results/probes/``.
+Task (``--task``, a development task of the memory suite): by default ``gauss-recall``,
+``sb3_rtx/CueRecall-v0`` with 8 cues, delay 8, 16 dimensions of unit Gaussian noise; the memory
+suite's PPO settings. Runs go to ``input_stage_runs.jsonl`` (``--resume`` keeps them), the table
+to ``input_stage.md`` under ``benchmarks/results/probes/`` (``input_stage_<task>`` for another task).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmarks.learning import SMALL
-from benchmarks.memory_suite import TASKS
+from benchmarks.memory_suite import SETS, TASKS
 from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 from sb3_rtx.cells import CELLS, AGaLiTe, LSTM
@@ -45,7 +46,6 @@ from sb3_rtx.cells.base import CellState
 from sb3_rtx.cells.block import layer_norm, linear, orthogonal_linear
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
-TASK = "gauss-recall"
 
 
 class LSTMBehindInputStage(LSTM):
@@ -108,6 +108,7 @@ MODELS: dict[str, dict] = {
     "LSTM + input stage": dict(cell=LSTMBehindInputStage.name, cell_kwargs=dict(hidden_size=128)),
     "AGaLiTe (reads stream)": dict(cell="agalite", cell_kwargs=dict(AGALITE, memory_input="stream")),
     "AGaLiTe": dict(cell="agalite", cell_kwargs=AGALITE),
+    "AGaLiTe (observation gain 0.1)": dict(cell=AGaLiTeObservationGain.name, cell_kwargs=dict(AGALITE, observation_gain=0.1)),
     "AGaLiTe (observation gain 1)": dict(cell=AGaLiTeObservationGain.name, cell_kwargs=dict(AGALITE, observation_gain=1.0)),
     "AGaLiTe (normed observation)": dict(cell=AGaLiTeNormedObservation.name, cell_kwargs=AGALITE),
 }
@@ -116,11 +117,11 @@ MODELS: dict[str, dict] = {
 DEFAULT_MODELS = [model for model in MODELS if model != "AGaLiTe (normed observation)"]
 
 
-def specs(models: list[str], seeds: list[int], timesteps: int, eval_episodes: int) -> list[RunSpec]:
-    env_id, env_kwargs, _, _ = TASKS[TASK]
+def specs(task: str, models: list[str], seeds: list[int], timesteps: int, eval_episodes: int) -> list[RunSpec]:
+    env_id, env_kwargs, _, _ = TASKS[task]
     return [
         RunSpec(label=model, algo="RtxPPO", policy="MlpRtxPolicy", policy_kwargs=MODELS[model], env_kwargs=env_kwargs,
-                seed=seed, timesteps=timesteps, eval_episodes=eval_episodes, tags=dict(model=model), env_id=env_id,
+                seed=seed, timesteps=timesteps, eval_episodes=eval_episodes, tags=dict(model=model, task=task), env_id=env_id,
                 algo_kwargs=dict(normalize_advantage="running"))
         for model in models
         for seed in seeds
@@ -130,25 +131,28 @@ def specs(models: list[str], seeds: list[int], timesteps: int, eval_episodes: in
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(MODELS))
-    parser.add_argument("--timesteps", type=int, default=300_000)
+    parser.add_argument("--task", default="gauss-recall", choices=SETS["dev"], help="a development task of the memory suite")
+    parser.add_argument("--timesteps", type=int, default=None, help="steps per run (default: the task's in the memory suite)")
     add_sweep_arguments(parser, [0, 1, 2, 3, 4], "smoke run: 2 models, 1 seed, 2 rollouts", RESULTS)
     args = parser.parse_args(argv)
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--resume",)]
     command = shlex.join(["python", "-m", "benchmarks.probes.input_stage", *given])
     if args.quick:
         args.models, args.seeds, args.timesteps, args.eval_episodes = ["LSTM + input stage", "AGaLiTe"], [0], 2048, 8
-    stem = "input_stage_quick" if args.quick else "input_stage"
+    task = args.task
+    timesteps = args.timesteps or TASKS[task][2]
+    stem = "input_stage" + ("" if task == "gauss-recall" else f"_{task}") + ("_quick" if args.quick else "")
     start = time.perf_counter()
-    runs = run_all(specs(args.models, args.seeds, args.timesteps, args.eval_episodes), args.out / f"{stem}_runs.jsonl",
+    runs = run_all(specs(task, args.models, args.seeds, timesteps, args.eval_episodes), args.out / f"{stem}_runs.jsonl",
                    args.jobs, args.resume)  # fmt: skip
     rows = []
     for model in args.models:
         mean, seeds = mean_success(runs, model=model)
         rows.append(dict(model=model, success=mean, seeds=seeds))
-    chance = TASKS[TASK][3]
+    env_id, env_kwargs, _, chance = TASKS[task]
     return write_report(
-        rows, args.out, stem, "Probe: the input stage under Gaussian observation noise",
-        f"`{TASKS[TASK][0]}` {TASKS[TASK][1]} (chance {chance}), {args.timesteps / 1000:g}k steps per run, "
+        rows, args.out, stem, f"Probe: the input stage in front of the memory ({task})",
+        f"`{env_id}` {env_kwargs} (chance {chance}), {timesteps / 1000:g}k steps per run, "
         f"{N_ENVS} envs, PPO {dict(PPO, normalize_advantage='running')}, RtxPPO sequence_length {PPO['n_steps']}. "
         f"Success of the final policy acting deterministically on {args.eval_episodes} fresh episodes, mean over "
         f"seeds {args.seeds} and each seed. {sweep_time(runs, args.jobs, start)} Made by `{command}`",

@@ -142,7 +142,7 @@ FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch
 #: small, so that the gates and keys start close to independent of the observation, whatever its
 #: scale, and the optimiser grows the columns of the inputs that matter (the stream's projection keeps
 #: the paper's sqrt 2: its input is normed)
-OBSERVATION_PROJECTION_GAIN = 0.1
+OBSERVATION_PROJECTION_GAIN = 0.3
 
 
 @dataclass(frozen=True)
