@@ -218,6 +218,18 @@ class RtxPPO(RecurrentPPO):
             self._setup_model()
 
     # ------------------------------------------------------------------ set-up
+    def _get_policy_from_name(self, policy_name: str) -> type[BasePolicy]:
+        """SB3's look-up, with an error that names RtxPPO's policies (a RecurrentPPO script that only
+        changed the class name passes ``"MlpLstmPolicy"``)."""
+        if policy_name not in self.policy_aliases:
+            hint = ""
+            if "Lstm" in policy_name:
+                hint = f" (for an LSTM, {policy_name.replace('Lstm', 'Rtx')!r} with policy_kwargs=dict(cell='lstm'))"
+            raise ValueError(
+                f"RtxPPO: policy {policy_name!r} unknown; RtxPPO's policies are {', '.join(self.policy_aliases)}{hint}"
+            )
+        return self.policy_aliases[policy_name]
+
     def _check_hyperparameters(self) -> None:
         self.batch_size = check_rollout_sizes(self.n_steps, self.n_envs, self.batch_size, self.sequence_length, self.n_epochs)
 

@@ -457,6 +457,15 @@ def test_default_agalite_learns_recall_through_gaussian_noise():
 # ------------------------------------------------------------------ bad input
 
 
+def test_a_recurrent_ppo_policy_name_gets_rtx_ppo_s_names():
+    with pytest.raises(ValueError, match=r"policy 'MlpLstmPolicy' unknown; RtxPPO's policies are MlpRtxPolicy, "
+                                         r"CnnRtxPolicy, MultiInputRtxPolicy \(for an LSTM, 'MlpRtxPolicy' with "
+                                         r"policy_kwargs=dict\(cell='lstm'\)\)"):  # fmt: skip
+        RtxPPO("MlpLstmPolicy", cue_env())
+    with pytest.raises(ValueError, match=r"policy 'MlpPolicy' unknown; RtxPPO's policies are MlpRtxPolicy"):
+        RtxPPO("MlpPolicy", cue_env())
+
+
 def test_nan_observation_is_named():
     model = tiny_model("agalite")
     with pytest.raises(ValueError, match="observation contains NaN or inf"):
