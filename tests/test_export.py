@@ -254,6 +254,13 @@ def test_what_cannot_be_exported_fails_at_export_time_with_its_name(tmp_path):
         export_onnx(model, tmp_path / "a.onnx", opset=11)
     with pytest.raises(FileNotFoundError, match="no saved model"):
         export_torchscript(tmp_path / "missing.zip", tmp_path / "a.pt")
+    # the same as files: a plain PPO's zip, and a file that is not a zip
+    ppo.save(tmp_path / "ppo.zip")
+    with pytest.raises(ExportError, match=r"needs an RtxPPO model .* policy is ActorCriticPolicy"):
+        export_onnx(tmp_path / "ppo.zip", tmp_path / "a.onnx")
+    (tmp_path / "junk.zip").write_text("not a zip")
+    with pytest.raises(ExportError, match=r"junk.zip is not a saved Stable-Baselines3 model"):
+        export_onnx(tmp_path / "junk.zip", tmp_path / "a.onnx")
     # VecNormalize statistics of another environment (Pendulum's 3 observations, CartPole's 4)
     other = VecNormalize(make_vec_env("Pendulum-v1", n_envs=1))
     stats = tmp_path / "other.pkl"

@@ -64,6 +64,21 @@ def _describe(step: PolicyStep) -> str:
     )
 
 
+def check_saved_rtx_model(path: Path) -> None:
+    """Raise :class:`ExportError` unless ``path`` is an SB3 zip whose policy is an RtxPPO policy: a
+    plain PPO's zip, or a file that is not a saved model, would otherwise fail deep inside loading."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    try:
+        data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
+    except ValueError as error:  # SB3's "wasn't a zip-file"
+        raise ExportError(f"{path} is not a saved Stable-Baselines3 model (a zip): {error}") from error
+    policy_class = (data or {}).get("policy_class")
+    if not (isinstance(policy_class, type) and issubclass(policy_class, RtxActorCriticPolicy)):
+        name = getattr(policy_class, "__name__", repr(policy_class))
+        raise ExportError(f"export needs an RtxPPO model or its policy, got a model whose policy is {name} ({path})")
+
+
 def load_policy(model: Any) -> RtxActorCriticPolicy:
     """A CPU float32 copy of the policy of ``model`` (an RtxPPO, its policy, or a path to its zip)."""
     from sb3_rtx.ppo import RtxPPO
@@ -72,6 +87,7 @@ def load_policy(model: Any) -> RtxActorCriticPolicy:
         path = Path(model)
         if not path.exists() and not path.with_suffix(".zip").exists():
             raise FileNotFoundError(f"no saved model at {path}")
+        check_saved_rtx_model(path)
         model = RtxPPO.load(path, device="cpu")
     policy = getattr(model, "policy", model)
     if not isinstance(policy, RtxActorCriticPolicy):
