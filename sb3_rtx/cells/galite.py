@@ -19,8 +19,8 @@ Variants (``variant=``), shared with AGaLiTe; each choice can also be set on its
 
 * ``"paper"``: the equations above with the paper's feature map ``phi = relu`` and zero-bias gates
   (``normaliser="sum"``, ``gate_init="zero"``, ``feature_map="relu"``, ``read_norm="none"``,
-  ``read_merge="gated"``).
-* ``"default"``: four changes, each measured on noisy cue recall (docs, "Learning memory"), and the
+  ``read_merge="gated"``, ``memory_input="stream"``).
+* ``"default"``: five changes, each measured on noisy cue recall (docs, "Learning memory"), and the
   paper's normaliser kept:
 
   - ``feature_map="softplus"``: ``phi = softplus``, not relu. A relu feature is exactly zero, and so
@@ -81,6 +81,13 @@ Variants (``variant=``), shared with AGaLiTe; each choice can also be set on its
     names the cue at delay 30 from the read in 0.84 of episodes and from the gated block's output in
     0.37, from the residual block's in 0.75; under PPO delay 30 went from 0.85 to 0.99 (5 seeds).
     See :mod:`sb3_rtx.cells.block` and docs, "Learning memory", "The read through GTrXL's gate".
+  - ``memory_input="observation"``: the first layer's memory projects the cell's input itself
+    (linearly, no norm; the projection's gain :data:`OBSERVATION_PROJECTION_GAIN`) instead of
+    ``LN(x)`` of the embedded stream (``"stream"``, the paper's), which mixes every observation
+    dimension into every feature and divides by a size the noise sets: with 16 dimensions of unit
+    Gaussian noise AGaLiTe learned 8-cue recall only once its memory read the observation, and an
+    LSTM behind the same embedding and norm stopped learning it. See :mod:`sb3_rtx.cells.block` and
+    docs, "Learning memory", "Gaussian noise: the memory reads the observation".
 """
 
 from __future__ import annotations
