@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.init_probe", "init_probe_quick.md"),
         ("benchmarks.signal_budget", "signal_budget_quick.md"),
         ("benchmarks.export_latency", "export_latency_quick.md"),
+        ("benchmarks.probes.input_stage", "input_stage_quick.md"),
     ],
 )
 def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
@@ -126,3 +127,20 @@ def test_recurrent_ppo_run_with_an_rtx_ppo_keyword_is_refused_by_name():
                    env_kwargs={}, seed=0, timesteps=256, eval_episodes=1, algo_kwargs={"sequence_length": 8})  # fmt: skip
     with pytest.raises(ValueError, match=r"RecurrentPPO takes no \['sequence_length'\]"):
         train_and_evaluate(spec)
+
+
+def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tmp_path):
+    """``--set dev|test``: defaults are chosen on the development set, the test set only reported,
+    so no task is in both; the test set is broad (at least 8 tasks). The table is headed by the
+    whole command that remakes it (every flag but ``--resume``/``--report-only``)."""
+    from benchmarks.memory_suite import SETS, TASKS, main
+
+    assert set(SETS) == {"dev", "test"}
+    assert not set(SETS["dev"]) & set(SETS["test"])
+    assert len(SETS["test"]) >= 8 and set(SETS["dev"]) | set(SETS["test"]) <= set(TASKS)
+    main(["--set", "test", "--models", "AGaLiTe", "--seeds", "3", "--report-only", "--out", str(tmp_path)])
+    text = (tmp_path / "memory_suite_test.md").read_text()
+    header = text.splitlines()[2]
+    assert f"Made by `python -m benchmarks.memory_suite --set test --models AGaLiTe --seeds 3 --out {tmp_path}`" in header
+    for task in SETS["test"]:
+        assert f"| {task} " in text or "left out" in header, task

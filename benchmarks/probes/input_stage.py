@@ -33,6 +33,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -43,7 +44,7 @@ from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 from sb3_rtx.cells import CELLS, AGaLiTe, LSTM
 from sb3_rtx.cells.base import CellState
-from sb3_rtx.cells.block import layer_norm, linear, orthogonal_linear
+from sb3_rtx.cells.block import SequenceMixer, layer_norm, linear, orthogonal_linear
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 
@@ -78,24 +79,32 @@ class AGaLiTeObservationGain(AGaLiTe):
         nn.init.orthogonal_(project.weight, gain=observation_gain)
 
 
+class NormedInput(SequenceMixer):
+    """A mixer that reads ``LN(input)`` (no affine) and is otherwise ``mixer``."""
+
+    def __init__(self, mixer: SequenceMixer) -> None:
+        super().__init__()
+        self.mixer = mixer
+
+    def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return self.mixer.layer_state_shapes()
+
+    def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
+        return self.mixer(F.layer_norm(h, h.shape[-1:]), layer_state, context)
+
+
 class AGaLiTeNormedObservation(AGaLiTe):
     """The default AGaLiTe whose first memory reads ``LN(observation)`` (no affine)."""
 
     name = "probe-agalite-normed-observation"
 
-    def _forward(self, x: torch.Tensor, state: CellState, starts: torch.Tensor) -> tuple[torch.Tensor, CellState]:
-        # the stream is embedded from x itself (as in the default); only the memory's input is normed
-        n_layer_tensors = len(self._layer_shapes)
-        layer_tensors, shared = state[:n_layer_tensors], state[n_layer_tensors:]
-        context = self.make_context(shared, starts)
-        h = F.relu(linear(self.embed, x))
-        normed = F.layer_norm(x, x.shape[-1:])
-        new_layer_states = []
-        for index, block in enumerate(self.blocks):
-            h, new_state = block.forward(h, tuple(s[:, index] for s in layer_tensors), context, normed)
-            new_layer_states.append(new_state)
-        stacked = tuple(torch.stack(parts, dim=1) for parts in zip(*new_layer_states, strict=True))
-        return h, stacked + tuple(self.advance_shared(shared, starts, context))
+    def __init__(
+        self, input_dim: int, n_layers: int = 4, d_model: int = 128, n_heads: int = 4, d_head: int = 64,
+        d_ffc: int = 128, eta: int = 8, r: int = 2,
+    ) -> None:  # fmt: skip
+        super().__init__(input_dim, n_layers, d_model, n_heads, d_head, d_ffc, eta, r)
+        first = self.blocks[0]
+        first.mixer = NormedInput(first.mixer)
 
 
 for _cls in (LSTMBehindInputStage, AGaLiTeObservationGain, AGaLiTeNormedObservation):
