@@ -80,7 +80,8 @@ def test_stepping_equals_whole_sequence(variant, seq_len):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_float32_forms_agree_at_default_size(variant):
-    """The real (float32, paper-size) configuration: forms agree to float32 rounding."""
+    """The real (float32, paper-size) configuration: forms agree to float32 rounding, relative to the
+    output's size (4 layers of chunked scans against 20 single steps: about 1e-5 of it)."""
     name = variant.split("-")[0]
     extra = {key: value for key, value in SMALL[variant].items() if key in ("frequencies", "variant")}
     torch.manual_seed(0)
@@ -91,7 +92,7 @@ def test_float32_forms_agree_at_default_size(variant):
         state = warm_state(cell, 3)
         y_seq, _ = cell(x, state, starts)
         y_step, _ = run_stepwise(cell, x, state, starts)
-    assert (y_seq - y_step).abs().max().item() <= 1e-4
+    assert (y_seq - y_step).abs().max().item() <= 2e-5 * max(1.0, y_step.abs().max().item())
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -302,7 +302,15 @@ class GatedFeatures(nn.Module):
         """``(T, B, H, d)`` -> ``(T, B, d_model)``, each head's read first divided by its root mean
         square with ``read_norm="rms"``."""
         if self.normalise_read:
-            a = a * torch.rsqrt(a.pow(2).mean(-1, keepdim=True) + READ_NORM_EPS)
+            mean_square = a.pow(2).mean(-1, keepdim=True)
+            if torch.compiler.is_exporting():
+                # the same sum, written so that torch's ONNX exporter keeps it: it drops the add of
+                # so small a constant, and a first layer that reads the observation can have reads
+                # whose mean square is ~1e-10, where the eps moves the result by ~1%
+                mean_square = (mean_square / READ_NORM_EPS + 1.0) * READ_NORM_EPS
+            else:
+                mean_square = mean_square + READ_NORM_EPS
+            a = a * torch.rsqrt(mean_square)
         return linear(self.out, a.flatten(-2))
 
 
