@@ -2,7 +2,7 @@
 
     python -m benchmarks.probes.input_stage --jobs 2     # the table in docs/investigations/noise.md
 
-The question (docs, "The memory reads the observation: the eleventh cause"): with 16 observation
+The question (docs, "Gaussian noise: the memory reads the observation"): with 16 observation
 dimensions of unit Gaussian noise, RtxPPO's LSTM learns noisy cue recall and every attention cell
 stays at chance. The attention cells share one input stage, an orthogonal embedding with a relu
 and then a LayerNorm in front of the memory; the LSTM reads the observation itself. Each model

@@ -26,7 +26,7 @@ input itself (the observation features), linearly and without a norm, as an LSTM
 residual stream is still the embedding. The embedding and the norm mix every observation dimension
 into every feature the memory projects from, so a cue carried by one input dimension shares each of
 them with whatever noise the other dimensions carry, and the norm divides the cue by a size the
-noise sets. Measured under PPO (docs, "Learning memory", "The memory reads the observation"): with
+noise sets. Measured under PPO (docs, "Learning memory", "Gaussian noise: the memory reads the observation"): with
 16 dimensions of unit Gaussian noise an LSTM learns noisy cue recall and stops learning it as soon
 as the same embedding and norm are put in front of it, while AGaLiTe learns it once its memory reads
 the observation directly. Later layers read the stream (it carries the layers below).
