@@ -1,6 +1,11 @@
 """Probe: does the transformer cells' input stage keep the memory from learning under Gaussian noise?
 
-    python -m benchmarks.probes.input_stage --jobs 2     # the table in docs/investigations/noise.md
+    python -m benchmarks.probes.input_stage --jobs 2 --timesteps 150000 \
+        --models LSTM "LSTM + input stage" "AGaLiTe (reads stream)" AGaLiTe
+    python -m benchmarks.probes.input_stage --jobs 2 --task tmaze-40 \
+        --models AGaLiTe "AGaLiTe (observation gain 0.1)" "AGaLiTe (observation gain 1)"
+
+(the two tables in docs/noise.md)
 
 The question (docs, "Gaussian noise: the memory reads the observation"): with 16 observation
 dimensions of unit Gaussian noise, RtxPPO's LSTM learns noisy cue recall and every attention cell
@@ -34,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
