@@ -19,6 +19,7 @@ cumulative, without a horizon to choose, as SB3's ``VecNormalize`` keeps its run
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -40,20 +41,49 @@ def check_normalize_advantage(value: Any) -> bool | str:
 
 
 class RunningAdvantageScale:
-    """The root of the mean, over every rollout so far, of the variance of that rollout's advantages."""
+    """The root of the mean, over the rollouts so far, of the variance of each rollout's advantages.
+
+    Rules (each tested with values in tests/test_advantages.py):
+
+    * before any rollout is counted the scale is 1.0 (advantages are only centred);
+    * a rollout whose advantages are all equal (variance 0) says nothing about their scale and is
+      not counted, so a task that pays nothing at first does not start from a scale of 0;
+    * a rollout with a non-finite advantage, or whose variance overflows, is not counted, with a
+      warning: one bad rollout must not leave the scale NaN for every later update (the update's own
+      finite check then names the loss);
+    * the statistic belongs to the model: saved and loaded with it, kept by ``set_env`` and by
+      ``learn(reset_num_timesteps=True)``, which go on training the same policy; :meth:`reset` starts
+      it afresh (a new task).
+    """
 
     def __init__(self) -> None:
         self.variance_sum = 0.0
         self.rollouts = 0
 
     def update(self, advantages: np.ndarray) -> None:
-        """Count one rollout's advantages."""
-        self.variance_sum += float(np.var(advantages))
+        """Count one rollout's advantages (see the class docstring for what is not counted)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            variance = float(np.var(advantages, dtype=np.float64))
+        if not math.isfinite(variance):
+            warnings.warn(
+                f"RtxPPO: this rollout's advantages are not finite (variance {variance}); the running "
+                "advantage scale leaves them out",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        if variance == 0.0:
+            return
+        self.variance_sum += variance
         self.rollouts += 1
+
+    def reset(self) -> None:
+        """Forget every rollout counted so far."""
+        self.variance_sum, self.rollouts = 0.0, 0
 
     @property
     def scale(self) -> float:
-        """The running scale (1.0 before any rollout)."""
+        """The running scale (1.0 before any rollout is counted)."""
         return math.sqrt(self.variance_sum / self.rollouts) if self.rollouts else 1.0
 
 

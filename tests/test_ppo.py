@@ -511,9 +511,14 @@ def test_non_finite_loss_stops_before_the_optimizer_step(monkeypatch):
         return tiny_model("agalite", env=env_with_reward(env_index=0, at=(3, 4), reward=3e38))
 
     model = overflowing_model()
-    with pytest.raises(FloatingPointError, match=r"non-finite (loss|gradient) at update 0 .*value_loss .*not changed"):
+    with (
+        pytest.warns(RuntimeWarning, match="advantages are not finite"),
+        pytest.raises(FloatingPointError, match=r"non-finite (loss|gradient) at update 0 .*value_loss .*not changed"),
+    ):
         model.learn(64)
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
+    # the overflowing rollout left the running advantage scale as it was (nothing counted yet)
+    assert model.advantage_scale.rollouts == 0 and model.advantage_scale.scale == 1.0
     # power: without the check, that update poisons the parameters (training then dies later in
     # torch, "Expected parameter logits", where the distributions validate their arguments)
     monkeypatch.setattr("sb3_rtx.ppo.check_finite_update", lambda *args: None)
