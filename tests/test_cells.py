@@ -11,6 +11,7 @@ import torch
 
 from conftest import needs_compiler
 from sb3_rtx.cells import CELLS, make_cell
+from sb3_rtx.cells.short_conv import ShortConvolution
 
 INPUT_DIM = 5
 # small sizes so the float64 checks are fast; heads * d_head != d_model on purpose
@@ -28,9 +29,19 @@ VARIANTS = list(SMALL)
 
 
 def build(variant: str, dtype=torch.float64, **overrides):
+    """A small cell; its value convolutions' taps and skips random, not the identity and zero they
+    start as, so that every test of the forms, resets and states checks them too."""
     torch.manual_seed(0)
     kwargs = {**SMALL[variant], **overrides}
-    return make_cell(variant.split("-")[0], INPUT_DIM, **kwargs).to(dtype)
+    cell = make_cell(variant.split("-")[0], INPUT_DIM, **kwargs).to(dtype)
+    with torch.no_grad():
+        for module in cell.modules():
+            if isinstance(module, ShortConvolution):
+                module.weight.normal_()
+        for name, parameter in cell.named_parameters():
+            if name.endswith("value_skip"):
+                parameter.normal_()
+    return cell
 
 
 def warm_state(cell, batch: int, steps: int = 7):
@@ -191,14 +202,20 @@ def test_hundred_thousand_step_episode_stays_finite(variant):
         assert torch.isfinite(y).all()
 
 
+def value_conv_taps(kw: dict) -> int:
+    return kw.get("value_conv", 1 if kw.get("variant") == "paper" else 4)
+
+
 def expected_state_numel(name: str, kw: dict) -> int:
     """The state formulas of design.md, written out independently of the cells' code."""
+    # + the value convolution's last (taps - 1) inputs per value channel, 3 in the default variant
     if name == "galite":
         d, eta_d = kw["d_head"], kw["eta"] * kw["d_head"]
-        return kw["n_layers"] * kw["n_heads"] * (d * eta_d + eta_d)
+        return kw["n_layers"] * kw["n_heads"] * (d * eta_d + eta_d + (value_conv_taps(kw) - 1) * d)
     if name == "agalite":
         d, eta_d = kw["d_head"], kw["eta"] * kw["d_head"]
-        return kw["n_layers"] * kw["n_heads"] * (kw["r"] * (d + eta_d) + eta_d) + 1  # + step counter
+        conv = (value_conv_taps(kw) - 1) * d
+        return kw["n_layers"] * kw["n_heads"] * (kw["r"] * (d + eta_d) + eta_d + conv) + 1  # + step counter
     if name == "gtrxl":
         return kw["n_layers"] * kw["memory_len"] * kw["d_model"] + 1  # + valid-slot count
     if name == "lstm":
@@ -218,9 +235,12 @@ def test_state_numel_matches_design_formulas(variant):
 
 
 def test_default_sizes_are_the_papers_tmaze_sizes():
-    assert make_cell("galite", 4).state_numel == 4 * 4 * (64 * 512 + 512)
+    # the paper's state, and the default variant's 3 past values per value channel (1.12x AGaLiTe's)
+    assert make_cell("galite", 4, variant="paper").state_numel == 4 * 4 * (64 * 512 + 512)
+    assert make_cell("galite", 4).state_numel == 4 * 4 * (64 * 512 + 512 + 3 * 64)
+    assert make_cell("agalite", 4, variant="paper").state_numel == 4 * 4 * (2 * (64 + 512) + 512) + 1
     agalite = make_cell("agalite", 4)
-    assert agalite.state_numel == 4 * 4 * (2 * (64 + 512) + 512) + 1
+    assert agalite.state_numel == 4 * 4 * (2 * (64 + 512) + 512 + 3 * 64) + 1
     assert (agalite.n_layers, agalite.d_model, agalite.n_heads, agalite.d_head, agalite.d_ffc) == (4, 128, 4, 64, 128)
     assert (agalite.eta, agalite.r) == (8, 2)
     assert make_cell("gtrxl", 4).state_numel == 4 * 128 * 128 + 1
@@ -386,11 +406,11 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
     paper = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper")
     default = make_cell(name, INPUT_DIM, **SMALL[name])
     assert (paper.normaliser, paper.gate_init, paper.feature_map, paper.read_norm, paper.read_merge,
-            paper.memory_input) == ("sum", "zero", "relu", "none", "gated", "stream")  # fmt: skip
+            paper.memory_input, paper.value_conv) == ("sum", "zero", "relu", "none", "gated", "stream", 1)  # fmt: skip
     # AGaLiTe's default gives each head its own span, GaLiTe's every head the long one
     gate_init = "per_head" if name == "agalite" else "long"
     assert (default.normaliser, default.gate_init, default.feature_map, default.read_norm, default.read_merge,
-            default.memory_input) == ("sum", gate_init, "softplus", "rms", "residual", "observation")  # fmt: skip
+            default.memory_input, default.value_conv) == ("sum", gate_init, "softplus", "rms", "residual", "observation", 4)  # fmt: skip
     assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
     bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
     value_bias = [-6.0, -3.0] if name == "agalite" else [-6.0, -6.0]  # beta, per head (2 heads)
@@ -600,6 +620,9 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("agalite", 4, read_scale="unit")
     with pytest.raises(ValueError, match=r"memory_input must be one of \('stream', 'observation'\), got 'raw'"):
         make_cell("galite", 4, memory_input="raw")
+    for bad in (0, "4", True, 2.0):
+        with pytest.raises(ValueError, match=rf"value_conv must be an int >= 1 \(taps; 1 = no convolution\), got {bad!r}"):
+            make_cell("agalite", 4, value_conv=bad)
 
 
 @pytest.mark.parametrize("name", ["galite", "agalite"])
@@ -624,3 +647,42 @@ def test_first_layer_memory_reads_the_observation_and_later_layers_the_stream(na
             cell.embed.bias.fill_(0.5)
             cell(x, None, None)
         assert torch.allclose(reads[0], reads[1]) == reads_observation
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_a_fresh_value_convolution_is_the_identity(name):
+    """The value convolution starts as the identity: a fresh default cell computes exactly what the
+    same cell without it (``value_conv=1``) computes, on sequences with resets and step by step."""
+    x = torch.randn(12, 3, INPUT_DIM, dtype=torch.float64)
+    starts = torch.zeros(12, 3)
+    starts[5, 1] = starts[0, 2] = 1.0
+    outputs = []
+    for value_conv in (4, 1):
+        torch.manual_seed(0)
+        cell = make_cell(name, INPUT_DIM, **SMALL[name], value_conv=value_conv).to(torch.float64)
+        with torch.no_grad():
+            outputs.append(cell(x, None, starts)[0])
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-12)
+
+
+def test_value_convolution_reads_an_exact_earlier_step_within_the_episode():
+    """With one tap set to 1 the convolution returns the input of exactly that many steps before,
+    zero before the episode's start, on the sequence form (a reset inside the sequence and a
+    carried state) and the step form alike."""
+    conv = ShortConvolution(channels=2, kernel=4).to(torch.float64)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[:, 3] = 1.0  # y_t = x_{t-3}
+    x = torch.arange(1.0, 9.0, dtype=torch.float64).view(8, 1, 1).expand(8, 1, 2)
+    starts = torch.zeros(8, 1, dtype=torch.float64)
+    starts[5] = 1.0  # a new episode at step 5
+    past = torch.full((1, 3, 2), 100.0, dtype=torch.float64)  # carried from before the sequence
+    y, new_past = conv(x, past, starts)
+    assert y[:, 0, 0].tolist() == [100.0, 100.0, 100.0, 1.0, 2.0, 0.0, 0.0, 0.0]
+    assert new_past[0, :, 0].tolist() == [8.0, 7.0, 6.0]  # newest first, all of the new episode
+    stepped, state = [], past
+    for t in range(8):
+        keep = (1.0 - starts[t]).view(1, 1, 1)
+        y_t, state = conv.step(x[t], state, keep)
+        stepped.append(y_t)
+    assert torch.equal(torch.stack(stepped), y) and torch.equal(state, new_past)

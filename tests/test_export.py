@@ -163,7 +163,8 @@ def test_separate_critic_cell_multidiscrete_actions_and_observations(tmp_path):
                    policy_kwargs=dict(cell="galite", shared_cell=False, share_features_extractor=False))  # fmt: skip
     model.learn(48)
     runners = export_both(model, tmp_path)
-    assert [spec["cell"] for spec in runners[0].metadata["state_inputs"]] == ["actor"] * 2 + ["critic"] * 2
+    # GaLiTe: (C, s) and the value convolution's past values, per cell
+    assert [spec["cell"] for spec in runners[0].metadata["state_inputs"]] == ["actor"] * 3 + ["critic"] * 3
     worst = compare_with_predict(model, venv, runners, 200)
     assert worst["resets"] > 20
 

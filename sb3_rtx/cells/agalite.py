@@ -40,20 +40,14 @@ only matters with ``read_norm="none"``.
 
 * ``"2r"`` (paper, and both variants): ``a = sum_j vt_j (kt_j . q) / (2 r (s . q))``.
 * ``"power"`` (an option): divide by ``P (s . q)`` instead, so a value read back through its own
-  key returns at its own scale whatever ``r`` and the frequencies; no cost. Measured (docs,
-  "Learning memory", 5 seeds each): noisy cue recall 0.70 against 0.62, with 2 of 5 seeds solving it
-  against none; T-Maze corridor 40 0.47 against 0.50 (1 seed of 5 solving it against 2). Not the
-  default until it is better on both.
+  key returns at its own scale whatever ``r`` and the frequencies; no cost. Not the default: it
+  helped noisy recall and not T-Maze (docs, "Learning memory").
 
-Variants (``variant="default" | "paper"``) choose the frequencies together with GaLiTe's choices of
-normaliser, gate initialisation, feature map, read norm and read merge (see
-:mod:`sb3_rtx.cells.galite`), with
-one difference: AGaLiTe's default starts each head with a memory span of its own
-(``gate_init="per_head"``), where GaLiTe's starts every head long (``"long"``). Measured on the
-memory suite (5 seeds each), a span per head learned noisy recall at delay 30 in 4 seeds of 5
-within 200k steps (the long gates: 2, and a third at 0.93) and brought POPGym CountRecall to the
-LSTM's level, while for GaLiTe it learned delay 30 and T-Maze less often (docs, "Learning memory",
-"Each head its own span").
+Variants (``variant="default" | "paper"``, :mod:`sb3_rtx.cells.variants`) choose the frequencies
+and read scale together with GaLiTe's choices (see :mod:`sb3_rtx.cells.galite`), with one
+difference: AGaLiTe's default starts each head with a memory span of its own
+(``gate_init="per_head"``), where GaLiTe's starts every head long (``"long"``): measured better for
+AGaLiTe and worse for GaLiTe (docs, "Learning memory", "Each head its own span").
 
 All sets are rational multiples of pi, so every cosine is periodic in ``n``; the counter is kept
 modulo that period, which keeps it exact in float32 however long an episode runs. Unlike the
@@ -70,20 +64,13 @@ import torch
 
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer
-from sb3_rtx.cells.galite import GatedChoices, GatedFeatures, normalise, resolve_variant, step_keep
+from sb3_rtx.cells.galite import GatedFeatures, normalise, step_keep
+from sb3_rtx.cells.variants import CHOICES, Choices, resolve
 from sb3_rtx.cells.factored_attention import factored_gated_attention
 from sb3_rtx.cells.scan import floor_decay, linear_scan
 
-FREQUENCY_SETS = ("reference", "distinct", "dc")
-READ_SCALES = ("2r", "power")
-#: AGaLiTe's choices of write weights and read scale in each variant (the others are GaLiTe's, see galite.py)
-VARIANT_FREQUENCIES = {"default": "dc", "paper": "reference"}
-#: "power" is an option, not the default: it helped noisy cue recall and not T-Maze (docs, "Learning memory")
-VARIANT_READ_SCALES = {"default": "2r", "paper": "2r"}
-#: AGaLiTe's own gate initialisation where it differs from GaLiTe's variant: a memory span per head
-#: measured better for AGaLiTe and worse for GaLiTe, which keeps "long" (docs, "Learning memory",
-#: "Each head its own span")
-VARIANT_GATE_INITS = {"default": "per_head"}
+FREQUENCY_SETS = CHOICES["frequencies"]
+READ_SCALES = CHOICES["read_scale"]
 
 
 def oscillator_frequencies(r: int, kind: str) -> tuple[torch.Tensor, int]:
@@ -159,7 +146,7 @@ class AGaLiTeMixer(SequenceMixer):
         d_head: int,
         eta: int,
         r: int,
-        choices: GatedChoices,
+        choices: Choices,
         divisor: float,
         in_features: int | None = None,
     ) -> None:
@@ -170,14 +157,19 @@ class AGaLiTeMixer(SequenceMixer):
         self.divisor = divisor  # multiplies s . q in the read's normaliser (see read_divisor)
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return (self.n_heads, self.r, self.d_head), (self.n_heads, self.r + 1, self.feature_dim)
+        memory = (self.n_heads, self.r, self.d_head), (self.n_heads, self.r + 1, self.feature_dim)
+        return memory + self.features.conv_state_shapes()
 
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
-        if h.shape[0] == 1:
-            a, new_state = self._step(context, self.features(h[0]), layer_state)
+        acting = h.shape[0] == 1
+        factors = self.features.factors(h[0] if acting else h)
+        keep = context.keep if acting else None
+        factors, conv_state = self.features.convolve_values(factors, layer_state[2:], context.starts, keep)
+        if acting:
+            a, new_state = self._step(context, self.features.products(factors), layer_state[:2])
         else:
-            a, new_state = self._sequence(context, self.features.factors(h), layer_state)
-        return self.features.merge_heads(a), new_state
+            a, new_state = self._sequence(context, factors, layer_state[:2])
+        return self.features.merge_heads(a, factors[4]), (*new_state, *conv_state)
 
     def _step(self, context: AGaLiTeContext, features, layer_state):
         """The acting path (T == 1): a handful of batched ops per layer, no chunk machinery."""
@@ -218,8 +210,9 @@ class AGaLiTeMixer(SequenceMixer):
 class AGaLiTe(GatedTransformerCell):
     """AGaLiTe cell: GaLiTe with its ``d x F`` state approximated by ``r`` oscillating rank-one terms.
 
-    State per env: ``n_layers * n_heads * (r * (d_head + eta * d_head) + eta * d_head) + 1`` floats
-    (the 1 is the step counter).
+    State per env: ``n_layers * n_heads * (r * (d_head + eta * d_head) + eta * d_head + (value_conv - 1) * d_head)
+    + 1`` floats (the 1 is the step counter; ``value_conv - 1`` past values per channel, 3 in the
+    default variant).
 
     :param input_dim: size of each input vector
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta, r: sizes (paper's T-Maze defaults)
@@ -235,6 +228,8 @@ class AGaLiTe(GatedTransformerCell):
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
     :param memory_input: ``"observation"`` or ``"stream"``, what the first layer's memory reads
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
+    :param value_conv: taps of the values' short causal convolution over time (4 in the default
+        variant, 1 = none, the paper's; see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
     :param read_scale: ``"2r"`` (both variants) or ``"power"``, what ``s . q`` is multiplied
         by in the read's normaliser (see :func:`read_divisor`); None takes the variant's
     """
@@ -260,11 +255,10 @@ class AGaLiTe(GatedTransformerCell):
         read_norm: str | None = None,
         read_merge: str | None = None,
         memory_input: str | None = None,
+        value_conv: int | None = None,
     ) -> None:
         check_positive_int("AGaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, r=r)
-        if gate_init is None:
-            gate_init = VARIANT_GATE_INITS.get(variant)
-        choices = resolve_variant(
+        choices = resolve(
             "AGaLiTe",
             variant,
             normaliser=normaliser,
@@ -273,15 +267,18 @@ class AGaLiTe(GatedTransformerCell):
             read_norm=read_norm,
             read_merge=read_merge,
             memory_input=memory_input,
+            value_conv=value_conv,
+            frequencies=frequencies,
+            read_scale=read_scale,
         )
-        frequencies = VARIANT_FREQUENCIES[variant] if frequencies is None else frequencies
+        frequencies, read_scale = str(choices.frequencies), str(choices.read_scale)
         omegas, period = oscillator_frequencies(r, frequencies)
-        read_scale = VARIANT_READ_SCALES[variant] if read_scale is None else read_scale
         divisor = read_divisor(omegas, period, read_scale)
         self.read_scale = read_scale
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
         self.feature_map, self.read_norm, self.read_merge = choices.feature_map, choices.read_norm, choices.read_merge
-        self.memory_input = choices.memory_input
+        self.memory_input, self.value_conv = choices.memory_input, choices.value_conv
+        self.choices = choices
         self.n_heads, self.d_head, self.eta, self.r = n_heads, d_head, eta, r
         self.frequency_set, self.period = frequencies, period
         super().__init__(
@@ -299,6 +296,9 @@ class AGaLiTe(GatedTransformerCell):
 
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((),)  # the step counter, one per env
+
+    def recorded_choices(self) -> dict[str, Any]:
+        return {"variant": self.variant, **self.choices.recorded()}
 
     def weight_table(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """The write weights for ``n = 0 .. period-1``, shape ``(period, r + 1)``: ``cos(omega_j n)``,

@@ -67,6 +67,11 @@ class RecurrentCell(nn.Module, ABC):
         return state
 
     # ------------------------------------------------------------------ state
+    def recorded_choices(self) -> dict[str, Any]:
+        """The keywords of every choice the cell resolved from its variant, as a saved model records
+        them (none for cells without variants)."""
+        return {}
+
     @abstractmethod
     def state_shapes(self) -> tuple[tuple[int, ...], ...]:
         """Shape of each state tensor for a single env (the batch dimension is prepended)."""

@@ -26,10 +26,10 @@ input itself (the observation features), linearly and without a norm, as an LSTM
 residual stream is still the embedding. The embedding and the norm mix every observation dimension
 into every feature the memory projects from, so a cue carried by one input dimension shares each of
 them with whatever noise the other dimensions carry, and the norm divides the cue by a size the
-noise sets. Measured under PPO (docs, "Learning memory", "Gaussian noise: the memory reads the observation"): with
-16 dimensions of unit Gaussian noise an LSTM learns noisy cue recall and stops learning it as soon
-as the same embedding and norm are put in front of it, while AGaLiTe learns it once its memory reads
-the observation directly. Later layers read the stream (it carries the layers below).
+noise sets: under strong Gaussian observation noise an LSTM stops learning cue recall behind
+that embedding and norm, and AGaLiTe learns it once its memory reads the observation (docs,
+"Learning memory", "Gaussian noise: the memory reads the observation"). Later layers read the
+stream (it carries the layers below).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_rtx.cells.base import CellState, RecurrentCell, check_positive_int
+from sb3_rtx.cells.variants import CHOICES
 
 
 def orthogonal_linear(in_features: int, out_features: int, gain: float = math.sqrt(2), bias: bool = True) -> nn.Linear:
@@ -114,9 +115,9 @@ class SequenceMixer(nn.Module, ABC):
 
 
 #: how a block adds the attention's read to its residual stream (see the module docstring)
-READ_MERGES = ("gated", "residual")
+READ_MERGES = CHOICES["read_merge"]
 #: what the first block's mixer reads: the embedded, normed stream, or the cell's input (see the module docstring)
-MEMORY_INPUTS = ("stream", "observation")
+MEMORY_INPUTS = CHOICES["memory_input"]
 
 
 class GatedBlock(nn.Module):

@@ -15,86 +15,33 @@ chunk the output is a gated attention over the chunk's positions, computed with 
 and ``C`` is only carried from chunk to chunk. Decays are floored at exp(-10) on every path
 (see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`).
 
-Variants (``variant=``), shared with AGaLiTe; each choice can also be set on its own:
+Variants (``variant="default" | "paper"``, shared with AGaLiTe) are defined in
+:mod:`sb3_rtx.cells.variants`; each choice can also be set on its own. ``"paper"`` is the equations
+above with ``phi = relu``, zero-bias gates and GTrXL's block. The library's ``"default"`` changes
+(docs, "Cells", says what each does and why; "Learning memory", what each measured):
 
-* ``"paper"``: the equations above with the paper's feature map ``phi = relu`` and zero-bias gates
-  (``normaliser="sum"``, ``gate_init="zero"``, ``feature_map="relu"``, ``read_norm="none"``,
-  ``read_merge="gated"``, ``memory_input="stream"``).
-* ``"default"``: five changes, each measured on noisy cue recall (docs, "Learning memory"), and the
-  paper's normaliser kept:
-
-  - ``feature_map="softplus"``: ``phi = softplus``, not relu. A relu feature is exactly zero, and so
-    is its gradient, wherever its projection is negative: an input whose key features are zero
-    where the query's are positive is never read, and no gradient can teach the memory to read it.
-    Under PPO the relu cell learned to read one cue of four (its key met the query with weight 2-5)
-    and never the others (zero weight in 30-90% of episodes): a partial solution it could not
-    leave. softplus is positive, so the read stays a weighted average, and has a gradient
-    everywhere (positive feature maps for linear attention: Katharopoulos et al. 2020, "Transformers
-    are RNNs", elu + 1; softplus measured better here).
-  - ``gate_init="long"``: the value gate's bias (``W_beta``) starts at -6, the key gates' (``W_g``,
-    ``W_p3``) at -3, so both sides start with a memory span of about 400 steps (``1 / beta = 1 +
-    e^6``; ``gamma = sigmoid(-3)^2 = 0.0022``). With zero biases, ``beta = 0.5`` and ``gamma =
-    0.25``, so ``C`` keeps ``0.5 * 0.75`` of itself per step and a cue is down to ``4e-5`` after
-    ten steps: no gradient reaches it. ``"slower"`` (every bias -3, the default before ``"long"``)
-    keeps about ``0.95`` per step on the value side, so the read starts as an average weighted
-    towards recent steps: a cue 30 steps back counts 0.25 of the latest step, 100 steps back
-    0.008. Once the read is normalised (``read_norm="rms"``, below) the size of ``beta`` no longer
-    sets the size of the read, so a slow start costs nothing there, and the read starts as a nearly
-    even average over the episode (a cue 100 steps back counts 0.78); ``beta`` still moves with
-    its logit at full relative rate (``d log beta / dz = 1 - beta``), so the gate learns to
-    select what to write as fast as before. ``"slow"`` (-2, 0.1's default) keeps ``0.87``.
-    ``"per_head"`` (AGaLiTe's default, an option here) gives every head a span of its own: the
-    value bias log-spaced from -6 in the first head (about 400 steps) to -3 in the last (about 20;
-    400, 150, 56 and 21 steps with 4 heads), the key gates at -3 in every head, as RetNet gives
-    each head a decay of its own and normalises each head on its own (Sun et al. 2023); measured
-    better for AGaLiTe, worse for GaLiTe. ``"multiscale"`` spreads ``1 / beta`` log-evenly over
-    4-256 steps across each head's channels (one norm over the head then mixes the spans), an
-    option. (Gates initialised towards long memory: Tallec & Ollivier 2018, "Can recurrent neural
-    networks warp time?"; Gu et al. 2020, "Improving the gating mechanism of recurrent neural
-    networks"; spread time scales: Beck et al. 2024, xLSTM's forget-gate biases; De et al. 2024,
-    Griffin's RG-LRU.) Measured on the memory suite (docs, "Learning memory", "Gates that start
-    long", "Each head its own span").
-  - ``normaliser="sum"``, the paper's ``a_t = C_t q_t / (s_t . q_t + eps)``. The option
-    ``"bounded"``, ``max(s_t . q_t, 1)`` as xLSTM's mLSTM bounds its normaliser (Beck et al. 2024),
-    was the default while the features were relu: relu queries with near-zero features put
-    ``s . q`` near 0, where the paper's read has a gradient of order ``1 / (s . q)``, and under PPO
-    the cell's gradient norm grew to 10^3 (unbounded gradients of linear attention's normaliser:
-    Qin et al. 2022, "The Devil in Linear Transformer"). Softplus features are positive, so
-    ``s . q`` no longer comes near 0; and with gates that start slow it stays under 1 for the first
-    10-20 steps of an episode (the write gate ``gamma`` is about 0.002), where ``max(., 1)`` turned
-    the read into an unnormalised sum up to 20x smaller than the weighted average: GaLiTe then learned
-    noisy recall in 1 seed of 5 (0.73) where the paper's normaliser learns it in every seed (0.99).
-  - ``read_norm="rms"``: each head's read is divided by its root mean square before the output
-    projection (``a / sqrt(mean(a^2) + eps)`` over the head's ``d`` values; a gain would be the
-    output projection's columns). The values are written scaled by the slow write gate ``beta``
-    (about 0.05 at -3), so the read starts about 20x smaller than the block's residual stream, and
-    the block's GRU gate passes the current input and drowns it. Measured at initialisation on noisy
-    cue recall, a linear probe reads the cue from the memory's read at the query step (0.97 at delay
-    10, 0.64 at 30; chance 0.25) but not from the block's output (0.26, 0.25); with the read
-    normalised the output carries it (0.47, 0.29), as a random GTrXL's does (0.44, 0.34). Under PPO
-    that is the signal the memory learns from. ``"none"`` is the paper's. (A normalisation of each
-    head's output, as later gated linear-attention models do: Sun et al. 2023, RetNet's GroupNorm;
-    Yang et al. 2024, GLA; Beck et al. 2024, xLSTM's head-wise norm; Qin et al. 2022, TransNormer.)
-  - ``read_merge="residual"``: the block adds the read to its residual stream (``x + attention(LN(x))``)
-    instead of passing it through GTrXL's relu and GRU gate (``"gated"``, the paper's), whose update
-    gate starts at about 0.12 and mixes the read with the current input: at initialisation a probe
-    names the cue at delay 30 from the read in 0.84 of episodes and from the gated block's output in
-    0.37, from the residual block's in 0.75; under PPO delay 30 went from 0.85 to 0.99 (5 seeds).
-    See :mod:`sb3_rtx.cells.block` and docs, "Learning memory", "The read through GTrXL's gate".
-  - ``memory_input="observation"``: the first layer's memory projects the cell's input itself
-    (linearly, no norm; the projection's gain :data:`OBSERVATION_PROJECTION_GAIN`) instead of
-    ``LN(x)`` of the embedded stream (``"stream"``, the paper's), which mixes every observation
-    dimension into every feature and divides by a size the noise sets: with 16 dimensions of unit
-    Gaussian noise AGaLiTe learned 8-cue recall only once its memory read the observation, and an
-    LSTM behind the same embedding and norm stopped learning it. See :mod:`sb3_rtx.cells.block` and
-    docs, "Learning memory", "Gaussian noise: the memory reads the observation".
+- ``feature_map="softplus"``: a relu feature is zero, with zero gradient, wherever its projection is
+  negative, so a memory can be unable ever to learn to read an input (positive feature maps for
+  linear attention: Katharopoulos et al. 2020);
+- ``gate_init="long"`` (GaLiTe; AGaLiTe's is ``"per_head"``): gate biases that start the memory with
+  a long span (:data:`GATE_INIT_BIAS`, :data:`PER_HEAD_SPANS`), where zero biases forget a cue in a
+  few steps (Tallec & Ollivier 2018; Gu et al. 2020; per-head decays: Sun et al. 2023, RetNet);
+- ``read_norm="rms"``: each head's read divided by its root mean square, so a read written through
+  slow gates is not drowned by the block's stream (RetNet's GroupNorm, GLA, xLSTM's head-wise norm);
+- ``read_merge="residual"``: the read added to the block's stream, not through GTrXL's gate
+  (:mod:`sb3_rtx.cells.block`);
+- ``memory_input="observation"``: the first layer's memory projects the observation itself
+  (gain :data:`OBSERVATION_PROJECTION_GAIN`), not ``LN`` of the embedded stream
+  (:mod:`sb3_rtx.cells.block`);
+- ``value_conv=4``: a short causal convolution of the values over time, with a direct path to the
+  output (:mod:`sb3_rtx.cells.short_conv`);
+- the paper's normaliser is kept; ``normaliser="bounded"``, ``max(s . q, 1)`` (xLSTM's), is an option.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -102,29 +49,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_rtx.cells.base import CellState, check_positive_int
-from sb3_rtx.cells.block import MEMORY_INPUTS, READ_MERGES, GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
+from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
 from sb3_rtx.cells.factored_attention import outer
 from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
+from sb3_rtx.cells.short_conv import ShortConvolution
+from sb3_rtx.cells.variants import CHOICES, Choices, resolve
 
 #: added to the normaliser s_t . q_t (which is >= 0 by construction) in the paper's form
 NORMALISER_EPS = 1e-6
-#: ``variant`` -> the choices it makes (see the module docstring)
-VARIANTS: dict[str, dict[str, str]] = {
-    "default": dict(
-        normaliser="sum",
-        gate_init="long",
-        feature_map="softplus",
-        read_norm="rms",
-        read_merge="residual",
-        memory_input="observation",
-    ),
-    "paper": dict(
-        normaliser="sum", gate_init="zero", feature_map="relu", read_norm="none", read_merge="gated", memory_input="stream"
-    ),
-}
-NORMALISERS = ("sum", "bounded")
-#: ``read_norm``: each head's read divided by its root mean square before the output projection, or not
-READ_NORMS = ("rms", "none")
 #: added to the mean square of a head's read (``read_norm="rms"``): only there to keep an all-zero read
 #: finite. The read is scaled by the write gate ``beta``, so with long gates (``gate_init="long"``)
 #: its mean square starts at 1e-9 to 1e-5: an eps of 1e-6 damped it, and the gradient through it
@@ -142,48 +74,16 @@ MULTISCALE_KEY_BIAS = GATE_INIT_BIAS["slower"][1]
 #: 20 steps); the key gates at -3 in every head. Each head's read is normalised on its own
 #: (``read_norm="rms"``), so a short head's read does not drown a long one's.
 PER_HEAD_SPANS = (1.0 + math.exp(-GATE_INIT_BIAS["long"][0]), 1.0 + math.exp(-GATE_INIT_BIAS["slower"][0]))
-GATE_INITS = (*GATE_INIT_BIAS, "multiscale", "per_head")
 #: the feature map of keys and queries, by ``feature_map``
 FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu, "softplus": F.softplus}
+# (every name variants.py lists has its implementation here)
+assert tuple(FEATURE_MAPS) == CHOICES["feature_map"]
+assert (*GATE_INIT_BIAS, "multiscale", "per_head") == CHOICES["gate_init"]
 #: orthogonal gain of a first layer's projection of the observation (``memory_input="observation"``):
 #: small, so that the gates and keys start close to independent of the observation, whatever its
 #: scale, and the optimiser grows the columns of the inputs that matter (the stream's projection keeps
 #: the paper's sqrt 2: its input is normed)
 OBSERVATION_PROJECTION_GAIN = 0.3
-
-
-@dataclass(frozen=True)
-class GatedChoices:
-    """What a variant of GaLiTe / AGaLiTe decides, resolved (see the module docstring)."""
-
-    normaliser: str
-    gate_init: str
-    feature_map: str
-    read_norm: str
-    read_merge: str
-    memory_input: str
-
-
-def resolve_variant(cell: str, variant: str, **choices: str | None) -> GatedChoices:
-    """The variant's choices, overridden by those given (not None); errors name the bad value."""
-    if variant not in VARIANTS:
-        raise ValueError(f"{cell}: variant must be one of {tuple(VARIANTS)}, got {variant!r}")
-    resolved = dict(VARIANTS[variant])
-    valid = {
-        "normaliser": NORMALISERS,
-        "gate_init": GATE_INITS,
-        "feature_map": tuple(FEATURE_MAPS),
-        "read_norm": READ_NORMS,
-        "read_merge": READ_MERGES,
-        "memory_input": MEMORY_INPUTS,
-    }
-    for key, value in choices.items():
-        if value is None:
-            continue
-        if value not in valid[key]:
-            raise ValueError(f"{cell}: {key} must be one of {valid[key]}, got {value!r}")
-        resolved[key] = value
-    return GatedChoices(**resolved)
 
 
 def gate_biases(gate_init: str, n_heads: int, d_head: int, eta: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -230,7 +130,7 @@ class GatedFeatures(nn.Module):
     normalise_read: bool = False
 
     def __init__(
-        self, d_model: int, n_heads: int, d_head: int, eta: int, choices: GatedChoices, in_features: int | None = None
+        self, d_model: int, n_heads: int, d_head: int, eta: int, choices: Choices, in_features: int | None = None
     ) -> None:
         super().__init__()
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
@@ -241,6 +141,11 @@ class GatedFeatures(nn.Module):
         gain = math.sqrt(2) if in_features is None else OBSERVATION_PROJECTION_GAIN
         self.project = orthogonal_linear(in_features or d_model, n_heads * (5 * d_head + 3 * eta), gain=gain)
         self.out = orthogonal_linear(n_heads * d_head, d_model)
+        self.value_conv = ShortConvolution(n_heads * d_head, choices.value_conv) if choices.value_conv > 1 else None
+        # the convolved value's direct path to the output, added to each head's (normed) read, as
+        # Mamba adds ``D * u`` to its scan's output: zero at first, so a fresh cell computes what it
+        # did without the convolution
+        self.value_skip = nn.Parameter(torch.zeros(n_heads, d_head)) if self.value_conv is not None else None
         beta_bias, g_bias, p3_bias = gate_biases(choices.gate_init, n_heads, d_head, eta)
         with torch.no_grad():  # the columns of beta, g (d each) and p3 (eta), in every head
             columns = self.project.bias.view(n_heads, 5 * d_head + 3 * eta)
@@ -279,14 +184,37 @@ class GatedFeatures(nn.Module):
         beta, g, p3 = torch.sigmoid(beta), torch.sigmoid(g), torch.sigmoid(p3)
         return wk, wq, p1, p2, v, beta, g, p3
 
+    def conv_state_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The shape of the value convolution's carried inputs, or nothing without one."""
+        return () if self.value_conv is None else (self.value_conv.state_shape(),)
+
+    def convolve_values(
+        self, factors: tuple[torch.Tensor, ...], conv_state: CellState, starts: torch.Tensor, keep: torch.Tensor | None
+    ) -> tuple[tuple[torch.Tensor, ...], CellState]:
+        """The :meth:`factors` with ``v`` convolved over time (``value_conv``), and the convolution's
+        new state; unchanged without a convolution. ``keep`` is the acting step's reset multiplier
+        (:func:`step_keep`), ``starts: (T, B)`` the sequence's episode starts."""
+        if self.value_conv is None:
+            return factors, conv_state
+        (past,) = conv_state
+        v = factors[4]
+        if v.dim() == 3:  # acting: (B, H, d)
+            shifted, past = self.value_conv.step(v.flatten(-2), past, keep)
+        else:
+            shifted, past = self.value_conv(v.flatten(-2), past, starts)
+        return (*factors[:4], shifted.view_as(v), *factors[5:]), (past,)
+
     def forward(self, h: torch.Tensor, log_decays: bool = False) -> tuple[torch.Tensor, ...]:
         """``h: (T, B, d_model)`` -> ``write_k, decay_k, q: (T, B, H, F)``, ``write_v, decay_v: (T, B, H, d)``
-        (without the ``T`` dimension for one acting step's ``h: (B, d_model)``).
+        (without the ``T`` dimension for one acting step's ``h: (B, d_model)``); see :meth:`products`.
+        Without the value convolution (which needs the state: :meth:`convolve_values`)."""
+        return self.products(self.factors(h), log_decays)
 
-        ``write_k = gamma * k``, ``decay_k = 1 - gamma``, ``write_v = beta * v``, ``decay_v = 1 - beta``,
-        decays floored at exp(LOG_DECAY_FLOOR); with ``log_decays`` the decays come as their logs.
-        """
-        wk, wq, p1, p2, v, beta, g, p3 = self.factors(h)
+    def products(self, factors: tuple[torch.Tensor, ...], log_decays: bool = False) -> tuple[torch.Tensor, ...]:
+        """What the recurrences use, from the :meth:`factors`: ``write_k = gamma * k``,
+        ``decay_k = 1 - gamma``, ``q``, ``write_v = beta * v``, ``decay_v = 1 - beta``, decays floored
+        at exp(LOG_DECAY_FLOOR); with ``log_decays`` the decays come as their logs."""
+        wk, wq, p1, p2, v, beta, g, p3 = factors
         write_k = outer(p3 * p1, g * wk)
         q = outer(p2, wq)
         write_v = beta * v
@@ -298,9 +226,10 @@ class GatedFeatures(nn.Module):
             decay_v = floor_decay(1.0 - beta)
         return write_k, decay_k, q, write_v, decay_v
 
-    def merge_heads(self, a: torch.Tensor) -> torch.Tensor:
+    def merge_heads(self, a: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
         """``(T, B, H, d)`` -> ``(T, B, d_model)``, each head's read first divided by its root mean
-        square with ``read_norm="rms"``."""
+        square with ``read_norm="rms"``, then (with a value convolution) the convolved ``values``
+        of the same steps added through :attr:`value_skip`."""
         if self.normalise_read:
             mean_square = a.pow(2).mean(-1, keepdim=True)
             if torch.compiler.is_exporting():
@@ -311,6 +240,8 @@ class GatedFeatures(nn.Module):
             else:
                 mean_square = mean_square + READ_NORM_EPS
             a = a * torch.rsqrt(mean_square)
+        if self.value_skip is not None and values is not None:
+            a = a + self.value_skip * values.view_as(a)
         return linear(self.out, a.flatten(-2))
 
 
@@ -330,7 +261,7 @@ class GaLiTeMixer(SequenceMixer):
     """GaLiTe attention for one layer; state ``(C: (H, d, F), s: (H, F))``."""
 
     def __init__(
-        self, d_model: int, n_heads: int, d_head: int, eta: int, choices: GatedChoices, in_features: int | None = None
+        self, d_model: int, n_heads: int, d_head: int, eta: int, choices: Choices, in_features: int | None = None
     ) -> None:
         super().__init__()
         self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features)
@@ -338,22 +269,25 @@ class GaLiTeMixer(SequenceMixer):
         self.bounded = choices.normaliser == "bounded"
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return (self.n_heads, self.d_head, self.feature_dim), (self.n_heads, self.feature_dim)
+        memory = (self.n_heads, self.d_head, self.feature_dim), (self.n_heads, self.feature_dim)
+        return memory + self.features.conv_state_shapes()
 
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
         starts, keep = context
-        memory, normaliser = layer_state
+        memory, normaliser = layer_state[:2]
+        # one step: features of (B, d_model), not of (1, B, d_model) indexed five times
+        factors = self.features.factors(h[0] if h.shape[0] == 1 else h)
+        factors, conv_state = self.features.convolve_values(factors, layer_state[2:], starts, keep)
         if h.shape[0] == 1:
-            # one step: features of (B, d_model), not of (1, B, d_model) indexed five times
-            write_k, decay_k, q, write_v, decay_v = self.features(h[0])
+            write_k, decay_k, q, write_v, decay_v = self.features.products(factors)
             a, memory, normaliser = self._step(keep, decay_k, decay_v, write_k, write_v, q, memory, normaliser, self.bounded)
             a = a.unsqueeze(0)
         else:
-            write_k, decay_k, q, write_v, decay_v = self.features(h, log_decays=True)
+            write_k, decay_k, q, write_v, decay_v = self.features.products(factors, log_decays=True)
             a, memory, normaliser = self._chunked(
                 starts, decay_k, decay_v, write_k, write_v, q, memory, normaliser, self.bounded
             )
-        return self.features.merge_heads(a), (memory, normaliser)
+        return self.features.merge_heads(a, factors[4]), (memory, normaliser, *conv_state)
 
     @staticmethod
     def _step(keep, decay_k, decay_v, write_k, write_v, q, memory, normaliser, bounded):
@@ -408,7 +342,8 @@ class GaLiTeMixer(SequenceMixer):
 class GaLiTe(GatedTransformerCell):
     """GaLiTe cell: exact gated linear attention, constant cost per step.
 
-    State per env: ``n_layers * n_heads * (d_head * eta * d_head + eta * d_head)`` floats.
+    State per env: ``n_layers * n_heads * (d_head * eta * d_head + eta * d_head + (value_conv - 1) * d_head)``
+    floats (``value_conv - 1`` past values per channel, 3 in the default variant).
 
     :param input_dim: size of each input vector
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta: sizes (paper's T-Maze defaults)
@@ -424,6 +359,8 @@ class GaLiTe(GatedTransformerCell):
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
     :param memory_input: ``"observation"`` or ``"stream"``, what the first layer's memory reads
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
+    :param value_conv: taps of the values' short causal convolution over time (4 in the default
+        variant, 1 = none, the paper's; see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
     """
 
     name = "galite"
@@ -444,9 +381,10 @@ class GaLiTe(GatedTransformerCell):
         read_norm: str | None = None,
         read_merge: str | None = None,
         memory_input: str | None = None,
+        value_conv: int | None = None,
     ) -> None:
         check_positive_int("GaLiTe", n_heads=n_heads, d_head=d_head, eta=eta)
-        choices = resolve_variant(
+        choices = resolve(
             "GaLiTe",
             variant,
             normaliser=normaliser,
@@ -455,11 +393,13 @@ class GaLiTe(GatedTransformerCell):
             read_norm=read_norm,
             read_merge=read_merge,
             memory_input=memory_input,
+            value_conv=value_conv,
         )
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
         self.feature_map, self.read_norm, self.read_merge = choices.feature_map, choices.read_norm, choices.read_merge
-        self.memory_input = choices.memory_input
+        self.memory_input, self.value_conv = choices.memory_input, choices.value_conv
+        self.choices = choices
         super().__init__(
             input_dim,
             n_layers,
@@ -472,3 +412,6 @@ class GaLiTe(GatedTransformerCell):
 
     def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:
         return starts, (step_keep(starts) if starts.shape[0] == 1 else None)
+
+    def recorded_choices(self) -> dict[str, Any]:
+        return {"variant": self.variant, **self.choices.recorded()}

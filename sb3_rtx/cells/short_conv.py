@@ -1,0 +1,79 @@
+"""A short causal convolution over time, one filter per channel, that never reaches across episodes.
+
+A gated linear memory reads a weighted average of everything it wrote, with weights that decay
+with age and carry no position, so it cannot pick out the item of exactly ``k`` steps ago from its
+neighbours, nor take the difference of two consecutive observations (a velocity from positions).
+Later linear recurrences put a short causal convolution before their memory for such local,
+position-exact patterns (H3's shift SSM, Fu et al. 2023; Mamba's ``d_conv = 4``, Gu & Dao 2023;
+the short convolutions of the GLA and DeltaNet layers in flash-linear-attention). Here it is
+applied to the values: each value channel becomes a learned mix of its projection at the current
+step and the ``kernel - 1`` steps before it, so a head that overwrites its memory every step
+(write gate near 1) reads ``x_{t-j}`` exactly, and a value can be a difference of consecutive steps.
+
+The filters start as the identity (tap 0 = 1, the others 0), so a fresh cell computes what it did
+without the convolution; the other taps get gradients from the first update on.
+
+The state is the last ``kernel - 1`` inputs of each channel, newest first; an episode start zeroes
+what came before it, on the acting step and inside a training sequence alike.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sb3_rtx.cells.base import check_positive_int
+
+
+class ShortConvolution(nn.Module):
+    """``y_t[c] = sum_j weight[c, j] * x_{t-j}[c]`` for ``j < kernel``, taps before the episode's start zero.
+
+    :param channels: number of channels (each has its own ``kernel`` taps)
+    :param kernel: taps, the current step included (>= 2; 1 would be a per-channel scale)
+    """
+
+    def __init__(self, channels: int, kernel: int) -> None:
+        super().__init__()
+        check_positive_int("ShortConvolution", channels=channels, kernel=kernel)
+        if kernel < 2:
+            raise ValueError(f"ShortConvolution: kernel must be >= 2 (the current step and at least one before), got {kernel}")
+        self.channels, self.kernel = channels, kernel
+        weight = torch.zeros(channels, kernel)
+        weight[:, 0] = 1.0
+        self.weight = nn.Parameter(weight)
+
+    def state_shape(self) -> tuple[int, int]:
+        """Shape (without batch) of the carried inputs: ``(kernel - 1, channels)``, newest first."""
+        return self.kernel - 1, self.channels
+
+    def step(self, x: torch.Tensor, past: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One acting step: ``x: (B, C)``, ``past: (B, kernel - 1, C)``, ``keep: (B, 1, 1)`` (0 where an
+        episode starts) or None -> ``y: (B, C)`` and the new ``past``."""
+        if keep is not None:
+            past = past * keep
+        # (B, kernel, C) newest first, times the taps (kernel, C), summed over the taps
+        window = torch.cat([x.unsqueeze(1), past], dim=1)
+        y = (window * self.weight.t()).sum(1)
+        return y, window[:, :-1]
+
+    def forward(self, x: torch.Tensor, past: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A sequence: ``x: (T, B, C)``, ``past: (B, kernel - 1, C)``, ``starts: (T, B)`` (1 where an
+        episode starts, before that step) -> ``y: (T, B, C)`` and the ``past`` after the last step."""
+        seq_len, kernel = x.shape[0], self.kernel
+        # every input, oldest first: the carried ones, then the sequence's
+        padded = torch.cat([past.flip(1).transpose(0, 1), x], dim=0)  # (kernel - 1 + T, B, C)
+        # tap j at step t reads x_{t-j} if no episode starts in (t - j, t]: the count of starts up to t
+        # equals the count up to t - j (the carried steps count none)
+        started = torch.cumsum(starts, dim=0)
+        started = torch.cat([started.new_zeros(kernel - 1, *started.shape[1:]), started], dim=0)
+        latest = started[kernel - 1 :]
+        y = x * self.weight[:, 0]
+        taps = []
+        for j in range(1, kernel):
+            same_episode = (started[kernel - 1 - j : kernel - 1 - j + seq_len] == latest).to(x.dtype).unsqueeze(-1)
+            tap = padded[kernel - 1 - j : kernel - 1 - j + seq_len] * same_episode
+            y = y + tap * self.weight[:, j]
+            taps.append(tap[-1])
+        # the new past: x_{T-1-j} for j < kernel - 1, zero where an episode started after it
+        new_past = torch.stack([x[-1], *taps[:-1]], dim=1)
+        return y, new_past
