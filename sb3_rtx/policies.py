@@ -32,9 +32,11 @@ from stable_baselines3.common.torch_layers import (
     NatureCNN,
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.utils import get_device
 from torch import nn
 
 from sb3_rtx.cells import CellState, RecurrentCell, make_cell
+from sb3_rtx.saved_format import SAVE_FORMAT, convert_policy_kwargs
 
 #: what ``predict`` takes and returns as ``state``: the cell state(s) as numpy arrays, env dim first
 NumpyState = tuple[np.ndarray, ...]
@@ -50,27 +52,6 @@ DEFAULT_CELL_KWARGS: dict[str, dict[str, Any]] = {
     "gtrxl": dict(_SMALL_TRANSFORMER, memory_len=64),
     "lstm": {},
 }
-
-
-#: cell keyword -> the cell attribute holding what it resolved to (GaLiTe and AGaLiTe; AGaLiTe only
-#: for the last two), recorded in saved models by :meth:`RtxActorCriticPolicy.resolved_cell_kwargs`
-RESOLVED_CHOICES = {
-    "variant": "variant",
-    "normaliser": "normaliser",
-    "gate_init": "gate_init",
-    "frequencies": "frequency_set",
-    "read_scale": "read_scale",
-    "feature_map": "feature_map",
-    "read_norm": "read_norm",
-    "read_merge": "read_merge",
-    "memory_input": "memory_input",
-}
-#: choices added to :data:`RESOLVED_CHOICES` after a version that already recorded the others,
-#: with what a model saved by that version computed: such a model records every other choice and
-#: not these, and loads with these values, unchanged (see :meth:`RtxActorCriticPolicy.resolved_cell_kwargs`)
-LATER_CHOICES = {"feature_map": "relu", "read_norm": "none", "read_merge": "gated", "memory_input": "stream"}
-#: what every saved GaLiTe / AGaLiTe model records since choices were first recorded
-FIRST_RECORDED_CHOICES = ("variant", "normaliser", "gate_init")
 
 
 def check_finite_observation(obs: PyTorchObs) -> None:
@@ -130,10 +111,8 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         if cell_kwargs is None:
             # (a name that is not a known cell gets {} here and make_cell's error naming the valid ones)
             cell_kwargs = DEFAULT_CELL_KWARGS.get(cell.lower(), {}) if isinstance(cell, str) else {}
+        # taken as given: a saved model's older keywords are converted when it is loaded (saved_format.py)
         self.cell_kwargs = dict(cell_kwargs)
-        if all(key in self.cell_kwargs for key in FIRST_RECORDED_CHOICES):  # a saved model's keywords
-            for key, value in LATER_CHOICES.items():
-                self.cell_kwargs.setdefault(key, value)
         self.shared_cell = shared_cell
         if not isinstance(compile_acting, bool):
             raise TypeError(f"compile_acting must be True or False, got {compile_acting!r}")
@@ -185,15 +164,27 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         )
         return data
 
+    def save(self, path: str) -> None:
+        """Save the policy alone (SB3's ``policy.save``), with the save format's number."""
+        data = self._get_constructor_parameters()
+        torch.save({"state_dict": self.state_dict(), "data": data, "save_format": SAVE_FORMAT}, path)
+
+    @classmethod
+    def load(cls, path: str, device: torch.device | str = "auto") -> RtxActorCriticPolicy:  # type: ignore[override]
+        """Load a policy saved by :meth:`save` (SB3's ``Policy.load``), converting an older save format."""
+        device = get_device(device)
+        # (not weights_only: the constructor's parameters hold gymnasium spaces, as in SB3)
+        saved = torch.load(path, map_location=device, weights_only=False)
+        data = convert_policy_kwargs(saved["data"], saved.get("save_format"))
+        policy = cls(**data)
+        policy.load_state_dict(saved["state_dict"])
+        return policy.to(device)
+
     def resolved_cell_kwargs(self) -> dict[str, Any]:
         """The cell keywords as built, with the cell's variant and every choice it resolved made
         explicit (what a saved model records, so that a later change of the library's defaults, or
         of what a variant means, does not change what a saved model computes)."""
-        cell_kwargs = dict(self.cell_kwargs)
-        for keyword, attribute in RESOLVED_CHOICES.items():
-            if hasattr(self.cell_actor, attribute):
-                cell_kwargs.setdefault(keyword, getattr(self.cell_actor, attribute))
-        return cell_kwargs
+        return {**self.cell_kwargs, **self.cell_actor.recorded_choices()}
 
     @property
     def cells(self) -> tuple[RecurrentCell, ...]:

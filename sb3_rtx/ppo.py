@@ -1,13 +1,17 @@
 """RtxPPO: sb3-contrib's RecurrentPPO algorithm on a recurrent transformer policy, trained sequence-wise.
 
-What differs from ``RecurrentPPO`` (same constructor, plus ``sequence_length``):
+What differs from ``RecurrentPPO`` (its constructor's arguments, plus ``sequence_length`` and
+``state_dtype``; ``normalize_advantage`` takes ``"running"`` too, and defaults to it):
 
 * the rollout buffer stores the cell state only at the start of each ``sequence_length``-step
   sequence (:mod:`sb3_rtx.buffers`), not at every step;
 * training replays whole sequences through the cell's multi-step form with the episode-start
   mask, never looping over time steps in Python (RecurrentPPO steps its LSTM one step at a time
   whenever a minibatch holds an episode start);
-* sequences are never padded, so no loss mask is needed.
+* sequences are never padded, so no loss mask is needed;
+* advantages are centred and divided by their running scale (:mod:`sb3_rtx.advantages`), not by
+  each minibatch's standard deviation;
+* saved models record their save format and every choice of their cell (:mod:`sb3_rtx.saved_format`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sb3_rtx.advantages import RunningAdvantageScale, check_normalize_advantage,
 from sb3_rtx.buffers import RtxDictRolloutBuffer, RtxRolloutBuffer
 from sb3_rtx.cells import CellState
 from sb3_rtx.cells.base import check_positive_int
+from sb3_rtx.saved_format import SAVE_FORMAT, convert_policy_kwargs
 from sb3_rtx.policies import CnnRtxPolicy, MlpRtxPolicy, MultiInputRtxPolicy, RtxActorCriticPolicy
 
 SelfRtxPPO = TypeVar("SelfRtxPPO", bound="RtxPPO")
@@ -137,11 +142,10 @@ class RtxPPO(RecurrentPPO):
 
     The default of ``normalize_advantage`` differs from RecurrentPPO's. Before a sparse-reward task
     has paid anything but its constant step cost, the advantages hold only the critic's residual
-    error, shrinking as the critic fits (on T-Maze 40 their standard deviation fell from 0.45 to
-    below 0.001 within 30k steps); divided by their own standard deviation, that noise drove
-    unit-sized policy steps, and the policy drifted to walking backwards and never reached the
-    reward (forward actions 25% -> 1%). Divided by the running scale, the steps shrink with the
-    noise (docs, "Learning memory").
+    error, which shrinks as the critic fits; divided by their own standard deviation, that noise
+    drives full-size policy steps, and on T-Maze the policy drifted away from the reward before
+    finding it. Divided by the running scale, the steps shrink with the noise (docs, "Learning
+    memory"; the statistic's rules: :class:`~sb3_rtx.advantages.RunningAdvantageScale`).
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -186,6 +190,9 @@ class RtxPPO(RecurrentPPO):
             raise ValueError(f"RtxPPO: state_dtype must be one of {sorted(STATE_DTYPES)}, got {state_dtype!r}")
         self.state_dtype = state_dtype
         normalize_advantage = check_normalize_advantage(normalize_advantage)
+        # SB3's load builds the model with _init_setup_model=False, then sets what the file saved:
+        # a file without a format number keeps None here, format 1 (see saved_format.py)
+        self.save_format: int | None = SAVE_FORMAT if _init_setup_model else None
         self.advantage_scale = RunningAdvantageScale()
         self._last_cell_states: CellState | None = None
         super().__init__(
@@ -237,6 +244,9 @@ class RtxPPO(RecurrentPPO):
         self._check_hyperparameters()
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
+        if self.save_format != SAVE_FORMAT:  # a loaded model saved in an older format
+            self.policy_kwargs = convert_policy_kwargs(self.policy_kwargs, self.save_format)
+            self.save_format = SAVE_FORMAT
         self.policy = self.policy_class(  # type: ignore[assignment]
             self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
         )
@@ -245,7 +255,11 @@ class RtxPPO(RecurrentPPO):
             raise ValueError("RtxPPO needs a policy that subclasses RtxActorCriticPolicy (e.g. 'MlpRtxPolicy')")
         # save the cell keywords as built (the default size, the variant): a saved model must not
         # change when a later version changes the library's defaults
-        self.policy_kwargs = {**self.policy_kwargs, "cell_kwargs": self.policy.resolved_cell_kwargs()}
+        self.policy_kwargs = {
+            **self.policy_kwargs,
+            "cell": self.policy.cell_name,
+            "cell_kwargs": self.policy.resolved_cell_kwargs(),
+        }
         self._last_cell_states = self.policy.initial_state(self.n_envs)
         buffer_cls = RtxDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else RtxRolloutBuffer
         self.rollout_buffer = buffer_cls(

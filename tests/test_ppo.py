@@ -622,8 +622,8 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     assert (cell.name, cell.n_layers, cell.d_model, cell.eta, cell.r) == ("agalite", 1, 64, 4, 2)
     assert model.policy.cell_kwargs == DEFAULT_CELL_KWARGS["agalite"]
     assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set, cell.read_scale, cell.feature_map,
-            cell.read_norm, cell.read_merge, cell.memory_input) == ("default", "sum", "per_head", "dc", "2r", "softplus",
-                                                                    "rms", "residual", "observation")  # fmt: skip
+            cell.read_norm, cell.read_merge, cell.memory_input, cell.value_conv) == (
+        "default", "sum", "per_head", "dc", "2r", "softplus", "rms", "residual", "observation", 4)  # fmt: skip
     assert RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell_kwargs={})).policy.cell_actor.d_model == 128
 
     paper = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32,
@@ -635,38 +635,9 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     saved = RtxPPO.load(tmp_path / "default").policy.cell_kwargs
     assert saved == {**DEFAULT_CELL_KWARGS["agalite"], "variant": "default", "normaliser": "sum",
                      "gate_init": "per_head", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus",
-                     "read_norm": "rms", "read_merge": "residual", "memory_input": "observation"}  # fmt: skip
+                     "read_norm": "rms", "read_merge": "residual", "memory_input": "observation",
+                     "value_conv": 4}  # fmt: skip
     assert_same_predictions(paper, loaded, steps=12, reset_prob=0.2)
-
-
-def test_models_saved_before_a_choice_existed_load_computing_what_they_computed(tmp_path):
-    """0.1 saved models recorded variant, normaliser, gate_init (and AGaLiTe's frequencies and read
-    scale) but not the feature map, which was relu, nor the read norm, which was none, nor the read
-    merge, which was gated, nor the memory's input, which was the stream; models saved since the
-    feature map was recorded lack only the later ones, and so on. Each must load unchanged."""
-    old_kwargs = {**TINY["agalite"], "variant": "default", "normaliser": "bounded", "gate_init": "slow",
-                  "frequencies": "dc", "read_scale": "2r"}  # fmt: skip
-    with_features = {**old_kwargs, "feature_map": "softplus"}
-    with_norm = {**with_features, "read_norm": "rms"}
-    for kwargs in (old_kwargs, with_features, with_norm, {**with_norm, "read_merge": "residual"}):
-        old = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, policy_kwargs=dict(cell_kwargs=kwargs))
-        expected = (kwargs.get("feature_map", "relu"), kwargs.get("read_norm", "none"), kwargs.get("read_merge", "gated"),
-                    "stream")  # fmt: skip
-        cell = old.policy.cell_actor
-        assert (cell.feature_map, cell.read_norm, cell.read_merge, cell.memory_input) == expected
-        assert cell.blocks[0].norm_attn is not None  # the memory reads the normed stream
-        old.save(tmp_path / "old")
-        loaded = RtxPPO.load(tmp_path / "old")
-        cell = loaded.policy.cell_actor
-        assert (cell.feature_map, cell.read_norm, cell.read_merge, cell.memory_input) == expected
-        assert_same_predictions(old, loaded, steps=8, reset_prob=0.2)
-    # a user's keywords that do not spell out every recorded choice get today's default
-    new = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32,
-                 policy_kwargs=dict(cell_kwargs={**TINY["agalite"], "normaliser": "bounded"}))  # fmt: skip
-    cell = new.policy.cell_actor
-    assert (cell.feature_map, cell.read_norm, cell.read_merge, cell.memory_input) == (
-        "softplus", "rms", "residual", "observation"
-    )  # fmt: skip
 
 
 def test_load_with_fewer_envs_works_like_ppo(tmp_path):
