@@ -57,7 +57,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 from sb3_rtx.cells import make_cell
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -412,6 +412,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     elapsed = time.perf_counter() - begin
     cuda = f"; CUDA: {torch.cuda.get_device_name()}" if any(d.type == "cuda" for d in devices) else ""
     description = (
+        f"Made by `{command_line('benchmarks.efficiency', argv)}`. "
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor() or platform.machine()}{cuda}; "
         f"input_dim {INPUT_DIM}, float32. Sizes: paper = 4 layers, d_model 128, 4 heads, d_head 64, d_ffc 128, eta 8, r 2, "
         f"LSTM-256; small = 2 layers, d_model 64, 2 heads, d_head 32, d_ffc 64, eta 4, r 2, LSTM-64. "

@@ -40,7 +40,7 @@ import torch
 from gymnasium import spaces
 
 from benchmarks.efficiency import interleaved_ms
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 from sb3_rtx.export import build_step, export_onnx, export_torchscript, initial_state, load_torchscript
 from sb3_rtx.policies import RtxActorCriticPolicy
 
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
     )
     description = (
+        f"Made by `{command_line('benchmarks.export_latency', argv)}`. "
         f"torch {torch.__version__}, onnxruntime {ort.__version__}, {torch.get_num_threads()} CPU threads "
         "(onnxruntime intra-op threads the same, and 1 in the '1 thread' columns), "
         f"{platform.processor() or platform.machine()}. {sizes_text}; "

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import csv
+import shlex
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
+
+#: flags that change how a benchmark makes its table, not what is in it
+HOW_NOT_WHAT = ("--resume", "--report-only")
+
+
+def command_line(module: str, argv: Sequence[str] | None) -> str:
+    """The whole command that remakes a table: ``python -m <module>`` and every flag it was given
+    (``argv``, or the process's own), except those of :data:`HOW_NOT_WHAT`."""
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a not in HOW_NOT_WHAT]
+    return shlex.join(["python", "-m", module, *given])
 
 
 def write_report(

@@ -16,6 +16,7 @@ import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,12 +60,59 @@ class RunSpec:
     env_id: str = TMAZE
 
     def key(self) -> str:
-        parts: list = [self.label, self.env_kwargs, self.seed, self.timesteps]
-        if self.algo_kwargs:  # (absent from keys written before the field existed)
-            parts.append(self.algo_kwargs)
-        if self.env_id != TMAZE:  # likewise
-            parts.append(self.env_id)
-        return json.dumps(parts, sort_keys=True)
+        """Everything that determines the run: the label, the algorithm and its policy keywords with
+        every cell choice resolved (so a run made under an earlier default never matches), the task,
+        the seed, the budget, every PPO setting, the evaluation and the library's version."""
+        settings, rtx_only = split_algo_kwargs(self)
+        parts = dict(
+            label=self.label,
+            algo=self.algo,
+            policy=self.policy,
+            policy_kwargs=resolved_policy_kwargs(self.algo, self.policy_kwargs),
+            net_arch=NET_ARCH,
+            env_id=self.env_id,
+            env_kwargs=self.env_kwargs,
+            n_envs=N_ENVS,
+            seed=self.seed,
+            timesteps=self.timesteps,
+            eval_episodes=self.eval_episodes,
+            settings=settings,
+            rtx_only=rtx_only,
+            version=library_version(self.algo),
+        )
+        return json.dumps(parts, sort_keys=True, default=str)
+
+
+@lru_cache(maxsize=None)
+def _resolved_cell_kwargs(cell: str, cell_kwargs_json: str) -> str:
+    from sb3_rtx.cells import make_cell
+
+    cell_kwargs = json.loads(cell_kwargs_json)
+    return json.dumps({**cell_kwargs, **make_cell(cell, 1, **cell_kwargs).recorded_choices()}, sort_keys=True)
+
+
+def resolved_policy_kwargs(algo: str, policy_kwargs: dict) -> dict:
+    """RtxPPO's policy keywords with the cell, its keywords (the policy's default size if none) and
+    every choice the cell resolves made explicit, as a saved model records them."""
+    if algo != "RtxPPO":
+        return policy_kwargs
+    from sb3_rtx.policies import DEFAULT_CELL_KWARGS
+
+    cell = policy_kwargs.get("cell", "agalite")
+    cell_kwargs = policy_kwargs.get("cell_kwargs", DEFAULT_CELL_KWARGS.get(cell, {}))
+    resolved = json.loads(_resolved_cell_kwargs(cell, json.dumps(cell_kwargs, sort_keys=True)))
+    return {**policy_kwargs, "cell": cell, "cell_kwargs": resolved}
+
+
+def library_version(algo: str) -> str:
+    """The version of the library that trains ``algo`` (sb3_rtx, or sb3-contrib for RecurrentPPO)."""
+    if algo == "RtxPPO":
+        import sb3_rtx
+
+        return f"sb3_rtx {sb3_rtx.__version__}"
+    import sb3_contrib
+
+    return f"sb3_contrib {sb3_contrib.__version__}"
 
 
 def split_algo_kwargs(spec: RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -151,12 +199,11 @@ def add_sweep_arguments(parser: "argparse.ArgumentParser", seeds: list[int], qui
 
 def sweep_time(runs: list[dict], jobs: int, call_start: float) -> str:
     """The sentence every sweep report gives on its cost: training time of all its runs at ``jobs``
-    at a time, and how long this call took (less when ``--resume`` kept finished runs)."""
+    at a time (from the runs, so a report remade with ``--report-only`` says the same). How long
+    this call took (less when ``--resume`` kept finished runs) is printed, not reported."""
     total_min = sum(r["train_s"] for r in runs) / 60 / jobs
-    return (
-        f"Training time of the sweep: {total_min:.0f} min with {jobs} jobs (this call: "
-        f"{(time.perf_counter() - call_start) / 60:.0f} min), one torch thread per run, {platform.machine()}."
-    )
+    print(f"this call: {(time.perf_counter() - call_start) / 60:.0f} min", flush=True)
+    return f"Training time of the sweep: {total_min:.0f} min with {jobs} jobs, one torch thread per run, {platform.machine()}."
 
 
 def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,

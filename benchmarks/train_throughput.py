@@ -27,7 +27,7 @@ import torch
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.env_util import make_vec_env
 
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 from sb3_rtx import RtxPPO
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "Training throughput (CPU)",
         f"{args.env}, {args.n_envs} envs, n_steps {args.n_steps}, batch {args.batch_size}, {args.n_epochs} epochs, "
         f"{timesteps} steps per run, RtxPPO sequence_length {args.sequence_length}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {platform.machine()}. One run each.",
+        f"{torch.get_num_threads()} threads, {platform.machine()}. One run each. "
+        f"Made by `{command_line('benchmarks.train_throughput', argv)}`.",
         [
             ("run:", lambda r: r["run"]),
             ("fps", lambda r: f"{r['fps']:.0f}"),

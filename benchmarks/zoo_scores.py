@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 from sb3_rtx.envs import suite_ids
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -133,7 +133,7 @@ def main() -> None:
         args.out,
         name,
         "ppo_rtx zoo entries: measured scores",
-        f"`python -m benchmarks.zoo_scores` on {platform.processor() or platform.machine()} "
+        f"Made by `{command_line('benchmarks.zoo_scores', None)}` on {platform.processor() or platform.machine()} "
         f"({os.cpu_count()} cores), one torch thread per training run (train times are wall times: they grow "
         "when runs share the cores with --jobs); deterministic evaluation of the final model "
         f"over {args.episodes} episodes on fresh environments.",

@@ -12,8 +12,8 @@ The policy gradient can only teach a memory what the heads can already see a tra
 in the read but not in the output is a cue the block throws away. Chance is 0.25. No training, so
 the whole table takes a minute or two.
 
-    python -m benchmarks.init_probe                       # every configuration, delays 10 and 30
-    python -m benchmarks.init_probe --configs "AGaLiTe" "AGaLiTe (no read norm)" --delays 10
+    python -m benchmarks.probes.init_probe                       # every configuration, delays 10 and 30
+    python -m benchmarks.probes.init_probe --configs "AGaLiTe" "AGaLiTe (no read norm)" --delays 10
 
 Writes ``init_probe.md`` / ``.csv`` under ``benchmarks/results/``.
 """
@@ -29,10 +29,10 @@ import numpy as np
 
 from benchmarks.learning import SMALL
 from benchmarks.memory_suite import NOISY_RECALL
-from benchmarks.recall_diagnostics import fresh_episodes, probe_accuracy
+from benchmarks.probes.recall_diagnostics import fresh_episodes, probe_accuracy
 from benchmarks.report import write_report
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # (their tables predate results/probes/)
 #: label -> (cell, cell_kwargs): the memory suite's sizes; the default and each earlier choice of
 #: the read and the gates spelled out
 CONFIGS: dict[str, tuple[str, dict]] = {
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"({NOISY_RECALL}), from a freshly built cell: from the first layer's memory read (before the block's GRU "
         f"gate) and from the cell's output. Cells at the memory suite's sizes {SMALL}; {args.episodes} episodes per "
         f"seed, half to fit the probe; mean over seeds {args.seeds}, each seed in brackets. "
-        "`python -m benchmarks.init_probe`",
+        "`python -m benchmarks.probes.init_probe`",
         columns,
     )
     print()

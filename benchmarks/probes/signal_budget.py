@@ -18,9 +18,9 @@ number of training episodes seen when it first reaches 0.9 (``>N`` where it had 
 Compare with PPO's budgets: the memory suite's recall-30 (150k steps, episodes of 32 steps) shows
 4.7k episodes, 200k steps 6.25k.
 
-    python -m benchmarks.signal_budget --jobs 2          # every cell, delays 10 and 30, both signals
-    python -m benchmarks.signal_budget --configs AGaLiTe LSTM --delays 30 --signals "policy gradient"
-    python -m benchmarks.signal_budget --quick           # a smoke run
+    python -m benchmarks.probes.signal_budget --jobs 2          # every cell, delays 10 and 30, both signals
+    python -m benchmarks.probes.signal_budget --configs AGaLiTe LSTM --delays 30 --signals "policy gradient"
+    python -m benchmarks.probes.signal_budget --quick           # a smoke run
 
 Writes ``signal_budget.md`` / ``.csv`` under ``benchmarks/results/``.
 """
@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.init_probe import CONFIGS
+from benchmarks.probes.init_probe import CONFIGS
 from benchmarks.memory_suite import NOISY_RECALL
-from benchmarks.recall_diagnostics import fresh_episodes
+from benchmarks.probes.recall_diagnostics import fresh_episodes
 from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # (their tables predate results/probes/)
 SIGNALS = ("supervised", "policy gradient")
 #: episodes per gradient step, by default (a PPO minibatch of the memory suite holds 8 delay-30 episodes)
 BATCH = 16
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{MAX_GRAD_NORM}) trained on batches of {args.batch} fresh episodes (updates = episodes / {args.batch}) by "
         "a supervised or a policy-gradient signal at the query step, no PPO (module docstring). PPO's recall-30 "
         "budget of 150k (200k) steps is 4.7k (6.25k) episodes and 2.3k (3.1k) updates. "
-        f"`python -m benchmarks.signal_budget{'' if args.batch == BATCH else f' --batch {args.batch}'}`",
+        f"`python -m benchmarks.probes.signal_budget{'' if args.batch == BATCH else f' --batch {args.batch}'}`",
         columns,
     )
     print()

@@ -9,9 +9,9 @@ T-Maze with the states stored in float32 and in bfloat16, same seeds, in two set
 * ``corridor 10, sequence_length 16``: many stored states (8 per env and rollout), episodes of
   about 12 steps, so most training sequences start from a stored state.
 
-    python -m benchmarks.state_precision            # about 8 minutes on an idle 2-core machine
-    python -m benchmarks.state_precision --resume   # finish an interrupted run
-    python -m benchmarks.state_precision --quick    # a smoke run (seconds)
+    python -m benchmarks.probes.state_precision            # about 8 minutes on an idle 2-core machine
+    python -m benchmarks.probes.state_precision --resume   # finish an interrupted run
+    python -m benchmarks.probes.state_precision --quick    # a smoke run (seconds)
 
 It writes ``benchmarks/results/state_precision.{md,csv}`` and the runs to ``state_precision_runs.jsonl``
 (``state_precision_quick*`` with ``--quick``).
@@ -30,7 +30,7 @@ from benchmarks.learning import MODELS
 from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # (their tables predate results/probes/)
 #: (corridor, sequence_length, environment steps)
 SETTINGS = ((40, 128, 150_000), (10, 16, 60_000))
 DTYPES = ("float32", "bfloat16")
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"AGaLiTe {MODELS['AGaLiTe'][2]['cell_kwargs']}, PPO {PPO}, {N_ENVS} envs, seeds {args.seeds}. Final success: "
         f"the final policy acting deterministically on {args.eval_episodes} fresh episodes; mean training success: "
         f"the mean of the last-100-episodes training success over the run (how early it learned). "
-        f"{sweep_time(runs, args.jobs, start)} `python -m benchmarks.state_precision`",
+        f"{sweep_time(runs, args.jobs, start)} `python -m benchmarks.probes.state_precision`",
         columns,
     )
     print()

@@ -6,9 +6,9 @@ sweep trains AGaLiTe for every eta in {1, 2, 4, 8} and r in {1, 2, 4, 8} (the pa
 all with the same small layer, PPO settings and step budget (see :mod:`benchmarks.tmaze_runs`), and
 puts each configuration's success next to its cost: state floats per env and acting step time.
 
-    python -m benchmarks.ablation              # the sweep in the docs (about 10 minutes on an idle 2-core machine)
-    python -m benchmarks.ablation --resume     # finish an interrupted sweep
-    python -m benchmarks.ablation --quick      # a smoke run
+    python -m benchmarks.probes.ablation              # the sweep in the docs (about 10 minutes on an idle 2-core machine)
+    python -m benchmarks.probes.ablation --resume     # finish an interrupted sweep
+    python -m benchmarks.probes.ablation --quick      # a smoke run
 
 Writes ``ablation.md`` / ``.csv`` and ``ablation.png`` (success against state size, and the
 eta x r grid) under ``benchmarks/results/`` (``ablation_quick*`` with ``--quick``). Step times are
@@ -28,7 +28,7 @@ import numpy as np
 from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # (their tables predate results/probes/)
 LAYER = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
 GRID = (1, 2, 4, 8)
 
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"first reached 90% (mean over seeds; a seed that never did counts the whole budget). One layer {LAYER} "
         f"PPO {PPO}, {N_ENVS} envs. State floats per env and acting step time (batch 1, median of "
         f"{args.time_steps} steps, 1 thread) of that layer. {sweep_time(runs, args.jobs, start)} "
-        "`python -m benchmarks.ablation`",
+        "`python -m benchmarks.probes.ablation`",
         [
             ("configuration:", lambda r: r["config"]),
             ("success", lambda r: f"{r['success']:.2f} ({r['seeds']})"),

@@ -18,9 +18,9 @@ noise dimensions) and records, besides the final success rate:
   step before any floor (``s . q``, times ``2 r`` for AGaLiTe), and ``floor_binds``: the share of
   them under 1, where the bounded normaliser's ``max(., 1)`` leaves the read an unnormalised sum.
 
-    python -m benchmarks.recall_diagnostics            # every configuration, seeds 0-4 (about 25 min)
-    python -m benchmarks.recall_diagnostics --configs "AGaLiTe paper" "AGaLiTe default"
-    python -m benchmarks.recall_diagnostics --quick    # a smoke run
+    python -m benchmarks.probes.recall_diagnostics            # every configuration, seeds 0-4 (about 25 min)
+    python -m benchmarks.probes.recall_diagnostics --configs "AGaLiTe paper" "AGaLiTe default"
+    python -m benchmarks.probes.recall_diagnostics --quick    # a smoke run
 
 Writes ``recall_diagnostics.md`` / ``.csv`` under ``benchmarks/results/``.
 """
@@ -41,7 +41,7 @@ from benchmarks.memory_suite import TASKS
 from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # (their tables predate results/probes/)
 #: the memory suite's recall-10 task
 TASK = TASKS["recall-10"][1]
 
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows, args.out, stem, "Noisy cue recall: what the learning signal does",
         f"RtxPPO on sb3_rtx/CueRecall-v0 {TASK}, {args.timesteps} steps, {N_ENVS} envs, PPO {PPO}, max_grad_norm 0.5; "
         f"cells {SMALL}. Mean over seeds {args.seeds}, each seed in brackets. Measurements on 256 fresh "
-        "episodes after training (see the module docstring). `python -m benchmarks.recall_diagnostics`",
+        "episodes after training (see the module docstring). `python -m benchmarks.probes.recall_diagnostics`",
         columns,
     )
     print(table)
