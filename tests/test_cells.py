@@ -3,6 +3,7 @@ long episodes stay finite, the state has the documented size, and bad input fail
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -50,6 +51,18 @@ def warm_state(cell, batch: int, steps: int = 7):
     with torch.no_grad():
         _, state = cell(x, cell.initial_state(batch), None)
     return state
+
+
+@contextlib.contextmanager
+def reads_of(mixer):
+    """The read (first output) of each call of ``mixer`` inside the ``with``, in order. The hook is
+    bound to its own list (no closure over a loop variable) and removed on leaving."""
+    reads = []
+    handle = mixer.register_forward_hook(lambda _module, _args, out, reads=reads: reads.append(out[0]))
+    try:
+        yield reads
+    finally:
+        handle.remove()
 
 
 def run_stepwise(cell, x, state, starts):
@@ -400,9 +413,8 @@ def test_compile_failure_warns_and_acts_eagerly():
 def test_paper_variant_is_the_papers_design_and_default_differs(name):
     """variant="paper" keeps the paper's equations and initialisation; the default changes exactly
     the normaliser, the gate biases, the feature map, the read norm and how the block adds the read
-    (AGaLiTe also its frequencies), and each can be set alone."""
-    from sb3_rtx.cells.galite import NORMALISER_EPS
-
+    (AGaLiTe also its frequencies), and each can be set alone. (That the paper's normaliser, with
+    its tiny eps, blows the query's gradient up: test_bounded_normaliser_bounds_the_query_gradient.)"""
     paper = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper")
     default = make_cell(name, INPUT_DIM, **SMALL[name])
     assert (paper.normaliser, paper.gate_init, paper.feature_map, paper.read_norm, paper.read_merge,
@@ -423,7 +435,6 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
     assert (mixed.normaliser, mixed.feature_map, mixed.read_norm) == ("sum", "softplus", "rms")
     if name == "agalite":
         assert paper.frequency_set == "reference" and default.frequency_set != "reference"
-    assert NORMALISER_EPS < 1e-5  # the paper's eps is what makes its gradient blow up (next test)
 
 
 @pytest.mark.parametrize("frequencies, r, power", [("dc", 2, 1.5), ("dc", 1, 1.0), ("dc", 4, 2.5), ("reference", 2, 2.0),
@@ -593,13 +604,12 @@ def test_residual_read_adds_the_mixers_read_to_the_stream_unchanged(name):
         cell = build(name, read_merge=read_merge, n_layers=1)
         block = cell.blocks[0]
         assert (block.gate_attn is None) == (read_merge == "residual")
-        captured = {}
-        block.mixer.register_forward_hook(lambda _m, _a, out: captured.__setitem__("read", out[0]))
-        with torch.no_grad():
+        with torch.no_grad(), reads_of(block.mixer) as reads:
             block.gate_mlp.gate_bias.fill_(1e4)  # z = 0: the MLP sub-layer passes its input through
             output, _ = cell(x, None, None)
             stream = torch.relu(torch.nn.functional.linear(x, cell.embed.weight, cell.embed.bias))
-        merged = torch.allclose(output, stream + captured["read"])
+        (read,) = reads  # this cell's one call of its mixer
+        merged = torch.allclose(output, stream + read)
         assert merged == (read_merge == "residual")
 
 
@@ -639,14 +649,12 @@ def test_first_layer_memory_reads_the_observation_and_later_layers_the_stream(na
         assert first.mixer.features.project.in_features == (INPUT_DIM if reads_observation else cell.d_model)
         assert (first.norm_attn is None) == reads_observation
         assert second.norm_attn is not None and second.mixer.features.project.in_features == cell.d_model
-        reads = []
-        first.mixer.register_forward_hook(lambda _m, _a, out: reads.append(out[0]))
-        with torch.no_grad():
+        with torch.no_grad(), reads_of(first.mixer) as reads:
             cell(x, None, None)
             cell.embed.weight.zero_()
             cell.embed.bias.fill_(0.5)
             cell(x, None, None)
-        assert torch.allclose(reads[0], reads[1]) == reads_observation
+        assert len(reads) == 2 and torch.allclose(reads[0], reads[1]) == reads_observation
 
 
 @pytest.mark.parametrize("name", ["galite", "agalite"])

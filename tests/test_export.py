@@ -96,7 +96,8 @@ def compare_with_predict(model: RtxPPO, venv: Any, runners: list[Any], n_steps: 
                          vec_normalize: VecNormalize | None = None) -> dict[str, float]:  # fmt: skip
     """Step ``venv`` with ``predict``'s deterministic actions; at every step each runner, fed the raw
     observations (VecNormalize's are baked into its graph), must give the same actions, values and
-    states. Returns the largest differences and the number of mid-rollout episode starts."""
+    states. Returns the largest differences, the number of mid-rollout episode starts and, for Box
+    actions, how many action entries the policy's mode put below, above and inside the bounds."""
     n_envs = venv.num_envs
     obs = venv.reset()
     starts = np.ones(n_envs, dtype=bool)
@@ -104,6 +105,8 @@ def compare_with_predict(model: RtxPPO, venv: Any, runners: list[Any], n_steps: 
     runner_states = [runner.initial(n_envs) for runner in runners]
     worst = {"action": 0.0, "value": 0.0, "state": 0.0}
     resets = 0
+    box = model.action_space if isinstance(model.action_space, spaces.Box) else None
+    bounds = {"below": 0, "above": 0, "inside": 0}
     for t in range(n_steps):
         raw = vec_normalize.get_original_obs() if vec_normalize is not None else obs
         obs_tensor, _ = model.policy.obs_to_tensor(obs)
@@ -112,6 +115,12 @@ def compare_with_predict(model: RtxPPO, venv: Any, runners: list[Any], n_steps: 
             values = model.policy.predict_values(obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32))
             distribution, _ = model.policy.get_distribution(obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32))
         actions, state = model.predict(obs, state=state, episode_start=starts, deterministic=True)
+        if box is not None:  # what the policy proposes, before predict (and the graph) post-process it
+            proposed = distribution.mode().numpy().reshape(actions.shape)
+            below, above = proposed < box.low, proposed > box.high
+            bounds["below"] += int(below.sum())
+            bounds["above"] += int(above.sum())
+            bounds["inside"] += int((~below & ~above).sum())
         for index, runner in enumerate(runners):
             action, value, runner_states[index] = runner.step(raw, starts, runner_states[index])
             where = f"{type(runner).__name__} at step {t}"
@@ -133,7 +142,7 @@ def compare_with_predict(model: RtxPPO, venv: Any, runners: list[Any], n_steps: 
         starts = dones.astype(bool)
         resets += int(starts.sum()) if t < n_steps - 1 else 0
     worst["resets"] = resets
-    return worst
+    return {**worst, **bounds} if box is not None else worst
 
 
 def export_both(model: Any, tmp_path: Path, **kwargs: Any) -> list[Any]:
@@ -175,13 +184,26 @@ def test_box_actions_are_clipped_and_vec_normalize_statistics_are_baked_in(tmp_p
     model = RtxPPO("MlpRtxPolicy", venv, n_steps=16, batch_size=48, n_epochs=1, seed=2, policy_kwargs=dict(cell="gtrxl"))
     model.learn(96)  # VecNormalize's statistics move away from (0, 1)
     venv.training = False
+    # the deterministic action is the Gaussian's mean, within +-0.01 of 0 after SB3's small action
+    # head initialisation: never outside [-0.2, 0.3]. With the head's weights 100 times larger and
+    # its bias at 0.15, the mean leaves the box on both sides in a good share of steps (about a
+    # fifth of the entries below, a sixth above) and stays inside in the rest
+    with torch.no_grad():
+        model.policy.action_net.weight.mul_(100.0)
+        model.policy.action_net.bias.fill_(0.15)
     stats = tmp_path / "vecnormalize.pkl"
     venv.save(stats)
     runners = export_both(model, tmp_path, vec_normalize=stats)
-    worst = compare_with_predict(model, venv, runners, 200, vec_normalize=venv)
+    worst = compare_with_predict(model, venv, runners, 200, vec_normalize=venv)  # actions as predict's: clipped
     assert worst["resets"] > 20
-    # the policy's raw actions leave [-0.2, 0.3] (unit log-std): clipping is exercised
-    assert runners[0].metadata["vec_normalize"] is True
+    # of the 200 steps x 3 envs x 2 dims: clipped at the low bound, at the high bound, and not clipped
+    assert min(worst["below"], worst["above"], worst["inside"]) > 100, worst
+    # so the graph's actions reach both bounds exactly, and stay within them
+    onnx = runners[0]
+    obs = np.random.default_rng(0).uniform(-5, 5, (64, 3)).astype(np.float32)
+    action, _, _ = onnx.step(obs, np.ones(64, dtype=bool), onnx.initial(64))
+    assert action.min() == np.float32(-0.2) and action.max() == np.float32(0.3)
+    assert onnx.metadata["vec_normalize"] is True
 
 
 def test_dict_observations_with_an_image_and_multibinary_actions(tmp_path):

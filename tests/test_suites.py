@@ -9,6 +9,7 @@ hiding an installed package's modules where none is.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.envs.registration import registry
 from gymnasium.utils.env_checker import check_env
 
@@ -149,18 +151,41 @@ def test_check_env_spaces_and_random_steps(env_id):
     env.close()
 
 
-@pytest.mark.parametrize("env_id", ["sb3_rtx/MysteryPath-Grid-v0", "sb3_rtx/MysteryPath-v0"])
+@pytest.mark.parametrize("env_id, stand_still", [("sb3_rtx/MysteryPath-Grid-v0", 0), ("sb3_rtx/MysteryPath-v0", [0, 0])])
 @needs("memorygym")
-def test_mystery_path_time_limit_truncates_and_reports_success(env_id):
+def test_mystery_path_time_limit_truncates_and_is_no_success(env_id, stand_still):
+    """An agent that stands still on the start never reaches the goal: memory-gym ends the episode
+    at max_steps with terminated=True; here it is truncated, and not a success."""
     env = make(env_id, reset_params={"max_steps": 6})
     env.reset(seed=0)
     for step in range(1, 7):
-        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
-        if terminated:  # reached the goal by chance: a real success
-            assert info["is_success"] is True
-            return
-    # out of steps without reaching the goal: truncated (memory-gym says terminated), not a success
-    assert (terminated, truncated) == (False, True) and info["is_success"] is False and step == 6
+        _, _, terminated, truncated, info = env.step(stand_still)
+        assert (terminated, truncated) == ((False, True) if step == 6 else (False, False)), step
+    assert info["is_success"] is False and info["success"] == 0
+    env.close()
+
+
+@needs("memorygym")
+def test_mystery_path_goal_terminates_and_is_a_success():
+    """Walking the (hidden) path from start to goal: the episode terminates at the goal, before the
+    time limit, and is a success. (Grid moves: 0 stay, 1 turn left, 2 turn right, 3 forward; the
+    agent starts facing north.)"""
+    env = make("sb3_rtx/MysteryPath-Grid-v0", reset_params={"max_steps": 64})
+    env.reset(seed=0)
+    inner = env.unwrapped
+    path = [(node.x, node.y) for node in inner.mystery_path.path]
+    path = path if path[0] == tuple(inner.start) else path[::-1]
+    assert path[-1] == tuple(inner.end)
+    headings = {(0, -1): 0, (-1, 0): 1, (0, 1): 2, (1, 0): 3}  # north, west, south, east: 90 degrees left each
+    facing, actions = 0, []
+    for (x, y), (next_x, next_y) in itertools.pairwise(path):
+        heading = headings[next_x - x, next_y - y]
+        actions += [1] * ((heading - facing) % 4) + [3]
+        facing = heading
+    for step, action in enumerate(actions, start=1):
+        _, reward, terminated, truncated, info = env.step(action)
+        assert not truncated and terminated == (step == len(actions)), step
+    assert len(actions) < 64 and info["is_success"] is True and reward > 0
     env.close()
 
 
@@ -217,11 +242,18 @@ def test_a_tiny_rtx_ppo_trains_on_it(env_id, policy, env_kwargs):
         seed=0,
         policy_kwargs=dict(cell="agalite", cell_kwargs=dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)),
     )
+    before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(128)
-    assert model.num_timesteps == 128
+    assert (model.num_timesteps, model._n_updates) == (128, 1)  # one rollout of 64 steps x 2 envs, one epoch
+    # the suite's observations filled the buffer (images channel-first), and the update moved the policy
+    assert model.rollout_buffer.observations.shape == (64, 2, *model.observation_space.shape)
+    assert model.rollout_buffer.observations.any()
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())
+    assert np.isfinite([model.logger.name_to_value[k] for k in ("train/value_loss", "train/policy_gradient_loss")]).all()
     obs = env.reset()
-    actions, state = model.predict(obs, episode_start=np.ones(2, dtype=bool))
-    assert env.action_space.contains(actions[0])
+    actions, _ = model.predict(obs, episode_start=np.ones(2, dtype=bool))
+    assert len(actions) == 2 and all(env.action_space.contains(action) for action in actions)
     env.close()
 
 

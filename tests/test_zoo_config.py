@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
+import torch
 import yaml
 from rl_zoo3 import hyperparams_opt, utils
 from stable_baselines3.common.env_util import make_vec_env
@@ -108,11 +109,27 @@ def test_every_sampled_configuration_is_valid_and_the_converter_rebuilds_it(n_en
 
 
 def test_the_sampled_model_trains_a_step():
+    """A sampled trial builds the RtxPPO it describes (every sampled value, under RtxPPO's name for
+    it, reaches the model) and that model trains: one rollout, one update that moves the weights.
+    (The rollout, the epochs and the cell's sizes are shrunk, to keep the test fast.)"""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     trial = study.ask()
     hyperparams = sample_ppo_rtx_params(trial, 0, 2, {}, tune_cells=["agalite"])
     hyperparams.update(n_steps=16, sequence_length=8, batch_size=16, n_epochs=1)
     hyperparams["policy_kwargs"]["cell_kwargs"].update(n_layers=1, d_model=16, n_heads=2, d_head=8)
     model = RtxPPO("MlpRtxPolicy", make_vec_env("sb3_rtx/CueRecall-v0", n_envs=2, seed=0), seed=0, **hyperparams)
+    params = trial.params
+    assert model.gamma == pytest.approx(1 - params["one_minus_gamma"]) and model.gamma == hyperparams["gamma"]
+    assert model.gae_lambda == pytest.approx(1 - params["one_minus_gae_lambda"])
+    assert (model.learning_rate, model.ent_coef, model.max_grad_norm, model.clip_range(1.0)) == (
+        params["learning_rate"], params["ent_coef"], params["max_grad_norm"], params["clip_range"])  # fmt: skip
+    cell = model.policy.cell_actor
+    assert (cell.name, cell.eta, cell.r) == ("agalite", params["eta"], params["r"])
+    assert model.policy.activation_fn is hyperparams["policy_kwargs"]["activation_fn"]
+    head = [layer.out_features for layer in model.policy.mlp_extractor.policy_net if isinstance(layer, nn.Linear)]
+    assert head == hyperparams["policy_kwargs"]["net_arch"]["pi"]
+    before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(32)
-    assert model.num_timesteps >= 32
+    assert (model.num_timesteps, model._n_updates) == (32, 1)  # one rollout of 16 steps x 2 envs, one epoch
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())
