@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,10 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.train_throughput", "train_throughput_quick.md"),
         ("benchmarks.efficiency", "efficiency_quick.md"),
         ("benchmarks.zoo_scores", "zoo_scores_quick.md"),
-        ("benchmarks.state_precision", "state_precision_quick.md"),
-        ("benchmarks.recall_diagnostics", "recall_diagnostics_quick.md"),
-        ("benchmarks.init_probe", "init_probe_quick.md"),
-        ("benchmarks.signal_budget", "signal_budget_quick.md"),
+        ("benchmarks.probes.state_precision", "state_precision_quick.md"),
+        ("benchmarks.probes.recall_diagnostics", "recall_diagnostics_quick.md"),
+        ("benchmarks.probes.init_probe", "init_probe_quick.md"),
+        ("benchmarks.probes.signal_budget", "signal_budget_quick.md"),
         ("benchmarks.export_latency", "export_latency_quick.md"),
         ("benchmarks.probes.input_stage", "input_stage_quick.md"),
     ],
@@ -52,7 +53,7 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
 
 PLOTS = {
     "benchmarks.learning": ["learning_quick_curves.png", "learning_quick_success.png"],
-    "benchmarks.ablation": ["ablation_quick.png"],
+    "benchmarks.probes.ablation": ["ablation_quick.png"],
     "benchmarks.memory_suite": ["memory_suite_quick_curves.png"],
 }
 
@@ -144,3 +145,23 @@ def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tm
     assert f"Made by `python -m benchmarks.memory_suite --set test --models AGaLiTe --seeds 3 --out {tmp_path}`" in header
     for task in SETS["test"]:
         assert f"| {task} " in text or "left out" in header, task
+
+
+def test_report_only_with_the_tables_own_command_remakes_it_byte_for_byte(tmp_path):
+    """A committed memory-suite table names the whole command that made it; that command with
+    ``--report-only`` rewrites the same table from the committed runs file, byte for byte (here
+    into a copy: the runs file is copied and ``--out`` pointed at it)."""
+    import shlex
+
+    from benchmarks.memory_suite import main
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "dev"
+    committed = (results / "memory_suite_dev.md").read_text()
+    command = re.search(r"Made by `(python -m benchmarks\.memory_suite [^`]*)`", committed).group(1)
+    argv = shlex.split(command)[3:]
+    out = argv[argv.index("--out") + 1]
+    shutil.copy(results / "memory_suite_dev_runs.jsonl", tmp_path / "memory_suite_dev_runs.jsonl")
+    argv[argv.index("--out") + 1] = str(tmp_path)
+    main([*argv, "--report-only"])
+    remade = (tmp_path / "memory_suite_dev.md").read_text().replace(str(tmp_path), out)
+    assert remade == committed
