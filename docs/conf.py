@@ -28,7 +28,7 @@ extensions = [
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "history"]  # snapshots included by the history page, not pages
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

@@ -11,7 +11,7 @@ puts each configuration's success next to its cost: state floats per env and act
     python -m benchmarks.probes.ablation --quick      # a smoke run
 
 Writes ``ablation.md`` / ``.csv`` and ``ablation.png`` (success against state size, and the
-eta x r grid) under ``benchmarks/results/`` (``ablation_quick*`` with ``--quick``). Step times are
+eta x r grid) under ``benchmarks/results/probes/`` (``ablation_quick*`` with ``--quick``). Step times are
 measured after the training runs, in this process, one thread: median of ``--time-steps`` acting
 steps at batch 1 after warm-up, every configuration timed in interleaved rounds.
 """
@@ -28,7 +28,7 @@ import numpy as np
 from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"  # (their tables predate results/probes/)
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 LAYER = dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64)
 GRID = (1, 2, 4, 8)
 

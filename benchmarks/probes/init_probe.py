@@ -15,7 +15,7 @@ the whole table takes a minute or two.
     python -m benchmarks.probes.init_probe                       # every configuration, delays 10 and 30
     python -m benchmarks.probes.init_probe --configs "AGaLiTe" "AGaLiTe (no read norm)" --delays 10
 
-Writes ``init_probe.md`` / ``.csv`` under ``benchmarks/results/``.
+Writes ``init_probe.md`` / ``.csv`` under ``benchmarks/results/probes/``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from benchmarks.memory_suite import NOISY_RECALL
 from benchmarks.probes.recall_diagnostics import fresh_episodes, probe_accuracy
 from benchmarks.report import write_report
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"  # (their tables predate results/probes/)
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 #: label -> (cell, cell_kwargs): the memory suite's sizes; the default and each earlier choice of
 #: the read and the gates spelled out
 CONFIGS: dict[str, tuple[str, dict]] = {

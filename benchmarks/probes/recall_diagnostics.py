@@ -22,7 +22,7 @@ noise dimensions) and records, besides the final success rate:
     python -m benchmarks.probes.recall_diagnostics --configs "AGaLiTe paper" "AGaLiTe default"
     python -m benchmarks.probes.recall_diagnostics --quick    # a smoke run
 
-Writes ``recall_diagnostics.md`` / ``.csv`` under ``benchmarks/results/``.
+Writes ``recall_diagnostics.md`` / ``.csv`` under ``benchmarks/results/probes/``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from benchmarks.memory_suite import TASKS
 from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"  # (their tables predate results/probes/)
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 #: the memory suite's recall-10 task
 TASK = TASKS["recall-10"][1]
 

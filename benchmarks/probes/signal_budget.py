@@ -22,7 +22,7 @@ Compare with PPO's budgets: the memory suite's recall-30 (150k steps, episodes o
     python -m benchmarks.probes.signal_budget --configs AGaLiTe LSTM --delays 30 --signals "policy gradient"
     python -m benchmarks.probes.signal_budget --quick           # a smoke run
 
-Writes ``signal_budget.md`` / ``.csv`` under ``benchmarks/results/``.
+Writes ``signal_budget.md`` / ``.csv`` under ``benchmarks/results/probes/``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from benchmarks.probes.recall_diagnostics import fresh_episodes
 from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"  # (their tables predate results/probes/)
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 SIGNALS = ("supervised", "policy gradient")
 #: episodes per gradient step, by default (a PPO minibatch of the memory suite holds 8 delay-30 episodes)
 BATCH = 16

@@ -13,7 +13,7 @@ T-Maze with the states stored in float32 and in bfloat16, same seeds, in two set
     python -m benchmarks.probes.state_precision --resume   # finish an interrupted run
     python -m benchmarks.probes.state_precision --quick    # a smoke run (seconds)
 
-It writes ``benchmarks/results/state_precision.{md,csv}`` and the runs to ``state_precision_runs.jsonl``
+It writes ``benchmarks/results/probes/state_precision.{md,csv}`` and the runs to ``state_precision_runs.jsonl``
 (``state_precision_quick*`` with ``--quick``).
 """
 
@@ -30,7 +30,7 @@ from benchmarks.learning import MODELS
 from benchmarks.report import write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"  # (their tables predate results/probes/)
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 #: (corridor, sequence_length, environment steps)
 SETTINGS = ((40, 128, 150_000), (10, 16, 60_000))
 DTYPES = ("float32", "bfloat16")
