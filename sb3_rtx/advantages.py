@@ -40,6 +40,15 @@ def check_normalize_advantage(value: Any) -> bool | str:
     raise ValueError(f"RtxPPO: normalize_advantage must be True, False or 'running', got {value!r}")
 
 
+def check_horizon(value: Any) -> int | None:
+    """``value`` if it is None or a positive whole number of rollouts, else an error that names it."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"RtxPPO: advantage_scale_horizon must be None or a whole number of rollouts >= 1, got {value!r}")
+    return int(value)
+
+
 class RunningAdvantageScale:
     """The root of the mean, over the rollouts so far, of the variance of each rollout's advantages.
 
@@ -53,10 +62,18 @@ class RunningAdvantageScale:
       finite check then names the loss);
     * the statistic belongs to the model: saved and loaded with it, kept by ``set_env`` and by
       ``learn(reset_num_timesteps=True)``, which go on training the same policy; :meth:`reset` starts
-      it afresh (a new task).
+      it afresh (a new task);
+    * with a ``horizon`` of ``h`` rollouts it is the plain mean of the first ``h`` counted rollouts'
+      variances, then an exponential average with weight ``1 / h`` on each new one: rollouts older
+      than about ``h`` are forgotten. ``None`` (the default) never forgets.
     """
 
-    def __init__(self) -> None:
+    #: rollouts after which the mean becomes an exponential average (None: cumulative); a class
+    #: attribute too, so that a statistic saved before it existed loads as the cumulative one
+    horizon: int | None = None
+
+    def __init__(self, horizon: int | None = None) -> None:
+        self.horizon = check_horizon(horizon)
         self.variance_sum = 0.0
         self.rollouts = 0
 
@@ -73,6 +90,12 @@ class RunningAdvantageScale:
             )
             return
         if variance == 0.0:
+            return
+        if self.horizon is not None and self.rollouts >= self.horizon:
+            # sum / rollouts moves 1 / horizon of the way to this variance: an exponential average
+            self.variance_sum *= (self.horizon - 1) / self.horizon
+            self.rollouts = self.horizon
+            self.variance_sum += variance
             return
         self.variance_sum += variance
         self.rollouts += 1

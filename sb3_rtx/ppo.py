@@ -139,6 +139,9 @@ class RtxPPO(RecurrentPPO):
     :param normalize_advantage: ``"running"`` (default): each minibatch centred, then divided by the
         task's running advantage scale; ``True``: SB3's and RecurrentPPO's default, divided by the
         minibatch's own standard deviation; ``False``: raw (:mod:`sb3_rtx.advantages`).
+    :param advantage_scale_horizon: with ``"running"``, rollouts after which the scale becomes an
+        exponential average that forgets older ones; ``None`` (default): the mean over every
+        rollout so far (docs, "RtxPPO": why the default does not forget).
 
     The default of ``normalize_advantage`` differs from RecurrentPPO's. Before a sparse-reward task
     has paid anything but its constant step cost, the advantages hold only the critic's residual
@@ -183,6 +186,7 @@ class RtxPPO(RecurrentPPO):
         device: torch.device | str = "auto",
         sequence_length: int | None = None,
         state_dtype: str = "float32",
+        advantage_scale_horizon: int | None = None,
         _init_setup_model: bool = True,
     ):
         self.sequence_length = default_sequence_length(n_steps, batch_size) if sequence_length is None else sequence_length
@@ -193,7 +197,8 @@ class RtxPPO(RecurrentPPO):
         # SB3's load builds the model with _init_setup_model=False, then sets what the file saved:
         # a file without a format number keeps None here, format 1 (see saved_format.py)
         self.save_format: int | None = SAVE_FORMAT if _init_setup_model else None
-        self.advantage_scale = RunningAdvantageScale()
+        self.advantage_scale = RunningAdvantageScale(advantage_scale_horizon)
+        self.advantage_scale_horizon = self.advantage_scale.horizon
         self._last_cell_states: CellState | None = None
         super().__init__(
             policy,  # type: ignore[arg-type]  # an Rtx policy, not an LSTM one: RecurrentPPO is reused for its API

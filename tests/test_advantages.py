@@ -103,3 +103,37 @@ def test_training_logs_the_scale_it_used():
         warnings.simplefilter("error", RuntimeWarning)  # a healthy run counts every rollout silently
         model.learn(16)
     assert model.logger.name_to_value["train/advantage_scale"] == pytest.approx(model.advantage_scale.scale)
+
+
+def test_a_horizon_makes_the_scale_forget_older_rollouts():
+    """With ``horizon=h`` the first h rollouts are averaged as without one, then each new one moves
+    the mean variance 1/h of the way to its own, so a long quiet stretch stops lowering the scale."""
+    stds = [0.001] * 40 + [1.0] * 10
+    cumulative, forgetting = RunningAdvantageScale(), RunningAdvantageScale(horizon=4)
+    expected = 0.0
+    for i, std in enumerate(stds):
+        cumulative.update(rollout(std, seed=i))
+        forgetting.update(rollout(std, seed=i))
+        expected = expected + (std**2 - expected) / min(i + 1, 4)
+        assert forgetting.scale == pytest.approx(math.sqrt(expected), rel=1e-4)
+        if i < 4:
+            assert forgetting.scale == pytest.approx(cumulative.scale, rel=1e-6)
+    # ten unit rollouts after forty quiet ones: the cumulative scale is still about half of 1
+    assert cumulative.scale == pytest.approx(math.sqrt((40 * 1e-6 + 10) / 50), rel=1e-4)
+    assert forgetting.scale == pytest.approx(math.sqrt(1 - 0.75**10 * (1 - 1e-6)), rel=1e-4) and forgetting.scale > 0.97
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "20"])
+def test_a_bad_horizon_is_named(bad):
+    with pytest.raises(ValueError, match=rf"advantage_scale_horizon must be None or a whole number of rollouts >= 1, got {bad!r}"):
+        tiny_model(advantage_scale_horizon=bad)
+
+
+def test_the_horizon_is_used_by_training_and_saved(tmp_path):
+    model = tiny_model(advantage_scale_horizon=1)
+    model.learn(48)  # three rollouts; horizon 1: the scale is the last rollout's own
+    assert model.advantage_scale.rollouts == 1
+    assert model.advantage_scale.scale == pytest.approx(float(np.std(model.rollout_buffer.advantages, dtype=np.float64)))
+    model.save(tmp_path / "model.zip")
+    loaded = RtxPPO.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.advantage_scale_horizon == loaded.advantage_scale.horizon == 1
