@@ -1,24 +1,14 @@
-"""The memory suite: every cell and sb3-contrib's RecurrentPPO on seven memory tasks, five seeds each.
+"""The memory suite: every cell and sb3-contrib's RecurrentPPO on memory tasks, five seeds each.
 
-    python -m benchmarks.memory_suite --jobs 2            # the whole suite (see the budget below)
+    python -m benchmarks.memory_suite --jobs 2            # every task of both sets
     python -m benchmarks.memory_suite --jobs 2 --resume   # finish an interrupted run
     python -m benchmarks.memory_suite --quick             # a smoke run (CI): 2 models, 1 task, 1 seed
     python -m benchmarks.memory_suite --tasks recall-10 --models AGaLiTe LSTM   # a slice
     python -m benchmarks.memory_suite --report-only       # rewrite the table from the runs file
 
-Tasks (one step budget each, sized for a 2-core CPU; 800k environment steps per model and seed):
-
-============  ===========================================================================  ======  ======
-task          environment                                                                  steps   chance
-============  ===========================================================================  ======  ======
-recall-10     sb3_rtx/CueRecall-v0: 4 cues, delay 10, 4 dimensions of uniform noise          100k    0.25
-recall-30     the same at delay 30                                                          150k    0.25
-recall-100    the same at delay 100                                                         150k    0.25
-tmaze-40      sb3_rtx/TMaze-v0: corridor 40, 4 distractor bits                              150k    0.5
-tmaze-80      the same with corridor 80                                                     150k    0.5
-repeat-first  POPGym RepeatFirstEasy (return in [-1, 1])                                    50k     -
-count-recall  POPGym CountRecallEasy (return in [-1, 1])                                    50k     -
-============  ===========================================================================  ======  ======
+Tasks: :data:`TASKS` (environment, keywords, step budget sized for a 2-core CPU, chance level),
+in two sets (:data:`SETS`): ``--set dev``, the development set every default is chosen on, and
+``--set test``, run and reported, never used to choose.
 
 Every run gets the same PPO settings (:data:`benchmarks.tmaze_runs.PPO`, 8 envs, RtxPPO
 ``sequence_length`` 128) and differs only in its memory. RtxPPO's advantages are divided by their
@@ -101,6 +91,9 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (no value conv)": _agalite(value_conv=1),
     "GaLiTe (no value conv)": _galite(value_conv=1),
     "GaLiTe (residual read)": _galite(gate_init="long", read_merge="residual"),
+    # today's defaults with a cell of the critic's own (RecurrentPPO's default has one: enable_critic_lstm)
+    "AGaLiTe (own critic cell)": _agalite(shared_cell=False),
+    "LSTM (own critic cell)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["LSTM"][2], shared_cell=False)),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 
@@ -125,6 +118,10 @@ TASKS: dict[str, tuple[str, dict, int, Any]] = {
     "position-pendulum": ("sb3_rtx/POPGym-PositionOnlyPendulum-Easy-v0", {}, 200_000, None),
     # the card one step before the current one (the test set's repeat-previous asks for three before)
     "repeat-previous-2": ("sb3_rtx/POPGym-RepeatPrevious-Easy-v0", dict(k=2), 200_000, None),
+    # fully observable classic control, whose advantage scale changes as the policy improves (CartPole's
+    # grows, Acrobot's shrinks): a PPO setting must not break what memoryless PPO learns
+    "cartpole": ("CartPole-v1", {}, 100_000, None),
+    "acrobot": ("Acrobot-v1", {}, 100_000, None),
     # the test set's (see SETS)
     "gauss8-recall-16": ("sb3_rtx/CueRecall-v0", dict(GAUSSIAN, noise_dims=8, n_cues=8, delay=16), 300_000, 0.125),
     "gauss32-recall": ("sb3_rtx/CueRecall-v0", dict(GAUSSIAN, noise_dims=32, n_cues=8, delay=8), 300_000, 0.125),
@@ -140,11 +137,12 @@ TASKS: dict[str, tuple[str, dict, int, Any]] = {
 #: Gaussian-noise failure was found and fixed on, so it is a development task; ``position-pendulum``
 #: and ``repeat-previous-2`` (the card one step back) are the recency tasks the value convolution
 #: was measured on. The test set's ``repeat-previous`` (three steps back) is the same POPGym task
-#: with another lag: it tests whether what is learned at one lag carries to another.
+#: with another lag: it tests whether what is learned at one lag carries to another. ``cartpole`` and
+#: ``acrobot`` are the tasks the advantage scale's horizon was decided on.
 SETS: dict[str, list[str]] = {
     "dev": [
         "recall-10", "recall-30", "recall-100", "tmaze-40", "tmaze-80", "repeat-first", "count-recall", "gauss-recall",
-        "position-pendulum", "repeat-previous-2",
+        "position-pendulum", "repeat-previous-2", "cartpole", "acrobot",
     ],
     "test": [
         "gauss8-recall-16", "gauss32-recall", "gauss-recall-16cues", "tmaze-20-noisy",
@@ -173,21 +171,27 @@ def available_tasks(tasks: list[str]) -> tuple[list[str], list[str]]:
 
 def specs(
     models: list[str], tasks: list[str], seeds: list[int], eval_episodes: int, timesteps: int | None = None,
-    n_steps: int | None = None, advantages: str = "running",
+    n_steps: int | None = None, advantages: str = "running", advantage_horizon: int | None = None,
 ) -> list[RunSpec]:
     """Every (task, model, seed) run, longest episodes first (so the pool ends on short ones); with
     ``n_steps``, rollouts and RtxPPO's training sequences of that many steps, two per minibatch (as
     the shared settings have), instead of :data:`~benchmarks.tmaze_runs.PPO`'s. ``advantages`` (see
     :data:`ADVANTAGES`): ``"normalised"`` is the shared settings, whose runs' keys carry no
-    ``normalize_advantage`` (the runs recorded before RtxPPO's default changed)."""
+    ``normalize_advantage`` (the runs recorded before RtxPPO's default changed);
+    ``advantage_horizon``: RtxPPO's ``advantage_scale_horizon`` with the running scale (None, its
+    default, leaves it out of the runs' keys)."""
     if advantages not in ADVANTAGES:
         raise ValueError(f"advantages must be one of {tuple(ADVANTAGES)}, got {advantages!r}")
+    if advantage_horizon is not None and advantages != "running":
+        raise ValueError(f"--advantage-horizon needs --advantages running, got --advantages {advantages}")
     rollouts: dict[str, Any] = {} if n_steps is None else dict(n_steps=n_steps, batch_size=SEQUENCES_PER_BATCH * n_steps)
 
     def algo_kwargs(algo: str) -> dict[str, Any]:
         setting = ADVANTAGES[advantages]
         if setting is True or (setting == "running" and algo != "RtxPPO"):  # RecurrentPPO has no running scale
             return rollouts
+        if advantage_horizon is not None:
+            return dict(rollouts, normalize_advantage=setting, advantage_scale_horizon=advantage_horizon)
         return dict(rollouts, normalize_advantage=setting)
 
     return [
@@ -292,6 +296,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "raw, or normalised per minibatch (SB3's default: every run recorded before RtxPPO's default changed)",
     )  # fmt: skip
     parser.add_argument(
+        "--advantage-horizon", type=int, default=None,
+        help="RtxPPO's advantage_scale_horizon: the running scale forgets rollouts older than about this many "
+             "(default: RtxPPO's, cumulative)",
+    )  # fmt: skip
+    parser.add_argument(
         "--report-only", action="store_true",
         help="rewrite the table and curves from the runs already in the runs file, training nothing (a missing run is "
              "left out, a missing cell shown as -)",
@@ -317,7 +326,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
 
     start = time.perf_counter()
-    runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps, args.advantages),
+    runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps, args.advantages,
+                         args.advantage_horizon),
                    args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report, train=not args.report_only)
     rows = summarise(runs, args.models, tasks)
     columns: list[tuple[str, Any]] = [("model:", lambda r: r["model"])]
@@ -325,6 +335,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})" if r[f"seeds_{t}"] else "-"))
     columns.append(("fps", lambda r: f"{r['fps']:.0f}"))
     settings = dict(PPO, normalize_advantage=ADVANTAGES[args.advantages])
+    if args.advantage_horizon is not None:
+        settings["advantage_scale_horizon"] = args.advantage_horizon
     budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
     rollout_note = ""
     if args.n_steps is not None:
@@ -337,7 +349,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         stem,
         "Memory suite: final score by task",
         f"Final policy acting deterministically on {args.eval_episodes} fresh episodes: success rate (CueRecall, "
-        f"T-Maze; chance 0.25 and 0.5) or mean episode return (POPGym, in [-1, 1]). Mean over seeds {args.seeds}, "
+        f"T-Maze; chance 0.25 and 0.5) or mean episode return (POPGym, in [-1, 1]; CartPole, Acrobot: the task's own). Mean over seeds {args.seeds}, "
         f"each seed in brackets. Steps per run: {budgets}. {N_ENVS} envs, PPO {settings}, RtxPPO sequence_length "
         f"{PPO['n_steps']}{rollout_note}; transformer cells {SMALL} (AGaLiTe eta 4, r 2; GaLiTe eta 4; GTrXL memory_len 64), "
         f"RtxPPO LSTM 128 units, RecurrentPPO MlpLstmPolicy defaults. {' '.join(notes)} "
