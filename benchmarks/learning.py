@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{args.timesteps} environment steps per run, {N_ENVS} envs, PPO {PPO}, RtxPPO sequence_length "
         f"{PPO['n_steps']}. Transformer cells: {SMALL} (AGaLiTe eta 4, r 2; GaLiTe eta 4; GTrXL memory_len 64); "
         f"RtxPPO LSTM: 128 units; RecurrentPPO: MlpLstmPolicy defaults (LSTM 256, separate critic LSTM). "
-        f"{sweep_time(runs, args.jobs, start)} `python -m benchmarks.learning`",
+        f"{sweep_time(runs, args.jobs, start)} Made by `{command_line('benchmarks.learning', argv)}`",
         columns,
     )
     plot(runs, args.models, args.corridors, args.out, stem)

@@ -42,6 +42,8 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
     text = (tmp_path / table).read_text()
     assert text.startswith("# ") and text.count("\n|") >= 4
     assert (tmp_path / table.replace(".md", ".csv")).exists()
+    # the table names the whole command that made it, every flag included
+    assert f"Made by `python -m {module} --quick --out {tmp_path}`" in text
     if module == "benchmarks.efficiency":
         assert (tmp_path / "efficiency_quick.png").stat().st_size > 0
         assert "AGaLiTe" in text and "GTrXL M=128" in text
@@ -165,3 +167,18 @@ def test_report_only_with_the_tables_own_command_remakes_it_byte_for_byte(tmp_pa
     main([*argv, "--report-only"])
     remade = (tmp_path / "memory_suite_dev.md").read_text().replace(str(tmp_path), out)
     assert remade == committed
+
+
+def test_every_committed_table_names_the_whole_command_that_made_it():
+    """Each table under benchmarks/results/ says ``Made by `python -m benchmarks...``; one in a
+    subfolder names that folder as ``--out`` (a table whose command cannot remake it is history, and
+    lives in docs/history/ with the commit it was made at)."""
+    results = ROOT / "benchmarks" / "results"
+    tables = sorted(results.rglob("*.md"))
+    assert len(tables) >= 8
+    for table in tables:
+        made_by = re.search(r"Made by `(python -m benchmarks\.[^`]*)`", table.read_text())
+        assert made_by, f"{table.relative_to(ROOT)} does not name the command that made it"
+        folder = table.parent.relative_to(ROOT).as_posix()
+        if table.parent not in (results, results / "probes"):
+            assert f"--out {folder}" in made_by.group(1), f"{table.relative_to(ROOT)}: its command does not name --out {folder}"

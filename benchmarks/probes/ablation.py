@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
@@ -170,7 +169,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"first reached 90% (mean over seeds; a seed that never did counts the whole budget). One layer {LAYER} "
         f"PPO {PPO}, {N_ENVS} envs. State floats per env and acting step time (batch 1, median of "
         f"{args.time_steps} steps, 1 thread) of that layer. {sweep_time(runs, args.jobs, start)} "
-        "`python -m benchmarks.probes.ablation`",
+        f"Made by `{command_line('benchmarks.probes.ablation', argv)}`",
         [
             ("configuration:", lambda r: r["config"]),
             ("success", lambda r: f"{r['success']:.2f} ({r['seeds']})"),

@@ -30,7 +30,7 @@ import numpy as np
 from benchmarks.learning import SMALL
 from benchmarks.memory_suite import NOISY_RECALL
 from benchmarks.probes.recall_diagnostics import fresh_episodes, probe_accuracy
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 #: label -> (cell, cell_kwargs): the memory suite's sizes; the default and each earlier choice of
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"({NOISY_RECALL}), from a freshly built cell: from the first layer's memory read (before the block's GRU "
         f"gate) and from the cell's output. Cells at the memory suite's sizes {SMALL}; {args.episodes} episodes per "
         f"seed, half to fit the probe; mean over seeds {args.seeds}, each seed in brackets. "
-        "`python -m benchmarks.probes.init_probe`",
+        f"Made by `{command_line('benchmarks.probes.init_probe', argv)}`",
         columns,
     )
     print()

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,7 @@ from torch.nn import functional as F
 
 from benchmarks.learning import SMALL
 from benchmarks.memory_suite import SETS, TASKS
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 from sb3_rtx.cells import CELLS, AGaLiTe, LSTM
 from sb3_rtx.cells.base import CellState
@@ -150,8 +148,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--timesteps", type=int, default=None, help="steps per run (default: the task's in the memory suite)")
     add_sweep_arguments(parser, [0, 1, 2, 3, 4], "smoke run: 2 models, 1 seed, 2 rollouts", RESULTS)
     args = parser.parse_args(argv)
-    given = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--resume",)]
-    command = shlex.join(["python", "-m", "benchmarks.probes.input_stage", *given])
+    command = command_line("benchmarks.probes.input_stage", argv)
     if args.quick:
         args.models, args.seeds, args.timesteps, args.eval_episodes = ["LSTM + input stage", "AGaLiTe"], [0], 2048, 8
     task = args.task

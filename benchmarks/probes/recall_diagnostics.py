@@ -38,7 +38,7 @@ import numpy as np
 
 from benchmarks.learning import SMALL
 from benchmarks.memory_suite import TASKS
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows, args.out, stem, "Noisy cue recall: what the learning signal does",
         f"RtxPPO on sb3_rtx/CueRecall-v0 {TASK}, {args.timesteps} steps, {N_ENVS} envs, PPO {PPO}, max_grad_norm 0.5; "
         f"cells {SMALL}. Mean over seeds {args.seeds}, each seed in brackets. Measurements on 256 fresh "
-        "episodes after training (see the module docstring). `python -m benchmarks.probes.recall_diagnostics`",
+        "episodes after training (see the module docstring). "
+        f"Made by `{command_line('benchmarks.probes.recall_diagnostics', argv)}`",
         columns,
     )
     print(table)

@@ -39,7 +39,7 @@ import numpy as np
 from benchmarks.probes.init_probe import CONFIGS
 from benchmarks.memory_suite import NOISY_RECALL
 from benchmarks.probes.recall_diagnostics import fresh_episodes
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{MAX_GRAD_NORM}) trained on batches of {args.batch} fresh episodes (updates = episodes / {args.batch}) by "
         "a supervised or a policy-gradient signal at the query step, no PPO (module docstring). PPO's recall-30 "
         "budget of 150k (200k) steps is 4.7k (6.25k) episodes and 2.3k (3.1k) updates. "
-        f"`python -m benchmarks.probes.signal_budget{'' if args.batch == BATCH else f' --batch {args.batch}'}`",
+        f"Made by `{command_line('benchmarks.probes.signal_budget', argv)}`",
         columns,
     )
     print()

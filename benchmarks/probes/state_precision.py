@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from benchmarks.learning import MODELS
-from benchmarks.report import write_report
+from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"AGaLiTe {MODELS['AGaLiTe'][2]['cell_kwargs']}, PPO {PPO}, {N_ENVS} envs, seeds {args.seeds}. Final success: "
         f"the final policy acting deterministically on {args.eval_episodes} fresh episodes; mean training success: "
         f"the mean of the last-100-episodes training success over the run (how early it learned). "
-        f"{sweep_time(runs, args.jobs, start)} `python -m benchmarks.probes.state_precision`",
+        f"{sweep_time(runs, args.jobs, start)} Made by `{command_line('benchmarks.probes.state_precision', argv)}`",
         columns,
     )
     print()
