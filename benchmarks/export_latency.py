@@ -1,4 +1,4 @@
-"""Latency of an exported policy step: onnxruntime and TorchScript against eager and compiled PyTorch.
+"""Latency of an exported policy step: onnxruntime, AOTInductor and TorchScript against eager and compiled PyTorch.
 
 For AGaLiTe at the paper's T-Maze size (4 layers, d_model 128, 4 heads, d_head 64, d_ffc 128, eta 8,
 r 2), GTrXL at the same size with memory_len 128 and an LSTM of 256 units, each inside an RtxPPO
@@ -9,6 +9,9 @@ value and state out) at batch 1 and batch 64:
 * ``onnxruntime``: ``InferenceSession.run`` on the ``.onnx`` file (CPU provider, as many intra-op
   threads as torch uses), numpy arrays in and out; ``onnxruntime 1 thread``: the same with one
   intra-op thread, how a batch-1 deployment usually runs;
+* ``aoti``: the AOTInductor ``.pt2`` package (:func:`sb3_rtx.export.export_aoti`, native code that
+  C++ loads without Python), here called from Python through ``load_aoti``; skipped with
+  ``--no-compile`` (it needs a C++ compiler);
 * ``torchscript``: the traced ``.pt`` module;
 * ``eager``: the same step module in PyTorch, no grad;
 * ``compiled``: that module through ``torch.compile`` (inductor, C++ wrapper on CPU, as
@@ -41,7 +44,15 @@ from gymnasium import spaces
 
 from benchmarks.efficiency import interleaved_ms
 from benchmarks.report import command_line, write_report
-from sb3_rtx.export import build_step, export_onnx, export_torchscript, initial_state, load_torchscript
+from sb3_rtx.export import (
+    build_step,
+    export_aoti,
+    export_onnx,
+    export_torchscript,
+    initial_state,
+    load_aoti,
+    load_torchscript,
+)
 from sb3_rtx.policies import RtxActorCriticPolicy
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,16 +81,20 @@ def make_policy(cell: str, cell_kwargs: dict) -> RtxActorCriticPolicy:
     )
 
 
-def export_files(policy: RtxActorCriticPolicy, folder: Path) -> tuple[Path, Path]:
-    """The policy exported once, with a dynamic batch, to ``policy.onnx`` and ``policy.pt``."""
-    return export_onnx(policy, folder / "policy.onnx"), export_torchscript(policy, folder / "policy.pt")
+def export_files(policy: RtxActorCriticPolicy, folder: Path, aoti: bool) -> dict[str, Path]:
+    """The policy exported once, with a dynamic batch, to ``policy.onnx``, ``policy.pt`` and (with
+    ``aoti``) ``policy.pt2``."""
+    files = {"onnx": export_onnx(policy, folder / "policy.onnx"), "torchscript": export_torchscript(policy, folder / "policy.pt")}
+    if aoti:
+        files["aoti"] = export_aoti(policy, folder / "policy.pt2")
+    return files
 
 
 def runners(
-    policy: RtxActorCriticPolicy, files: tuple[Path, Path], batch: int, compiled: bool
+    policy: RtxActorCriticPolicy, files: dict[str, Path], batch: int, compiled: bool
 ) -> tuple[dict[str, Callable], dict]:
     """One step function per runtime (each carries its own state), and the exported files' sizes."""
-    onnx_path, script_path = files
+    onnx_path, script_path = files["onnx"], files["torchscript"]
     rng = np.random.default_rng(0)
     history = rng.uniform(-1, 1, (HISTORY, batch, OBSERVATION_DIM)).astype(np.float32)
     obs = rng.uniform(-1, 1, (batch, OBSERVATION_DIM)).astype(np.float32)
@@ -126,6 +141,9 @@ def runners(
         "eager": torch_runner(step_module),
     }
     sizes = {"onnx_kib": onnx_path.stat().st_size / 1024, "torchscript_kib": script_path.stat().st_size / 1024}
+    if "aoti" in files:
+        steps["aoti"] = torch_runner(load_aoti(files["aoti"]))
+        sizes["aoti_kib"] = files["aoti"].stat().st_size / 1024
     if compiled:
         module = torch.compile(step_module, dynamic=False, options={"cpp_wrapper": True})
         begin = time.perf_counter()
@@ -151,7 +169,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for label, cell, cell_kwargs in models(args.quick):
             policy = make_policy(cell, cell_kwargs)
             row: dict[str, Any] = {"cell": label, "state_kib": policy.state_numel * 4 / 1024}
-            files = export_files(policy, Path(tmp) / cell)
+            files = export_files(policy, Path(tmp) / cell, aoti=not args.no_compile and not args.quick)
             for batch in BATCHES:
                 steps, sizes = runners(policy, files, batch, compiled=not args.no_compile and not args.quick)
                 times, _ = interleaved_ms(steps, torch.device("cpu"), repeats, warmup=3, budget_s=budget, block=10)
@@ -166,13 +184,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for key in [k for k in row if k.endswith("_ms")]:
             row[key.replace("_ms", "_ratio")] = row[key] / reference[key]
 
-    runtimes = ["onnxruntime", "onnxruntime_1thread", "torchscript", "eager"]
-    runtimes += [] if args.no_compile or args.quick else ["compiled"]
+    native = not args.no_compile and not args.quick
+    runtimes = ["onnxruntime", "onnxruntime_1thread", *(["aoti"] if native else []), "torchscript", "eager"]
+    runtimes += ["compiled"] if native else []
     columns: list[tuple[str, Callable[[dict], str]]] = [
         ("cell:", lambda r: r["cell"]),
         ("state KiB / env", lambda r: f"{r['state_kib']:.1f}"),
         (".onnx KiB", lambda r: f"{r['onnx_kib']:.0f}"),
         (".pt KiB", lambda r: f"{r['torchscript_kib']:.0f}"),
+        *([(".pt2 KiB", lambda r: f"{r['aoti_kib']:.0f}")] if native else []),
     ]
     for batch in BATCHES:
         for runtime in runtimes:

@@ -1,4 +1,4 @@
-"""Export to ONNX and TorchScript: the exported step must act as ``RtxPPO.predict(deterministic=True)``.
+"""Export to ONNX, AOTInductor and TorchScript: the exported step must act as ``RtxPPO.predict(deterministic=True)``.
 
 Each check runs several envs for several episodes (episodes end at different steps in each env, so
 states are reset mid-batch) and compares, step by step, the exported graph in onnxruntime and in
@@ -10,6 +10,8 @@ policy computes, which random weights exercise as well as trained ones.
 from __future__ import annotations
 
 import pickle
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,16 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from doc_blocks import ran_ok, run_shell, shell_block
 from sb3_rtx import RtxPPO
-from sb3_rtx.export import ExportError, export_onnx, export_torchscript, initial_state, load_torchscript, read_metadata
+from sb3_rtx.export import (
+    ExportError,
+    export_aoti,
+    export_onnx,
+    export_torchscript,
+    initial_state,
+    load_aoti,
+    load_torchscript,
+    read_metadata,
+)
 
 #: values and states: float32 arithmetic in another runtime, in another order
 ATOL = 1e-4
@@ -64,9 +75,11 @@ class OnnxRunner:
         return action, value, dict(zip(state, new_state, strict=True))
 
 
-class TorchScriptRunner:
+class TorchRunner:
+    """A TorchScript module or an AOTInductor package: both called with tensors, in the graph's order."""
+
     def __init__(self, path: Path) -> None:
-        self.module = load_torchscript(path)
+        self.module = load_torchscript(path) if path.suffix == ".pt" else load_aoti(path)
         self.metadata = read_metadata(path)
 
     def initial(self, n_envs: int) -> Any:
@@ -148,7 +161,7 @@ def compare_with_predict(model: RtxPPO, venv: Any, runners: list[Any], n_steps: 
 def export_both(model: Any, tmp_path: Path, **kwargs: Any) -> list[Any]:
     onnx_path = export_onnx(model, tmp_path / "policy.onnx", **kwargs)
     script_path = export_torchscript(model, tmp_path / "policy.pt", **kwargs)
-    return [OnnxRunner(onnx_path), TorchScriptRunner(script_path)]
+    return [OnnxRunner(onnx_path), TorchRunner(script_path)]
 
 
 # ------------------------------------------------------------------------ equivalence, every cell
@@ -163,6 +176,86 @@ def test_every_cell_exports_and_acts_as_predict_for_1000_steps_with_resets(tmp_p
     # env: dozens of resets, mid-batch, for the state handling to get right
     assert worst["resets"] > 20
     assert worst["value"] < ATOL and worst["state"] < ATOL
+
+
+# ------------------------------------------------------------ AOTInductor: from Python and from C++
+CPP_RUNNER = Path(__file__).resolve().parent.parent / "examples" / "aoti_cpp" / "run_policy.cpp"
+needs_compiler = pytest.mark.skipif(shutil.which("g++") is None, reason="AOTInductor and the C++ runner need g++")
+#: steps.bin dtype codes of examples/aoti_cpp/run_policy.cpp
+DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.bool_): 1, np.dtype(np.int64): 2, np.dtype(np.uint8): 3}
+
+
+def write_tensor(file: Any, array: np.ndarray) -> None:
+    array = np.ascontiguousarray(array)
+    header = [array.ndim, *array.shape, DTYPE_CODES[array.dtype]]
+    file.write(np.asarray(header, dtype=np.int64).tobytes() + array.tobytes())
+
+
+def build_cpp_runner(out: Path) -> Path:
+    """examples/aoti_cpp/run_policy.cpp compiled against the libtorch that pip installed."""
+    torch_dir = Path(torch.__file__).parent
+    binary = out / "run_policy"
+    command = [
+        "g++", "-std=c++20", "-O1", str(CPP_RUNNER), "-o", str(binary),
+        f"-I{torch_dir / 'include'}", f"-I{torch_dir / 'include' / 'torch' / 'csrc' / 'api' / 'include'}",
+        f"-L{torch_dir / 'lib'}", "-ltorch", "-ltorch_cpu", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}",
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    return binary
+
+
+@needs_compiler
+def test_aoti_package_acts_as_predict_from_python_and_from_cpp_without_python(tmp_path):
+    """The default cell's package: in Python (load_aoti) it acts as predict for 300 steps with
+    resets; a C++ program linked to libtorch alone runs the same package on the same observations
+    and gives predict's actions and values."""
+    venv = make_vec_env("CartPole-v1", n_envs=4, seed=0)
+    model = RtxPPO("MlpRtxPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0)
+    model.learn(128)
+    path = export_aoti(model, tmp_path / "policy.pt2")
+    metadata = read_metadata(path)
+    assert metadata["runtime"] == "aoti" and metadata["cell"] == "agalite"
+    worst = compare_with_predict(model, venv, [TorchRunner(path)], 300)
+    assert worst["resets"] > 5
+
+    # a rollout driven by predict, recorded for the C++ runner
+    obs, starts, state = venv.reset(), np.ones(4, dtype=bool), None
+    actions, values = [], []
+    with (tmp_path / "steps.bin").open("wb") as file:
+        for array in initial_state(metadata, 4).values():
+            write_tensor(file, array)
+        for _ in range(60):
+            write_tensor(file, obs.astype(np.float32))
+            write_tensor(file, starts)
+            state_before = model.policy.initial_state(4) if state is None else tuple(torch.as_tensor(s) for s in state)
+            obs_tensor, _ = model.policy.obs_to_tensor(obs)
+            with torch.no_grad():
+                values.append(model.policy.predict_values(obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32)))
+            action, state = model.predict(obs, state=state, episode_start=starts, deterministic=True)
+            actions.append(action)
+            obs, _, dones, _ = venv.step(action)
+            starts = dones.astype(bool)
+    binary = build_cpp_runner(tmp_path)
+    if shutil.which("ldd"):  # linked to libtorch, not to Python
+        assert "libpython" not in subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
+    n_state = len(metadata["state_inputs"])
+    result = subprocess.run(
+        [str(binary), str(path), str(tmp_path / "steps.bin"), "1", str(n_state)],
+        capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 60
+    for t, line in enumerate(lines):
+        numbers = np.array(line.split(), dtype=np.float64)
+        np.testing.assert_array_equal(numbers[:4], actions[t], err_msg=f"step {t}")
+        np.testing.assert_allclose(numbers[4:], values[t].numpy().reshape(-1), atol=ATOL, err_msg=f"step {t}")
+
+
+def test_an_aoti_package_must_be_a_pt2_file(tmp_path):
+    model = RtxPPO("MlpRtxPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0)
+    with pytest.raises(ExportError, match=r"an AOTInductor package is a \.pt2 file, got policy\.so"):
+        export_aoti(model, tmp_path / "policy.so")
 
 
 def test_separate_critic_cell_multidiscrete_actions_and_observations(tmp_path):
@@ -337,3 +430,7 @@ def test_the_docs_export_commands_on_a_zoo_run(tmp_path):
 
     missing = run_shell("sb3-rtx export nothing.zip -o policy.onnx", tmp_path)
     assert missing.returncode != 0 and "no saved model" in missing.stderr
+    # a .pt2 output is an AOTInductor package: an ONNX option for it is named as one, in one line
+    wrong = run_shell(f"sb3-rtx export {zip_path} -o policy.pt2 --opset 18 --no-vec-normalize", tmp_path)
+    assert wrong.returncode != 0 and "--opset is an ONNX option; the aoti format has none" in wrong.stderr
+    assert "Traceback" not in wrong.stderr

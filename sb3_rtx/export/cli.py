@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "aoti", "torchscript")
+#: the format an output's suffix implies (anything else: torchscript)
+SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "aoti"}
 
 
 def find_vec_normalize(model_path: Path) -> Path | None:
@@ -28,12 +30,17 @@ def parser() -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
         prog="sb3-rtx export",
         description="Export an RtxPPO policy's deterministic acting step, with its memory as explicit inputs "
-        "and outputs, to ONNX or TorchScript.",
+        "and outputs, to ONNX, an AOTInductor package (.pt2) or TorchScript.",
     )
     result.add_argument("model", type=Path, help="the RtxPPO zip (e.g. logs/ppo_rtx/<env>_1/<env>.zip)")
-    result.add_argument("-o", "--output", type=Path, required=True, help="the file to write (policy.onnx, policy.pt)")
     result.add_argument(
-        "--format", choices=FORMATS, default=None, help="default: from the output's suffix (.onnx: onnx, else torchscript)"
+        "-o", "--output", type=Path, required=True, help="the file to write (policy.onnx, policy.pt2, policy.pt)"
+    )
+    result.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="default: from the output's suffix (.onnx: onnx, .pt2: aoti, else torchscript)",
     )
     result.add_argument("--vec-normalize", type=Path, default=None, help="VecNormalize statistics (.pkl) to bake in")
     result.add_argument("--no-vec-normalize", action="store_true", help="do not bake in the zoo run's vecnormalize.pkl")
@@ -44,9 +51,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    from sb3_rtx.export import ExportError, export_onnx, export_torchscript
+    from sb3_rtx.export import ExportError, export_aoti, export_onnx, export_torchscript
 
-    export_format = args.format or ("onnx" if args.output.suffix == ".onnx" else "torchscript")
+    export_format = args.format or SUFFIX_FORMATS.get(args.output.suffix, "torchscript")
     vec_normalize = args.vec_normalize
     if vec_normalize is not None and args.no_vec_normalize:
         raise SystemExit("sb3-rtx export: --vec-normalize and --no-vec-normalize exclude each other")
@@ -61,8 +68,11 @@ def main(argv: list[str] | None = None) -> None:
             )
         else:
             if args.opset is not None:
-                raise ExportError("--opset is an ONNX option; the TorchScript format has none")
-            path = export_torchscript(args.model, args.output, batch_size=args.batch_size, vec_normalize=vec_normalize)
+                raise ExportError(f"--opset is an ONNX option; the {export_format} format has none")
+            if export_format == "aoti":
+                path = export_aoti(args.model, args.output, batch_size=args.batch_size, vec_normalize=vec_normalize)
+            else:
+                path = export_torchscript(args.model, args.output, batch_size=args.batch_size, vec_normalize=vec_normalize)
     except (ExportError, FileNotFoundError) as error:
         raise SystemExit(f"sb3-rtx export: {error}") from error
     print(f"sb3-rtx export: wrote {path} ({export_format}, {path.stat().st_size / 1024:.0f} KiB)")

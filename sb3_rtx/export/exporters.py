@@ -1,5 +1,6 @@
-"""``export_onnx`` and ``export_torchscript``: write an RtxPPO policy's acting step to a file that
-runs without SB3 (ONNX: without torch either), with the recurrent state as explicit inputs/outputs.
+"""``export_onnx``, ``export_aoti`` and ``export_torchscript``: write an RtxPPO policy's acting step to
+a file that runs without SB3 (ONNX: without torch either; AOTInductor: without Python, from
+libtorch's C++ loader), with the recurrent state as explicit inputs/outputs.
 
 Idea and need: "How do I export RecurrentPPO as an onnx model?" (DLR-RM/stable-baselines3 #1125)
 and SB3's export guide (docs, "Exporting models"), which exports a feed-forward PPO's
@@ -265,4 +266,47 @@ def export_torchscript(model: Any, path: str | Path, *, batch_size: int | None =
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # as above
         torch.jit.save(traced, str(path), _extra_files={METADATA_KEY: to_json(metadata)})
+    return path
+
+
+def export_aoti(model: Any, path: str | Path, *, batch_size: int | None = None, vec_normalize: Any = None) -> Path:
+    """Compile ``model``'s deterministic acting step ahead of time with AOTInductor into a ``.pt2``
+    package; returns its path.
+
+    The package holds native code for this machine's kind of CPU (the maintained successor of
+    TorchScript for deployment: ``torch.export``, then inductor's C++ output): C++ loads it with
+    libtorch's ``torch::inductor::AOTIModelPackageLoader`` and calls ``run`` on the inputs, Python with
+    :func:`~sb3_rtx.export.metadata.load_aoti`; no Python is needed at run time. Inputs and outputs
+    as for :func:`export_onnx`; the metadata is the package's ``"sb3_rtx"`` entry. Compiling takes
+    tens of seconds and needs a C++ compiler. Parameters as for :func:`export_onnx`.
+    """
+    _check_batch_size(batch_size)
+    step = build_step(model, vec_normalize)
+    example = example_inputs(step, 2 if batch_size is None else batch_size)
+    dynamic_shapes = None
+    if batch_size is None:
+        batch = torch.export.Dim("batch", min=1)
+        dynamic_shapes = (tuple({0: batch} for _ in example),)
+    path = Path(path)
+    if path.suffix != ".pt2":
+        raise ExportError(f"an AOTInductor package is a .pt2 file, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = build_metadata(step, batch_size, "aoti")
+    with warnings.catch_warnings():
+        # the cells cache their oscillator tables as plain attributes; export traces them as constants
+        warnings.filterwarnings("ignore", message=".*was assigned during export.*")
+        # torch's own notice from inside the packaging (its pytree API), nothing a caller can change
+        warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*", category=FutureWarning)
+        try:
+            program = torch.export.export(step, example, dynamic_shapes=dynamic_shapes)
+        except Exception as error:
+            raise ExportError(f"torch.export failed for {_describe(step)}: {_first_line(error)}") from error
+        try:
+            torch._inductor.aoti_compile_and_package(
+                program,
+                package_path=str(path),
+                inductor_configs={"aot_inductor.metadata": {METADATA_KEY: to_json(metadata)}},
+            )
+        except Exception as error:  # most often: no C++ compiler on this machine
+            raise ExportError(f"AOTInductor could not compile {_describe(step)}: {_first_line(error)}") from error
     return path

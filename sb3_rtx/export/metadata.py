@@ -1,6 +1,7 @@
 """What an exported file says about itself: input and output names, state shapes and dtypes, the
 observation and action spaces. Stored as one JSON document under :data:`METADATA_KEY`, in the ONNX
-model's ``metadata_props`` and in the TorchScript archive's extra files, so a deployment can size
+model's ``metadata_props``, the AOTInductor package's metadata and the TorchScript archive's
+extra files, so a deployment can size
 its state and check its inputs without torch or SB3 (``json`` and ``numpy`` suffice)."""
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ def to_json(metadata: dict[str, Any]) -> str:
 
 
 def read_metadata(source: Any) -> dict[str, Any]:
-    """The metadata of an exported policy: ``source`` is a ``.onnx`` or TorchScript path, or an
-    ``onnxruntime.InferenceSession``."""
+    """The metadata of an exported policy: ``source`` is a ``.onnx``, ``.pt2`` (AOTInductor) or
+    TorchScript path, an ``onnxruntime.InferenceSession``, or a package :func:`load_aoti` loaded."""
     if hasattr(source, "get_modelmeta"):  # an onnxruntime session
         properties = source.get_modelmeta().custom_metadata_map
         return _parse(properties, "the onnxruntime session")
+    if hasattr(source, "get_metadata"):  # a loaded AOTInductor package
+        return _parse(source.get_metadata(), "the AOTInductor package")
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"no exported policy at {path}")
@@ -62,6 +65,8 @@ def read_metadata(source: Any) -> dict[str, Any]:
 
         model = onnx.load(str(path), load_external_data=False)
         return _parse({prop.key: prop.value for prop in model.metadata_props}, str(path))
+    if path.suffix == ".pt2":
+        return _parse(load_aoti(path).get_metadata(), str(path))
     extra = {METADATA_KEY: ""}
     load_torchscript(path, _extra_files=extra)
     return _parse(extra, str(path))
@@ -77,6 +82,18 @@ def load_torchscript(path: str | Path, **kwargs: Any) -> Any:
         return torch.jit.load(str(path), map_location="cpu", **kwargs)
 
 
+def load_aoti(path: str | Path) -> Any:
+    """The AOTInductor package that :func:`~sb3_rtx.export.export_aoti` wrote, loaded for Python:
+    called as ``package(*observations, episode_start, *state)`` with CPU tensors, it returns
+    ``[action, value, *next_state]``."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no exported policy at {path}")
+    return torch._inductor.aoti_load_package(str(path))
+
+
 def _parse(properties: dict[str, str], where: str) -> dict[str, Any]:
     text = properties.get(METADATA_KEY)
     if not text:
@@ -88,8 +105,8 @@ def initial_state(source: Any, batch_size: int = 1) -> dict[str, np.ndarray]:
     """Zeros for the state inputs of an exported policy, for ``batch_size`` envs: ``{input name: array}``
     in the graph's order, ready to be merged into an onnxruntime feed.
 
-    :param source: a ``.onnx`` or TorchScript path, an ``onnxruntime.InferenceSession``, or the
-        metadata dict itself
+    :param source: a ``.onnx``, ``.pt2`` or TorchScript path, an ``onnxruntime.InferenceSession``, a
+        loaded AOTInductor package, or the metadata dict itself
     :param batch_size: envs; must be the exported batch size if the export fixed one
     """
     metadata = source if isinstance(source, dict) else read_metadata(source)
