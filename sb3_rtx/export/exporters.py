@@ -128,6 +128,16 @@ def _check_batch_size(batch_size: int | None) -> None:
         raise ExportError(f"batch_size must be a positive int or None (a dynamic batch), got {batch_size!r}")
 
 
+def _traced_inputs(step: PolicyStep, batch_size: int | None) -> tuple[tuple, tuple | None]:
+    """Example inputs for ``torch.export`` and, for a dynamic batch, its ``dynamic_shapes``: traced at
+    batch 2 when dynamic, so that no size-1 dimension is specialised."""
+    example = example_inputs(step, 2 if batch_size is None else batch_size)
+    if batch_size is not None:
+        return example, None
+    batch = torch.export.Dim("batch", min=1)
+    return example, (tuple({0: batch} for _ in example),)  # forward(*inputs): one varargs entry
+
+
 def build_step(model: Any, vec_normalize: Any = None) -> PolicyStep:
     """The exportable step module of ``model`` (see :class:`~sb3_rtx.export.graph.PolicyStep`)."""
     return PolicyStep(load_policy(model), load_vec_normalize(vec_normalize)).eval()
@@ -210,11 +220,7 @@ def export_onnx(
     _require_onnx_packages()
     step = build_step(model, vec_normalize)
     inputs, outputs = io_names(step)
-    example = example_inputs(step, 2 if batch_size is None else batch_size)
-    dynamic_shapes = None
-    if batch_size is None:
-        batch = torch.export.Dim("batch", min=1)
-        dynamic_shapes = (tuple({0: batch} for _ in example),)  # forward(*inputs): one varargs entry
+    example, dynamic_shapes = _traced_inputs(step, batch_size)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET):
@@ -251,9 +257,7 @@ def export_torchscript(model: Any, path: str | Path, *, batch_size: int | None =
     """
     _check_batch_size(batch_size)
     step = build_step(model, vec_normalize)
-    # traced at two different batch sizes' worth of shapes would be the same graph: trace once, at
-    # batch 2 when dynamic so that no size-1 dimension is specialised
-    example = example_inputs(step, 2 if batch_size is None else batch_size)
+    example, _ = _traced_inputs(step, batch_size)  # tracing keeps every shape symbolic but size-1 ones
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript's deprecation notice
         try:
@@ -281,15 +285,11 @@ def export_aoti(model: Any, path: str | Path, *, batch_size: int | None = None, 
     tens of seconds and needs a C++ compiler. Parameters as for :func:`export_onnx`.
     """
     _check_batch_size(batch_size)
-    step = build_step(model, vec_normalize)
-    example = example_inputs(step, 2 if batch_size is None else batch_size)
-    dynamic_shapes = None
-    if batch_size is None:
-        batch = torch.export.Dim("batch", min=1)
-        dynamic_shapes = (tuple({0: batch} for _ in example),)
     path = Path(path)
     if path.suffix != ".pt2":
         raise ExportError(f"an AOTInductor package is a .pt2 file, got {path.name}")
+    step = build_step(model, vec_normalize)
+    example, dynamic_shapes = _traced_inputs(step, batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = build_metadata(step, batch_size, "aoti")
     with warnings.catch_warnings():

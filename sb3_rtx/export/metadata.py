@@ -1,8 +1,8 @@
 """What an exported file says about itself: input and output names, state shapes and dtypes, the
 observation and action spaces. Stored as one JSON document under :data:`METADATA_KEY`, in the ONNX
-model's ``metadata_props``, the AOTInductor package's metadata and the TorchScript archive's
-extra files, so a deployment can size
-its state and check its inputs without torch or SB3 (``json`` and ``numpy`` suffice)."""
+model's ``metadata_props``, the AOTInductor package's metadata and the TorchScript archive's extra
+files, so a deployment can size its state and check its inputs without torch or SB3 (``json`` and
+``numpy`` suffice)."""
 
 from __future__ import annotations
 
