@@ -6,6 +6,11 @@ one step at a time) and training (PPO epochs over the rollout).
 
     python -m benchmarks.train_throughput            # CartPoleNoVel-v1, about 4 minutes on 2 cores
     python -m benchmarks.train_throughput --quick    # a smoke run
+    python -m benchmarks.train_throughput --size paper   # AGaLiTe and GTrXL-128 at the paper's T-Maze size
+
+With ``--size paper`` the transformer rows are the paper's T-Maze size (4 layers, d_model 128, 4
+heads, d_head 64, d_ffc 128; AGaLiTe eta 8, r 2; GTrXL memory_len 128), the sizes of the efficiency
+table, and the table goes to ``train_throughput_paper.md``.
 
 Writes ``benchmarks/results/train_throughput.md`` and ``.csv``; ``--profile agalite`` also runs the
 first matching configuration once more under ``torch.profiler`` and writes its top operators,
@@ -32,13 +37,14 @@ from sb3_rtx import RtxPPO
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SMALL = dict(n_layers=2, d_model=64, n_heads=2, d_head=32, d_ffc=64)
+PAPER = dict(n_layers=4, d_model=128, n_heads=4, d_head=64, d_ffc=128)
 
 
-def candidates(sequence_length: int) -> list[tuple[str, Callable[..., Any], dict]]:
+def candidates(sequence_length: int, size: str = "small") -> list[tuple[str, Callable[..., Any], dict]]:
     rtx = lambda cell, **kw: dict(  # noqa: E731
         policy="MlpRtxPolicy", sequence_length=sequence_length, policy_kwargs=dict(cell=cell, cell_kwargs=kw)
     )
-    return [
+    recurrent_ppo = [
         ("RecurrentPPO LSTM-256 (separate actor/critic)", RecurrentPPO, dict(policy="MlpLstmPolicy")),
         (
             "RecurrentPPO LSTM-256 (shared)",
@@ -46,6 +52,15 @@ def candidates(sequence_length: int) -> list[tuple[str, Callable[..., Any], dict
             dict(policy="MlpLstmPolicy", policy_kwargs=dict(shared_lstm=True, enable_critic_lstm=False)),
         ),
         ("RtxPPO lstm-256", RtxPPO, rtx("lstm", hidden_size=256)),
+    ]
+    if size == "paper":
+        return [
+            *recurrent_ppo,
+            ("RtxPPO agalite paper", RtxPPO, rtx("agalite", **PAPER, eta=8, r=2)),
+            ("RtxPPO gtrxl paper M=128", RtxPPO, rtx("gtrxl", **PAPER, memory_len=128)),
+        ]
+    return [
+        *recurrent_ppo,
         ("RtxPPO agalite small", RtxPPO, rtx("agalite", **SMALL, eta=4, r=2)),
         ("RtxPPO galite small", RtxPPO, rtx("galite", **SMALL, eta=4)),
         ("RtxPPO gtrxl small M=64", RtxPPO, rtx("gtrxl", **SMALL, memory_len=64)),
@@ -88,6 +103,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--rollouts", type=int, default=4, help="rollouts per run")
     parser.add_argument("--quick", action="store_true", help="one short rollout per run")
     parser.add_argument("--profile", metavar="NAME", help="also profile the first run whose label contains NAME")
+    parser.add_argument("--size", choices=["small", "paper"], default="small", help="the transformer cells' size")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.env.endswith("NoVel-v1") or "NoVel" in args.env:
@@ -97,7 +113,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     timesteps = args.n_envs * args.n_steps * args.rollouts
 
     rows = []
-    for label, algo, kwargs in candidates(args.sequence_length):
+    for label, algo, kwargs in candidates(args.sequence_length, args.size):
         torch.manual_seed(0)
         result = timed_run(algo, kwargs, args.env, args.n_envs, args.n_steps, args.batch_size, args.n_epochs, timesteps)
         rows.append({"run": label, **result})
@@ -105,13 +121,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     base = rows[0]["fps"]
     shared = rows[1]["fps"]
+    gtrxl = next(row["fps"] for row in rows if "gtrxl" in row["run"])
     for row in rows:
         row["vs_recurrentppo"] = row["fps"] / base
         row["vs_recurrentppo_shared"] = row["fps"] / shared
+        row["vs_gtrxl"] = row["fps"] / gtrxl
     table = write_report(
         rows,
         args.out,
-        "train_throughput_quick" if args.quick else "train_throughput",
+        "train_throughput" + ("_paper" if args.size == "paper" else "") + ("_quick" if args.quick else ""),
         "Training throughput (CPU)",
         f"{args.env}, {args.n_envs} envs, n_steps {args.n_steps}, batch {args.batch_size}, {args.n_epochs} epochs, "
         f"{timesteps} steps per run, RtxPPO sequence_length {args.sequence_length}; torch {torch.__version__}, "
@@ -124,12 +142,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ("train s", lambda r: f"{r['train_s']:.1f}"),
             ("fps vs RecurrentPPO", lambda r: f"{r['vs_recurrentppo']:.2f}x"),
             ("fps vs RecurrentPPO (shared)", lambda r: f"{r['vs_recurrentppo_shared']:.2f}x"),
+            ("fps vs GTrXL", lambda r: f"{r['vs_gtrxl']:.2f}x"),
         ],
     )
     print()
     print(table)
     if args.profile:
-        label, algo, kwargs = next(c for c in candidates(args.sequence_length) if args.profile in c[0])
+        label, algo, kwargs = next(c for c in candidates(args.sequence_length, args.size) if args.profile in c[0])
         profile_path = args.out / "train_throughput_profile.txt"
         profile_run(label, algo, kwargs, args, timesteps, profile_path)
         print(f"profile of {label!r} written to {profile_path}")
