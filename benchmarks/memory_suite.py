@@ -169,6 +169,15 @@ def available_tasks(tasks: list[str]) -> tuple[list[str], list[str]]:
     return kept, notes
 
 
+def advantage_settings(advantages: str, advantage_horizon: int | None) -> dict[str, Any]:
+    """RtxPPO's advantage keywords for ``--advantages`` and ``--advantage-horizon`` (the horizon only
+    when given, so that runs made before it existed keep their keys)."""
+    settings: dict[str, Any] = dict(normalize_advantage=ADVANTAGES[advantages])
+    if advantage_horizon is not None:
+        settings["advantage_scale_horizon"] = advantage_horizon
+    return settings
+
+
 def specs(
     models: list[str], tasks: list[str], seeds: list[int], eval_episodes: int, timesteps: int | None = None,
     n_steps: int | None = None, advantages: str = "running", advantage_horizon: int | None = None,
@@ -190,9 +199,7 @@ def specs(
         setting = ADVANTAGES[advantages]
         if setting is True or (setting == "running" and algo != "RtxPPO"):  # RecurrentPPO has no running scale
             return rollouts
-        if advantage_horizon is not None:
-            return dict(rollouts, normalize_advantage=setting, advantage_scale_horizon=advantage_horizon)
-        return dict(rollouts, normalize_advantage=setting)
+        return dict(rollouts, **advantage_settings(advantages, advantage_horizon))
 
     return [
         RunSpec(
@@ -334,9 +341,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for task in tasks:
         columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})" if r[f"seeds_{t}"] else "-"))
     columns.append(("fps", lambda r: f"{r['fps']:.0f}"))
-    settings = dict(PPO, normalize_advantage=ADVANTAGES[args.advantages])
-    if args.advantage_horizon is not None:
-        settings["advantage_scale_horizon"] = args.advantage_horizon
+    settings = dict(PPO, **advantage_settings(args.advantages, args.advantage_horizon))
     budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
     rollout_note = ""
     if args.n_steps is not None:
@@ -349,7 +354,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         stem,
         "Memory suite: final score by task",
         f"Final policy acting deterministically on {args.eval_episodes} fresh episodes: success rate (CueRecall, "
-        f"T-Maze; chance 0.25 and 0.5) or mean episode return (POPGym, in [-1, 1]; CartPole, Acrobot: the task's own). Mean over seeds {args.seeds}, "
+        f"T-Maze; chance 0.25 and 0.5) or mean episode return (POPGym, in [-1, 1]; CartPole, Acrobot: the task's own). "
+        f"Mean over seeds {args.seeds}, "
         f"each seed in brackets. Steps per run: {budgets}. {N_ENVS} envs, PPO {settings}, RtxPPO sequence_length "
         f"{PPO['n_steps']}{rollout_note}; transformer cells {SMALL} (AGaLiTe eta 4, r 2; GaLiTe eta 4; GTrXL memory_len 64), "
         f"RtxPPO LSTM 128 units, RecurrentPPO MlpLstmPolicy defaults. {' '.join(notes)} "
