@@ -14,14 +14,16 @@ Every ``F``-wide tensor is a cheap function of ``A``- and ``D``-wide factors, so
 (inside a chunk, the gated attention form of :class:`~sb3_rtx.cells.scan.GatedChunks`, as matrix
 products), and the backward walks back over them, rebuilding each chunk's features from the
 factors. Only the ``J x F`` state at chunk boundaries is saved, besides the factors themselves
-(which the caller's graph holds anyway). Two things make this fast on a CPU: chunks are handled in
-groups whose wide tensors (4 MB, :data:`GROUP_ELEMENTS`) stay in cache, where an element-wise pass
-is about 4x faster than over the whole sequence (17 MB per tensor at the paper's size, T=128,
-B=16); and the decay products
-are running products (``cumprod``), not ``exp`` of running sums of logs, so neither direction calls
-a transcendental function on the wide tensors. The idea of recomputing in backward rather than
-storing is the one of FlashAttention (Dao et al. 2022) and of the chunked gated linear attention
-kernels of Yang et al. 2024.
+(which the caller's graph holds anyway). Three things make this fast on a CPU: chunks are handled
+in groups whose wide tensors (1 MB each, :data:`GROUP_ELEMENTS`: one chunk of the paper's size at
+T=128, B=16; several small chunks merged, a large one split by env-heads) stay in cache, where an
+element-wise pass is several times faster than over the whole sequence (17 MB per tensor); the
+decay products are running products (:func:`running_product`), not ``exp`` of running sums of
+logs, so neither direction calls a transcendental function on the wide tensors; and the decay's
+floor is clamped, and masked in backward, only in a call whose gates can reach it
+(:func:`reaches_floor`). The idea of recomputing in backward rather than storing is the one of
+FlashAttention (Dao et al. 2022) and of the chunked gated linear attention kernels of Yang et al.
+2024.
 
 Gradient (per chunk; ``c_t`` the running sum of log-decays, ``P = exp(c)``, ``m`` the chunk's
 middle step, ``w = gamma * k``, ``Q~ = q * P / P_m``, ``K~ = w * P_m / P``, ``G = mask * (dout @ weights^T)``)::
@@ -110,16 +112,38 @@ class _ChunkLayout:
         return x.reshape(self.n, self.batch * self.heads, self.length, x.shape[-1])
 
 
+def reaches_floor(gate_outer: torch.Tensor, gate_inner: torch.Tensor) -> bool:
+    """Whether any ``1 - gamma`` may fall to the decay floor (a gate within ``2 * floor`` of 1). Almost
+    never, so the common case skips the clamp and, in backward, the mask of where it held; the
+    check costs a max over the small factors (gates are in [0, 1], so the largest product is the
+    product of the largest factors)."""
+    largest = gate_outer.amax(-1) * gate_inner.amax(-1)
+    return bool((largest > 1.0 - 2 * DECAY_FLOOR).any())
+
+
+def running_product(x: torch.Tensor) -> torch.Tensor:
+    """``cumprod`` along dim 1 of ``(N, L, F)`` as ``L - 1`` in-place products of whole steps: with a short
+    ``L`` and a long ``F`` about 4x faster on a CPU than ``torch.cumprod``, which walks each of the
+    ``N * F`` columns on its own."""
+    out = torch.empty_like(x)
+    out[:, 0] = x[:, 0]
+    for i in range(1, x.shape[1]):
+        torch.mul(x[:, i], out[:, i - 1], out=out[:, i])
+    return out
+
+
 class _ChunkFeatures:
     """The wide tensors ``(G * B * H, L, F)`` of a group of ``G`` chunks, rebuilt from their factors."""
 
-    def __init__(self, factors: tuple[torch.Tensor, ...], middle: int) -> None:
+    def __init__(self, factors: tuple[torch.Tensor, ...], middle: int, floored: bool) -> None:
         k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner = factors
         # decay = max(1 - gamma, floor), in place (decay > floor exactly where the floor is not hit)
-        self.decay = outer(gate_outer.neg(), gate_inner).add_(1.0).clamp_min_(DECAY_FLOOR)
+        self.decay = outer(gate_outer.neg(), gate_inner).add_(1.0)
+        if floored:
+            self.decay.clamp_min_(DECAY_FLOOR)
         # gamma * k is itself an outer product, of the factors' products
         self.write_outer, self.write_inner = gate_outer * k_outer, gate_inner * k_inner
-        running = self.decay.cumprod(1)  # P_t = prod_{u <= t} decay_u, >= floor ** L (no underflow at L = 8)
+        running = running_product(self.decay)  # P_t = prod_{u <= t} decay_u, >= floor ** L (no underflow at L = 8)
         self.at_middle = running[:, middle : middle + 1].clone()
         self.at_last = running[:, -1:].clone()
         self.inflate = running.div_(self.at_middle)  # P_t / P_m, in (floor ** (L/2), floor ** -(L/2))
@@ -136,21 +160,35 @@ def _outer_grads(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[
     return grad_a, grad_b
 
 
-#: elements of the wide tensors handled per group of chunks: large enough that per-op overhead is
-#: small, small enough to stay in cache (4 MB in float32)
-GROUP_ELEMENTS = 1 << 20
+#: elements of the wide tensors handled per group: large enough that per-op overhead is small, small
+#: enough that a group's wide tensors stay in a CPU's cache (1 MB each in float32; chosen by
+#: measuring the paper-size and small cells' training step, 1 thread)
+GROUP_ELEMENTS = 1 << 18
 
 
-def _groups(layout: _ChunkLayout, width: int) -> list[tuple[int, int]]:
-    """``[(first, end), ...]`` chunk ranges processed together."""
-    per_chunk = layout.batch * layout.heads * layout.length * width
-    size = max(1, GROUP_ELEMENTS // per_chunk)
-    return [(first, min(first + size, layout.n)) for first in range(0, layout.n, size)]
+class _Group:
+    """Chunks ``first:end`` and rows (env-heads) ``rows`` of the chunk layout, processed together: whole
+    chunks merged while they are small, one chunk split by rows when it is large (rows never interact)."""
+
+    def __init__(self, first: int, end: int, rows: slice) -> None:
+        self.first, self.end, self.rows, self.size = first, end, rows, end - first
+
+    def __call__(self, x: torch.Tensor, shift: int = 0) -> torch.Tensor:
+        """The group's part of ``(n, BH, ...)`` as one batch ``(chunks * rows, ...)`` (a view);
+        ``shift`` moves it ``shift`` chunks on (the boundaries after each chunk)."""
+        return x[self.first + shift : self.end + shift, self.rows].flatten(0, 1)
 
 
-def _merge(x: torch.Tensor, first: int, end: int) -> torch.Tensor:
-    """Chunks ``first:end`` of ``(n, BH, ...)`` as one batch ``((end - first) * BH, ...)``."""
-    return x[first:end].flatten(0, 1)
+def _groups(layout: _ChunkLayout, width: int) -> list[_Group]:
+    """The groups in an order that carries state forward: row blocks, each over its chunks in time."""
+    rows = layout.batch * layout.heads
+    per_row = layout.length * width
+    per_chunk = rows * per_row
+    if per_chunk <= GROUP_ELEMENTS:
+        size = GROUP_ELEMENTS // per_chunk
+        return [_Group(first, min(first + size, layout.n), slice(None)) for first in range(0, layout.n, size)]
+    block = max(1, GROUP_ELEMENTS // per_row)
+    return [_Group(c, c + 1, slice(r, min(r + block, rows))) for r in range(0, rows, block) for c in range(layout.n)]
 
 
 class _FactoredGatedAttention(torch.autograd.Function):
@@ -159,6 +197,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
         _, batch, heads, _ = k_outer.shape
         chunks = GatedChunks(starts, chunk_len)
         layout = _ChunkLayout(chunks, batch, heads)
+        floored = ctx.floored = reaches_floor(gate_outer, gate_inner)
         factors = tuple(layout.to_chunks(x) for x in (k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner))
         masks = _ChunkMasks(chunks, layout, layout.per_env(chunks.chunk(weights, 0.0)))
         n_values, width = state.shape[-2], state.shape[-1]
@@ -168,27 +207,20 @@ class _FactoredGatedAttention(torch.autograd.Function):
         boundaries[0] = state.reshape(rows, n_values, width)
         out = state.new_empty((layout.n, rows, layout.length, n_values))
         zero = torch.zeros((), dtype=state.dtype, device=state.device)
-        for first, end in _groups(layout, width):
-            chunk = _ChunkFeatures(tuple(_merge(f, first, end) for f in factors), layout.length // 2)
+        for group in _groups(layout, width):
+            chunk = _ChunkFeatures(tuple(group(f) for f in factors), layout.length // 2, floored)
             # what each chunk adds to the state by its end, over P_last: sum_s writes_s weights_s K~_s / P_m
-            written = torch.bmm(_merge(masks.written, first, end).transpose(1, 2), chunk.keys).div_(chunk.at_middle)
-            written, at_last = (
-                written.view(end - first, rows, n_values, width),
-                chunk.at_last.view(end - first, rows, 1, width),
-            )
-            for offset, index in enumerate(range(first, end)):  # carry the state across the group's chunks
-                torch.addcmul(written[offset], masks.keeps[index], boundaries[index], out=boundaries[index + 1])
-                boundaries[index + 1].mul_(at_last[offset])
+            written = torch.bmm(group(masks.written).transpose(1, 2), chunk.keys).div_(chunk.at_middle)
+            written, at_last = written.view(group.size, -1, n_values, width), chunk.at_last.view(group.size, -1, 1, width)
+            for offset, index in enumerate(range(group.first, group.end)):  # carry the state across the group's chunks
+                after = boundaries[index + 1, group.rows]
+                torch.addcmul(written[offset], masks.keeps[index, group.rows], boundaries[index, group.rows], out=after)
+                after.mul_(at_last[offset])
             # within each chunk: masked gated attention (entries outside the mask may hold huge values)
-            scores = torch.where(_merge(masks.pairs, first, end), torch.bmm(chunk.queries, chunk.keys.transpose(1, 2)), zero)
+            scores = torch.where(group(masks.pairs), torch.bmm(chunk.queries, chunk.keys.transpose(1, 2)), zero)
             # plus the carried state, read by steps before the chunk's first episode start
-            read = torch.bmm(chunk.queries, (chunk.at_middle * _merge(boundaries, first, end)).transpose(1, 2))
-            torch.addcmul(
-                torch.bmm(scores, _merge(masks.weights, first, end)),
-                _merge(masks.reads, first, end),
-                read,
-                out=out[first:end].flatten(0, 1),
-            )
+            read = torch.bmm(chunk.queries, (chunk.at_middle * group(boundaries)).transpose(1, 2))
+            torch.addcmul(torch.bmm(scores, group(masks.weights)), group(masks.reads), read, out=group(out))
         # the caller's graph keeps the factors alive anyway: saving them costs nothing, unlike the
         # chunk-layout copies (rebuilt in backward)
         ctx.save_for_backward(k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, boundaries)
@@ -202,42 +234,50 @@ class _FactoredGatedAttention(torch.autograd.Function):
         layout: _ChunkLayout = ctx.layout
         factors = tuple(layout.to_chunks(x) for x in inputs)
         masks: _ChunkMasks = ctx.masks
+        floored: bool = ctx.floored
         _, rows, n_values, width = boundaries.shape
         grad_out = layout.to_chunks(grad_out)  # (n, BH, L, J)
-        grad_state = torch.zeros_like(boundaries[0]) if grad_final is None else grad_final.reshape(rows, n_values, width)
-        factor_grads = [torch.empty_like(f) for f in factors]  # in the chunk layout
+        # updated in place, row block by row block: never the caller's gradient buffer
+        grad_state = (
+            boundaries.new_zeros(boundaries.shape[1:])
+            if grad_final is None
+            else grad_final.reshape(rows, n_values, width).clone()
+        )
+        # in the chunk layout, contiguous (to_chunks may return strided views) so that each group's part is a view
+        factor_grads = [torch.empty_like(f, memory_format=torch.contiguous_format) for f in factors]
         length = layout.length
         # sum over t >= u as one small matmul: upper[u, t] = 1 for t >= u
         upper = torch.ones(length, length, dtype=boundaries.dtype, device=boundaries.device).triu()
-        for first, end in reversed(_groups(layout, width)):
-            size = end - first
-            chunk = _ChunkFeatures(tuple(_merge(f, first, end) for f in factors), length // 2)
-            d_out = _merge(grad_out, first, end)
-            gate = torch.bmm(d_out, _merge(masks.weights, first, end).transpose(1, 2)).mul_(
-                _merge(masks.pair_weights, first, end)
-            )
-            d_read = d_out * _merge(masks.reads, first, end)
-            before = chunk.at_middle * _merge(boundaries, first, end)
+        for group in reversed(_groups(layout, width)):
+            chunk = _ChunkFeatures(tuple(group(f) for f in factors), length // 2, floored)
+            d_out = group(grad_out)
+            gate = torch.bmm(d_out, group(masks.weights).transpose(1, 2)).mul_(group(masks.pair_weights))
+            d_read = d_out * group(masks.reads)
+            before = chunk.at_middle * group(boundaries)
             d_queries = torch.bmm(gate, chunk.keys).baddbmm_(d_read, before)
             # the gradient at each chunk's end, carried back across the group's chunks
             read_back = (
-                torch.bmm(d_read.transpose(1, 2), chunk.queries).mul_(chunk.at_middle).view(size, rows, n_values, width)
+                torch.bmm(d_read.transpose(1, 2), chunk.queries).mul_(chunk.at_middle).view(group.size, -1, n_values, width)
             )
-            keep_last = chunk.at_last.view(size, rows, 1, width)
-            d_end = boundaries.new_empty((size, rows, n_values, width))
-            for offset in reversed(range(size)):
-                d_end[offset] = grad_state
-                grad_state = torch.addcmul(read_back[offset], masks.keeps[first + offset] * keep_last[offset], grad_state)
+            keep_last = chunk.at_last.view(group.size, -1, 1, width)
+            d_end = boundaries.new_empty(read_back.shape)
+            for offset in reversed(range(group.size)):
+                carried = grad_state[group.rows]
+                d_end[offset] = carried
+                keeps = masks.keeps[group.first + offset, group.rows]
+                grad_state[group.rows] = torch.addcmul(read_back[offset], keeps * keep_last[offset], carried)
             d_end = d_end.flatten(0, 1)
             d_written = d_end * (chunk.at_last / chunk.at_middle)
-            d_keys = torch.bmm(gate.transpose(1, 2), chunk.queries).baddbmm_(_merge(masks.written, first, end), d_written)
+            d_keys = torch.bmm(gate.transpose(1, 2), chunk.queries).baddbmm_(group(masks.written), d_written)
             # d/dc_last of the chunk-end state, which is proportional to P_last
-            d_last = (d_end * _merge(boundaries, first + 1, end + 1)).sum(1, keepdim=True)
+            d_last = (d_end * group(boundaries, shift=1)).sum(1, keepdim=True)
             d_running = torch.mul(chunk.queries, d_queries).addcmul_(chunk.keys, d_keys, value=-1.0)
             d_running[:, -1:].add_(d_last)  # c_last is a sum over every step of the chunk
             d_log_decay = torch.matmul(upper, d_running)
-            d_decay = torch.where(chunk.decay > DECAY_FLOOR, d_log_decay.div_(chunk.decay), 0.0)
-            k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner = (_merge(f, first, end) for f in factors)
+            d_decay = d_log_decay.div_(chunk.decay)
+            if floored:  # no gradient where the floor holds the decay
+                d_decay = torch.where(chunk.decay > DECAY_FLOOR, d_decay, 0.0)
+            k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner = (group(f) for f in factors)
             d_write_outer, d_write_inner = _outer_grads(d_keys.div_(chunk.inflate), chunk.write_outer, chunk.write_inner)
             d_gate_outer, d_gate_inner = _outer_grads(d_decay, gate_outer, gate_inner)  # d(1 - gamma) = -d gamma
             grads = (
@@ -248,7 +288,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
                 torch.addcmul(d_gate_inner.neg_(), d_write_inner, k_inner),
             )
             for buffer, grad in zip(factor_grads, grads, strict=True):
-                buffer[first:end] = grad.view(size, *buffer.shape[1:])
+                group(buffer).copy_(grad)
         needs = ctx.needs_input_grad
         grads_in = [layout.from_chunks(g) if needs[i] else None for i, g in enumerate(factor_grads)]
         grad_initial = grad_state.view(layout.batch, layout.heads, n_values, width) if needs[8] else None

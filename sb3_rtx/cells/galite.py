@@ -76,6 +76,29 @@ MULTISCALE_KEY_BIAS = GATE_INIT_BIAS["slower"][1]
 PER_HEAD_SPANS = (1.0 + math.exp(-GATE_INIT_BIAS["long"][0]), 1.0 + math.exp(-GATE_INIT_BIAS["slower"][0]))
 #: the feature map of keys and queries, by ``feature_map``
 FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu, "softplus": F.softplus}
+
+
+class _SoftplusFromOutput(torch.autograd.Function):
+    """``softplus(x)`` whose backward needs only its output ``y``: ``dy/dx = sigmoid(x) = 1 - exp(-y)``.
+    torch's keeps the input, a slice of the whole fused projection, which then stays alive until
+    backward (its keys and queries are kept by the attention anyway, their outputs)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = F.softplus(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return grad_y * -torch.expm1(-y)  # 1 - exp(-y), exact where y is tiny
+
+
+#: the training form of a feature map where it differs (the acting and export paths use FEATURE_MAPS)
+SEQUENCE_FEATURE_MAPS: dict[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]] = {
+    F.softplus: _SoftplusFromOutput.apply
+}
 # (every name variants.py lists has its implementation here)
 assert tuple(FEATURE_MAPS) == CHOICES["feature_map"]
 assert (*GATE_INIT_BIAS, "multiscale", "per_head") == CHOICES["gate_init"]
@@ -179,7 +202,7 @@ class GatedFeatures(nn.Module):
         # sequences: split, and activate each factor on its own (the backward of slices of one
         # big activation would zero-fill a full-size gradient per slice; split's backward is one cat)
         wk, wq, v, beta, g, p1, p2, p3 = p.split((d, d, d, d, d, eta, eta, eta), dim=-1)
-        phi = self.feature_map
+        phi = SEQUENCE_FEATURE_MAPS.get(self.feature_map, self.feature_map)
         wk, wq, p1, p2 = phi(wk), phi(wq), phi(p1), phi(p2)
         beta, g, p3 = torch.sigmoid(beta), torch.sigmoid(g), torch.sigmoid(p3)
         return wk, wq, p1, p2, v, beta, g, p3

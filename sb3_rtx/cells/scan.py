@@ -42,12 +42,21 @@ def linear_scan_sequential(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -
 
 
 def default_chunk_len(seq_len: int) -> int:
-    """Chunk length that balances the two levels of :func:`linear_scan` (about sqrt(T))."""
-    return max(1, math.ceil(math.sqrt(seq_len)))
+    """Chunk length that balances the two levels of :func:`linear_scan` (about sqrt(T)): the largest
+    divisor of ``T`` in ``[sqrt(T) / 2, 2 sqrt(T)]`` where there is one (no padding to copy: 16 at
+    T = 128), else ``ceil(sqrt(T))``."""
+    root = math.sqrt(seq_len)
+    divisors = [n for n in range(max(1, math.ceil(root / 2)), math.floor(2 * root) + 1) if seq_len % n == 0]
+    return divisors[-1] if divisors else max(1, math.ceil(root))
 
 
-def _chunked_scan_forward(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int) -> torch.Tensor:
-    """Two-level scan without autograd. ``a`` broadcasts against ``b``; returns ``(T, *b.shape[1:])``.
+def _chunked_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int, reverse: bool = False) -> torch.Tensor:
+    """Two-level scan without autograd; returns ``(T, *b.shape[1:])``.
+
+    Forward in time ``h_t = a_t * h_{t-1} + b_t`` (``h_{-1} = h0``); with ``reverse``, backward in time
+    ``h_t = a_t * h_{t+1} + b_t`` (``h_T = h0``), the form of the gradient, so backward needs no
+    flipped copies. ``a`` has ``b``'s number of dimensions and broadcasts against it (the running
+    decays are kept at ``a``'s own, possibly smaller, size).
 
     Level 1 runs the recurrence inside every chunk at once (a loop over the ``L`` positions of a
     chunk, vectorised over chunks), from a zero state, keeping the running product of decays.
@@ -55,31 +64,36 @@ def _chunked_scan_forward(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, ch
     vectorised fix-up adds each chunk's carried-in state, decayed to every position.
     """
     seq_len = b.shape[0]
-    a = a.expand_as(b)
+    a = a.expand(seq_len, *a.shape[1:])
     n_chunks = -(-seq_len // chunk_len)
     pad = n_chunks * chunk_len - seq_len
     if pad:
-        # Padding with a=1, b=0 leaves the state unchanged; padded outputs are dropped.
+        # Padding with a=1, b=0 leaves the state unchanged (in either direction); padded outputs are dropped.
         a = torch.cat([a, a.new_ones((pad, *a.shape[1:]))])
         b = torch.cat([b, b.new_zeros((pad, *b.shape[1:]))])
-    a = a.reshape(n_chunks, chunk_len, *b.shape[1:])
+    a = a.reshape(n_chunks, chunk_len, *a.shape[1:])
     b = b.reshape(n_chunks, chunk_len, *b.shape[1:])
 
     local = torch.empty_like(b)  # chunk-local states from zero
-    decay = torch.empty_like(b)  # running decay product inside each chunk
-    local[:, 0] = b[:, 0]
-    decay[:, 0] = a[:, 0]
-    for i in range(1, chunk_len):
-        torch.addcmul(b[:, i], a[:, i], local[:, i - 1], out=local[:, i])
-        torch.mul(a[:, i], decay[:, i - 1], out=decay[:, i])
+    decay = torch.empty_like(a)  # running decay product inside each chunk
+    order = range(chunk_len - 1, -1, -1) if reverse else range(chunk_len)
+    previous = None
+    for i in order:
+        if previous is None:
+            local[:, i] = b[:, i]
+            decay[:, i] = a[:, i]
+        else:
+            torch.addcmul(b[:, i], a[:, i], local[:, previous], out=local[:, i])
+            torch.mul(a[:, i], decay[:, previous], out=decay[:, i])
+        previous = i
 
     carried = torch.empty((n_chunks, *h0.shape), dtype=b.dtype, device=b.device)
     h = h0
-    for c in range(n_chunks):
+    for c in reversed(range(n_chunks)) if reverse else range(n_chunks):
         carried[c] = h
-        h = torch.addcmul(local[c, -1], decay[c, -1], h)
+        h = torch.addcmul(local[c, previous], decay[c, previous], h)
 
-    out = torch.addcmul(local, decay, carried.unsqueeze(1))
+    out = local.addcmul_(decay, carried.unsqueeze(1))
     return out.reshape(n_chunks * chunk_len, *b.shape[2:])[:seq_len]
 
 
@@ -93,7 +107,7 @@ class _LinearScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int) -> torch.Tensor:
         with torch.no_grad():
-            h = _chunked_scan_forward(a, b, h0, chunk_len)
+            h = _chunked_scan(a, b, h0, chunk_len)
         ctx.save_for_backward(a, h0, h)
         ctx.chunk_len = chunk_len
         return h
@@ -101,26 +115,29 @@ class _LinearScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_h: torch.Tensor):
         a, h0, h = ctx.saved_tensors
-        a_full = a.expand_as(h)
-        # reversed decays: position u (time T-1-u) is decayed by a_{t+1}; a_T does not exist (0).
-        a_next = torch.cat([a_full[1:], torch.zeros_like(a_full[:1])])
-        g = _chunked_scan_forward(a_next.flip(0), grad_h.flip(0), torch.zeros_like(h0), ctx.chunk_len).flip(0)
+        # g_t is decayed by a_{t+1}; a_T does not exist (0). Shifted at a's own size, not h's.
+        a_time = a.expand(h.shape[0], *a.shape[1:])
+        a_next = torch.cat([a_time[1:], torch.zeros_like(a_time[:1])])
+        g = _chunked_scan(a_next, grad_h, torch.zeros_like(h0), ctx.chunk_len, reverse=True)
         grad_a = grad_b = grad_h0 = None
         if ctx.needs_input_grad[0]:
-            h_prev = torch.cat([h0.unsqueeze(0).expand_as(h[:1]), h[:-1]])
-            grad_a = (g * h_prev).sum_to_size(a.shape)
+            # g_t * h_{t-1}, with h_{-1} = h0, written in place of a concatenated copy of h
+            product = torch.empty_like(h)
+            torch.mul(g[1:], h[:-1], out=product[1:])
+            torch.mul(g[0], h0, out=product[0])
+            grad_a = product.sum_to_size(a.shape)
         if ctx.needs_input_grad[1]:
             grad_b = g
         if ctx.needs_input_grad[2]:
-            grad_h0 = (a_full[0] * g[0]).sum_to_size(h0.shape)
+            grad_h0 = (a[0] * g[0]).sum_to_size(h0.shape)
         return grad_a, grad_b, grad_h0, None
 
 
 def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int | None = None) -> torch.Tensor:
     """All states of ``h_t = a_t * h_{t-1} + b_t`` for ``t = 0..T-1``, chunked-parallel.
 
-    :param a: decays, shape ``(T, ...)`` broadcastable to ``b`` (e.g. one gate shared by several
-        state vectors); set ``a_t = 0`` to reset before step ``t``
+    :param a: decays, shape ``(T, ...)`` (or ``(1, ...)``) with ``b``'s number of dimensions,
+        broadcastable to it (e.g. one gate shared by several state vectors); set ``a_t = 0`` to reset before step ``t``
     :param b: inputs, shape ``(T, *S)``
     :param h0: state before step 0, shape ``S``
     :param chunk_len: chunk length of the two-level scan (default about ``sqrt(T)``)
@@ -130,6 +147,10 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: i
         raise ValueError("linear_scan needs at least one time step")
     if h0.shape != b.shape[1:]:
         raise ValueError(f"linear_scan: h0 has shape {tuple(h0.shape)}, expected {tuple(b.shape[1:])}")
+    if a.dim() != b.dim() or a.shape[0] not in (1, b.shape[0]):
+        raise ValueError(
+            f"linear_scan: decays of shape {tuple(a.shape)} do not broadcast per step against inputs of shape {tuple(b.shape)}"
+        )
     if chunk_len is None:
         chunk_len = default_chunk_len(b.shape[0])
     return _LinearScan.apply(a, b, h0, int(chunk_len))

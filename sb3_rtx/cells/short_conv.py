@@ -67,13 +67,42 @@ class ShortConvolution(nn.Module):
         started = torch.cumsum(starts, dim=0)
         started = torch.cat([started.new_zeros(kernel - 1, *started.shape[1:]), started], dim=0)
         latest = started[kernel - 1 :]
-        y = x * self.weight[:, 0]
-        taps = []
-        for j in range(1, kernel):
-            same_episode = (started[kernel - 1 - j : kernel - 1 - j + seq_len] == latest).to(x.dtype).unsqueeze(-1)
-            tap = padded[kernel - 1 - j : kernel - 1 - j + seq_len] * same_episode
-            y = y + tap * self.weight[:, j]
-            taps.append(tap[-1])
+        same_episode = torch.stack(
+            [(started[kernel - 1 - j : kernel - 1 - j + seq_len] == latest) for j in range(kernel)], dim=-1
+        ).to(x.dtype)  # (T, B, kernel), tap 0 always 1
+        y = _MaskedCausalConvolution.apply(padded, same_episode, self.weight)
         # the new past: x_{T-1-j} for j < kernel - 1, zero where an episode started after it
-        new_past = torch.stack([x[-1], *taps[:-1]], dim=1)
+        new_past = (padded[-kernel + 1 :].flip(0) * same_episode[-1, :, : kernel - 1].t().unsqueeze(-1)).transpose(0, 1)
         return y, new_past
+
+
+class _MaskedCausalConvolution(torch.autograd.Function):
+    """``y_t = sum_j weight[:, j] * padded[kernel - 1 + t - j] * mask[t, :, j]``, saving only the padded
+    input and the small mask for backward (written with autograd, every tap's masked, shifted copy of
+    the input was kept: ``kernel`` copies of the values per layer)."""
+
+    @staticmethod
+    def forward(ctx, padded: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        kernel = weight.shape[1]
+        seq_len = padded.shape[0] - kernel + 1
+        y = padded[kernel - 1 :] * weight[:, 0]
+        for j in range(1, kernel):
+            y.addcmul_(padded[kernel - 1 - j : kernel - 1 - j + seq_len], mask[..., j : j + 1] * weight[:, j])
+        ctx.save_for_backward(padded, mask, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):
+        padded, mask, weight = ctx.saved_tensors
+        kernel = weight.shape[1]
+        seq_len = grad_y.shape[0]
+        grad_padded = torch.zeros_like(padded) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.empty_like(weight) if ctx.needs_input_grad[2] else None
+        for j in range(kernel):
+            window = slice(kernel - 1 - j, kernel - 1 - j + seq_len)
+            masked = grad_y * mask[..., j : j + 1] if j else grad_y
+            if grad_padded is not None:
+                grad_padded[window].addcmul_(masked, weight[:, j])
+            if grad_weight is not None:
+                grad_weight[:, j] = (masked * padded[window]).sum((0, 1))
+        return grad_padded, None, grad_weight
