@@ -7,6 +7,9 @@
 Each run is ``python -m rl_zoo3.train --algo ppo_rtx --env ENV --seed S`` (the yml's own
 ``n_timesteps`` unless ``-n`` is given), followed by a deterministic evaluation of the saved model
 on fresh environments (with the run's VecNormalize statistics, as ``rl_zoo3 enjoy`` does).
+``--advantages minibatch`` trains every entry with ``normalize_advantage: True`` instead (SB3's
+per-minibatch normalisation, passed as ``--hyperparams``), ``--advantages both`` each way, so the
+table shows what RtxPPO's running advantage scale does outside memory tasks.
 Writes ``benchmarks/results/zoo_scores.md`` and ``.csv`` (``zoo_scores_quick.*`` with ``--quick``).
 """
 
@@ -43,11 +46,18 @@ def yml_entries() -> dict[str, dict]:
     return {env: entry for env, entry in entries.items() if env not in ("default", "atari")}
 
 
-def train(env_id: str, seed: int, log_dir: Path, n_timesteps: int | None) -> float:
+#: ``--advantages`` choices: the entry's own setting (RtxPPO's running scale unless it pins one), or
+#: SB3's per-minibatch normalisation
+ADVANTAGES = {"entry": None, "minibatch": "normalize_advantage:True"}
+
+
+def train(env_id: str, seed: int, log_dir: Path, n_timesteps: int | None, advantages: str = "entry") -> float:
     command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo_rtx", "--env", env_id, "--seed", str(seed)]
     command += ["-f", str(log_dir), "--eval-freq", "-1", "--log-interval", "-2", "--verbose", "0"]
     if n_timesteps:
         command += ["-n", str(n_timesteps)]
+    if ADVANTAGES[advantages]:
+        command += ["--hyperparams", ADVANTAGES[advantages]]
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return time.perf_counter() - start
@@ -81,14 +91,15 @@ def evaluate(env_id: str, log_dir: Path, n_episodes: int, seed: int) -> tuple[fl
     return float(np.mean(rewards)), float(np.std(rewards))
 
 
-def score(env_id: str, seed: int, entry: dict, args: argparse.Namespace) -> dict:
+def score(env_id: str, seed: int, advantages: str, entry: dict, args: argparse.Namespace) -> dict:
     """Train one entry with one seed through the zoo CLI, evaluate it; one table row."""
     with tempfile.TemporaryDirectory() as tmp:
-        seconds = train(env_id, seed, Path(tmp), args.n_timesteps)
+        seconds = train(env_id, seed, Path(tmp), args.n_timesteps, advantages)
         mean, std = evaluate(env_id, Path(tmp), args.episodes, seed)
     row = {
         "env": env_id,
         "seed": seed,
+        "advantages": advantages,
         "n_timesteps": args.n_timesteps or int(float(entry["n_timesteps"])),
         "cell": _cell_of(entry),
         "train_minutes": round(seconds / 60, 2),
@@ -109,6 +120,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: CueRecall only, 2 seeds of 512 steps, 2 episodes")
     parser.add_argument("--update", action="store_true", help="replace only these runs' rows in the saved table")
     parser.add_argument("--jobs", type=int, default=1, help="training runs at once (one core each)")
+    parser.add_argument(
+        "--advantages",
+        choices=[*ADVANTAGES, "both"],
+        default="entry",
+        help="the entry's own advantage setting, normalize_advantage=True (minibatch), or both",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     entries = yml_entries()
@@ -120,7 +137,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"no ppo_rtx.yml entry for {unknown}; entries: {', '.join(entries)}")
 
-    runs = [(env_id, seed) for env_id in envs for seed in args.seeds]
+    settings = list(ADVANTAGES) if args.advantages == "both" else [args.advantages]
+    runs = [(env_id, seed, advantages) for env_id in envs for advantages in settings for seed in args.seeds]
     # training runs are subprocesses with one torch thread each: --jobs of them at once
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(lambda run: score(*run, entries[run[0]], args), runs))
@@ -140,6 +158,7 @@ def main() -> None:
         [
             ("environment:", lambda r: f"`{r['env']}`"),
             ("cell:", lambda r: r["cell"]),
+            ("advantages:", lambda r: ADVANTAGE_LABELS[r.get("advantages", "entry")]),
             ("seed", lambda r: str(r["seed"])),
             ("timesteps", lambda r: f"{r['n_timesteps']:.0e}".replace("e+0", "e")),
             ("train time (min)", lambda r: f"{r['train_minutes']:.1f}"),
@@ -149,19 +168,30 @@ def main() -> None:
     print(table)
 
 
+#: how the table names each ``--advantages`` setting
+ADVANTAGE_LABELS = {"entry": "as the entry (running scale)", "minibatch": "per minibatch"}
+
+
+def _run_key(row: dict) -> tuple[str, int, str]:
+    return row["env"], int(row["seed"]), row.get("advantages") or "entry"
+
+
 def merged_with_saved(rows: list[dict], saved: Path, order: list[str]) -> list[dict]:
-    """The saved table's rows with these runs' (env, seed) rows replaced, in the yml's order."""
-    fresh = {(row["env"], int(row["seed"])) for row in rows}
+    """The saved table's rows with these runs' (env, seed, advantages) rows replaced, in the yml's order."""
+    fresh = {_run_key(row) for row in rows}
     kept = []
     if saved.exists():
         with open(saved, newline="") as f:
-            kept = [row for row in csv.DictReader(f) if (row["env"], int(row["seed"])) not in fresh]
+            kept = [row for row in csv.DictReader(f) if _run_key(row) not in fresh]
     for row in kept:  # CSV gives strings; the table formats numbers
         for key in ("seed", "n_timesteps", "episodes"):
             row[key] = int(row[key])
         for key in ("train_minutes", "mean_return", "std_return"):
             row[key] = float(row[key])
-    return sorted(kept + rows, key=lambda row: (order.index(row["env"]) if row["env"] in order else len(order), row["seed"]))
+    return sorted(
+        kept + rows,
+        key=lambda row: (order.index(row["env"]) if row["env"] in order else len(order), _run_key(row)[2], row["seed"]),
+    )
 
 
 def _cell_of(entry: dict) -> str:
