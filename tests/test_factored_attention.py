@@ -104,3 +104,23 @@ def test_float32_at_the_papers_size_agrees_with_float64():
     assert torch.isfinite(got).all()
     assert (got.double() - want).abs().max() <= 1e-4 * want.abs().max()
     assert (got_final.double() - want_final).abs().max() <= 1e-4 * want_final.abs().max()
+
+
+def test_running_product_is_cumprod():
+    """The CPU's running product (whole steps at a time) is ``cumprod`` along the chunk's steps."""
+    x = torch.rand(5, 8, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(factored_attention.running_product(x), x.cumprod(1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_gradients_equal_autograd_through_the_recurrence_on_cuda():
+    """The accelerator's path (one group for the whole sequence, one cumprod kernel) on CUDA."""
+    factors, weights, starts, state = (x.cuda() if torch.is_tensor(x) else tuple(f.cuda() for f in x) for x in random_inputs(21))
+    grads = []
+    for fn in (factored_gated_attention, factored_gated_attention_sequential):
+        leaves = [t.clone().requires_grad_() for t in (*factors, state)]
+        out, final = fn(*leaves[:6], weights, starts, leaves[6])
+        (out.square().sum() + final.sum()).backward()
+        grads.append([out.detach(), *(leaf.grad for leaf in leaves)])
+    for got, want in zip(*grads, strict=True):
+        assert (got - want).abs().max() <= 1e-10

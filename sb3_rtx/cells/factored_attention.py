@@ -122,9 +122,11 @@ def reaches_floor(gate_outer: torch.Tensor, gate_inner: torch.Tensor) -> bool:
 
 
 def running_product(x: torch.Tensor) -> torch.Tensor:
-    """``cumprod`` along dim 1 of ``(N, L, F)`` as ``L - 1`` in-place products of whole steps: with a short
-    ``L`` and a long ``F`` about 4x faster on a CPU than ``torch.cumprod``, which walks each of the
-    ``N * F`` columns on its own."""
+    """``cumprod`` along dim 1 of ``(N, L, F)``; on a CPU as ``L - 1`` products of whole steps: with a
+    short ``L`` and a long ``F`` about 4x faster than ``torch.cumprod``, which walks each of the
+    ``N * F`` columns on its own (on an accelerator, one ``cumprod`` kernel beats ``L - 1`` launches)."""
+    if x.device.type != "cpu":
+        return x.cumprod(1)
     out = torch.empty_like(x)
     out[:, 0] = x[:, 0]
     for i in range(1, x.shape[1]):
@@ -164,6 +166,9 @@ def _outer_grads(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[
 #: enough that a group's wide tensors stay in a CPU's cache (1 MB each in float32; chosen by
 #: measuring the paper-size and small cells' training step, 1 thread)
 GROUP_ELEMENTS = 1 << 18
+#: the same on an accelerator, where there is no such cache to fit and every op is a kernel launch:
+#: the whole sequence at once at the sizes the benchmarks use (64 MB per wide tensor)
+ACCELERATOR_GROUP_ELEMENTS = 1 << 24
 
 
 class _Group:
@@ -179,15 +184,16 @@ class _Group:
         return x[self.first + shift : self.end + shift, self.rows].flatten(0, 1)
 
 
-def _groups(layout: _ChunkLayout, width: int) -> list[_Group]:
+def _groups(layout: _ChunkLayout, width: int, device: torch.device) -> list[_Group]:
     """The groups in an order that carries state forward: row blocks, each over its chunks in time."""
+    budget = GROUP_ELEMENTS if device.type == "cpu" else ACCELERATOR_GROUP_ELEMENTS
     rows = layout.batch * layout.heads
     per_row = layout.length * width
     per_chunk = rows * per_row
-    if per_chunk <= GROUP_ELEMENTS:
-        size = GROUP_ELEMENTS // per_chunk
+    if per_chunk <= budget:
+        size = budget // per_chunk
         return [_Group(first, min(first + size, layout.n), slice(None)) for first in range(0, layout.n, size)]
-    block = max(1, GROUP_ELEMENTS // per_row)
+    block = max(1, budget // per_row)
     return [_Group(c, c + 1, slice(r, min(r + block, rows))) for r in range(0, rows, block) for c in range(layout.n)]
 
 
@@ -207,7 +213,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
         boundaries[0] = state.reshape(rows, n_values, width)
         out = state.new_empty((layout.n, rows, layout.length, n_values))
         zero = torch.zeros((), dtype=state.dtype, device=state.device)
-        for group in _groups(layout, width):
+        for group in _groups(layout, width, state.device):
             chunk = _ChunkFeatures(tuple(group(f) for f in factors), layout.length // 2, floored)
             # what each chunk adds to the state by its end, over P_last: sum_s writes_s weights_s K~_s / P_m
             written = torch.bmm(group(masks.written).transpose(1, 2), chunk.keys).div_(chunk.at_middle)
@@ -248,7 +254,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
         length = layout.length
         # sum over t >= u as one small matmul: upper[u, t] = 1 for t >= u
         upper = torch.ones(length, length, dtype=boundaries.dtype, device=boundaries.device).triu()
-        for group in reversed(_groups(layout, width)):
+        for group in reversed(_groups(layout, width, boundaries.device)):
             chunk = _ChunkFeatures(tuple(group(f) for f in factors), length // 2, floored)
             d_out = group(grad_out)
             gate = torch.bmm(d_out, group(masks.weights).transpose(1, 2)).mul_(group(masks.pair_weights))
