@@ -230,6 +230,8 @@ class AGaLiTe(GatedTransformerCell):
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
     :param value_conv: taps of the values' short causal convolution over time (4 in the default
         variant, 1 = none, the paper's; see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
+    :param value_conv_init: ``"mamba"`` (the default variant's) or ``"identity"``, how the value
+        convolution and its direct path start (see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
     :param read_scale: ``"2r"`` (both variants) or ``"power"``, what ``s . q`` is multiplied
         by in the read's normaliser (see :func:`read_divisor`); None takes the variant's
     """
@@ -256,6 +258,7 @@ class AGaLiTe(GatedTransformerCell):
         read_merge: str | None = None,
         memory_input: str | None = None,
         value_conv: int | None = None,
+        value_conv_init: str | None = None,
     ) -> None:
         check_positive_int("AGaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, r=r)
         choices = resolve(
@@ -268,6 +271,7 @@ class AGaLiTe(GatedTransformerCell):
             read_merge=read_merge,
             memory_input=memory_input,
             value_conv=value_conv,
+            value_conv_init=value_conv_init,
             frequencies=frequencies,
             read_scale=read_scale,
         )
@@ -278,6 +282,7 @@ class AGaLiTe(GatedTransformerCell):
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
         self.feature_map, self.read_norm, self.read_merge = choices.feature_map, choices.read_norm, choices.read_merge
         self.memory_input, self.value_conv = choices.memory_input, choices.value_conv
+        self.value_conv_init = choices.value_conv_init
         self.choices = choices
         self.n_heads, self.d_head, self.eta, self.r = n_heads, d_head, eta, r
         self.frequency_set, self.period = frequencies, period

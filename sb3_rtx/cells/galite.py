@@ -164,11 +164,14 @@ class GatedFeatures(nn.Module):
         gain = math.sqrt(2) if in_features is None else OBSERVATION_PROJECTION_GAIN
         self.project = orthogonal_linear(in_features or d_model, n_heads * (5 * d_head + 3 * eta), gain=gain)
         self.out = orthogonal_linear(n_heads * d_head, d_model)
-        self.value_conv = ShortConvolution(n_heads * d_head, choices.value_conv) if choices.value_conv > 1 else None
+        conv_init = choices.value_conv_init
+        self.value_conv = ShortConvolution(n_heads * d_head, choices.value_conv, conv_init) if choices.value_conv > 1 else None
         # the convolved value's direct path to the output, added to each head's (normed) read, as
-        # Mamba adds ``D * u`` to its scan's output: zero at first, so a fresh cell computes what it
-        # did without the convolution
-        self.value_skip = nn.Parameter(torch.zeros(n_heads, d_head)) if self.value_conv is not None else None
+        # Mamba adds ``D * u`` to its scan's output: closed at first with value_conv_init="identity"
+        # (a fresh cell computes what it did without the convolution), open with "mamba" (Mamba's D
+        # starts at 1)
+        skip_start = 1.0 if conv_init == "mamba" else 0.0
+        self.value_skip = nn.Parameter(torch.full((n_heads, d_head), skip_start)) if self.value_conv is not None else None
         beta_bias, g_bias, p3_bias = gate_biases(choices.gate_init, n_heads, d_head, eta)
         with torch.no_grad():  # the columns of beta, g (d each) and p3 (eta), in every head
             columns = self.project.bias.view(n_heads, 5 * d_head + 3 * eta)
@@ -384,6 +387,8 @@ class GaLiTe(GatedTransformerCell):
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
     :param value_conv: taps of the values' short causal convolution over time (4 in the default
         variant, 1 = none, the paper's; see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
+    :param value_conv_init: ``"identity"`` (GaLiTe's default) or ``"mamba"``, how the value convolution
+        and its direct path start (see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
     """
 
     name = "galite"
@@ -405,6 +410,7 @@ class GaLiTe(GatedTransformerCell):
         read_merge: str | None = None,
         memory_input: str | None = None,
         value_conv: int | None = None,
+        value_conv_init: str | None = None,
     ) -> None:
         check_positive_int("GaLiTe", n_heads=n_heads, d_head=d_head, eta=eta)
         choices = resolve(
@@ -417,11 +423,13 @@ class GaLiTe(GatedTransformerCell):
             read_merge=read_merge,
             memory_input=memory_input,
             value_conv=value_conv,
+            value_conv_init=value_conv_init,
         )
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
         self.feature_map, self.read_norm, self.read_merge = choices.feature_map, choices.read_norm, choices.read_merge
         self.memory_input, self.value_conv = choices.memory_input, choices.value_conv
+        self.value_conv_init = choices.value_conv_init
         self.choices = choices
         super().__init__(
             input_dim,

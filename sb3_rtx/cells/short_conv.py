@@ -10,8 +10,12 @@ applied to the values: each value channel becomes a learned mix of its projectio
 step and the ``kernel - 1`` steps before it, so a head that overwrites its memory every step
 (write gate near 1) reads ``x_{t-j}`` exactly, and a value can be a difference of consecutive steps.
 
-The filters start as the identity (tap 0 = 1, the others 0), so a fresh cell computes what it did
-without the convolution; the other taps get gradients from the first update on.
+Two starts (``init=``): ``"identity"`` (tap 0 = 1, the others 0), so a fresh cell computes what it
+did without the convolution; or ``"mamba"``, every tap uniform in ``+-1 / sqrt(kernel)`` (PyTorch's
+default for a depthwise ``Conv1d``, as Mamba leaves its short convolution). From the identity, a tap
+``j >= 1`` gets a gradient only through the memory's decayed average until the path that reads it
+directly has grown (the cell's ``value_skip``, which starts closed): a saddle that a supervised
+probe (``benchmarks/probes/lag_recall.py``) found learns the item one step back but not three.
 
 The state is the last ``kernel - 1`` inputs of each channel, newest first; an episode start zeroes
 what came before it, on the acting step and inside a training sequence alike.
@@ -30,16 +34,23 @@ class ShortConvolution(nn.Module):
 
     :param channels: number of channels (each has its own ``kernel`` taps)
     :param kernel: taps, the current step included (>= 2; 1 would be a per-channel scale)
+    :param init: ``"identity"`` or ``"mamba"`` (see the module docstring)
     """
 
-    def __init__(self, channels: int, kernel: int) -> None:
+    def __init__(self, channels: int, kernel: int, init: str = "identity") -> None:
         super().__init__()
         check_positive_int("ShortConvolution", channels=channels, kernel=kernel)
         if kernel < 2:
             raise ValueError(f"ShortConvolution: kernel must be >= 2 (the current step and at least one before), got {kernel}")
         self.channels, self.kernel = channels, kernel
         weight = torch.zeros(channels, kernel)
-        weight[:, 0] = 1.0
+        if init == "identity":
+            weight[:, 0] = 1.0
+        elif init == "mamba":
+            bound = kernel**-0.5
+            weight.uniform_(-bound, bound)
+        else:
+            raise ValueError(f"ShortConvolution: init must be 'identity' or 'mamba', got {init!r}")
         self.weight = nn.Parameter(weight)
 
     def state_shape(self) -> tuple[int, int]:
