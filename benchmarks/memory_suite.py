@@ -90,9 +90,8 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (residual read)": _agalite(gate_init="per_head", read_merge="residual"),
     "AGaLiTe (no value conv)": _agalite(value_conv=1),
     "GaLiTe (no value conv)": _galite(value_conv=1),
-    # the value convolution started as the identity with its direct path closed (AGaLiTe's default
-    # until it started as Mamba's), and GaLiTe's default started as Mamba's
-    "AGaLiTe (identity conv init)": _agalite(value_conv_init="identity"),
+    # the value convolution started as Mamba's (random taps, the direct path open), not the identity
+    "AGaLiTe (mamba conv init)": _agalite(value_conv_init="mamba"),
     "GaLiTe (mamba conv init)": _galite(value_conv_init="mamba"),
     "GaLiTe (residual read)": _galite(gate_init="long", read_merge="residual"),
     # today's defaults with a cell of the critic's own (RecurrentPPO's default has one: enable_critic_lstm)

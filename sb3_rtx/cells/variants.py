@@ -33,8 +33,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # AGaLiTe only: the oscillators' frequencies, and what ``s . q`` is multiplied by in the read
     "frequencies": ("reference", "distinct", "dc"),
     "read_scale": ("2r", "power"),
-    # how the value convolution and its direct path start: the identity and a closed path (a fresh
-    # cell computes what it did without them), or Mamba's (random taps, the direct path open)
+    # how the value convolution and its direct path start: the identity and a closed path (both
+    # variants: a fresh cell computes what it did without them), or Mamba's (random taps, the path
+    # open; an option, measured on the development set and not adopted: docs, "Learning memory")
     "value_conv_init": ("identity", "mamba"),
 }
 #: choices only AGaLiTe has
@@ -68,7 +69,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 #: AGaLiTe's own, over :data:`VARIANTS`: its frequencies and read scale, and its default's gate
 #: start (a memory span per head: measured better for AGaLiTe, worse for GaLiTe)
 AGALITE_VARIANTS: dict[str, dict[str, Any]] = {
-    "default": dict(gate_init="per_head", frequencies="dc", read_scale="2r", value_conv_init="mamba"),
+    "default": dict(gate_init="per_head", frequencies="dc", read_scale="2r"),
     "paper": dict(frequencies="reference", read_scale="2r"),
 }
 
