@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from sb3_rtx.cells.base import check_positive_int
+from sb3_rtx.cells.variants import check_choice
 
 
 class ShortConvolution(nn.Module):
@@ -46,14 +47,13 @@ class ShortConvolution(nn.Module):
         if kernel < 2:
             raise ValueError(f"ShortConvolution: kernel must be >= 2 (the current step and at least one before), got {kernel}")
         self.channels, self.kernel = channels, kernel
+        check_choice("ShortConvolution", "value_conv_init", init)
         weight = torch.zeros(channels, kernel)
-        if init == "identity":
-            weight[:, 0] = 1.0
-        elif init == "mamba":
+        if init == "mamba":
             bound = kernel**-0.5
             weight.uniform_(-bound, bound)
         else:
-            raise ValueError(f"ShortConvolution: init must be 'identity' or 'mamba', got {init!r}")
+            weight[:, 0] = 1.0
         self.weight = nn.Parameter(weight)
 
     def state_shape(self) -> tuple[int, int]:
