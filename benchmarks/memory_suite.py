@@ -93,6 +93,7 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # the value convolution started as Mamba's (random taps, the direct path open), not the identity
     "AGaLiTe (mamba conv init)": _agalite(value_conv_init="mamba"),
     "GaLiTe (mamba conv init)": _galite(value_conv_init="mamba"),
+    "AGaLiTe (anchored conv init)": _agalite(value_conv_init="anchored"),
     "GaLiTe (residual read)": _galite(gate_init="long", read_merge="residual"),
     # today's defaults with a cell of the critic's own (RecurrentPPO's default has one: enable_critic_lstm)
     "AGaLiTe (own critic cell)": _agalite(shared_cell=False),

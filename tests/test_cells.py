@@ -731,6 +731,18 @@ def test_mamba_conv_init_starts_random_taps_and_an_open_direct_path(name):
         make_cell(name, INPUT_DIM, value_conv_init="random")
 
 
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_anchored_conv_init_keeps_the_current_tap_and_opens_the_direct_path(name):
+    """``value_conv_init="anchored"``: the current step's tap at 1 (the memory writes what the
+    identity start writes), the earlier taps Mamba's random ones, the direct path open, recorded."""
+    anchored = make_cell(name, INPUT_DIM, **SMALL[name], value_conv_init="anchored")
+    features = anchored.blocks[0].mixer.features
+    taps = features.value_conv.weight
+    assert torch.all(taps[:, 0] == 1.0) and taps[:, 1:].abs().max() <= 0.5 and taps[:, 1:].abs().sum() > 0
+    assert torch.all(features.value_skip == 1.0)
+    assert anchored.recorded_choices()["value_conv_init"] == "anchored"
+
+
 def test_value_convolution_reads_an_exact_earlier_step_within_the_episode():
     """With one tap set to 1 the convolution returns the input of exactly that many steps before,
     zero before the episode's start, on the sequence form (a reset inside the sequence and a

@@ -15,7 +15,12 @@ with it, cross-entropy. Cells at the memory suite's size (:data:`benchmarks.lear
 
 Models: ``AGaLiTe`` and ``GaLiTe`` (the defaults: the taps start as the identity, the convolution's
 direct path closed), ``AGaLiTe (mamba conv init)`` and ``GaLiTe (mamba conv init)``
-(``value_conv_init="mamba"``: random taps, the direct path open), ``LSTM``. Each seed builds the cell with ``torch.manual_seed(seed)`` and draws its own data.
+(``value_conv_init="mamba"``: random taps, the direct path open), ``LSTM``. Mamba's start taken
+apart, each edited into the built default AGaLiTe: ``(open direct path)`` (identity taps, the path
+at 1), ``(random taps)`` (the path closed), ``(shifted taps)`` (channel ``c`` an exact delay of
+``c mod 4`` steps, H3's shift, the path closed); and ``AGaLiTe (anchored conv init)``
+(``value_conv_init="anchored"``: the current tap at 1, the earlier ones random, the path open).
+Each seed builds the cell with ``torch.manual_seed(seed)`` and draws its own data.
 
 Reported: the accuracy over the last 100 of ``--updates`` updates (chance 0.25) and the first update
 at which the accuracy over the 100 before it reached 0.95 (``-`` if never). Table:
@@ -39,9 +44,41 @@ SEQ_LEN, BATCH, LEARNING_RATE, WINDOW = 64, 16, 5e-4, 100
 MODELS: dict[str, tuple[str, dict]] = {
     "AGaLiTe": ("agalite", dict(SMALL, eta=4, r=2)),
     "AGaLiTe (mamba conv init)": ("agalite", dict(SMALL, eta=4, r=2, value_conv_init="mamba")),
+    # the two halves of Mamba's start, each alone, and a third way out of the saddle; set on the
+    # default cell after it is built (candidates, not options of the library): see START_EDITS
+    "AGaLiTe (open direct path)": ("agalite", dict(SMALL, eta=4, r=2)),
+    "AGaLiTe (random taps)": ("agalite", dict(SMALL, eta=4, r=2)),
+    "AGaLiTe (shifted taps)": ("agalite", dict(SMALL, eta=4, r=2)),
+    "AGaLiTe (anchored conv init)": ("agalite", dict(SMALL, eta=4, r=2, value_conv_init="anchored")),
     "GaLiTe": ("galite", dict(SMALL, eta=4)),
     "GaLiTe (mamba conv init)": ("galite", dict(SMALL, eta=4, value_conv_init="mamba")),
     "LSTM": ("lstm", dict(hidden_size=128)),
+}
+
+
+def _open_direct_path(conv, skip) -> None:
+    """Identity taps, the direct path open at 1 (Mamba's ``D``)."""
+    skip.fill_(1.0)
+
+
+def _random_taps(conv, skip) -> None:
+    """Mamba's random taps (uniform +-1/sqrt(kernel)), the direct path closed."""
+    bound = conv.kernel**-0.5
+    conv.weight.uniform_(-bound, bound)
+
+
+def _shifted_taps(conv, skip) -> None:
+    """Channel ``c`` starts as an exact delay of ``c mod kernel`` steps (H3's shift), the path closed."""
+    conv.weight.zero_()
+    channels = conv.weight.shape[0]
+    conv.weight[range(channels), [c % conv.kernel for c in range(channels)]] = 1.0
+
+
+#: label -> how its value convolution and direct path start, edited into the built default cell
+START_EDITS = {
+    "AGaLiTe (open direct path)": _open_direct_path,
+    "AGaLiTe (random taps)": _random_taps,
+    "AGaLiTe (shifted taps)": _shifted_taps,
 }
 
 
@@ -56,6 +93,11 @@ def train(model: str, lag: int, seed: int, updates: int) -> dict:
     torch.manual_seed(seed)
     cell_name, kwargs = MODELS[model]
     cell = make_cell(cell_name, N_SYMBOLS, **kwargs)
+    if model in START_EDITS:
+        with torch.no_grad():
+            for block in cell.blocks:
+                features = block.mixer.features
+                START_EDITS[model](features.value_conv, features.value_skip)
     readout = torch.nn.Linear(cell.output_dim, N_SYMBOLS)
     optimiser = torch.optim.Adam([*cell.parameters(), *readout.parameters()], lr=LEARNING_RATE)
     no_starts = torch.zeros(SEQ_LEN, BATCH)

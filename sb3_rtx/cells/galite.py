@@ -170,7 +170,7 @@ class GatedFeatures(nn.Module):
         # Mamba adds ``D * u`` to its scan's output: closed at first with value_conv_init="identity"
         # (the default: a fresh cell computes what it did without the convolution), open with
         # "mamba" (Mamba's D starts at 1)
-        skip_start = 1.0 if conv_init == "mamba" else 0.0
+        skip_start = 0.0 if conv_init == "identity" else 1.0
         self.value_skip = nn.Parameter(torch.full((n_heads, d_head), skip_start)) if self.value_conv is not None else None
         beta_bias, g_bias, p3_bias = gate_biases(choices.gate_init, n_heads, d_head, eta)
         with torch.no_grad():  # the columns of beta, g (d each) and p3 (eta), in every head

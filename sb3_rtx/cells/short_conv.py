@@ -38,7 +38,7 @@ class ShortConvolution(nn.Module):
 
     :param channels: number of channels (each has its own ``kernel`` taps)
     :param kernel: taps, the current step included (>= 2; 1 would be a per-channel scale)
-    :param init: ``"identity"`` or ``"mamba"`` (see the module docstring)
+    :param init: ``"identity"``, ``"mamba"`` or ``"anchored"`` (see the module docstring)
     """
 
     def __init__(self, channels: int, kernel: int, init: str = "identity") -> None:
@@ -49,10 +49,12 @@ class ShortConvolution(nn.Module):
         self.channels, self.kernel = channels, kernel
         check_choice("ShortConvolution", "value_conv_init", init)
         weight = torch.zeros(channels, kernel)
-        if init == "mamba":
+        if init in ("mamba", "anchored"):
             bound = kernel**-0.5
             weight.uniform_(-bound, bound)
-        else:
+        if init == "anchored":
+            weight[:, 0] = 1.0
+        elif init == "identity":
             weight[:, 0] = 1.0
         self.weight = nn.Parameter(weight)
 

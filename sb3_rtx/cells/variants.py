@@ -36,7 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # how the value convolution and its direct path start: the identity and a closed path (both
     # variants: a fresh cell computes what it did without them), or Mamba's (random taps, the path
     # open; an option, measured on the development set and not adopted: docs, "Learning memory")
-    "value_conv_init": ("identity", "mamba"),
+    "value_conv_init": ("identity", "mamba", "anchored"),
 }
 #: choices only AGaLiTe has
 AGALITE_ONLY = ("frequencies", "read_scale")
