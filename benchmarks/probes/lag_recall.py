@@ -19,7 +19,8 @@ direct path closed), ``AGaLiTe (mamba conv init)`` and ``GaLiTe (mamba conv init
 apart, each edited into the built default AGaLiTe: ``(open direct path)`` (identity taps, the path
 at 1), ``(random taps)`` (the path closed), ``(shifted taps)`` (channel ``c`` an exact delay of
 ``c mod 4`` steps, H3's shift, the path closed); and ``AGaLiTe (anchored conv init)``
-(``value_conv_init="anchored"``: the current tap at 1, the earlier ones random, the path open).
+(``value_conv_init="anchored"``: the current tap at 1, the earlier ones random, the path open),
+and ``(anchored, path 0.1)``, that start with the path open at 0.1 (does a small path escape?).
 Each seed builds the cell with ``torch.manual_seed(seed)`` and draws its own data.
 
 Reported: the accuracy over the last 100 of ``--updates`` updates (chance 0.25) and the first update
@@ -50,6 +51,7 @@ MODELS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (random taps)": ("agalite", dict(SMALL, eta=4, r=2)),
     "AGaLiTe (shifted taps)": ("agalite", dict(SMALL, eta=4, r=2)),
     "AGaLiTe (anchored conv init)": ("agalite", dict(SMALL, eta=4, r=2, value_conv_init="anchored")),
+    "AGaLiTe (anchored, path 0.1)": ("agalite", dict(SMALL, eta=4, r=2, value_conv_init="anchored")),
     "GaLiTe": ("galite", dict(SMALL, eta=4)),
     "GaLiTe (mamba conv init)": ("galite", dict(SMALL, eta=4, value_conv_init="mamba")),
     "LSTM": ("lstm", dict(hidden_size=128)),
@@ -74,11 +76,17 @@ def _shifted_taps(conv, skip) -> None:
     conv.weight[range(channels), [c % conv.kernel for c in range(channels)]] = 1.0
 
 
+def _path_tenth(conv, skip) -> None:
+    """The anchored start with its direct path open at 0.1, not 1."""
+    skip.fill_(0.1)
+
+
 #: label -> how its value convolution and direct path start, edited into the built default cell
 START_EDITS = {
     "AGaLiTe (open direct path)": _open_direct_path,
     "AGaLiTe (random taps)": _random_taps,
     "AGaLiTe (shifted taps)": _shifted_taps,
+    "AGaLiTe (anchored, path 0.1)": _path_tenth,
 }
 
 

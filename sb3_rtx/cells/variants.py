@@ -34,8 +34,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "frequencies": ("reference", "distinct", "dc"),
     "read_scale": ("2r", "power"),
     # how the value convolution and its direct path start: the identity and a closed path (both
-    # variants: a fresh cell computes what it did without them), or Mamba's (random taps, the path
-    # open; an option, measured on the development set and not adopted: docs, "Learning memory")
+    # variants: a fresh cell computes what it did without them), Mamba's (random taps, the path
+    # open) or anchored (Mamba's with the current tap at 1); options, each measured on the
+    # development set and not adopted: docs, "Learning memory"
     "value_conv_init": ("identity", "mamba", "anchored"),
 }
 #: choices only AGaLiTe has
