@@ -12,6 +12,7 @@ from torch import nn
 
 from sb3_rtx import RtxPPO
 from sb3_rtx.cells import make_cell
+from sb3_rtx.cells.variants import CHOICES
 from sb3_rtx.ppo import check_rollout_sizes
 from sb3_rtx.zoo import ALGO, default_config, register
 from sb3_rtx.zoo.config import check_ppo_rtx_hyperparams, check_tune_cells
@@ -106,6 +107,9 @@ def test_every_sampled_configuration_is_valid_and_the_converter_rebuilds_it(n_en
         rebuilt["policy_kwargs"]["ortho_init"] = False
         assert rebuilt == hyperparams
     assert seen == set(cells)
+    # the value convolution's start is tuned for the gated cells, every start sampled
+    starts = {t.params["value_conv_init"] for t in study.trials if t.params["cell"] in ("galite", "agalite")}
+    assert starts == set(CHOICES["value_conv_init"])
 
 
 def test_the_sampled_model_trains_a_step():
@@ -125,6 +129,7 @@ def test_the_sampled_model_trains_a_step():
         params["learning_rate"], params["ent_coef"], params["max_grad_norm"], params["clip_range"])  # fmt: skip
     cell = model.policy.cell_actor
     assert (cell.name, cell.eta, cell.r) == ("agalite", params["eta"], params["r"])
+    assert cell.value_conv_init == params["value_conv_init"]
     assert model.policy.activation_fn is hyperparams["policy_kwargs"]["activation_fn"]
     head = [layer.out_features for layer in model.policy.mlp_extractor.policy_net if isinstance(layer, nn.Linear)]
     assert head == hyperparams["policy_kwargs"]["net_arch"]["pi"]

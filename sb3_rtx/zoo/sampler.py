@@ -19,6 +19,8 @@ from typing import Any
 import optuna
 from torch import nn
 
+from sb3_rtx.cells.variants import CHOICES
+
 #: head sizes on top of the cell (actor and critic each)
 NET_ARCHS = {"tiny": [64], "small": [64, 64]}
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -74,13 +76,17 @@ def _sample_cell(trial: optuna.Trial, cell: str) -> dict[str, Any]:
             "n_layers": trial.suggest_int("n_layers", 1, 2),
             "hidden_size": trial.suggest_categorical("hidden_size", [32, 64, 128, 256]),
         }
-    sizes = {
+    sizes: dict[str, Any] = {
         "n_layers": trial.suggest_int("n_layers", 1, 3),
         "d_model": trial.suggest_categorical("d_model", [32, 64, 128]),
         "n_heads": trial.suggest_categorical("n_heads", [1, 2, 4]),
     }
     if cell in ("galite", "agalite"):
         sizes["eta"] = trial.suggest_categorical("eta", [1, 2, 4, 8])
+        # how the value convolution starts: no start won on every development task (the identity
+        # on delayed recall, the open-path starts on recent items and control), so a study picks
+        # it per task (docs, "Learning memory")
+        sizes["value_conv_init"] = trial.suggest_categorical("value_conv_init", list(CHOICES["value_conv_init"]))
     if cell == "agalite":
         sizes["r"] = trial.suggest_categorical("r", [1, 2, 4, 8])
     if cell == "gtrxl":
@@ -88,7 +94,8 @@ def _sample_cell(trial: optuna.Trial, cell: str) -> dict[str, Any]:
     return sizes
 
 
-CELL_SIZE_KEYS = ("n_layers", "d_model", "n_heads", "eta", "r", "memory_len", "hidden_size")
+#: the trial parameters that are cell keywords: its sizes, and the value convolution's start
+CELL_KEYS = ("n_layers", "d_model", "n_heads", "eta", "r", "memory_len", "hidden_size", "value_conv_init")
 
 
 def convert_ppo_rtx_params(sampled_params: dict[str, Any], n_envs: int | None = None) -> dict[str, Any]:
@@ -103,7 +110,7 @@ def convert_ppo_rtx_params(sampled_params: dict[str, Any], n_envs: int | None = 
     if n_envs is not None:
         batch_size = min(batch_size, 2**n_steps_pow * n_envs)  # still a multiple of sequence_length
     cell = params.pop("cell")
-    cell_kwargs = {key: params.pop(key) for key in CELL_SIZE_KEYS if key in params}
+    cell_kwargs = {key: params.pop(key) for key in CELL_KEYS if key in params}
     if cell != "lstm":
         cell_kwargs["d_head"] = cell_kwargs["d_model"] // cell_kwargs["n_heads"]
         cell_kwargs["d_ffc"] = cell_kwargs["d_model"]
