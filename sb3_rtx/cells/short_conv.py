@@ -54,9 +54,7 @@ class ShortConvolution(nn.Module):
         if init in ("mamba", "anchored"):
             bound = kernel**-0.5
             weight.uniform_(-bound, bound)
-        if init == "anchored":
-            weight[:, 0] = 1.0
-        elif init == "identity":
+        if init in ("identity", "anchored"):  # the current step's tap at 1
             weight[:, 0] = 1.0
         self.weight = nn.Parameter(weight)
 
