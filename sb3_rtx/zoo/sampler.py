@@ -76,22 +76,22 @@ def _sample_cell(trial: optuna.Trial, cell: str) -> dict[str, Any]:
             "n_layers": trial.suggest_int("n_layers", 1, 2),
             "hidden_size": trial.suggest_categorical("hidden_size", [32, 64, 128, 256]),
         }
-    sizes: dict[str, Any] = {
+    cell_kwargs: dict[str, Any] = {
         "n_layers": trial.suggest_int("n_layers", 1, 3),
         "d_model": trial.suggest_categorical("d_model", [32, 64, 128]),
         "n_heads": trial.suggest_categorical("n_heads", [1, 2, 4]),
     }
     if cell in ("galite", "agalite"):
-        sizes["eta"] = trial.suggest_categorical("eta", [1, 2, 4, 8])
+        cell_kwargs["eta"] = trial.suggest_categorical("eta", [1, 2, 4, 8])
         # how the value convolution starts: no start won on every development task (the identity
         # on delayed recall, the open-path starts on recent items and control), so a study picks
         # it per task (docs, "Learning memory")
-        sizes["value_conv_init"] = trial.suggest_categorical("value_conv_init", list(CHOICES["value_conv_init"]))
+        cell_kwargs["value_conv_init"] = trial.suggest_categorical("value_conv_init", list(CHOICES["value_conv_init"]))
     if cell == "agalite":
-        sizes["r"] = trial.suggest_categorical("r", [1, 2, 4, 8])
+        cell_kwargs["r"] = trial.suggest_categorical("r", [1, 2, 4, 8])
     if cell == "gtrxl":
-        sizes["memory_len"] = trial.suggest_categorical("memory_len", [16, 32, 64, 128])
-    return sizes
+        cell_kwargs["memory_len"] = trial.suggest_categorical("memory_len", [16, 32, 64, 128])
+    return cell_kwargs
 
 
 #: the trial parameters that are cell keywords: its sizes, and the value convolution's start
