@@ -67,7 +67,7 @@ from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer
 from sb3_rtx.cells.galite import GatedFeatures, normalise, step_keep
 from sb3_rtx.cells.variants import CHOICES, Choices, resolve
 from sb3_rtx.cells.factored_attention import factored_gated_attention
-from sb3_rtx.cells.scan import floor_decay, linear_scan
+from sb3_rtx.cells.oscillating_values import oscillating_value_read
 
 FREQUENCY_SETS = CHOICES["frequencies"]
 READ_SCALES = CHOICES["read_scale"]
@@ -189,22 +189,13 @@ class AGaLiTeMixer(SequenceMixer):
         wk, wq, p1, p2, v, beta, g, p3 = factors
         starts, weights = context.starts, context.weights
         vt, ks = layer_state
-        # value side: r small vectors per head, scanned and kept for every step
-        keep = (1.0 - starts)[:, :, None, None, None]
-        decay_v = floor_decay(1.0 - beta)
-        # (v is a view of the whole projection, which beta * v would keep alive for backward: copy it)
-        vt_all = linear_scan(
-            decay_v.unsqueeze(3) * keep, weights[:, :, None, : self.r, None] * (beta * v.contiguous()).unsqueeze(3), vt
-        )
         # key side: kt_j . q and s . q, never materialising ks (r + 1 rows of eta * d) at every step
         ksq, ks = factored_gated_attention(p1, wk, p2, wq, p3, g, weights, starts, ks)
-        a = self._attend(vt_all, ksq[..., : self.r], ksq[..., self.r])
-        return a, (vt_all[-1], ks)
-
-    def _attend(self, vt: torch.Tensor, kq: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
-        """``a = sum_j vt_j (kt_j . q) / (divisor (s . q) + eps)`` from ``vt (.., r, d)``, ``kq (.., r)``, ``sq``."""
-        numerator = (vt * kq.unsqueeze(-1)).sum(-2)
-        return normalise(numerator, self.divisor * sq.unsqueeze(-1), self.bounded)
+        # value side: r small vectors per head, scanned, read, and scanned again in backward
+        a, vt = oscillating_value_read(
+            beta, v, weights[..., : self.r], starts, vt, ksq[..., : self.r], ksq[..., self.r], self.divisor, self.bounded
+        )
+        return a, (vt, ks)
 
 
 class AGaLiTe(GatedTransformerCell):

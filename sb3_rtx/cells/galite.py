@@ -48,6 +48,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sb3_rtx.cells.activated_projection import activated_projection
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
 from sb3_rtx.cells.factored_attention import outer
@@ -78,27 +79,8 @@ PER_HEAD_SPANS = (1.0 + math.exp(-GATE_INIT_BIAS["long"][0]), 1.0 + math.exp(-GA
 FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu, "softplus": F.softplus}
 
 
-class _SoftplusFromOutput(torch.autograd.Function):
-    """``softplus(x)`` whose backward needs only its output ``y``: ``dy/dx = sigmoid(x) = 1 - exp(-y)``.
-    torch's keeps the input, a slice of the whole fused projection, which then stays alive until
-    backward (its keys and queries are kept by the attention anyway, their outputs)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = F.softplus(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_y: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return grad_y * -torch.expm1(-y)  # 1 - exp(-y), exact where y is tiny
-
-
-#: the training form of a feature map where it differs (the acting and export paths use FEATURE_MAPS)
-SEQUENCE_FEATURE_MAPS: dict[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]] = {
-    F.softplus: _SoftplusFromOutput.apply
-}
+#: the name :mod:`~sb3_rtx.cells.activated_projection` knows each feature map by (the training path)
+FEATURE_MAP_NAMES: dict[Callable[[torch.Tensor], torch.Tensor], str] = {fn: name for name, fn in FEATURE_MAPS.items()}
 # (every name variants.py lists has its implementation here)
 assert tuple(FEATURE_MAPS) == CHOICES["feature_map"]
 assert (*GATE_INIT_BIAS, "multiscale", "per_head") == CHOICES["gate_init"]
@@ -184,8 +166,8 @@ class GatedFeatures(nn.Module):
         ``(B, H, d or eta)`` of one acting step's ``h: (B, d_model)``: ``wk = phi(W_k x), wq, p1, p2``
         (the feature map ``phi``), ``v``, and ``beta, g, p3`` (sigmoid)."""
         d, eta = self.d_head, self.eta
-        p = linear(self.project, h).view(*h.shape[:-1], self.n_heads, 5 * d + 3 * eta)
         if h.dim() == 2:
+            p = linear(self.project, h).view(*h.shape[:-1], self.n_heads, 5 * d + 3 * eta)
             # acting: one feature map and one sigmoid over all columns, then slice (fewest ops; the
             # step at batch 1 is dispatch-bound, and there is no backward to pay for the slices)
             positive, gate = self.feature_map(p), torch.sigmoid(p)
@@ -202,12 +184,12 @@ class GatedFeatures(nn.Module):
                 gate[..., 5 * d + 2 * eta :],
             )
             return wk, wq, p1, p2, v, beta, g, p3
-        # sequences: split, and activate each factor on its own (the backward of slices of one
-        # big activation would zero-fill a full-size gradient per slice; split's backward is one cat)
-        wk, wq, v, beta, g, p1, p2, p3 = p.split((d, d, d, d, d, eta, eta, eta), dim=-1)
-        phi = SEQUENCE_FEATURE_MAPS.get(self.feature_map, self.feature_map)
-        wk, wq, p1, p2 = phi(wk), phi(wq), phi(p1), phi(p2)
-        beta, g, p3 = torch.sigmoid(beta), torch.sigmoid(g), torch.sigmoid(p3)
+        # sequences: every factor activated into one buffer, with one backward that writes each
+        # factor's gradient straight into the projection's (see activated_projection)
+        phi = FEATURE_MAP_NAMES[self.feature_map]
+        sigmoid = "sigmoid"
+        columns = [(d, phi), (d, phi), (d, "identity"), (d, sigmoid), (d, sigmoid), (eta, phi), (eta, phi), (eta, sigmoid)]
+        wk, wq, v, beta, g, p1, p2, p3 = activated_projection(h, self.project, self.n_heads, columns)
         return wk, wq, p1, p2, v, beta, g, p3
 
     def conv_state_shapes(self) -> tuple[tuple[int, ...], ...]:

@@ -50,7 +50,7 @@ def default_chunk_len(seq_len: int) -> int:
     return divisors[-1] if divisors else max(1, math.ceil(root))
 
 
-def _chunked_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int, reverse: bool = False) -> torch.Tensor:
+def chunked_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int, reverse: bool = False) -> torch.Tensor:
     """Two-level scan without autograd; returns ``(T, *b.shape[1:])``.
 
     Forward in time ``h_t = a_t * h_{t-1} + b_t`` (``h_{-1} = h0``); with ``reverse``, backward in time
@@ -107,7 +107,7 @@ class _LinearScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int) -> torch.Tensor:
         with torch.no_grad():
-            h = _chunked_scan(a, b, h0, chunk_len)
+            h = chunked_scan(a, b, h0, chunk_len)
         ctx.save_for_backward(a, h0, h)
         ctx.chunk_len = chunk_len
         return h
@@ -118,7 +118,7 @@ class _LinearScan(torch.autograd.Function):
         # g_t is decayed by a_{t+1}; a_T does not exist (0). Shifted at a's own size, not h's.
         a_time = a.expand(h.shape[0], *a.shape[1:])
         a_next = torch.cat([a_time[1:], torch.zeros_like(a_time[:1])])
-        g = _chunked_scan(a_next, grad_h, torch.zeros_like(h0), ctx.chunk_len, reverse=True)
+        g = chunked_scan(a_next, grad_h, torch.zeros_like(h0), ctx.chunk_len, reverse=True)
         grad_a = grad_b = grad_h0 = None
         if ctx.needs_input_grad[0]:
             # g_t * h_{t-1}, with h_{-1} = h0, written in place of a concatenated copy of h

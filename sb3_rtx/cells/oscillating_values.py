@@ -1,0 +1,111 @@
+"""AGaLiTe's value side over a sequence, with a backward that recomputes the value memory.
+
+Per head, with ``r`` oscillator weights ``w_t,j = cos(omega_j n_t)`` and the key side's products
+``kq_t,j = kt_j,t . q_t`` and ``sq_t = s_t . q_t`` (:mod:`sb3_rtx.cells.factored_attention`)::
+
+    vt_j,t = keep_t * max(1 - beta_t, floor) * vt_j,t-1 + w_t,j * beta_t * v_t      (R^d)
+    a_t    = sum_j vt_j,t kq_t,j / normaliser(sq_t)
+
+Written with autograd this keeps, per layer, every step's ``r`` value vectors, their inputs, the
+decays and the numerator for backward (about 12 MB per layer at the paper's size, T=128, B=16,
+more than the key side's chunk-boundary states). The value memory is small and its scan cheap,
+so this backward runs the scan again from ``beta``, ``v`` and the first state, which the caller
+keeps anyway, and saves only the small per-step ``kq`` and ``sq``. The same trade (recompute the
+recurrence in backward instead of storing its states) as the key side's chunks.
+
+Gradient, with ``D_t = keep_t max(1 - beta_t, floor)``, ``G`` the gradient of every ``vt`` (carried
+back: ``G_t = dvt_t + D_t+1 G_t+1``)::
+
+    d(beta v)_t = sum_j w_t,j G_t,j,   dD_t = sum_j G_t,j . vt_j,t-1,   dvt_j,-1 = D_0 G_0,j
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from sb3_rtx.cells.galite import NORMALISER_EPS, normalise
+from sb3_rtx.cells.scan import DECAY_FLOOR, chunked_scan, default_chunk_len
+
+
+def oscillating_value_read(
+    beta: torch.Tensor,
+    v: torch.Tensor,
+    weights: torch.Tensor,
+    starts: torch.Tensor,
+    vt: torch.Tensor,
+    kq: torch.Tensor,
+    sq: torch.Tensor,
+    divisor: float,
+    bounded: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The read ``a`` and the last value state, for a whole sequence (see the module docstring).
+
+    :param beta, v: ``(T, B, H, d)``, the value gate (in [0, 1]) and the values
+    :param weights: ``(T, B, r)`` oscillator weights (no gradient is computed for them)
+    :param starts: ``(T, B)`` episode starts (0/1)
+    :param vt: ``(B, H, r, d)`` the value state before the first step
+    :param kq, sq: ``(T, B, H, r)`` and ``(T, B, H)``, the key side's products
+    :param divisor: multiplies ``sq`` in the normaliser
+    :param bounded: ``max(divisor sq, 1)`` as the normaliser, else ``divisor sq + eps``
+    :return: ``a: (T, B, H, d)`` and ``vt`` after the last step ``(B, H, r, d)``
+    """
+    return _OscillatingValueRead.apply(beta, v, weights, starts, vt, kq, sq, divisor, bounded)
+
+
+def oscillating_value_read_sequential(beta, v, weights, starts, vt, kq, sq, divisor, bounded):
+    """Reference form: step by step with plain autograd (what the tests compare with)."""
+    reads = []
+    for t in range(beta.shape[0]):
+        decay = (1.0 - beta[t]).clamp_min(DECAY_FLOOR) * (1.0 - starts[t])[:, None, None]
+        vt = decay.unsqueeze(2) * vt + weights[t][:, None, :, None] * (beta[t] * v[t]).unsqueeze(2)
+        numerator = (vt * kq[t].unsqueeze(-1)).sum(-2)
+        reads.append(normalise(numerator, divisor * sq[t].unsqueeze(-1), bounded))
+    return torch.stack(reads), vt
+
+
+def _scan_values(beta, v, weights, starts, vt):
+    """Every step's value state ``(T, B, H, r, d)`` and the decays ``D (T, B, H, 1, d)``."""
+    decay = (1.0 - beta).clamp_min_(DECAY_FLOOR).mul_((1.0 - starts)[:, :, None, None]).unsqueeze(3)
+    written = weights[:, :, None, :, None] * (beta * v).unsqueeze(3)
+    return chunked_scan(decay, written, vt, default_chunk_len(beta.shape[0])), decay
+
+
+class _OscillatingValueRead(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, beta, v, weights, starts, vt, kq, sq, divisor, bounded):
+        states, _ = _scan_values(beta, v, weights, starts, vt)
+        read = normalise((states * kq.unsqueeze(-1)).sum(-2), divisor * sq.unsqueeze(-1), bounded)
+        ctx.save_for_backward(beta, v, weights, starts, vt, kq, sq)
+        ctx.divisor, ctx.bounded = divisor, bounded
+        return read, states[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_read, grad_final):
+        beta, v, weights, starts, vt, kq, sq = ctx.saved_tensors
+        divisor, bounded = ctx.divisor, ctx.bounded
+        states, decay = _scan_values(beta, v, weights, starts, vt)
+        scaled = divisor * sq.unsqueeze(-1)  # (T, B, H, 1)
+        denominator = scaled.clamp_min(1.0) if bounded else scaled + NORMALISER_EPS
+        numerator = (states * kq.unsqueeze(-1)).sum(-2)
+        grad_numerator = grad_read / denominator
+        grad_denominator = -(grad_numerator * numerator).sum(-1, keepdim=True) / denominator
+        if bounded:
+            grad_denominator = grad_denominator * (scaled > 1.0)
+        grad_sq = (grad_denominator * divisor).squeeze(-1)
+        grad_kq = (states * grad_numerator.unsqueeze(3)).sum(-1)
+        # every state's gradient, carried back in time: G_t = dvt_t + D_t+1 G_t+1
+        direct = grad_numerator.unsqueeze(3) * kq.unsqueeze(-1)
+        if grad_final is not None:
+            direct[-1] += grad_final
+        next_decay = torch.cat([decay[1:], torch.zeros_like(decay[:1])])
+        carried = chunked_scan(next_decay, direct, torch.zeros_like(vt), default_chunk_len(beta.shape[0]), reverse=True)
+        grad_written = (carried * weights[:, :, None, :, None]).sum(3)  # d(beta v)
+        previous = torch.cat([vt.unsqueeze(0), states[:-1]])
+        grad_decay = (carried * previous).sum(3) * (1.0 - starts)[:, :, None, None]
+        # no gradient where the floor holds the decay
+        grad_beta = torch.addcmul(grad_written * v, grad_decay, (1.0 - beta > DECAY_FLOOR).to(beta.dtype), value=-1.0)
+        grad_v = grad_written * beta
+        grad_vt = decay[0] * carried[0]
+        return grad_beta, grad_v, None, None, grad_vt, grad_kq, grad_sq, None, None

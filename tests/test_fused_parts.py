@@ -1,0 +1,86 @@
+"""The training path's hand-written parts besides the key side: AGaLiTe's value read (which
+recomputes its scan in backward) and the activated projection (one backward for every factor)
+equal plain autograd, in values and gradients, across episode starts, the decay floor and both
+normalisers; and the projection names a bad column layout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from sb3_rtx.cells.activated_projection import activated_projection
+from sb3_rtx.cells.oscillating_values import oscillating_value_read, oscillating_value_read_sequential
+from sb3_rtx.cells.scan import DECAY_FLOOR
+
+
+def value_inputs(seq_len: int, batch: int = 3, heads: int = 2, r: int = 2, d: int = 5):
+    gen = torch.Generator().manual_seed(0)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=gen, dtype=torch.float64)
+
+    beta = rand(seq_len, batch, heads, d)
+    beta[1, 0, 0, :2] = 1.0  # the decay floor holds here: no gradient through 1 - beta
+    v = torch.randn(seq_len, batch, heads, d, generator=gen, dtype=torch.float64)
+    weights = torch.randn(seq_len, batch, r, generator=gen, dtype=torch.float64)
+    starts = (rand(seq_len, batch) < 0.2).to(torch.float64)
+    starts[0, 0] = starts[-1, 1] = 1.0
+    vt = torch.randn(batch, heads, r, d, generator=gen, dtype=torch.float64)
+    kq = torch.randn(seq_len, batch, heads, r, generator=gen, dtype=torch.float64)
+    sq = 0.2 + 2 * rand(seq_len, batch, heads)  # on both sides of the bounded normaliser's 1
+    return beta, v, weights, starts, vt, kq, sq
+
+
+@pytest.mark.parametrize("seq_len", [2, 17, 40])
+@pytest.mark.parametrize("bounded", [False, True])
+def test_value_read_equals_the_recurrence_in_values_and_gradients(seq_len, bounded):
+    beta, v, weights, starts, vt, kq, sq = value_inputs(seq_len)
+    gen = torch.Generator().manual_seed(1)
+    read_weights = torch.randn(*beta.shape, generator=gen, dtype=torch.float64)
+    final_weights = torch.randn(*vt.shape, generator=gen, dtype=torch.float64)
+    results = []
+    for fn in (oscillating_value_read, oscillating_value_read_sequential):
+        leaves = [t.clone().requires_grad_() for t in (beta, v, vt, kq, sq)]
+        read, final = fn(leaves[0], leaves[1], weights, starts, *leaves[2:], 1.5, bounded)
+        ((read * read_weights).sum() + (final * final_weights).sum()).backward()
+        results.append((read.detach(), final.detach(), [leaf.grad for leaf in leaves]))
+    (read, final, grads), (want_read, want_final, want_grads) = results
+    assert (read - want_read).abs().max() <= 1e-12
+    assert (final - want_final).abs().max() <= 1e-12
+    for name, grad, want in zip(("beta", "v", "vt", "kq", "sq"), grads, want_grads, strict=True):
+        assert (grad - want).abs().max() <= 1e-10, name
+    assert grads[0][1, 0, 0, :2].abs().max() > 0  # beta's write path still has a gradient at the floor
+    assert 1.0 - beta[1, 0, 0, 0] <= DECAY_FLOOR
+
+
+@pytest.mark.parametrize("feature_map", ["softplus", "relu"])
+def test_activated_projection_equals_autograd_through_split_and_activations(feature_map):
+    gen = torch.Generator().manual_seed(0)
+    layer = torch.nn.Linear(6, 2 * 9).double()
+    columns = [(3, feature_map), (2, "identity"), (3, "sigmoid"), (1, feature_map)]
+    x = torch.randn(4, 5, 6, generator=gen, dtype=torch.float64)
+    activations = {"identity": lambda t: t, "sigmoid": torch.sigmoid, "softplus": F.softplus, "relu": torch.relu}
+    out_weights = [torch.randn(4, 5, 2, width, generator=gen, dtype=torch.float64) for width, _ in columns]
+    results = []
+    for fused in (True, False):
+        layer.zero_grad()
+        leaf = x.clone().requires_grad_()
+        if fused:
+            outputs = activated_projection(leaf, layer, 2, columns)
+        else:
+            parts = layer(leaf).view(4, 5, 2, 9).split([width for width, _ in columns], dim=-1)
+            outputs = [activations[kind](part) for part, (_, kind) in zip(parts, columns, strict=True)]
+        # one output unused: its gradient arrives as None
+        sum((out * w).sum() for out, w in zip(outputs[:3], out_weights, strict=False)).backward()
+        results.append([*(o.detach() for o in outputs), leaf.grad, layer.weight.grad.clone(), layer.bias.grad.clone()])
+    for got, want in zip(*results, strict=True):
+        assert (got - want).abs().max() <= 1e-12
+
+
+def test_activated_projection_names_a_bad_layout():
+    layer = torch.nn.Linear(6, 10)
+    with pytest.raises(ValueError, match="do not match the layer's 10 outputs"):
+        activated_projection(torch.randn(2, 6), layer, 2, [(3, "sigmoid"), (3, "identity")])
+    with pytest.raises(ValueError, match="unknown activation"):
+        activated_projection(torch.randn(2, 6), layer, 2, [(3, "tanh"), (2, "identity")])
