@@ -141,12 +141,14 @@ def test_truncation_is_bootstrapped_from_the_value_and_termination_is_not():
     only at its 6th step, so r = 0 there); env 1 runs its 6-step episodes (terminations only)."""
     value = 5.0
     env = cue_env_with_one_wrapped(2, 0, lambda env: gym.wrappers.TimeLimit(env, max_episode_steps=3))
-    model = tiny_model("agalite", env=env, n_steps=24, sequence_length=8, batch_size=16)
+    model = tiny_model("agalite", env=env, n_steps=48, sequence_length=8, batch_size=16)
     with torch.no_grad():  # a value head with a known output: V = 5 everywhere
         model.policy.value_net.weight.zero_()
         model.policy.value_net.bias.fill_(value)
     rewards = collect_one_rollout(model).rewards  # (n_steps, n_envs), as stored
-    truncations, terminations = np.arange(2, 24, 3), np.arange(5, 24, 6)
+    # (8 episodes of env 1, so that one answered right, whose reward 1 must not be bootstrapped, is
+    # near certain for a fresh policy)
+    truncations, terminations = np.arange(2, 48, 3), np.arange(5, 48, 6)
     np.testing.assert_allclose(rewards[truncations, 0], np.float32(model.gamma * value), rtol=1e-6)
     assert not np.delete(rewards[:, 0], truncations).any()  # nothing added elsewhere
     assert set(rewards[terminations, 1]) <= {0.0, 1.0} and rewards[terminations, 1].any()  # r itself: no bootstrap
@@ -706,7 +708,7 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     assert saved == {**DEFAULT_CELL_KWARGS["agalite"], "variant": "default", "normaliser": "sum",
                      "gate_init": "per_head", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus",
                      "read_norm": "rms", "read_merge": "residual", "memory_input": "observation",
-                     "value_conv": 4}  # fmt: skip
+                     "value_conv": 4, "value_conv_init": "anchored"}  # fmt: skip
     # the paper model reloads as the paper's design, every choice (its weights: test_save_load_reproduces_actions)
     choices = ("variant", "normaliser", "gate_init", "frequency_set", "read_scale", "feature_map", "read_norm",
                "read_merge", "memory_input", "value_conv")  # fmt: skip
@@ -856,11 +858,12 @@ def test_bfloat16_buffer_states_halve_the_bytes_and_replay_to_rounding(tmp_path)
     assert (half_buffer.episode_starts[8::8] == 0).any()  # some sequences start mid-episode, from a real state
     replayed, zeroed = replay_rollout(half, half_buffer, 48)  # the minibatches' states come back as float32
     # bfloat16 keeps 8 bits of mantissa: states come back within ~0.4%, which moves outputs by about
-    # 0.4% of what the memory contributes (measured: 4e-5 here, against 2.6e-2 for zero states)
-    tolerance = 2e-3
-    assert max(replayed) <= tolerance  # log-probs and values
-    # power: zero states (what a lost state would look like) move them by far more than that
-    assert max(zeroed) > 5 * tolerance
+    # 0.4% of what the state contributes (measured: 2.5e-3 here, against 0.48 for zero states; with the
+    # value convolution's identity start, whose earlier taps are 0 and ignore its carried inputs, 4e-5
+    # against 2.6e-2), so the bound is relative to what losing the state moves
+    assert max(replayed) <= 0.02 * max(zeroed)  # log-probs and values
+    # power: zero states (what a lost state would look like) move them visibly
+    assert max(zeroed) > 1e-2
     half.learn(48)
     half.save(tmp_path / "half.zip")
     assert RtxPPO.load(tmp_path / "half.zip", device="cpu").rollout_buffer.cell_states[0].dtype == torch.bfloat16

@@ -221,8 +221,8 @@ class AGaLiTe(GatedTransformerCell):
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
     :param value_conv: taps of the values' short causal convolution over time (4 in the default
         variant, 1 = none, the paper's; see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
-    :param value_conv_init: ``"identity"`` (the default), ``"mamba"`` or ``"anchored"``, how the value convolution and
-        its direct path start (see :mod:`sb3_rtx.cells.short_conv`)
+    :param value_conv_init: ``"anchored"`` (the default variant's), ``"identity"`` or ``"mamba"``, how the value
+        convolution and its direct path start (see :mod:`sb3_rtx.cells.short_conv`)
     :param read_scale: ``"2r"`` (both variants) or ``"power"``, what ``s . q`` is multiplied
         by in the read's normaliser (see :func:`read_divisor`); None takes the variant's
     """

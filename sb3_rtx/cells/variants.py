@@ -33,10 +33,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # AGaLiTe only: the oscillators' frequencies, and what ``s . q`` is multiplied by in the read
     "frequencies": ("reference", "distinct", "dc"),
     "read_scale": ("2r", "power"),
-    # how the value convolution and its direct path start: the identity and a closed path (both
-    # variants: a fresh cell computes what it did without them), Mamba's (random taps, the path
-    # open) or anchored (Mamba's with the current tap at 1); options, each measured on the
-    # development set and not adopted: docs, "Learning memory"
+    # how the value convolution and its direct path start: the identity and a closed path (a fresh
+    # cell computes what it did without them; GaLiTe's default), Mamba's (random taps, the path
+    # open; an option) or anchored (Mamba's with the current tap at 1; AGaLiTe's default, adopted
+    # on the development set over ten seeds: docs, "Learning memory")
     "value_conv_init": ("identity", "mamba", "anchored"),
 }
 #: choices only AGaLiTe has
@@ -68,9 +68,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     ),
 }
 #: AGaLiTe's own, over :data:`VARIANTS`: its frequencies and read scale, and its default's gate
-#: start (a memory span per head: measured better for AGaLiTe, worse for GaLiTe)
+#: start (a memory span per head: measured better for AGaLiTe, worse for GaLiTe) and value
+#: convolution start (anchored: decided for AGaLiTe on the development set; GaLiTe's not measured)
 AGALITE_VARIANTS: dict[str, dict[str, Any]] = {
-    "default": dict(gate_init="per_head", frequencies="dc", read_scale="2r"),
+    "default": dict(gate_init="per_head", frequencies="dc", read_scale="2r", value_conv_init="anchored"),
     "paper": dict(frequencies="reference", read_scale="2r"),
 }
 
