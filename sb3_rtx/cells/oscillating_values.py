@@ -71,11 +71,28 @@ def _scan_values(beta, v, weights, starts, vt):
     return chunked_scan(decay, written, vt, default_chunk_len(beta.shape[0])), decay
 
 
+def _sum_of_terms(terms: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_j weights[..., j] * terms[..., j, :]`` for ``terms (..., r, d)``, one term at a time, so no
+    ``r``-times larger product is made (the weights broadcast against ``terms[..., 0, :]``'s batch)."""
+    total = terms[..., 0, :] * weights[..., 0:1]
+    for j in range(1, terms.shape[-2]):
+        total.addcmul_(terms[..., j, :], weights[..., j : j + 1])
+    return total
+
+
+def _products_of_terms(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``sum_j a[..., j, :] * b[..., j, :]`` for ``(..., r, d)`` inputs, one term at a time."""
+    total = a[..., 0, :] * b[..., 0, :]
+    for j in range(1, a.shape[-2]):
+        total.addcmul_(a[..., j, :], b[..., j, :])
+    return total
+
+
 class _OscillatingValueRead(torch.autograd.Function):
     @staticmethod
     def forward(ctx, beta, v, weights, starts, vt, kq, sq, divisor, bounded):
         states, _ = _scan_values(beta, v, weights, starts, vt)
-        read = normalise((states * kq.unsqueeze(-1)).sum(-2), divisor * sq.unsqueeze(-1), bounded)
+        read = normalise(_sum_of_terms(states, kq), divisor * sq.unsqueeze(-1), bounded)
         ctx.save_for_backward(beta, v, weights, starts, vt, kq, sq)
         ctx.divisor, ctx.bounded = divisor, bounded
         return read, states[-1].clone()
@@ -88,22 +105,26 @@ class _OscillatingValueRead(torch.autograd.Function):
         states, decay = _scan_values(beta, v, weights, starts, vt)
         scaled = divisor * sq.unsqueeze(-1)  # (T, B, H, 1)
         denominator = scaled.clamp_min(1.0) if bounded else scaled + NORMALISER_EPS
-        numerator = (states * kq.unsqueeze(-1)).sum(-2)
         grad_numerator = grad_read / denominator
-        grad_denominator = -(grad_numerator * numerator).sum(-1, keepdim=True) / denominator
+        grad_denominator = -(grad_numerator * _sum_of_terms(states, kq)).sum(-1, keepdim=True) / denominator
         if bounded:
             grad_denominator = grad_denominator * (scaled > 1.0)
         grad_sq = (grad_denominator * divisor).squeeze(-1)
-        grad_kq = (states * grad_numerator.unsqueeze(3)).sum(-1)
+        terms = range(states.shape[-2])
+        grad_kq = torch.stack([(states[..., j, :] * grad_numerator).sum(-1) for j in terms], dim=-1)
         # every state's gradient, carried back in time: G_t = dvt_t + D_t+1 G_t+1
         direct = grad_numerator.unsqueeze(3) * kq.unsqueeze(-1)
         if grad_final is not None:
             direct[-1] += grad_final
         next_decay = torch.cat([decay[1:], torch.zeros_like(decay[:1])])
         carried = chunked_scan(next_decay, direct, torch.zeros_like(vt), default_chunk_len(beta.shape[0]), reverse=True)
-        grad_written = (carried * weights[:, :, None, :, None]).sum(3)  # d(beta v)
-        previous = torch.cat([vt.unsqueeze(0), states[:-1]])
-        grad_decay = (carried * previous).sum(3) * (1.0 - starts)[:, :, None, None]
+        del direct, next_decay
+        grad_written = _sum_of_terms(carried, weights.unsqueeze(2))  # d(beta v)
+        # dD_t = sum_j G_t,j . vt_j,t-1 (vt_j,-1 the incoming state), without a shifted copy of the states
+        grad_decay = torch.empty_like(beta)
+        grad_decay[1:] = _products_of_terms(carried[1:], states[:-1])
+        grad_decay[0] = _products_of_terms(carried[0], vt)
+        grad_decay.mul_((1.0 - starts)[:, :, None, None])
         # no gradient where the floor holds the decay
         grad_beta = torch.addcmul(grad_written * v, grad_decay, (1.0 - beta > DECAY_FLOOR).to(beta.dtype), value=-1.0)
         grad_v = grad_written * beta
