@@ -106,6 +106,13 @@ class _ChunkLayout:
         x = x.view(self.n, self.batch, self.heads, self.length, x.shape[-1]).permute(0, 3, 1, 2, 4)
         return self.chunks.unchunk(x)
 
+    def new_split(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An uninitialised ``(T, B, H, X)`` tensor (``X`` as ``like``'s) and a view of it in the chunk
+        layout, which the backward writes each group's gradient into (no copy back afterwards)."""
+        full = like.new_empty((self.n * self.length, self.batch, self.heads, like.shape[-1]))
+        chunked = full.view(self.n, self.length, self.batch * self.heads, -1).permute(0, 2, 1, 3)
+        return full[: self.chunks.seq_len], chunked
+
     def per_env(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, L, B, X)`` (per env, not per head) -> ``(n, B * H, L, X)``."""
         x = x.permute(0, 2, 1, 3).unsqueeze(2).expand(self.n, self.batch, self.heads, self.length, x.shape[-1])
@@ -249,8 +256,8 @@ class _FactoredGatedAttention(torch.autograd.Function):
             if grad_final is None
             else grad_final.reshape(rows, n_values, width).clone()
         )
-        # in the chunk layout, contiguous (to_chunks may return strided views) so that each group's part is a view
-        factor_grads = [torch.empty_like(f, memory_format=torch.contiguous_format) for f in factors]
+        # each factor's gradient in its own layout, written through a chunk-layout view of it
+        factor_grads = [layout.new_split(f) for f in factors]
         length = layout.length
         # sum over t >= u as one small matmul: upper[u, t] = 1 for t >= u
         upper = torch.ones(length, length, dtype=boundaries.dtype, device=boundaries.device).triu()
@@ -293,10 +300,10 @@ class _FactoredGatedAttention(torch.autograd.Function):
                 torch.addcmul(d_gate_outer.neg_(), d_write_outer, k_outer),
                 torch.addcmul(d_gate_inner.neg_(), d_write_inner, k_inner),
             )
-            for buffer, grad in zip(factor_grads, grads, strict=True):
-                group(buffer).copy_(grad)
+            for (_, chunked), grad in zip(factor_grads, grads, strict=True):
+                chunked[group.first : group.end, group.rows].copy_(grad.view(group.size, -1, length, grad.shape[-1]))
         needs = ctx.needs_input_grad
-        grads_in = [layout.from_chunks(g) if needs[i] else None for i, g in enumerate(factor_grads)]
+        grads_in = [full if needs[i] else None for i, (full, _) in enumerate(factor_grads)]
         grad_initial = grad_state.view(layout.batch, layout.heads, n_values, width) if needs[8] else None
         return (*grads_in, None, None, grad_initial, None)
 
