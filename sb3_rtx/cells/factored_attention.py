@@ -234,6 +234,8 @@ class _FactoredGatedAttention(torch.autograd.Function):
             # plus the carried state, read by steps before the chunk's first episode start
             read = torch.bmm(chunk.queries, (chunk.at_middle * group(boundaries)).transpose(1, 2))
             torch.addcmul(torch.bmm(scores, group(masks.weights)), group(masks.reads), read, out=group(out))
+            # free this group's wide tensors before the next group builds its own (else both are live)
+            del chunk, written, at_last, scores, read
         # the caller's graph keeps the factors alive anyway: saving them costs nothing, unlike the
         # chunk-layout copies (rebuilt in backward)
         ctx.save_for_backward(k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, boundaries)
@@ -302,6 +304,10 @@ class _FactoredGatedAttention(torch.autograd.Function):
             )
             for (_, chunked), grad in zip(factor_grads, grads, strict=True):
                 chunked[group.first : group.end, group.rows].copy_(grad.view(group.size, -1, length, grad.shape[-1]))
+            # free this group's wide tensors before the next group rebuilds its own (else both are live:
+            # at the small size that doubled the step's peak over what backward keeps)
+            del chunk, gate, d_read, before, d_queries, read_back, d_end, d_written, d_keys, d_last, d_running
+            del d_log_decay, d_decay, d_write_outer, d_write_inner, d_gate_outer, d_gate_inner, grads
         needs = ctx.needs_input_grad
         grads_in = [full if needs[i] else None for i, (full, _) in enumerate(factor_grads)]
         grad_initial = grad_state.view(layout.batch, layout.heads, n_values, width) if needs[8] else None

@@ -68,7 +68,7 @@ def _scan_values(beta, v, weights, starts, vt):
     """Every step's value state ``(T, B, H, r, d)`` and the decays ``D (T, B, H, 1, d)``."""
     decay = (1.0 - beta).clamp_min_(DECAY_FLOOR).mul_((1.0 - starts)[:, :, None, None]).unsqueeze(3)
     written = weights[:, :, None, :, None] * (beta * v).unsqueeze(3)
-    return chunked_scan(decay, written, vt, default_chunk_len(beta.shape[0])), decay
+    return chunked_scan(decay, written, vt, default_chunk_len(beta.shape[0]), overwrite=True), decay
 
 
 def _sum_of_terms(terms: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -117,16 +117,18 @@ class _OscillatingValueRead(torch.autograd.Function):
         if grad_final is not None:
             direct[-1] += grad_final
         next_decay = torch.cat([decay[1:], torch.zeros_like(decay[:1])])
-        carried = chunked_scan(next_decay, direct, torch.zeros_like(vt), default_chunk_len(beta.shape[0]), reverse=True)
+        chunk_len = default_chunk_len(beta.shape[0])
+        carried = chunked_scan(next_decay, direct, torch.zeros_like(vt), chunk_len, reverse=True, overwrite=True)
         del direct, next_decay
         grad_written = _sum_of_terms(carried, weights.unsqueeze(2))  # d(beta v)
         # dD_t = sum_j G_t,j . vt_j,t-1 (vt_j,-1 the incoming state), without a shifted copy of the states
         grad_decay = torch.empty_like(beta)
         grad_decay[1:] = _products_of_terms(carried[1:], states[:-1])
         grad_decay[0] = _products_of_terms(carried[0], vt)
-        grad_decay.mul_((1.0 - starts)[:, :, None, None])
-        # no gradient where the floor holds the decay
-        grad_beta = torch.addcmul(grad_written * v, grad_decay, (1.0 - beta > DECAY_FLOOR).to(beta.dtype), value=-1.0)
-        grad_v = grad_written * beta
         grad_vt = decay[0] * carried[0]
+        del states, carried, decay  # the largest tensors here: free them before the gradients' temporaries
+        # no gradient where an episode starts or the floor holds the decay
+        grad_decay.mul_((1.0 - starts)[:, :, None, None]).masked_fill_((1.0 - beta) <= DECAY_FLOOR, 0.0)
+        grad_beta = torch.mul(grad_written, v).sub_(grad_decay)
+        grad_v = grad_written.mul_(beta)
         return grad_beta, grad_v, None, None, grad_vt, grad_kq, grad_sq, None, None

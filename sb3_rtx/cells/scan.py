@@ -50,8 +50,12 @@ def default_chunk_len(seq_len: int) -> int:
     return divisors[-1] if divisors else max(1, math.ceil(root))
 
 
-def chunked_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int, reverse: bool = False) -> torch.Tensor:
-    """Two-level scan without autograd; returns ``(T, *b.shape[1:])``.
+def chunked_scan(
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: int, reverse: bool = False, overwrite: bool = False
+) -> torch.Tensor:
+    """Two-level scan without autograd; returns ``(T, *b.shape[1:])``. With ``overwrite`` the states are
+    written over ``b`` (a contiguous tensor the caller owns and no longer needs) where ``T`` is a
+    multiple of ``chunk_len``, saving a buffer of ``b``'s size.
 
     Forward in time ``h_t = a_t * h_{t-1} + b_t`` (``h_{-1} = h0``); with ``reverse``, backward in time
     ``h_t = a_t * h_{t+1} + b_t`` (``h_T = h0``), the form of the gradient, so backward needs no
@@ -74,7 +78,8 @@ def chunked_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk_len: 
     a = a.reshape(n_chunks, chunk_len, *a.shape[1:])
     b = b.reshape(n_chunks, chunk_len, *b.shape[1:])
 
-    local = torch.empty_like(b)  # chunk-local states from zero
+    # chunk-local states from zero (in place over b: step i reads only b's step i, before writing it)
+    local = b if overwrite and b.is_contiguous() else torch.empty_like(b)
     decay = torch.empty_like(a)  # running decay product inside each chunk
     order = range(chunk_len - 1, -1, -1) if reverse else range(chunk_len)
     previous = None
