@@ -71,17 +71,10 @@ def _scan_values(beta, v, weights, starts, vt):
     return chunked_scan(decay, written, vt, default_chunk_len(beta.shape[0]), overwrite=True), decay
 
 
-def _sum_of_terms(terms: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_j weights[..., j] * terms[..., j, :]`` for ``terms (..., r, d)``, one term at a time, so no
-    ``r``-times larger product is made (the weights broadcast against ``terms[..., 0, :]``'s batch)."""
-    total = terms[..., 0, :] * weights[..., 0:1]
-    for j in range(1, terms.shape[-2]):
-        total.addcmul_(terms[..., j, :], weights[..., j : j + 1])
-    return total
-
-
 def _products_of_terms(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``sum_j a[..., j, :] * b[..., j, :]`` for ``(..., r, d)`` inputs, one term at a time."""
+    """``sum_j a[..., j, :] * b[..., j, :]`` for ``a (..., r, d)`` and ``b`` broadcasting against it
+    (``(..., r, 1)`` for one weight per term), one term at a time, so no ``r``-times larger product
+    is made."""
     total = a[..., 0, :] * b[..., 0, :]
     for j in range(1, a.shape[-2]):
         total.addcmul_(a[..., j, :], b[..., j, :])
@@ -92,7 +85,7 @@ class _OscillatingValueRead(torch.autograd.Function):
     @staticmethod
     def forward(ctx, beta, v, weights, starts, vt, kq, sq, divisor, bounded):
         states, _ = _scan_values(beta, v, weights, starts, vt)
-        read = normalise(_sum_of_terms(states, kq), divisor * sq.unsqueeze(-1), bounded)
+        read = normalise(_products_of_terms(states, kq.unsqueeze(-1)), divisor * sq.unsqueeze(-1), bounded)
         ctx.save_for_backward(beta, v, weights, starts, vt, kq, sq)
         ctx.divisor, ctx.bounded = divisor, bounded
         return read, states[-1].clone()
@@ -106,7 +99,7 @@ class _OscillatingValueRead(torch.autograd.Function):
         scaled = divisor * sq.unsqueeze(-1)  # (T, B, H, 1)
         denominator = scaled.clamp_min(1.0) if bounded else scaled + NORMALISER_EPS
         grad_numerator = grad_read / denominator
-        grad_denominator = -(grad_numerator * _sum_of_terms(states, kq)).sum(-1, keepdim=True) / denominator
+        grad_denominator = -(grad_numerator * _products_of_terms(states, kq.unsqueeze(-1))).sum(-1, keepdim=True) / denominator
         if bounded:
             grad_denominator = grad_denominator * (scaled > 1.0)
         grad_sq = (grad_denominator * divisor).squeeze(-1)
@@ -120,7 +113,7 @@ class _OscillatingValueRead(torch.autograd.Function):
         chunk_len = default_chunk_len(beta.shape[0])
         carried = chunked_scan(next_decay, direct, torch.zeros_like(vt), chunk_len, reverse=True, overwrite=True)
         del direct, next_decay
-        grad_written = _sum_of_terms(carried, weights.unsqueeze(2))  # d(beta v)
+        grad_written = _products_of_terms(carried, weights[:, :, None, :, None])  # d(beta v)
         # dD_t = sum_j G_t,j . vt_j,t-1 (vt_j,-1 the incoming state), without a shifted copy of the states
         grad_decay = torch.empty_like(beta)
         grad_decay[1:] = _products_of_terms(carried[1:], states[:-1])
