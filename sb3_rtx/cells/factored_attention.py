@@ -106,7 +106,7 @@ class _ChunkLayout:
         x = x.view(self.n, self.batch, self.heads, self.length, x.shape[-1]).permute(0, 3, 1, 2, 4)
         return self.chunks.unchunk(x)
 
-    def new_split(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def new_with_chunk_view(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """An uninitialised ``(T, B, H, X)`` tensor (``X`` as ``like``'s) and a view of it in the chunk
         layout, which the backward writes each group's gradient into (no copy back afterwards)."""
         full = like.new_empty((self.n * self.length, self.batch, self.heads, like.shape[-1]))
@@ -259,7 +259,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
             else grad_final.reshape(rows, n_values, width).clone()
         )
         # each factor's gradient in its own layout, written through a chunk-layout view of it
-        factor_grads = [layout.new_split(f) for f in factors]
+        factor_grads = [layout.new_with_chunk_view(f) for f in factors]
         length = layout.length
         # sum over t >= u as one small matmul: upper[u, t] = 1 for t >= u
         upper = torch.ones(length, length, dtype=boundaries.dtype, device=boundaries.device).triu()

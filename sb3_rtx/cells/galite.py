@@ -187,8 +187,10 @@ class GatedFeatures(nn.Module):
         # sequences: every factor activated into one buffer, with one backward that writes each
         # factor's gradient straight into the projection's (see activated_projection)
         phi = FEATURE_MAP_NAMES[self.feature_map]
-        sigmoid = "sigmoid"
-        columns = [(d, phi), (d, phi), (d, "identity"), (d, sigmoid), (d, sigmoid), (eta, phi), (eta, phi), (eta, sigmoid)]
+        columns = [
+            *((d, phi), (d, phi), (d, "identity"), (d, "sigmoid"), (d, "sigmoid")),  # wk, wq, v, beta, g
+            *((eta, phi), (eta, phi), (eta, "sigmoid")),  # p1, p2, p3
+        ]
         wk, wq, v, beta, g, p1, p2, p3 = activated_projection(h, self.project, self.n_heads, columns)
         return wk, wq, p1, p2, v, beta, g, p3
 
