@@ -5,6 +5,8 @@ normalisers; and the projection names a bad column layout."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -34,13 +36,14 @@ def value_inputs(seq_len: int, batch: int = 3, heads: int = 2, r: int = 2, d: in
 
 @pytest.mark.parametrize("seq_len", [2, 17, 40])
 @pytest.mark.parametrize("bounded", [False, True])
-def test_value_read_equals_the_recurrence_in_values_and_gradients(seq_len, bounded):
+@pytest.mark.parametrize("block_len", [None, 1, 7])  # the backward over one block, or walking back over blocks
+def test_value_read_equals_the_recurrence_in_values_and_gradients(seq_len, bounded, block_len):
     beta, v, weights, starts, vt, kq, sq = value_inputs(seq_len)
     gen = torch.Generator().manual_seed(1)
     read_weights = torch.randn(*beta.shape, generator=gen, dtype=torch.float64)
     final_weights = torch.randn(*vt.shape, generator=gen, dtype=torch.float64)
     results = []
-    for fn in (oscillating_value_read, oscillating_value_read_sequential):
+    for fn in (functools.partial(oscillating_value_read, block_len=block_len), oscillating_value_read_sequential):
         leaves = [t.clone().requires_grad_() for t in (beta, v, vt, kq, sq)]
         read, final = fn(leaves[0], leaves[1], weights, starts, *leaves[2:], 1.5, bounded)
         ((read * read_weights).sum() + (final * final_weights).sum()).backward()

@@ -286,12 +286,18 @@ class _FactoredGatedAttention(torch.autograd.Function):
             d_keys = torch.bmm(gate.transpose(1, 2), chunk.queries).baddbmm_(group(masks.written), d_written)
             # d/dc_last of the chunk-end state, which is proportional to P_last
             d_last = (d_end * group(boundaries, shift=1)).sum(1, keepdim=True)
-            d_running = torch.mul(chunk.queries, d_queries).addcmul_(chunk.keys, d_keys, value=-1.0)
+            del before, read_back, d_end, d_written
+            # the wide tensors are freed as soon as they are used up, and d_running is written over
+            # the queries: a group's temporaries are most of the backward's peak
+            d_running = chunk.queries.mul_(d_queries).addcmul_(chunk.keys, d_keys, value=-1.0)
             d_running[:, -1:].add_(d_last)  # c_last is a sum over every step of the chunk
+            del chunk.queries, chunk.keys
             d_log_decay = torch.matmul(upper, d_running)
+            del d_running
             d_decay = d_log_decay.div_(chunk.decay)
             if floored:  # no gradient where the floor holds the decay
                 d_decay = torch.where(chunk.decay > DECAY_FLOOR, d_decay, 0.0)
+            del chunk.decay
             k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner = (group(f) for f in factors)
             d_write_outer, d_write_inner = _outer_grads(d_keys.div_(chunk.inflate), chunk.write_outer, chunk.write_inner)
             d_gate_outer, d_gate_inner = _outer_grads(d_decay, gate_outer, gate_inner)  # d(1 - gamma) = -d gamma
@@ -306,7 +312,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
                 chunked[group.first : group.end, group.rows].copy_(grad.view(group.size, -1, length, grad.shape[-1]))
             # free this group's wide tensors before the next group rebuilds its own (else both are live:
             # at the small size that doubled the step's peak over what backward keeps)
-            del chunk, gate, d_read, before, d_queries, read_back, d_end, d_written, d_keys, d_last, d_running
+            del chunk, gate, d_read, d_queries, d_keys, d_last
             del d_log_decay, d_decay, d_write_outer, d_write_inner, d_gate_outer, d_gate_inner, grads
         needs = ctx.needs_input_grad
         grads_in = [full if needs[i] else None for i, (full, _) in enumerate(factor_grads)]

@@ -11,7 +11,10 @@ decays and the numerator for backward (about 12 MB per layer at the paper's size
 more than the key side's chunk-boundary states). The value memory is small and its scan cheap,
 so this backward runs the scan again from ``beta``, ``v`` and the first state, which the caller
 keeps anyway, and saves only the small per-step ``kq`` and ``sq``. The same trade (recompute the
-recurrence in backward instead of storing its states) as the key side's chunks.
+recurrence in backward instead of storing its states) as the key side's chunks. The backward walks
+back over blocks of steps (:data:`BACKWARD_BLOCK_ELEMENTS`), each scanned again from its first
+state (one extra scan finds those), so its temporaries are a block's, not the sequence's: the
+backward of the top layer's value read was the training step's peak.
 
 Gradient, with ``D_t = keep_t max(1 - beta_t, floor)``, ``G`` the gradient of every ``vt`` (carried
 back: ``G_t = dvt_t + D_t+1 G_t+1``)::
@@ -38,6 +41,7 @@ def oscillating_value_read(
     sq: torch.Tensor,
     divisor: float,
     bounded: bool,
+    block_len: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The read ``a`` and the last value state, for a whole sequence (see the module docstring).
 
@@ -48,9 +52,10 @@ def oscillating_value_read(
     :param kq, sq: ``(T, B, H, r)`` and ``(T, B, H)``, the key side's products
     :param divisor: multiplies ``sq`` in the normaliser
     :param bounded: ``max(divisor sq, 1)`` as the normaliser, else ``divisor sq + eps``
+    :param block_len: steps per block of the backward (default: :func:`backward_block_len`)
     :return: ``a: (T, B, H, d)`` and ``vt`` after the last step ``(B, H, r, d)``
     """
-    return _OscillatingValueRead.apply(beta, v, weights, starts, vt, kq, sq, divisor, bounded)
+    return _OscillatingValueRead.apply(beta, v, weights, starts, vt, kq, sq, divisor, bounded, block_len)
 
 
 def oscillating_value_read_sequential(beta, v, weights, starts, vt, kq, sq, divisor, bounded):
@@ -81,47 +86,90 @@ def _products_of_terms(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return total
 
 
+#: value-state elements (``steps * B * H * r * d``) whose backward is handled at once: the backward
+#: walks back over blocks of steps, running the scan again from each block's first state, so its
+#: temporaries (states, their gradients, decays: about five tensors of a block's size) do not grow
+#: with the sequence; 1 MB of float32, as the key side's groups (at the paper's size, T=128, B=16,
+#: four blocks of 32 steps instead of a peak of about 18 MB per layer; one block at the small size)
+BACKWARD_BLOCK_ELEMENTS = 1 << 18
+
+
+def backward_block_len(beta: torch.Tensor, r: int) -> int:
+    """Steps per backward block for values ``beta (T, B, H, d)`` with ``r`` terms (see :data:`BACKWARD_BLOCK_ELEMENTS`)."""
+    per_step = beta[0].numel() * r
+    return max(1, min(beta.shape[0], BACKWARD_BLOCK_ELEMENTS // max(1, per_step)))
+
+
 class _OscillatingValueRead(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, beta, v, weights, starts, vt, kq, sq, divisor, bounded):
+    def forward(ctx, beta, v, weights, starts, vt, kq, sq, divisor, bounded, block_len):
         states, _ = _scan_values(beta, v, weights, starts, vt)
         read = normalise(_products_of_terms(states, kq.unsqueeze(-1)), divisor * sq.unsqueeze(-1), bounded)
         ctx.save_for_backward(beta, v, weights, starts, vt, kq, sq)
         ctx.divisor, ctx.bounded = divisor, bounded
+        ctx.block_len = block_len or backward_block_len(beta, vt.shape[-2])
         return read, states[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_read, grad_final):
         beta, v, weights, starts, vt, kq, sq = ctx.saved_tensors
-        divisor, bounded = ctx.divisor, ctx.bounded
-        states, decay = _scan_values(beta, v, weights, starts, vt)
-        scaled = divisor * sq.unsqueeze(-1)  # (T, B, H, 1)
-        denominator = scaled.clamp_min(1.0) if bounded else scaled + NORMALISER_EPS
-        grad_numerator = grad_read / denominator
-        grad_denominator = -(grad_numerator * _products_of_terms(states, kq.unsqueeze(-1))).sum(-1, keepdim=True) / denominator
-        if bounded:
-            grad_denominator = grad_denominator * (scaled > 1.0)
-        grad_sq = (grad_denominator * divisor).squeeze(-1)
-        terms = range(states.shape[-2])
-        grad_kq = torch.stack([(states[..., j, :] * grad_numerator).sum(-1) for j in terms], dim=-1)
-        # every state's gradient, carried back in time: G_t = dvt_t + D_t+1 G_t+1
-        direct = grad_numerator.unsqueeze(3) * kq.unsqueeze(-1)
-        if grad_final is not None:
-            direct[-1] += grad_final
-        next_decay = torch.cat([decay[1:], torch.zeros_like(decay[:1])])
-        chunk_len = default_chunk_len(beta.shape[0])
-        carried = chunked_scan(next_decay, direct, torch.zeros_like(vt), chunk_len, reverse=True, overwrite=True)
-        del direct, next_decay
-        grad_written = _products_of_terms(carried, weights[:, :, None, :, None])  # d(beta v)
-        # dD_t = sum_j G_t,j . vt_j,t-1 (vt_j,-1 the incoming state), without a shifted copy of the states
-        grad_decay = torch.empty_like(beta)
-        grad_decay[1:] = _products_of_terms(carried[1:], states[:-1])
-        grad_decay[0] = _products_of_terms(carried[0], vt)
-        grad_vt = decay[0] * carried[0]
-        del states, carried, decay  # the largest tensors here: free them before the gradients' temporaries
-        # no gradient where an episode starts or the floor holds the decay
-        grad_decay.mul_((1.0 - starts)[:, :, None, None]).masked_fill_((1.0 - beta) <= DECAY_FLOOR, 0.0)
-        grad_beta = torch.mul(grad_written, v).sub_(grad_decay)
-        grad_v = grad_written.mul_(beta)
-        return grad_beta, grad_v, None, None, grad_vt, grad_kq, grad_sq, None, None
+        seq_len, block_len = beta.shape[0], ctx.block_len
+        blocks = [slice(first, min(first + block_len, seq_len)) for first in range(0, seq_len, block_len)]
+        # the value state entering each block: the scan again, keeping only each block's last state
+        entering = [vt]
+        for block in blocks[:-1]:
+            states, _ = _scan_values(beta[block], v[block], weights[block], starts[block], entering[-1])
+            entering.append(states[-1].clone())
+            del states
+        grads = [torch.empty_like(x) for x in (beta, v, kq, sq)]
+        carry = grad_final  # D_e G_e: what the steps after a block pass back to its last state
+        for block, first_state in zip(reversed(blocks), reversed(entering), strict=True):
+            carry = _block_backward(
+                ctx.divisor,
+                ctx.bounded,
+                [x[block] for x in (beta, v, weights, starts, kq, sq, grad_read)],
+                first_state,
+                carry,
+                [g[block] for g in grads],
+            )
+        grad_beta, grad_v, grad_kq, grad_sq = grads
+        return grad_beta, grad_v, None, None, carry, grad_kq, grad_sq, None, None, None
+
+
+def _block_backward(divisor, bounded, inputs, first_state, carry, grads):
+    """Gradients of one block of steps, written into ``grads`` (views of the whole sequence's); returns
+    ``D_s G_s``, the gradient of the state before the block."""
+    beta, v, weights, starts, kq, sq, grad_read = inputs
+    grad_beta, grad_v, grad_kq, grad_sq = grads
+    states, decay = _scan_values(beta, v, weights, starts, first_state)
+    scaled = divisor * sq.unsqueeze(-1)  # (T, B, H, 1)
+    denominator = scaled.clamp_min(1.0) if bounded else scaled + NORMALISER_EPS
+    grad_numerator = grad_read / denominator
+    grad_denominator = -(grad_numerator * _products_of_terms(states, kq.unsqueeze(-1))).sum(-1, keepdim=True) / denominator
+    if bounded:
+        grad_denominator = grad_denominator * (scaled > 1.0)
+    torch.mul(grad_denominator.squeeze(-1), divisor, out=grad_sq)
+    for j in range(states.shape[-2]):
+        torch.sum(states[..., j, :] * grad_numerator, dim=-1, out=grad_kq[..., j])
+    # every state's gradient, carried back in time: G_t = dvt_t + D_t+1 G_t+1
+    direct = grad_numerator.unsqueeze(3) * kq.unsqueeze(-1)
+    if carry is not None:
+        direct[-1] += carry
+    next_decay = torch.cat([decay[1:], torch.zeros_like(decay[:1])])
+    carried = chunked_scan(
+        next_decay, direct, torch.zeros_like(first_state), default_chunk_len(beta.shape[0]), reverse=True, overwrite=True
+    )
+    del direct, next_decay
+    grad_written = _products_of_terms(carried, weights[:, :, None, :, None])  # d(beta v)
+    # dD_t = sum_j G_t,j . vt_j,t-1 (the block's first state before its first step), without a shifted copy
+    grad_decay = torch.empty_like(beta)
+    grad_decay[1:] = _products_of_terms(carried[1:], states[:-1])
+    grad_decay[0] = _products_of_terms(carried[0], first_state)
+    carry_back = decay[0] * carried[0]
+    del states, carried, decay  # the largest tensors here: free them before the gradients' temporaries
+    # no gradient where an episode starts or the floor holds the decay
+    grad_decay.mul_((1.0 - starts)[:, :, None, None]).masked_fill_((1.0 - beta) <= DECAY_FLOOR, 0.0)
+    torch.mul(grad_written, v, out=grad_beta).sub_(grad_decay)
+    torch.mul(grad_written, beta, out=grad_v)
+    return carry_back
