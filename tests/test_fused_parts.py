@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from sb3_rtx.cells.activated_projection import activated_projection
+from sb3_rtx.cells.merged_read import merged_read
 from sb3_rtx.cells.oscillating_values import oscillating_value_read, oscillating_value_read_sequential
 from sb3_rtx.cells.scan import DECAY_FLOOR
 
@@ -87,3 +88,36 @@ def test_activated_projection_names_a_bad_layout():
         activated_projection(torch.randn(2, 6), layer, 2, [(3, "sigmoid"), (3, "identity")])
     with pytest.raises(ValueError, match="unknown activation"):
         activated_projection(torch.randn(2, 6), layer, 2, [(3, "tanh"), (2, "identity")])
+
+
+@pytest.mark.parametrize("eps", [None, 1e-12])
+@pytest.mark.parametrize("with_values", [False, True])
+def test_merged_read_equals_autograd_through_norm_skip_and_projection(eps, with_values):
+    gen = torch.Generator().manual_seed(0)
+    out = torch.nn.Linear(2 * 5, 7).double()
+    a = torch.randn(4, 3, 2, 5, generator=gen, dtype=torch.float64)
+    a[0, 0, 0] = 1e-4  # a tiny read: the norm's eps matters there
+    values = torch.randn(4, 3, 2, 5, generator=gen, dtype=torch.float64) if with_values else None
+    skip = torch.randn(2, 5, generator=gen, dtype=torch.float64) if with_values else None
+    out_weights = torch.randn(4, 3, 7, generator=gen, dtype=torch.float64)
+    results = []
+    for fused in (True, False):
+        out.zero_grad()
+        leaves = [x.clone().requires_grad_() if x is not None else None for x in (a, values, skip)]
+        la, lv, ls = leaves
+        if fused:
+            y = merged_read(la, lv, ls, out, eps)
+        else:
+            merged = la if eps is None else la * torch.rsqrt(la.pow(2).mean(-1, keepdim=True) + eps)
+            if lv is not None:
+                merged = merged + ls * lv
+            y = out(merged.flatten(-2))
+        (y * out_weights).sum().backward()
+        results.append([y.detach(), *(x.grad for x in leaves if x is not None), out.weight.grad.clone(), out.bias.grad.clone()])
+    for got, want in zip(*results, strict=True):
+        assert (got - want).abs().max() <= 1e-10 * (1.0 + want.abs().max())
+
+
+def test_merged_read_needs_values_and_skip_together():
+    with pytest.raises(ValueError, match="values and skip"):
+        merged_read(torch.zeros(2, 1, 1, 3), torch.zeros(2, 1, 1, 3), None, torch.nn.Linear(3, 3), None)

@@ -52,6 +52,7 @@ from sb3_rtx.cells.activated_projection import activated_projection
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
 from sb3_rtx.cells.factored_attention import outer
+from sb3_rtx.cells.merged_read import merged_read
 from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
 from sb3_rtx.cells.short_conv import ShortConvolution
 from sb3_rtx.cells.variants import CHOICES, Choices, resolve
@@ -239,7 +240,13 @@ class GatedFeatures(nn.Module):
     def merge_heads(self, a: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
         """``(T, B, H, d)`` -> ``(T, B, d_model)``, each head's read first divided by its root mean
         square with ``read_norm="rms"``, then (with a value convolution) the convolved ``values``
-        of the same steps added through :attr:`value_skip`."""
+        of the same steps added through :attr:`value_skip`. With gradients, as one function that keeps
+        less for backward (:mod:`sb3_rtx.cells.merged_read`); acting and exports take the plain ops."""
+        tracing = torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+        if a.requires_grad and torch.is_grad_enabled() and not tracing:  # training: one backward, less kept
+            skipped = None if self.value_skip is None or values is None else values.view_as(a)
+            skip = None if skipped is None else self.value_skip
+            return merged_read(a, skipped, skip, self.out, READ_NORM_EPS if self.normalise_read else None)
         if self.normalise_read:
             mean_square = a.pow(2).mean(-1, keepdim=True)
             if torch.compiler.is_exporting():
