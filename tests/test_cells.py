@@ -7,6 +7,7 @@ import contextlib
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -249,6 +250,19 @@ def value_conv_taps(kw: dict) -> int:
     return kw.get("value_conv", 1 if kw.get("variant") == "paper" else 4)
 
 
+def distinct_key_memories(kw: dict) -> int:
+    """The normaliser plus every oscillator whose weights cos(omega n) differ from it and from each other's."""
+    r = kw["r"]
+    kind = kw.get("frequencies", "reference" if kw.get("variant") == "paper" else "dc")
+    omegas = {
+        "reference": np.linspace(-np.pi, np.pi, r),
+        "distinct": np.pi * np.arange(1, r + 1) / r,
+        "dc": np.pi * np.arange(0, r) / r,
+    }[kind]
+    weights = np.cos(np.arange(4 * r)[:, None] * omegas).round(9).T  # a few periods, one row per oscillator
+    return len({tuple(row) for row in weights} | {(1.0,) * 4 * r})
+
+
 def expected_state_numel(name: str, kw: dict) -> int:
     """The state formulas of design.md, written out independently of the cells' code."""
     # + the value convolution's last (taps - 1) inputs per value channel, 3 in the default variant
@@ -256,9 +270,11 @@ def expected_state_numel(name: str, kw: dict) -> int:
         d, eta_d = kw["d_head"], kw["eta"] * kw["d_head"]
         return kw["n_layers"] * kw["n_heads"] * (d * eta_d + eta_d + (value_conv_taps(kw) - 1) * d)
     if name == "agalite":
+        # design.md's r (d + eta d) + eta d, less the key memories that another one equals (kt_j is s
+        # where cos(omega_j n) is 1 at every step, and kt_j is kt_i where their cosines are equal)
         d, eta_d = kw["d_head"], kw["eta"] * kw["d_head"]
         conv = (value_conv_taps(kw) - 1) * d
-        return kw["n_layers"] * kw["n_heads"] * (kw["r"] * (d + eta_d) + eta_d + conv) + 1  # + step counter
+        return kw["n_layers"] * kw["n_heads"] * (kw["r"] * d + distinct_key_memories(kw) * eta_d + conv) + 1  # + counter
     if name == "gtrxl":
         return kw["n_layers"] * kw["memory_len"] * kw["d_model"] + 1  # + valid-slot count
     if name == "lstm":
@@ -278,12 +294,14 @@ def test_state_numel_matches_design_formulas(variant):
 
 
 def test_default_sizes_are_the_papers_tmaze_sizes():
-    # the paper's state, and the default variant's 3 past values per value channel (1.12x AGaLiTe's)
+    # the paper's state, and the default variant's 3 past values per value channel; AGaLiTe at r = 2
+    # keeps two key memories per head, not three, in both variants (the paper's frequencies +-pi have
+    # equal cosines; the default's first is 0, whose key memory is the normaliser)
     assert make_cell("galite", 4, variant="paper").state_numel == 4 * 4 * (64 * 512 + 512)
     assert make_cell("galite", 4).state_numel == 4 * 4 * (64 * 512 + 512 + 3 * 64)
-    assert make_cell("agalite", 4, variant="paper").state_numel == 4 * 4 * (2 * (64 + 512) + 512) + 1
+    assert make_cell("agalite", 4, variant="paper").state_numel == 4 * 4 * (2 * 64 + 2 * 512) + 1
     agalite = make_cell("agalite", 4)
-    assert agalite.state_numel == 4 * 4 * (2 * (64 + 512) + 512 + 3 * 64) + 1
+    assert agalite.state_numel == 4 * 4 * (2 * 64 + 2 * 512 + 3 * 64) + 1
     assert (agalite.n_layers, agalite.d_model, agalite.n_heads, agalite.d_head, agalite.d_ffc) == (4, 128, 4, 64, 128)
     assert (agalite.eta, agalite.r) == (8, 2)
     assert make_cell("gtrxl", 4).state_numel == 4 * 128 * 128 + 1
@@ -302,7 +320,7 @@ def test_initial_state_is_zeros_on_the_requested_device(name):
 
 
 def test_agalite_reference_frequencies_duplicate_and_distinct_do_not():
-    from sb3_rtx.cells.agalite import oscillator_frequencies
+    from sb3_rtx.cells.agalite import key_memory_rows, oscillator_frequencies
 
     steps = torch.arange(1, 50, dtype=torch.float64).unsqueeze(1)
     ref, _ = oscillator_frequencies(2, "reference")
@@ -317,6 +335,55 @@ def test_agalite_reference_frequencies_duplicate_and_distinct_do_not():
     for r in (1, 2, 3, 8):
         omegas, period = oscillator_frequencies(r, "reference")
         assert torch.allclose(torch.cos((steps + period) * omegas), torch.cos(steps * omegas), atol=1e-9)
+    # key memories kept: after the normaliser (row 0), one per distinct weight sequence
+    assert key_memory_rows(*oscillator_frequencies(2, "reference")) == ((0,), (1, 1))
+    assert key_memory_rows(*oscillator_frequencies(2, "dc")) == ((1,), (0, 1))  # cos(0 n) = 1: kt_0 is s
+    assert key_memory_rows(*oscillator_frequencies(3, "reference")) == ((0,), (1, 0, 1))  # -pi, 0, pi
+    assert key_memory_rows(*oscillator_frequencies(4, "distinct")) == ((0, 1, 2, 3), (1, 2, 3, 4))
+
+
+@pytest.mark.parametrize("variant", ["agalite", "agalite-distinct", "agalite-paper"])
+@pytest.mark.parametrize("seq_len", [1, 23])
+def test_agalite_layer_equals_the_papers_recurrence_with_every_key_memory(variant, seq_len):
+    """The cell keeps one key memory where several are equal; the paper's equations keep r + 1
+    (r memories kt_j and the normaliser s). Written out step by step here, with every one of them."""
+    from sb3_rtx.cells.galite import normalise
+
+    cell = build(variant)
+    mixer = cell.blocks[1].mixer  # reads the stream (d_model wide)
+    batch, r = 3, cell.r
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(seq_len, batch, cell.d_model, generator=gen, dtype=torch.float64)
+    starts = torch.zeros(seq_len, batch, dtype=torch.float64)
+    starts[seq_len // 2, 0] = 1.0
+    counter = torch.tensor([0.0, 5.0, 2.0], dtype=torch.float64)  # steps already taken in each env's episode
+    layer_state = tuple(torch.zeros(batch, *shape, dtype=torch.float64) for shape in mixer.layer_state_shapes())
+    got, _ = mixer(h, layer_state, cell.make_context((counter,), starts))
+
+    features = mixer.features
+    factors = features.factors(h[0] if seq_len == 1 else h)
+    keep = (1.0 - starts[0]).view(-1, 1, 1) if seq_len == 1 else None
+    factors, _ = features.convolve_values(factors, layer_state[2:], starts, keep)
+    write_k, decay_k, q, write_v, decay_v = (x if seq_len > 1 else x.unsqueeze(0) for x in features.products(factors))
+    omegas = torch.tensor(cell.omegas, dtype=torch.float64)
+    heads, d, width = cell.n_heads, cell.d_head, cell.eta * cell.d_head
+    vt = torch.zeros(batch, heads, r, d, dtype=torch.float64)
+    kt = torch.zeros(batch, heads, r, width, dtype=torch.float64)
+    s = torch.zeros(batch, heads, width, dtype=torch.float64)
+    n = counter.clone()
+    reads = []
+    for t in range(seq_len):
+        fresh = starts[t].bool()
+        n = torch.where(fresh, 1.0, n + 1.0)
+        alive = (~fresh).to(torch.float64).view(-1, 1, 1)
+        weight = torch.cos(n[:, None] * omegas).view(batch, 1, r, 1)
+        vt = alive.unsqueeze(-1) * decay_v[t].unsqueeze(2) * vt + weight * write_v[t].unsqueeze(2)
+        kt = alive.unsqueeze(-1) * decay_k[t].unsqueeze(2) * kt + weight * write_k[t].unsqueeze(2)
+        s = alive * decay_k[t] * s + write_k[t]
+        numerator = (vt * (kt * q[t].unsqueeze(2)).sum(-1, keepdim=True)).sum(2)
+        reads.append(normalise(numerator, mixer.divisor * (s * q[t]).sum(-1, keepdim=True), mixer.bounded))
+    want = features.merge_heads(torch.stack(reads), factors[4] if seq_len > 1 else factors[4].unsqueeze(0))
+    assert (got - want).abs().max() <= 1e-10
 
 
 @pytest.mark.parametrize("seq_len", [1, 29])

@@ -357,10 +357,10 @@ def test_a_fixed_batch_size_is_enforced_and_a_wrong_state_shape_is_named(tmp_pat
     session.run(None, feeds)
     # a state of another model (or from before a change of cell size): onnxruntime names the input
     # and the dimension, and the metadata says what that input must be
-    wrong = dict(feeds, state_1=np.zeros((2, 1, 4, 3, 32), np.float32))
+    wrong = dict(feeds, state_1=np.zeros((2, 1, 4, 2, 32), np.float32))
     with pytest.raises(Exception, match=r"(?s)state_1.*index: 4 Got: 32 Expected: 64"):
         session.run(None, wrong)
-    assert read_metadata(session)["state_inputs"][1]["shape"] == [2, 1, 4, 3, 64]
+    assert read_metadata(session)["state_inputs"][1]["shape"] == [2, 1, 4, 2, 64]
 
 
 # ---------------------------------------------------------------------------------- bad input

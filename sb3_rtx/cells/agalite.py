@@ -13,6 +13,14 @@ All three are element-wise gated sums. The multi-step form scans the small ``vt`
 :func:`~sb3_rtx.cells.factored_attention.factored_gated_attention`, a chunked form whose backward
 rebuilds the ``eta * d``-wide features from their small factors: the ``r * eta * d`` key state is
 only materialised at chunk boundaries, and no ``eta * d``-wide tensor is kept for backward.
+
+Key memories that are the same are kept once (:func:`key_memory_rows`): every ``kt_j`` and ``s``
+share their decay and their input and differ only in their weight ``cos(omega_j n)``, so a
+frequency 0 (the default ``"dc"`` set's first, weight 1) makes ``kt_j`` equal to ``s``, and two
+frequencies with equal cosines (the paper's ``+-pi`` at ``r = 2``) make two ``kt_j`` equal. The
+state then holds ``s`` and the distinct ``kt_j`` only (at ``r = 2`` two ``eta * d`` rows per head
+instead of three, in either variant): the same outputs with less state, less key-side work and
+less kept for backward.
 Decays are floored at exp(-10) on every path (see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`).
 
 Frequencies (``frequencies=``):
@@ -57,6 +65,7 @@ state, counter included), so an episode's outputs never depend on what came befo
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -89,6 +98,31 @@ def oscillator_frequencies(r: int, kind: str) -> tuple[torch.Tensor, int]:
     raise ValueError(f"AGaLiTe: frequencies must be one of {FREQUENCY_SETS}, got {kind!r}")
 
 
+def key_memory_rows(omegas: torch.Tensor, period: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Which key memories are distinct (see the module docstring): ``(columns, rows)``, where
+    ``columns`` are the oscillators (indices into ``omegas``) with a key memory of their own, after
+    the normaliser ``s`` (row 0, weight 1), and ``rows[j]`` is the row that holds ``kt_j``. Weights
+    are compared over a whole period, exactly, in float64."""
+    steps = torch.arange(period, dtype=torch.float64).unsqueeze(-1)
+    cosines = torch.cos(steps * omegas)  # (period, r)
+    kept = [torch.ones(period, dtype=torch.float64)]
+    columns: list[int] = []
+    rows: list[int] = []
+    for j in range(cosines.shape[1]):
+        same = [i for i, weights in enumerate(kept) if torch.equal(weights, cosines[:, j])]
+        if not same:
+            kept.append(cosines[:, j])
+            columns.append(j)
+        rows.append(same[0] if same else len(kept) - 1)
+    return tuple(columns), tuple(rows)
+
+
+def rows_index(rows: tuple[int, ...]) -> slice | list[int]:
+    """``rows`` as a slice where they are consecutive (a view, no gather), else as a list."""
+    consecutive = all(b == a + 1 for a, b in itertools.pairwise(rows))
+    return slice(rows[0], rows[-1] + 1) if consecutive else list(rows)
+
+
 def read_divisor(omegas: torch.Tensor, period: int, kind: str) -> float:
     """What ``s . q`` is multiplied by in the read's normaliser: the paper's ``2 r``, or ("power") the
     oscillators' mean power ``sum_j mean_n cos^2(omega_j n)``, the average weight with which a value
@@ -119,24 +153,26 @@ class StepCounter:
 
 
 class AGaLiTeContext:
-    """What every layer needs from one call: resets, the write weights (the oscillators' cosines and
-    a 1 for the normaliser), the new counter."""
+    """What every layer needs from one call: resets, the write weights (the value memories' ``r``
+    cosines, then the key memories': 1 for the normaliser and the distinct cosines), the new counter."""
 
-    def __init__(self, starts: torch.Tensor, weights: torch.Tensor, final_counter: torch.Tensor) -> None:
+    def __init__(self, starts: torch.Tensor, weights: torch.Tensor, r: int, final_counter: torch.Tensor) -> None:
         self.starts = starts  # (T, B)
-        self.weights = weights  # (T, B, r + 1)
+        self.value_weights = weights[..., :r]  # (T, B, r)
+        self.key_weights = weights[..., r:]  # (T, B, K): K key memories
         self.final_counter = final_counter
         if starts.shape[0] == 1:
             self.keep = step_keep(starts)  # (B, 1, 1) or None
-            self.osc = weights[0].unsqueeze(1).unsqueeze(-1)  # (B, 1, r + 1, 1)
-            self.osc_values = self.osc[:, :, :-1]  # (B, 1, r, 1)
+            osc = weights[0].unsqueeze(1).unsqueeze(-1)  # (B, 1, r + K, 1)
+            self.osc_values, self.osc_keys = osc[:, :, :r], osc[:, :, r:]
 
 
 class AGaLiTeMixer(SequenceMixer):
-    """AGaLiTe attention for one layer; state ``(vt: (H, r, d), ks: (H, r + 1, F))``.
+    """AGaLiTe attention for one layer; state ``(vt: (H, r, d), ks: (H, K, F))``.
 
-    ``ks`` holds the ``r`` vectors ``kt_j`` and, as its last row, the normaliser ``s``: ``s`` is
-    ``kt`` with cosine 1 (same decay, same input), so one update and one product serve all ``r + 1``.
+    ``ks`` holds the normaliser ``s`` (row 0) and the distinct ``kt_j`` (``K - 1`` rows; ``kt_j`` is row
+    ``key_rows[j]``, see :func:`key_memory_rows`): all are ``kt`` with their own weight (same decay,
+    same input), so one update and one product serve every row.
     """
 
     def __init__(
@@ -148,16 +184,19 @@ class AGaLiTeMixer(SequenceMixer):
         r: int,
         choices: Choices,
         divisor: float,
+        key_rows: tuple[int, ...],
         in_features: int | None = None,
     ) -> None:
         super().__init__()
         self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features)
         self.n_heads, self.d_head, self.feature_dim, self.r = n_heads, d_head, eta * d_head, r
+        self.n_key_rows = max(key_rows) + 1
+        self.kq_rows = rows_index(key_rows)  # where kt_j . q is among the key side's products
         self.bounded = choices.normaliser == "bounded"
         self.divisor = divisor  # multiplies s . q in the read's normaliser (see read_divisor)
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
-        memory = (self.n_heads, self.r, self.d_head), (self.n_heads, self.r + 1, self.feature_dim)
+        memory = (self.n_heads, self.r, self.d_head), (self.n_heads, self.n_key_rows, self.feature_dim)
         return memory + self.features.conv_state_shapes()
 
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
@@ -178,22 +217,22 @@ class AGaLiTeMixer(SequenceMixer):
         if context.keep is not None:  # an episode start resets the state to zero first
             decay_k, decay_v = decay_k * context.keep, decay_v * context.keep
         vt = torch.addcmul(context.osc_values * write_v.unsqueeze(2), decay_v.unsqueeze(2), vt)
-        ks = torch.addcmul(context.osc * write_k.unsqueeze(2), decay_k.unsqueeze(2), ks)
-        ksq = torch.matmul(ks, q.unsqueeze(-1))  # (B, H, r + 1, 1): kt_j . q, then s . q
-        numerator = torch.matmul(ksq[:, :, : self.r].transpose(-1, -2), vt)  # (B, H, 1, d)
-        a = normalise(numerator, ksq[:, :, self.r :] * self.divisor, self.bounded)
+        ks = torch.addcmul(context.osc_keys * write_k.unsqueeze(2), decay_k.unsqueeze(2), ks)
+        ksq = torch.matmul(ks, q.unsqueeze(-1))  # (B, H, K, 1): s . q, then the distinct kt_j . q
+        numerator = torch.matmul(ksq[:, :, self.kq_rows].transpose(-1, -2), vt)  # (B, H, 1, d)
+        a = normalise(numerator, ksq[:, :, :1] * self.divisor, self.bounded)
         return a.permute(2, 0, 1, 3), (vt, ks)  # (1, B, H, d)
 
     def _sequence(self, context: AGaLiTeContext, factors, layer_state):
         """The training path (T > 1): a scan for the value side, chunked attention for the key side."""
         wk, wq, p1, p2, v, beta, g, p3 = factors
-        starts, weights = context.starts, context.weights
+        starts = context.starts
         vt, ks = layer_state
-        # key side: kt_j . q and s . q, never materialising ks (r + 1 rows of eta * d) at every step
-        ksq, ks = factored_gated_attention(p1, wk, p2, wq, p3, g, weights, starts, ks)
+        # key side: s . q and kt_j . q, never materialising ks (K rows of eta * d) at every step
+        ksq, ks = factored_gated_attention(p1, wk, p2, wq, p3, g, context.key_weights, starts, ks)
         # value side: r small vectors per head, scanned, read, and scanned again in backward
         a, vt = oscillating_value_read(
-            beta, v, weights[..., : self.r], starts, vt, ksq[..., : self.r], ksq[..., self.r], self.divisor, self.bounded
+            beta, v, context.value_weights, starts, vt, ksq[..., self.kq_rows], ksq[..., 0], self.divisor, self.bounded
         )
         return a, (vt, ks)
 
@@ -201,9 +240,10 @@ class AGaLiTeMixer(SequenceMixer):
 class AGaLiTe(GatedTransformerCell):
     """AGaLiTe cell: GaLiTe with its ``d x F`` state approximated by ``r`` oscillating rank-one terms.
 
-    State per env: ``n_layers * n_heads * (r * (d_head + eta * d_head) + eta * d_head + (value_conv - 1) * d_head)
-    + 1`` floats (the 1 is the step counter; ``value_conv - 1`` past values per channel, 3 in the
-    default variant).
+    State per env: ``n_layers * n_heads * (r * d_head + K * eta * d_head + (value_conv - 1) * d_head) + 1``
+    floats, with ``K`` key memories: the normaliser and each distinct ``kt_j`` (``r + 1`` at most; 2
+    at ``r = 2`` in both variants, see :func:`key_memory_rows`); the 1 is the step counter, and
+    ``value_conv - 1`` past values per channel (3 in the default variant).
 
     :param input_dim: size of each input vector
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta, r: sizes (paper's T-Maze defaults)
@@ -269,6 +309,7 @@ class AGaLiTe(GatedTransformerCell):
         frequencies, read_scale = str(choices.frequencies), str(choices.read_scale)
         omegas, period = oscillator_frequencies(r, frequencies)
         divisor = read_divisor(omegas, period, read_scale)
+        key_columns, key_rows = key_memory_rows(omegas, period)
         self.read_scale = read_scale
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
         self.feature_map, self.read_norm, self.read_merge = choices.feature_map, choices.read_norm, choices.read_merge
@@ -282,13 +323,14 @@ class AGaLiTe(GatedTransformerCell):
             n_layers,
             d_model,
             d_ffc,
-            lambda in_features: AGaLiTeMixer(d_model, n_heads, d_head, eta, r, choices, divisor, in_features),
+            lambda in_features: AGaLiTeMixer(d_model, n_heads, d_head, eta, r, choices, divisor, key_rows, in_features),
             choices.read_merge,
             choices.memory_input,
         )
         # a plain tuple, not a buffer: module.float() / .half() must not round the frequencies
         self.omegas = tuple(omegas.tolist())
-        self._weight_tables: dict = {}  # (device, dtype) -> (period, r + 1) table, a cache (not state)
+        self.key_columns = key_columns
+        self._weight_tables: dict = {}  # (device, dtype) -> (period, r + K) table, a cache (not state)
 
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((),)  # the step counter, one per env
@@ -297,23 +339,25 @@ class AGaLiTe(GatedTransformerCell):
         return {"variant": self.variant, **self.choices.recorded()}
 
     def weight_table(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """The write weights for ``n = 0 .. period-1``, shape ``(period, r + 1)``: ``cos(omega_j n)``,
-        then 1 (the normaliser's). Computed once in float64 from exact integer steps and then cast,
-        so the step and scan paths read identical values."""
+        """The write weights for ``n = 0 .. period-1``, shape ``(period, r + K)``: the value memories'
+        ``cos(omega_j n)``, then the key memories' (1 for the normaliser, then the distinct cosines,
+        :attr:`key_columns`). Computed once in float64 from exact integer steps and then cast, so the
+        step and scan paths read identical values."""
         key = (device, dtype)
         table = self._weight_tables.get(key)
         if table is None:
             steps = torch.arange(self.period, dtype=torch.float64).unsqueeze(-1)
             cosines = torch.cos(steps * torch.tensor(self.omegas, dtype=torch.float64))
-            table = torch.cat([cosines, torch.ones_like(steps)], dim=-1).to(device=device, dtype=dtype)
+            keys = [torch.ones_like(steps), cosines[:, list(self.key_columns)]]
+            table = torch.cat([cosines, *keys], dim=-1).to(device=device, dtype=dtype)
             self._weight_tables[key] = table
         return table
 
     def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:
         (counter,) = shared
         steps = StepCounter(counter, starts, self.period)
-        weights = self.weight_table(starts.device, starts.dtype)[steps.steps]  # (T, B, r + 1)
-        return AGaLiTeContext(starts, weights, steps.final)
+        weights = self.weight_table(starts.device, starts.dtype)[steps.steps]  # (T, B, r + K)
+        return AGaLiTeContext(starts, weights, self.r, steps.final)
 
     def advance_shared(self, shared: CellState, starts: torch.Tensor, context: Any) -> CellState:
         return (context.final_counter,)
