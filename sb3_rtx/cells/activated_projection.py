@@ -39,7 +39,9 @@ def _derivative_times(kind: str, grad: torch.Tensor, y: torch.Tensor, out: torch
     if kind == "sigmoid":
         torch.ops.aten.sigmoid_backward.grad_input(grad, y, grad_input=out)  # grad * y (1 - y), one pass
     elif kind == "softplus":
-        torch.mul(grad, torch.expm1(-y).neg_(), out=out)  # 1 - exp(-y), exact where y is tiny
+        # 1 - exp(-y) = -expm1(-y), exact where y is tiny; built in ``out`` (no temporary: this
+        # backward runs at the training step's peak)
+        torch.neg(y, out=out).expm1_().mul_(grad).neg_()
     else:
         torch.mul(grad, y > 0, out=out)
 
