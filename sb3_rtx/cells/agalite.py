@@ -13,6 +13,7 @@ All three are element-wise gated sums. The multi-step form scans the small ``vt`
 :func:`~sb3_rtx.cells.factored_attention.factored_gated_attention`, a chunked form whose backward
 rebuilds the ``eta * d``-wide features from their small factors: the ``r * eta * d`` key state is
 only materialised at chunk boundaries, and no ``eta * d``-wide tensor is kept for backward.
+Decays are floored at exp(-10) on every path (see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`).
 
 Key memories that are the same are kept once (:func:`key_memory_rows`): every ``kt_j`` and ``s``
 share their decay and their input and differ only in their weight ``cos(omega_j n)``, so a
@@ -21,7 +22,6 @@ frequencies with equal cosines (the paper's ``+-pi`` at ``r = 2``) make two ``kt
 state then holds ``s`` and the distinct ``kt_j`` only (at ``r = 2`` two ``eta * d`` rows per head
 instead of three, in either variant): the same outputs with less state, less key-side work and
 less kept for backward.
-Decays are floored at exp(-10) on every path (see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`).
 
 Frequencies (``frequencies=``):
 
