@@ -242,10 +242,12 @@ class GatedFeatures(nn.Module):
         square with ``read_norm="rms"``, then (with a value convolution) the convolved ``values``
         of the same steps added through :attr:`value_skip`. With gradients, as one function that keeps
         less for backward (:mod:`sb3_rtx.cells.merged_read`); acting and exports take the plain ops."""
+        skip, skipped = None, None
+        if self.value_skip is not None and values is not None:
+            skip, skipped = self.value_skip, values.view_as(a)
         tracing = torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
-        if a.requires_grad and torch.is_grad_enabled() and not tracing:  # training: one backward, less kept
-            skipped = None if self.value_skip is None or values is None else values.view_as(a)
-            skip = None if skipped is None else self.value_skip
+        merges = self.normalise_read or skip is not None  # else the projection of ``a`` is all there is
+        if merges and a.requires_grad and torch.is_grad_enabled() and not tracing:  # training: one backward, less kept
             return merged_read(a, skipped, skip, self.out, READ_NORM_EPS if self.normalise_read else None)
         if self.normalise_read:
             mean_square = a.pow(2).mean(-1, keepdim=True)
@@ -257,8 +259,8 @@ class GatedFeatures(nn.Module):
             else:
                 mean_square = mean_square + READ_NORM_EPS
             a = a * torch.rsqrt(mean_square)
-        if self.value_skip is not None and values is not None:
-            a = a + self.value_skip * values.view_as(a)
+        if skip is not None and skipped is not None:
+            a = a + skip * skipped
         return linear(self.out, a.flatten(-2))
 
 
