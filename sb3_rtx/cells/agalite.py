@@ -98,13 +98,18 @@ def oscillator_frequencies(r: int, kind: str) -> tuple[torch.Tensor, int]:
     raise ValueError(f"AGaLiTe: frequencies must be one of {FREQUENCY_SETS}, got {kind!r}")
 
 
+def cosine_table(omegas: torch.Tensor, period: int) -> torch.Tensor:
+    """``cos(omega_j n)`` for ``n = 0 .. period-1``, ``(period, r)``, in float64 from exact integer steps."""
+    steps = torch.arange(period, dtype=torch.float64).unsqueeze(-1)
+    return torch.cos(steps * omegas.to(torch.float64))
+
+
 def key_memory_rows(omegas: torch.Tensor, period: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Which key memories are distinct (see the module docstring): ``(columns, rows)``, where
     ``columns`` are the oscillators (indices into ``omegas``) with a key memory of their own, after
     the normaliser ``s`` (row 0, weight 1), and ``rows[j]`` is the row that holds ``kt_j``. Weights
     are compared over a whole period, exactly, in float64."""
-    steps = torch.arange(period, dtype=torch.float64).unsqueeze(-1)
-    cosines = torch.cos(steps * omegas)  # (period, r)
+    cosines = cosine_table(omegas, period)
     kept = [torch.ones(period, dtype=torch.float64)]
     columns: list[int] = []
     rows: list[int] = []
@@ -130,8 +135,7 @@ def read_divisor(omegas: torch.Tensor, period: int, kind: str) -> float:
     if kind == "2r":
         return float(2 * len(omegas))
     if kind == "power":
-        steps = torch.arange(period, dtype=torch.float64).unsqueeze(-1)
-        return float(torch.cos(steps * omegas).pow(2).sum(-1).mean())
+        return float(cosine_table(omegas, period).pow(2).sum(-1).mean())
     raise ValueError(f"AGaLiTe: read_scale must be one of {READ_SCALES}, got {kind!r}")
 
 
@@ -346,9 +350,8 @@ class AGaLiTe(GatedTransformerCell):
         key = (device, dtype)
         table = self._weight_tables.get(key)
         if table is None:
-            steps = torch.arange(self.period, dtype=torch.float64).unsqueeze(-1)
-            cosines = torch.cos(steps * torch.tensor(self.omegas, dtype=torch.float64))
-            keys = [torch.ones_like(steps), cosines[:, list(self.key_columns)]]
+            cosines = cosine_table(torch.tensor(self.omegas, dtype=torch.float64), self.period)
+            keys = [torch.ones_like(cosines[:, :1]), cosines[:, list(self.key_columns)]]
             table = torch.cat([cosines, *keys], dim=-1).to(device=device, dtype=dtype)
             self._weight_tables[key] = table
         return table
