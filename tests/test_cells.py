@@ -419,6 +419,32 @@ def test_non_positive_or_non_int_size_is_rejected(bad):
         make_cell("galite", 4, eta=bad)
 
 
+@pytest.mark.parametrize("bad", [0, -0.5, float("nan"), float("inf"), True, "0.1"])
+def test_output_scale_must_be_a_finite_positive_number(bad):
+    with pytest.raises(ValueError, match="output_scale must be a finite number > 0"):
+        make_cell("agalite", 4, output_scale=bad)
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite", "gtrxl"])
+def test_output_scale_multiplies_the_output_in_both_forms_and_leaves_the_state(name):
+    """The fixed factor multiplies what the heads see, step by step and over a sequence alike; the
+    memory's state is the unscaled cell's."""
+    plain, scaled = build(name), build(name, output_scale=0.25)
+    x = torch.randn(6, 3, INPUT_DIM, dtype=torch.float64)
+    starts = torch.zeros(6, 3, dtype=torch.float64)
+    starts[3, 1] = 1.0
+    y, state = plain(x, None, starts)
+    y_seq, state_seq = scaled(x, None, starts)
+    torch.testing.assert_close(y_seq, 0.25 * y)
+    for a, b in zip(state_seq, state, strict=True):
+        torch.testing.assert_close(a, b)
+    step_state, steps = None, []
+    for t in range(6):
+        y_t, step_state = scaled(x[t : t + 1], step_state, starts[t : t + 1])
+        steps.append(y_t)
+    torch.testing.assert_close(torch.cat(steps), y_seq)
+
+
 def test_unknown_frequency_set_is_rejected():
     with pytest.raises(ValueError, match="frequencies must be one of"):
         make_cell("agalite", 4, frequencies="random")

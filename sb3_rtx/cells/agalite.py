@@ -269,6 +269,8 @@ class AGaLiTe(GatedTransformerCell):
         convolution and its direct path start (see :mod:`sb3_rtx.cells.short_conv`)
     :param read_scale: ``"2r"`` (both variants) or ``"power"``, what ``s . q`` is multiplied
         by in the read's normaliser (see :func:`read_divisor`); None takes the variant's
+    :param output_scale: a fixed factor on the cell's output, what the policy's heads see (1: none;
+        see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
     """
 
     name = "agalite"
@@ -294,6 +296,7 @@ class AGaLiTe(GatedTransformerCell):
         memory_input: str | None = None,
         value_conv: int | None = None,
         value_conv_init: str | None = None,
+        output_scale: float = 1.0,
     ) -> None:
         check_positive_int("AGaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, r=r)
         choices = resolve(
@@ -330,6 +333,7 @@ class AGaLiTe(GatedTransformerCell):
             lambda in_features: AGaLiTeMixer(d_model, n_heads, d_head, eta, r, choices, divisor, key_rows, in_features),
             choices.read_merge,
             choices.memory_input,
+            output_scale,
         )
         # a plain tuple, not a buffer: module.float() / .half() must not round the frequencies
         self.omegas = tuple(omegas.tolist())

@@ -150,6 +150,12 @@ class GatedBlock(nn.Module):
         return x, new_state
 
 
+def check_output_scale(cell: str, output_scale: object) -> None:
+    """An error naming ``output_scale`` unless it is a finite number > 0."""
+    if isinstance(output_scale, bool) or not isinstance(output_scale, (int, float)) or not 0 < output_scale < math.inf:
+        raise ValueError(f"{cell}: output_scale must be a finite number > 0, got {output_scale!r}")
+
+
 class GatedTransformerCell(RecurrentCell):
     """Embedding + ``n_layers`` gated blocks; the state is each layer's mixer state, stacked on dim 1.
 
@@ -158,7 +164,9 @@ class GatedTransformerCell(RecurrentCell):
     Subclasses give the mixer factory (called with the width of what each mixer reads) and, if
     they keep shared state, override :meth:`shared_state_shapes`, :meth:`make_context` and
     :meth:`advance_shared`. ``memory_input`` says what the first block's mixer reads (see the module
-    docstring); a mixer's state shapes must not depend on its input width.
+    docstring); a mixer's state shapes must not depend on its input width. ``output_scale`` multiplies
+    the cell's output by a fixed number (not learned): what the policy's heads see (docs, "Learning
+    memory", "Control: the output's scale").
     """
 
     def __init__(
@@ -170,8 +178,10 @@ class GatedTransformerCell(RecurrentCell):
         make_mixer: Callable[[int], SequenceMixer],
         read_merge: str = "gated",
         memory_input: str = "stream",
+        output_scale: float = 1.0,
     ) -> None:
         check_positive_int(type(self).__name__, input_dim=input_dim, n_layers=n_layers, d_model=d_model, d_ffc=d_ffc)
+        check_output_scale(type(self).__name__, output_scale)
         if memory_input not in MEMORY_INPUTS:
             raise ValueError(f"{type(self).__name__}: memory_input must be one of {MEMORY_INPUTS}, got {memory_input!r}")
         super().__init__(input_dim, d_model)
@@ -186,6 +196,7 @@ class GatedTransformerCell(RecurrentCell):
             blocks.append(GatedBlock(d_model, d_ffc, mixer, read_merge, reads_observation))
         self.blocks = nn.ModuleList(blocks)
         self._layer_shapes = blocks[0].mixer.layer_state_shapes()
+        self.output_scale = float(output_scale)
 
     # -- shared state hooks (none by default)
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -212,5 +223,7 @@ class GatedTransformerCell(RecurrentCell):
         for index, block in enumerate(self.blocks):
             h, new_state = block.forward(h, tuple(s[:, index] for s in layer_tensors), context, x)
             new_layer_states.append(new_state)
+        if self.output_scale != 1.0:
+            h = h * self.output_scale
         stacked = tuple(torch.stack(parts, dim=1) for parts in zip(*new_layer_states, strict=True))
         return h, stacked + tuple(self.advance_shared(shared, starts, context))

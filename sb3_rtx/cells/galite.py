@@ -382,6 +382,8 @@ class GaLiTe(GatedTransformerCell):
         variant, 1 = none, the paper's; see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
     :param value_conv_init: ``"identity"`` (GaLiTe's default), ``"mamba"`` or ``"anchored"`` (AGaLiTe's), how the
         value convolution and its direct path start (see :mod:`sb3_rtx.cells.short_conv`)
+    :param output_scale: a fixed factor on the cell's output, what the policy's heads see (1: none;
+        see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
     """
 
     name = "galite"
@@ -404,6 +406,7 @@ class GaLiTe(GatedTransformerCell):
         memory_input: str | None = None,
         value_conv: int | None = None,
         value_conv_init: str | None = None,
+        output_scale: float = 1.0,
     ) -> None:
         check_positive_int("GaLiTe", n_heads=n_heads, d_head=d_head, eta=eta)
         choices = resolve(
@@ -432,6 +435,7 @@ class GaLiTe(GatedTransformerCell):
             lambda in_features: GaLiTeMixer(d_model, n_heads, d_head, eta, choices, in_features),
             choices.read_merge,
             choices.memory_input,
+            output_scale,
         )
 
     def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:
