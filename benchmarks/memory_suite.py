@@ -101,6 +101,8 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # the cell's output times a fixed 0.04: the LSTM's output size at the start over AGaLiTe's (0.046 / 1.22,
     # benchmarks/probes/pendulum_control.py), so the heads start where they do behind the LSTM
     "AGaLiTe (output x0.04)": _agalite(output_scale=0.04),
+    # the same start, the factor a learned scalar (the probe's "learned gain from c" measured the start alone)
+    "AGaLiTe (learned output gain 0.04)": _agalite(output_scale=0.04, learn_output_scale=True),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 

@@ -445,6 +445,19 @@ def test_output_scale_multiplies_the_output_in_both_forms_and_leaves_the_state(n
     torch.testing.assert_close(torch.cat(steps), y_seq)
 
 
+def test_a_learned_output_scale_starts_at_output_scale_and_gets_a_gradient():
+    plain, learned = build("agalite"), build("agalite", output_scale=0.25, learn_output_scale=True)
+    assert plain.output_gain is None
+    x = torch.randn(4, 2, INPUT_DIM, dtype=torch.float64)
+    starts = torch.zeros(4, 2, dtype=torch.float64)
+    y_learned, _ = learned(x, None, starts)
+    torch.testing.assert_close(y_learned, 0.25 * plain(x, None, starts)[0])
+    y_learned.pow(2).sum().backward()
+    assert learned.output_gain.grad is not None and learned.output_gain.grad.abs().item() > 0
+    with pytest.raises(ValueError, match="learn_output_scale must be a bool"):
+        make_cell("agalite", 4, learn_output_scale="yes")
+
+
 def test_unknown_frequency_set_is_rejected():
     with pytest.raises(ValueError, match="frequencies must be one of"):
         make_cell("agalite", 4, frequencies="random")

@@ -237,6 +237,26 @@ def test_save_load_reproduces_actions(cell, tmp_path):
     assert loaded.policy.cell_name == cell
 
 
+def test_a_learned_output_scale_is_trained_and_saved(tmp_path):
+    """``learn_output_scale``: a scalar that starts at ``output_scale``, which PPO's optimiser moves,
+    and which a saved model keeps."""
+    model = RtxPPO(
+        "MlpRtxPolicy",
+        cue_env(),
+        policy_kwargs=dict(cell="agalite", cell_kwargs=dict(TINY["agalite"], output_scale=0.05, learn_output_scale=True)),
+        n_steps=16, batch_size=32, sequence_length=8, n_epochs=2, seed=0,
+    )  # fmt: skip
+    gain = model.policy.cell_actor.output_gain
+    assert gain.item() == pytest.approx(0.05)
+    assert any(gain is p for group in model.policy.optimizer.param_groups for p in group["params"])
+    model.learn(64)
+    assert gain.item() != pytest.approx(0.05, abs=1e-7)
+    model.save(tmp_path / "model.zip")
+    loaded = RtxPPO.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.policy.cell_actor.output_gain.item() == gain.item()
+    assert_same_predictions(model, loaded, steps=8, reset_prob=0.2)
+
+
 def test_load_with_env_continues_training(tmp_path):
     """A model saved after one rollout (4 envs) and loaded with 2 envs goes on from where it was: its
     step and update counts carry on, its rollouts are the new env's (2 envs), and it trains."""

@@ -22,6 +22,9 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
   observations): a probe-local edit, not an option of the library. Multiplying by ``c`` is the
   same as starting the heads' first layers ``c`` times smaller and letting them learn ``c`` times
   slower; the heads then start in their linear range.
+* ``AGaLiTe (critic head starts x c)``, ``(actor head starts x c)``: the output as it is, one head's
+  first layer started ``c`` times smaller (then learned at the optimiser's rate): which head's
+  start matters.
 * ``AGaLiTe (learned gain from c)``: the output times a learned scalar that starts at ``c`` (the
   same start; the heads and the gain then learn at the optimiser's own rate): does the start's
   scale matter, or the heads' slower learning?
@@ -49,7 +52,12 @@ OBSERVATIONS = ("positions", "full")
 STEPS, EVAL_EPISODES = 200_000, 96
 #: POPGym's PositionOnlyPendulum maps the pendulum's reward from [LOW, 0] to [-1, 1] over an episode
 LOW, EPISODE_STEPS = -16.2736044, 200
-MODELS = ("PPO (no memory)", "AGaLiTe", "LSTM", "AGaLiTe (output x c)", "AGaLiTe (learned gain from c)")
+MODELS = (
+    "PPO (no memory)", "AGaLiTe", "LSTM", "AGaLiTe (output x c)", "AGaLiTe (learned gain from c)",
+    "AGaLiTe (critic head starts x c)", "AGaLiTe (actor head starts x c)",
+)  # fmt: skip
+#: the split runs: which head's start scale matters (its first layer's weights times c at the start)
+HEAD_STARTS = {"AGaLiTe (critic head starts x c)": "value_net", "AGaLiTe (actor head starts x c)": "policy_net"}
 #: what runs without --models (the learned gain was a follow-up, run on its own: docs, "Learning memory")
 DEFAULT_MODELS = MODELS[:4]
 
@@ -136,15 +144,19 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
         agent = RtxPPO("MlpRtxPolicy", env, sequence_length=PPO["n_steps"], policy_kwargs=policy_kwargs, seed=seed,
                        **settings)
         rms = output_rms(agent.policy.cell_actor, env_id, seed)
-        if model in ("AGaLiTe (output x c)", "AGaLiTe (learned gain from c)"):
+        if model in ("AGaLiTe (output x c)", "AGaLiTe (learned gain from c)", *HEAD_STARTS):
             lstm = RtxPPO("MlpRtxPolicy", env, policy_kwargs=dict(net_arch=NET_ARCH, **CELL_MODELS["LSTM"][2]), seed=seed)
             factor = output_rms(lstm.policy.cell_actor, env_id, seed) / rms
             if model == "AGaLiTe (output x c)":
                 for cell in agent.policy.cells:
                     scale_output(cell, factor)
+            elif model in HEAD_STARTS:
+                with torch.no_grad():
+                    getattr(agent.policy.mlp_extractor, HEAD_STARTS[model])[0].weight.mul_(factor)
             else:
                 learned_gain(agent, factor)
-            rms *= factor
+            if model not in HEAD_STARTS:
+                rms *= factor
     start = time.perf_counter()
     agent.learn(steps)
     eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed)  # the memory suite's
@@ -177,6 +189,7 @@ def summary(rows: list[dict], models: list[str]) -> list[dict]:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(DEFAULT_MODELS))
+    parser.add_argument("--observations", nargs="+", choices=OBSERVATIONS, default=list(OBSERVATIONS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
@@ -186,7 +199,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     eval_episodes = EVAL_EPISODES
     if args.quick:
         args.models, args.seeds, args.steps, eval_episodes = ["PPO (no memory)", "AGaLiTe (output x c)"], [0], 2 * N_ENVS * PPO["n_steps"], 8
-    runs = [(m, o, s, args.steps, eval_episodes) for m in args.models for o in OBSERVATIONS for s in args.seeds]
+    runs = [(m, o, s, args.steps, eval_episodes) for m in args.models for o in args.observations for s in args.seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, *zip(*runs, strict=True)))
     table = write_report(

@@ -269,8 +269,9 @@ class AGaLiTe(GatedTransformerCell):
         convolution and its direct path start (see :mod:`sb3_rtx.cells.short_conv`)
     :param read_scale: ``"2r"`` (both variants) or ``"power"``, what ``s . q`` is multiplied
         by in the read's normaliser (see :func:`read_divisor`); None takes the variant's
-    :param output_scale: a fixed factor on the cell's output, what the policy's heads see (1: none;
+    :param output_scale: a factor on the cell's output, what the policy's heads see (1: none;
         see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
+    :param learn_output_scale: the factor is a learned scalar starting at ``output_scale``
     """
 
     name = "agalite"
@@ -297,6 +298,7 @@ class AGaLiTe(GatedTransformerCell):
         value_conv: int | None = None,
         value_conv_init: str | None = None,
         output_scale: float = 1.0,
+        learn_output_scale: bool = False,
     ) -> None:
         check_positive_int("AGaLiTe", n_heads=n_heads, d_head=d_head, eta=eta, r=r)
         choices = resolve(
@@ -334,6 +336,7 @@ class AGaLiTe(GatedTransformerCell):
             choices.read_merge,
             choices.memory_input,
             output_scale,
+            learn_output_scale,
         )
         # a plain tuple, not a buffer: module.float() / .half() must not round the frequencies
         self.omegas = tuple(omegas.tolist())

@@ -165,8 +165,8 @@ class GatedTransformerCell(RecurrentCell):
     they keep shared state, override :meth:`shared_state_shapes`, :meth:`make_context` and
     :meth:`advance_shared`. ``memory_input`` says what the first block's mixer reads (see the module
     docstring); a mixer's state shapes must not depend on its input width. ``output_scale`` multiplies
-    the cell's output by a fixed number (not learned): what the policy's heads see (docs, "Learning
-    memory", "Control: the output's scale").
+    the cell's output, what the policy's heads see, by a fixed number, or with ``learn_output_scale``
+    by a learned scalar that starts there (docs, "Learning memory", "Control: the output's scale").
     """
 
     def __init__(
@@ -179,9 +179,12 @@ class GatedTransformerCell(RecurrentCell):
         read_merge: str = "gated",
         memory_input: str = "stream",
         output_scale: float = 1.0,
+        learn_output_scale: bool = False,
     ) -> None:
         check_positive_int(type(self).__name__, input_dim=input_dim, n_layers=n_layers, d_model=d_model, d_ffc=d_ffc)
         check_output_scale(type(self).__name__, output_scale)
+        if not isinstance(learn_output_scale, bool):
+            raise ValueError(f"{type(self).__name__}: learn_output_scale must be a bool, got {learn_output_scale!r}")
         if memory_input not in MEMORY_INPUTS:
             raise ValueError(f"{type(self).__name__}: memory_input must be one of {MEMORY_INPUTS}, got {memory_input!r}")
         super().__init__(input_dim, d_model)
@@ -197,6 +200,9 @@ class GatedTransformerCell(RecurrentCell):
         self.blocks = nn.ModuleList(blocks)
         self._layer_shapes = blocks[0].mixer.layer_state_shapes()
         self.output_scale = float(output_scale)
+        # a learned scalar that starts at output_scale (LayerScale's idea, Touvron et al. 2021, "Going
+        # deeper with image transformers": a branch's scale starts small and is learned), or a constant
+        self.output_gain = nn.Parameter(torch.tensor(self.output_scale)) if learn_output_scale else None
 
     # -- shared state hooks (none by default)
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -223,7 +229,9 @@ class GatedTransformerCell(RecurrentCell):
         for index, block in enumerate(self.blocks):
             h, new_state = block.forward(h, tuple(s[:, index] for s in layer_tensors), context, x)
             new_layer_states.append(new_state)
-        if self.output_scale != 1.0:
+        if self.output_gain is not None:
+            h = h * self.output_gain
+        elif self.output_scale != 1.0:
             h = h * self.output_scale
         stacked = tuple(torch.stack(parts, dim=1) for parts in zip(*new_layer_states, strict=True))
         return h, stacked + tuple(self.advance_shared(shared, starts, context))

@@ -382,8 +382,9 @@ class GaLiTe(GatedTransformerCell):
         variant, 1 = none, the paper's; see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
     :param value_conv_init: ``"identity"`` (GaLiTe's default), ``"mamba"`` or ``"anchored"`` (AGaLiTe's), how the
         value convolution and its direct path start (see :mod:`sb3_rtx.cells.short_conv`)
-    :param output_scale: a fixed factor on the cell's output, what the policy's heads see (1: none;
+    :param output_scale: a factor on the cell's output, what the policy's heads see (1: none;
         see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
+    :param learn_output_scale: the factor is a learned scalar starting at ``output_scale``
     """
 
     name = "galite"
@@ -407,6 +408,7 @@ class GaLiTe(GatedTransformerCell):
         value_conv: int | None = None,
         value_conv_init: str | None = None,
         output_scale: float = 1.0,
+        learn_output_scale: bool = False,
     ) -> None:
         check_positive_int("GaLiTe", n_heads=n_heads, d_head=d_head, eta=eta)
         choices = resolve(
@@ -436,6 +438,7 @@ class GaLiTe(GatedTransformerCell):
             choices.read_merge,
             choices.memory_input,
             output_scale,
+            learn_output_scale,
         )
 
     def make_context(self, shared: CellState, starts: torch.Tensor) -> Any:

@@ -100,7 +100,8 @@ class GTrXL(GatedTransformerCell):
     :param input_dim: size of each input vector
     :param n_layers, d_model, n_heads, d_head, d_ffc: sizes (paper's T-Maze defaults)
     :param memory_len: steps each layer remembers
-    :param output_scale: a fixed factor on the cell's output (see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
+    :param output_scale: a factor on the cell's output (see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
+    :param learn_output_scale: the factor is a learned scalar starting at ``output_scale``
     """
 
     name = "gtrxl"
@@ -115,6 +116,7 @@ class GTrXL(GatedTransformerCell):
         d_ffc: int = 128,
         memory_len: int = 128,
         output_scale: float = 1.0,
+        learn_output_scale: bool = False,
     ) -> None:
         check_positive_int("GTrXL", n_heads=n_heads, d_head=d_head, memory_len=memory_len)
         self.n_heads, self.d_head, self.memory_len = n_heads, d_head, memory_len
@@ -125,6 +127,7 @@ class GTrXL(GatedTransformerCell):
             d_ffc,
             lambda _: GTrXLMixer(d_model, n_heads, d_head, memory_len),
             output_scale=output_scale,
+            learn_output_scale=learn_output_scale,
         )
 
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
