@@ -103,6 +103,9 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (output x0.04)": _agalite(output_scale=0.04),
     # the same start, the factor a learned scalar (the probe's "learned gain from c" measured the start alone)
     "AGaLiTe (learned output gain 0.04)": _agalite(output_scale=0.04, learn_output_scale=True),
+    # the output as it is, the critic head's first layer started 0.04 times SB3's initialisation (the probe's
+    # "critic head starts x c": that head's start is what control gained from, the actor's was not)
+    "AGaLiTe (critic head starts x0.04)": ("RtxPPO", "MlpRtxPolicy", dict(_agalite()[2], critic_init_scale=0.04)),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 

@@ -36,6 +36,7 @@ from stable_baselines3.common.utils import get_device
 from torch import nn
 
 from sb3_rtx.cells import CellState, RecurrentCell, make_cell
+from sb3_rtx.cells.base import check_positive_number
 from sb3_rtx.saved_format import SAVE_FORMAT, convert_policy_kwargs
 
 #: what ``predict`` takes and returns as ``state``: the cell state(s) as numpy arrays, env dim first
@@ -81,6 +82,10 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
     :param compile_acting: run the cells' acting step through ``torch.compile``
         (:meth:`~sb3_rtx.cells.base.RecurrentCell.compile_acting`): several times faster steps at
         small batch, after seconds of compiling per new batch size; training is unaffected
+    :param critic_init_scale: the critic head's first layer (the first ``vf`` layer of ``net_arch``, or
+        the value output where there is none) starts this many times its SB3 initialisation (1:
+        SB3's); smaller starts the value function near zero behind a cell whose output is large
+        (docs, "Learning memory", "Control: the output's scale")
     """
 
     def __init__(
@@ -106,8 +111,11 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         cell_kwargs: dict[str, Any] | None = None,
         shared_cell: bool = True,
         compile_acting: bool = False,
+        critic_init_scale: float = 1.0,
     ):
         self.cell_name = cell
+        check_positive_number(type(self).__name__, critic_init_scale=critic_init_scale)
+        self.critic_init_scale = float(critic_init_scale)
         if cell_kwargs is None:
             # (a name that is not a known cell gets {} here and make_cell's error naming the valid ones)
             cell_kwargs = DEFAULT_CELL_KWARGS.get(cell.lower(), {}) if isinstance(cell, str) else {}
@@ -154,6 +162,15 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         for cell in self.cells:
             cell.compile_acting(self.compile_acting)
 
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        if self.critic_init_scale != 1.0:
+            # after SB3's orthogonal initialisation, which _build applies last
+            layers = [m for m in self.mlp_extractor.value_net.modules() if isinstance(m, nn.Linear)]
+            first = layers[0] if layers else self.value_net
+            with torch.no_grad():
+                first.weight.mul_(self.critic_init_scale)
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(
@@ -161,6 +178,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
             cell_kwargs=self.resolved_cell_kwargs(),
             shared_cell=self.shared_cell,
             compile_acting=self.compile_acting,
+            critic_init_scale=self.critic_init_scale,
         )
         return data
 

@@ -257,6 +257,25 @@ def test_a_learned_output_scale_is_trained_and_saved(tmp_path):
     assert_same_predictions(model, loaded, steps=8, reset_prob=0.2)
 
 
+@pytest.mark.parametrize("vf", [[16], []])
+def test_critic_init_scale_starts_the_critics_first_layer_smaller_and_nothing_else(vf):
+    net_arch = dict(pi=[16], vf=vf)
+    plain = tiny_model(policy_kwargs=dict(net_arch=net_arch))
+    scaled = tiny_model(policy_kwargs=dict(net_arch=net_arch, critic_init_scale=0.04))
+    first = (lambda m: m.policy.mlp_extractor.value_net[0]) if vf else (lambda m: m.policy.value_net)
+    torch.testing.assert_close(first(scaled).weight, 0.04 * first(plain).weight)
+    plain_state, scaled_state = plain.policy.state_dict(), scaled.policy.state_dict()
+    changed = [k for k in plain_state if not torch.equal(plain_state[k], scaled_state[k])]
+    assert changed == [("mlp_extractor.value_net.0.weight" if vf else "value_net.weight")]
+    assert scaled.policy._get_constructor_parameters()["critic_init_scale"] == 0.04
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), True])
+def test_bad_critic_init_scale_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match="critic_init_scale must be a finite number > 0"):
+        tiny_model(policy_kwargs=dict(critic_init_scale=bad))
+
+
 def test_load_with_env_continues_training(tmp_path):
     """A model saved after one rollout (4 envs) and loaded with 2 envs goes on from where it was: its
     step and update counts carry on, its rollouts are the new env's (2 envs), and it trains."""

@@ -9,9 +9,10 @@ Nothing here knows about Stable-Baselines3: the policy layer adapts cells to SB3
 
 from __future__ import annotations
 
+import math
 import warnings
 from abc import ABC, abstractmethod
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 from collections.abc import Callable, Sequence
 
@@ -217,3 +218,10 @@ def check_positive_int(cell: str, **values: object) -> None:
         # numbers.Integral: SB3 reports some feature sizes as numpy ints
         if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
             raise ValueError(f"{cell}: {key} must be a positive int, got {value!r}")
+
+
+def check_positive_number(owner: str, **values: object) -> None:
+    """Raise a clear error when a scale is not a finite number > 0 (bools refused)."""
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0 < float(value) < math.inf:
+            raise ValueError(f"{owner}: {key} must be a finite number > 0, got {value!r}")

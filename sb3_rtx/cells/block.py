@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_rtx.cells.base import CellState, RecurrentCell, check_positive_int
+from sb3_rtx.cells.base import CellState, RecurrentCell, check_positive_int, check_positive_number
 from sb3_rtx.cells.variants import CHOICES
 
 
@@ -150,12 +150,6 @@ class GatedBlock(nn.Module):
         return x, new_state
 
 
-def check_output_scale(cell: str, output_scale: object) -> None:
-    """An error naming ``output_scale`` unless it is a finite number > 0."""
-    if isinstance(output_scale, bool) or not isinstance(output_scale, (int, float)) or not 0 < output_scale < math.inf:
-        raise ValueError(f"{cell}: output_scale must be a finite number > 0, got {output_scale!r}")
-
-
 class GatedTransformerCell(RecurrentCell):
     """Embedding + ``n_layers`` gated blocks; the state is each layer's mixer state, stacked on dim 1.
 
@@ -182,7 +176,7 @@ class GatedTransformerCell(RecurrentCell):
         learn_output_scale: bool = False,
     ) -> None:
         check_positive_int(type(self).__name__, input_dim=input_dim, n_layers=n_layers, d_model=d_model, d_ffc=d_ffc)
-        check_output_scale(type(self).__name__, output_scale)
+        check_positive_number(type(self).__name__, output_scale=output_scale)
         if not isinstance(learn_output_scale, bool):
             raise ValueError(f"{type(self).__name__}: learn_output_scale must be a bool, got {learn_output_scale!r}")
         if memory_input not in MEMORY_INPUTS:
