@@ -23,6 +23,7 @@ sizes are those written. Ratios are to GTrXL (M=128) in the same runtime and bat
 
     python -m benchmarks.export_latency            # a few minutes on a 2-core CPU
     python -m benchmarks.export_latency --quick    # a smoke run (small sizes, few repeats)
+    python -m benchmarks.export_latency --threads 1   # one CPU thread -> export_latency_1threads.*
 
 Writes ``benchmarks/results/export_latency.{csv,md}`` (``export_latency_quick.*`` with ``--quick``).
 """
@@ -158,9 +159,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke run)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-compile", action="store_true", help="skip compiled PyTorch (needs a C++ compiler)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch and onnxruntime (default: torch's own choice); results go to export_latency_<N>threads.*",
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     begin = time.perf_counter()
     repeats, budget = (5, 0.2) if args.quick else (200, 8.0)
@@ -218,6 +226,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{'--quick run, numbers are noisy' if args.quick else 'Full run'}: {time.perf_counter() - begin:.0f} s."
     )
     name = "export_latency_quick" if args.quick else "export_latency"
+    if args.threads is not None:  # a table of its own, beside the default's (as benchmarks.efficiency)
+        name += f"_{args.threads}threads"
     print(write_report(rows, args.out, name, "Exported policy step: latency and file size", description, columns))
     return rows
 
