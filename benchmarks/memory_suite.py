@@ -94,6 +94,8 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (mamba conv init)": _agalite(value_conv_init="mamba"),
     "GaLiTe (mamba conv init)": _galite(value_conv_init="mamba"),
     "AGaLiTe (anchored conv init)": _agalite(value_conv_init="anchored"),
+    # the start the anchored one replaced (the thirteenth cause), spelled out now that it is not the default
+    "AGaLiTe (identity conv init)": _agalite(value_conv_init="identity"),
     "GaLiTe (residual read)": _galite(gate_init="long", read_merge="residual"),
     # today's defaults with a cell of the critic's own (RecurrentPPO's default has one: enable_critic_lstm)
     "AGaLiTe (own critic cell)": _agalite(shared_cell=False),
@@ -101,6 +103,9 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # the cell's output times a fixed 0.04: the LSTM's output size at the start over AGaLiTe's (0.046 / 1.22,
     # benchmarks/probes/pendulum_control.py), so the heads start where they do behind the LSTM
     "AGaLiTe (output x0.04)": _agalite(output_scale=0.04),
+    # the output times 0.2: GTrXL's output size at the start over AGaLiTe's on T-Maze 40's walks (0.27 / 1.30,
+    # benchmarks/probes/tmaze_phases.py), where the actor uses a readable cue 2.5 times sooner behind GTrXL
+    "AGaLiTe (output x0.2)": _agalite(output_scale=0.2),
     # the same start, the factor a learned scalar (the probe's "learned gain from c" measured the start alone)
     "AGaLiTe (learned output gain 0.04)": _agalite(output_scale=0.04, learn_output_scale=True),
     # the output as it is, the critic head's first layer started 0.04 times SB3's initialisation (the probe's

@@ -1,0 +1,318 @@
+"""Probe: where does T-Maze 40's step budget go? The cue reaching the cell's output, then the actor using it.
+
+    python -m benchmarks.probes.tmaze_phases --jobs 2
+    python -m benchmarks.probes.tmaze_phases --quick        # smoke run (CI)
+
+On the development set AGaLiTe solves T-Maze 40 (4 distractor bits, 150k steps) in some seeds and
+not others (docs, "Learning memory"); the seeds that fail walk to the junction and guess. This
+probe trains the memory suite's models on that task, with its settings and seeds, and every
+``--every`` rollouts looks at the policy on a fixed set of walks: 384 episodes (their own seeds,
+half of each cue) in which the agent walks straight to the junction, fed through the policy as
+one sequence each. At the junction it measures:
+
+* **cue share**: the fraction of the variance of the cell's output (what the actor's head reads),
+  across the 384 walks, that the cue explains (between-cue variance over total, summed over the
+  output's dimensions): how much of what the heads see at the junction is the cue.
+* **cue readable**: the same fraction along the one direction that separates the cues best in
+  mean (their mean difference), 1 when the output along it is the cue and nothing else. At the
+  start a fresh cell already carries the cue in some direction (a linear read-out names it on
+  held-out walks), weakly: this says when that direction becomes dominant.
+* **actor uses it**: the actor's probability of the cued arm, given that it turns (the two arms'
+  probabilities renormalised), averaged over the walks; 0.5 when it ignores the cue.
+
+And what the heads see: the output's root mean square at the junction, the part of its mean
+square that is the same in every walk (the constant part: the squared mean over walks over the
+mean square), and the fraction of the
+actor's first-layer units (SB3's tanh) that are saturated (``|tanh| > 0.95``, derivative under 0.1)
+over every step of the walks.
+
+Reported per model: the step at which the cue became readable (first check with cue readable >=
+0.9), the step at which the actor used it (first check with actor >= 0.9; ``-``: never within
+the budget), and the final policy's success rate as the memory suite scores it (deterministic, 96
+episodes); every seed. The curves of all three measures go to the runs file
+(``tmaze_phases_runs.jsonl``). Table: ``benchmarks/results/probes/tmaze_phases.md`` / ``.csv``.
+
+Models: the memory suite's (:data:`benchmarks.memory_suite.MODELS`), by label, and probe-local
+variants of them (:data:`VARIANTS`): ``AGaLiTe (relu heads)``, the default AGaLiTe with the heads'
+hidden layers relu (``activation_fn=nn.ReLU``) instead of SB3's tanh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from statistics import median
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks.memory_suite import MODELS, TASKS
+from benchmarks.report import command_line, write_report
+from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
+TASK = "tmaze-40"
+#: probe-local variants: label -> (the memory suite's model, policy keywords added to it)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    # the heads' hidden layers relu instead of SB3's tanh: none of their units can saturate
+    "AGaLiTe (relu heads)": ("AGaLiTe", dict(activation_fn="relu")),
+}
+DEFAULT_MODELS = [
+    "AGaLiTe",
+    "AGaLiTe (identity conv init)",
+    "AGaLiTe (no value conv)",
+    "AGaLiTe (relu heads)",
+    "GTrXL",
+    "LSTM",
+]
+WALKS, HELD_OUT, WALK_SEED = 384, 128, 777_000
+EVAL_EPISODES = 96
+READABLE, USED = 0.9, 0.9
+#: a tanh unit whose output is beyond this is saturated (its derivative under 0.1)
+SATURATED = 0.95
+
+
+def walks(env_kwargs: dict) -> tuple[Any, Any]:
+    """Observations ``(T, WALKS, d)`` of episodes that walk straight to the junction, and their cues (1 = down)."""
+    import numpy as np
+
+    from sb3_rtx.envs.tmaze import FORWARD, TMazeEnv
+
+    sequences, cues = [], []
+    for index in range(WALKS):
+        env = TMazeEnv(**env_kwargs)
+        obs, _ = env.reset(seed=WALK_SEED + index)
+        steps = [obs]
+        for _ in range(env.corridor_len):
+            obs, *_ = env.step(FORWARD)
+            steps.append(obs)
+        sequences.append(np.stack(steps))
+        cues.append(int(steps[0][1] > 0.5))
+    return np.stack(sequences, 1), np.array(cues)
+
+
+def junction_measures(policy: Any, observations: Any, cues: Any) -> dict[str, float]:
+    """The three measures of the module docstring, and a held-out linear read-out's accuracy."""
+    import numpy as np
+    import torch
+
+    from sb3_rtx.envs.tmaze import DOWN, UP
+
+    steps, n, _ = observations.shape
+    starts = torch.zeros(steps, n)
+    starts[0] = 1.0
+    with torch.no_grad():
+        latent, _, _ = policy._latents(
+            torch.as_tensor(observations.reshape(steps * n, -1)), policy.initial_state(n), starts.reshape(-1)
+        )
+        junction = latent.reshape(steps, n, -1)[-1]
+        probs = torch.softmax(policy.action_net(policy.mlp_extractor.forward_actor(junction)), -1).numpy()
+        # the actor's first layer over every step of the walks: how many of its tanh units are saturated
+        first, activation = policy.mlp_extractor.policy_net[:2]
+        saturated = (
+            float((torch.tanh(first(latent)).abs() > SATURATED).float().mean())
+            if isinstance(activation, torch.nn.Tanh)
+            else float("nan")  # relu units do not saturate
+        )
+    x = junction.numpy().astype(np.float64)
+    means = [x[cues == c].mean(0) for c in (0, 1)]
+    total = x.var(0).sum()
+    between = ((means[1] - means[0]) / 2) ** 2
+    direction = (means[1] - means[0]) / (np.linalg.norm(means[1] - means[0]) + 1e-12)
+    along = x @ direction
+    cued = np.where(cues == 1, probs[:, DOWN], probs[:, UP])
+    fit, test = slice(0, n - HELD_OUT), slice(n - HELD_OUT, n)
+    design = np.c_[x, np.ones(n)]
+    weights, *_ = np.linalg.lstsq(design[fit], cues[fit] * 2.0 - 1.0, rcond=None)
+    return dict(
+        cue_share=float(between.sum() / max(total, 1e-12)),
+        cue_readable=float(((along[cues == 1].mean() - along[cues == 0].mean()) / 2) ** 2 / max(along.var(), 1e-12)),
+        actor=float((cued / (probs[:, UP] + probs[:, DOWN])).mean()),
+        readout=float(((design[test] @ weights > 0) == (cues[test] == 1)).mean()),
+        output_rms=float(np.sqrt((x**2).mean())),
+        # how much of the output's mean square at the junction is the same in every walk
+        constant=float((x.mean(0) ** 2).sum() / max((x**2).mean(0).sum(), 1e-12)),
+        actor_saturated=saturated,
+    )
+
+
+def run(model: str, seed: int, steps: int, every: int, eval_episodes: int) -> dict:
+    """One training run with its checks; its row."""
+    import numpy as np
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    import sb3_rtx  # noqa: F401  (registers the sb3_rtx/ ids)
+    from sb3_rtx import RtxPPO
+
+    torch.set_num_threads(1)
+    env_id, env_kwargs, _, _ = TASKS[TASK]
+    base, added = VARIANTS.get(model, (model, {}))
+    algo, policy_name, policy_kwargs = MODELS[base]
+    if added.get("activation_fn") == "relu":  # a class, not a string, for SB3 (kept a string above: printable)
+        added = dict(added, activation_fn=torch.nn.ReLU)
+    policy_kwargs = dict(policy_kwargs, **added)
+    if algo != "RtxPPO":
+        raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
+    env = make_vec_env(env_id, n_envs=N_ENVS, seed=seed, env_kwargs=env_kwargs)
+    settings = dict(PPO, normalize_advantage="running")  # RtxPPO's default, as in the memory suite
+    agent = RtxPPO(
+        policy_name,
+        env,
+        sequence_length=PPO["n_steps"],
+        seed=seed,
+        policy_kwargs=dict(net_arch=NET_ARCH, **policy_kwargs),
+        **settings,
+    )
+    observations, cues = walks(env_kwargs)
+    curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
+
+    class Check(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if (self.num_timesteps // (N_ENVS * PPO["n_steps"])) % every == 0:
+                curve.append(dict(steps=self.num_timesteps, **junction_measures(agent.policy, observations, cues)))
+
+    start = time.perf_counter()
+    agent.learn(steps, callback=Check())
+    successes: list[bool] = []
+
+    def count_success(locals_: dict, _globals: dict) -> None:
+        if locals_["done"] and "is_success" in locals_["info"]:
+            successes.append(bool(locals_["info"]["is_success"]))
+
+    eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed, env_kwargs=env_kwargs)  # the memory suite's
+    evaluate_policy(agent, eval_env, n_eval_episodes=eval_episodes, deterministic=True, callback=count_success)
+    row = dict(
+        model=model,
+        seed=seed,
+        steps=steps,
+        success=float(np.mean(successes)),
+        curve=curve,
+        train_s=round(time.perf_counter() - start, 1),
+    )
+    print(
+        f"{model:>30} seed {seed}: success {row['success']:.2f}, readable at {first_step(curve, 'cue_readable', READABLE)}, "
+        f"used at {first_step(curve, 'actor', USED)}",
+        flush=True,
+    )
+    return row
+
+
+def first_step(curve: list[dict], measure: str, level: float) -> int | None:
+    """The first check's step at which ``measure`` reached ``level`` (None: never)."""
+    return next((point["steps"] for point in curve if point[measure] >= level), None)
+
+
+def seeds_text(values: Any) -> str:
+    return " ".join(format(value, ".2f") for value in values)
+
+
+def median_at_readable(runs: list[dict], measure: str, form: str) -> str:
+    """The median over ``runs`` of ``measure`` at the check where the cue became readable (``-``: in none)."""
+    values = []
+    for run in runs:
+        step = first_step(run["curve"], "cue_readable", READABLE)
+        values += [point[measure] for point in run["curve"] if step is not None and point["steps"] == step]
+    values = [value for value in values if value == value]  # NaN: not measured (relu heads)
+    return form.format(median(values)) if values else "-"
+
+
+def summary(rows: list[dict], models: list[str]) -> list[dict]:
+    """One row per model: each seed's two steps and success, in seed order."""
+
+    def thousands(step: int | None) -> str:
+        return "-" if step is None else f"{step / 1000:.0f}k"
+
+    table = []
+    for model in models:
+        runs = sorted((r for r in rows if r["model"] == model), key=lambda r: r["seed"])
+        if not runs:
+            continue
+        solved = sum(r["success"] >= 0.9 for r in runs)
+        table.append(
+            dict(
+                model=model,
+                readable=" ".join(thousands(first_step(r["curve"], "cue_readable", READABLE)) for r in runs),
+                used=" ".join(thousands(first_step(r["curve"], "actor", USED)) for r in runs),
+                start_share=f"{sum(r['curve'][0]['cue_share'] for r in runs) / len(runs):.3f}",
+                start_rms=f"{median([r['curve'][0]['output_rms'] for r in runs]):.2f}",
+                start_constant=f"{median([r['curve'][0]['constant'] for r in runs]):.2f}",
+                readable_rms=median_at_readable(runs, "output_rms", "{:.2f}"),
+                readable_saturated=median_at_readable(runs, "actor_saturated", "{:.2f}"),
+                success=f"{sum(r['success'] for r in runs) / len(runs):.2f} ({seeds_text(r['success'] for r in runs)})",
+                solved=f"{solved} of {len(runs)}",
+            )
+        )
+    return table
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=[*MODELS, *VARIANTS], default=DEFAULT_MODELS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
+    parser.add_argument("--steps", type=int, default=TASKS[TASK][2])
+    parser.add_argument("--every", type=int, default=4, help="rollouts between checks")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    eval_episodes = EVAL_EPISODES
+    if args.quick:
+        args.models, args.seeds, args.steps, args.every, eval_episodes = (
+            ["AGaLiTe", "LSTM"],
+            [0],
+            2 * N_ENVS * PPO["n_steps"],
+            1,
+            8,
+        )
+    runs = [(m, s, args.steps, args.every, eval_episodes) for m in args.models for s in args.seeds]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(run, *zip(*runs, strict=True)))
+    name = "tmaze_phases_quick" if args.quick else "tmaze_phases"
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / f"{name}_runs.jsonl", "w") as runs_file:
+        for row in rows:
+            runs_file.write(json.dumps(row) + "\n")
+    table = write_report(
+        summary(rows, args.models),
+        args.out,
+        name,
+        "T-Maze 40: when the cue reaches the output, and when the actor uses it",
+        f"Made by `{command_line('benchmarks.probes.tmaze_phases', argv)}`. The memory suite's {TASK} "
+        f"({TASKS[TASK][1]}), its settings ({N_ENVS} envs, {dict(PPO, normalize_advantage='running')}, heads "
+        f"{NET_ARCH}) and cells, {args.steps / 1000:g}k steps; checked every {args.every} rollouts on {WALKS} walks "
+        f"straight to the junction. Readable at: the first check at which the cue explains >= {READABLE} of the "
+        f"output's variance along the direction that separates the cues; used at: the first check at which the "
+        f"actor turns into the cued arm with probability >= {USED} (given a turn); '-': never. Cue share at "
+        f"start: the fraction of the fresh cell's output variance at the junction that the cue explains. "
+        f"Constant part: the share of the output's mean square at the junction that is the same in every walk. "
+        f"Output rms (at the junction) and actor saturated (the fraction of the actor's first-layer tanh units "
+        f"beyond {SATURATED} over the walks): at the start, and the median over seeds at the check where the cue "
+        f"became readable. "
+        f"Success: the final policy, deterministic, {eval_episodes} episodes (the suite's score); solved: seeds "
+        f"at >= 0.9. Seeds {', '.join(map(str, args.seeds))}, in order.",
+        [
+            ("model:", lambda r: r["model"]),
+            ("readable at", lambda r: r["readable"]),
+            ("used at", lambda r: r["used"]),
+            ("cue share at start", lambda r: r["start_share"]),
+            ("output rms at start", lambda r: r["start_rms"]),
+            ("constant part at start", lambda r: r["start_constant"]),
+            ("output rms when readable", lambda r: r["readable_rms"]),
+            ("actor saturated when readable", lambda r: r["readable_saturated"]),
+            ("success", lambda r: r["success"]),
+            ("solved", lambda r: r["solved"]),
+        ],
+    )
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
