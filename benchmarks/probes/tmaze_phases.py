@@ -34,7 +34,9 @@ episodes); every seed. The curves of all three measures go to the runs file
 
 Models: the memory suite's (:data:`benchmarks.memory_suite.MODELS`), by label, and probe-local
 variants of them (:data:`VARIANTS`): ``AGaLiTe (relu heads)``, the default AGaLiTe with the heads'
-hidden layers relu (``activation_fn=nn.ReLU``) instead of SB3's tanh.
+hidden layers relu (``activation_fn=nn.ReLU``) instead of SB3's tanh; ``AGaLiTe (read layer scale
+0.1)``, the default AGaLiTe whose read is multiplied by a learned per-channel scale starting at 0.1
+before it joins the stream (LayerScale; edited into the built cells, not an option of the library).
 """
 
 from __future__ import annotations
@@ -57,7 +59,35 @@ TASK = "tmaze-40"
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the heads' hidden layers relu instead of SB3's tanh: none of their units can saturate
     "AGaLiTe (relu heads)": ("AGaLiTe", dict(activation_fn="relu")),
+    # the memory's read times a learned per-channel scale that starts at 0.1 before it joins the stream
+    # (LayerScale, Touvron et al. 2021, at CaiT's start for shallow networks): the output starts small, as
+    # behind GTrXL's gate, and the read's share can grow where it pays; edited into the built cells
+    "AGaLiTe (read layer scale 0.1)": ("AGaLiTe", {}),
 }
+#: the variants whose built cells are edited: label -> the read's layer-scale start
+READ_LAYER_SCALE = {"AGaLiTe (read layer scale 0.1)": 0.1}
+
+
+def scale_reads(agent: Any, start: float) -> None:
+    """Multiply every block's read by a learned per-channel scale starting at ``start`` (before the
+    block adds it to its stream), and rebuild the optimiser so that it trains the scales too."""
+    import torch
+
+    policy = agent.policy
+    for cell in policy.cells:
+        for block in cell.blocks:
+            mixer = block.mixer
+            mixer.register_parameter("probe_scale", torch.nn.Parameter(torch.full((cell.d_model,), start)))
+            forward = mixer.forward
+
+            def scaled(h, layer_state, context, mixer=mixer, forward=forward):
+                mixed, new_state = forward(h, layer_state, context)
+                return mixed * mixer.probe_scale, new_state
+
+            mixer.forward = scaled
+    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+
+
 DEFAULT_MODELS = [
     "AGaLiTe",
     "AGaLiTe (identity conv init)",
@@ -167,6 +197,8 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int) -> di
         policy_kwargs=dict(net_arch=NET_ARCH, **policy_kwargs),
         **settings,
     )
+    if model in READ_LAYER_SCALE:
+        scale_reads(agent, READ_LAYER_SCALE[model])
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
