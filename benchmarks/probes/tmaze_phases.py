@@ -36,7 +36,9 @@ Models: the memory suite's (:data:`benchmarks.memory_suite.MODELS`), by label, a
 variants of them (:data:`VARIANTS`): ``AGaLiTe (relu heads)``, the default AGaLiTe with the heads'
 hidden layers relu (``activation_fn=nn.ReLU``) instead of SB3's tanh; ``AGaLiTe (read layer scale
 0.1)``, the default AGaLiTe whose read is multiplied by a learned per-channel scale starting at 0.1
-before it joins the stream (LayerScale; edited into the built cells, not an option of the library).
+before it joins the stream (LayerScale); ``AGaLiTe (heads read centred output)``, the default AGaLiTe
+whose output, as the heads read it, is centred by its mean over the previous rollout's acting steps.
+Both are edited into the built cells, not options of the library.
 """
 
 from __future__ import annotations
@@ -63,9 +65,45 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # (LayerScale, Touvron et al. 2021, at CaiT's start for shallow networks): the output starts small, as
     # behind GTrXL's gate, and the read's share can grow where it pays; edited into the built cells
     "AGaLiTe (read layer scale 0.1)": ("AGaLiTe", {}),
+    # the heads read the cell's output minus its mean over the previous rollout's acting steps: the same
+    # output, centred (LeCun et al. 1998, "Efficient BackProp": a layer learns slowest along its inputs'
+    # small directions when their mean is large); edited into the built cells
+    "AGaLiTe (heads read centred output)": ("AGaLiTe", {}),
 }
 #: the variants whose built cells are edited: label -> the read's layer-scale start
 READ_LAYER_SCALE = {"AGaLiTe (read layer scale 0.1)": 0.1}
+CENTRED = ("AGaLiTe (heads read centred output)",)
+
+
+class OutputCentre:
+    """The cells' output minus the mean of their acting outputs over the previous rollout. The mean
+    changes only when a rollout starts, so a rollout and the training on it see the same one."""
+
+    def __init__(self, agent: Any) -> None:
+        import torch
+
+        self.cells = agent.policy.cells
+        self.centres = [torch.zeros(cell.d_model) for cell in self.cells]
+        self.sums = [torch.zeros(cell.d_model) for cell in self.cells]
+        self.counts = [0 for _ in self.cells]
+        for index, cell in enumerate(self.cells):
+            forward = cell._forward
+
+            def centred(x, state, starts, index=index, forward=forward):
+                y, new_state = forward(x, state, starts)
+                if y.shape[0] == 1 and not torch.is_grad_enabled():  # an acting step: counted
+                    self.sums[index] += y.detach().reshape(-1, y.shape[-1]).sum(0)
+                    self.counts[index] += y.shape[1]
+                return y - self.centres[index], new_state
+
+            cell._forward = centred
+
+    def new_rollout(self) -> None:
+        for index in range(len(self.cells)):
+            if self.counts[index]:
+                self.centres[index] = self.sums[index] / self.counts[index]
+            self.sums[index].zero_()
+            self.counts[index] = 0
 
 
 def scale_reads(agent: Any, start: float) -> None:
@@ -199,12 +237,17 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int) -> di
     )
     if model in READ_LAYER_SCALE:
         scale_reads(agent, READ_LAYER_SCALE[model])
+    centre = OutputCentre(agent) if model in CENTRED else None
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
     class Check(BaseCallback):
         def _on_step(self) -> bool:
             return True
+
+        def _on_rollout_start(self) -> None:
+            if centre is not None:
+                centre.new_rollout()
 
         def _on_rollout_end(self) -> None:
             if (self.num_timesteps // (N_ENVS * PPO["n_steps"])) % every == 0:
