@@ -128,7 +128,6 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
 
     import sb3_rtx  # noqa: F401  (registers the sb3_rtx/ ids)
     from sb3_rtx import RtxPPO
@@ -165,26 +164,37 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     model.learn(spec.timesteps, callback=RecordSuccess())
     train_s = time.perf_counter() - start
 
+    success, mean_return = final_score(model, spec.env_id, spec.env_kwargs, spec.seed, spec.eval_episodes)
+    return {
+        **asdict(spec),
+        "key": spec.key(),
+        "success": success,
+        "return": mean_return,
+        "train_s": train_s,
+        "fps": model.num_timesteps / train_s,
+        "curve": curve,
+    }
+
+
+def final_score(model: Any, env_id: str, env_kwargs: dict, seed: int, eval_episodes: int) -> tuple[float, float]:
+    """A trained model's score as the sweeps record it: the success rate (NaN where the task reports
+    none) and the mean return of its deterministic policy over ``eval_episodes`` fresh episodes, on
+    ``N_ENVS`` envs seeded from ``10_000 + seed`` (never a training seed)."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
     successes: list[bool] = []
 
     def count_success(locals_: dict, _globals: dict) -> None:
         if locals_["done"] and "is_success" in locals_["info"]:
             successes.append(bool(locals_["info"]["is_success"]))
 
-    eval_env = make_vec_env(spec.env_id, n_envs=N_ENVS, seed=10_000 + spec.seed, env_kwargs=spec.env_kwargs)
+    eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed, env_kwargs=env_kwargs)
     returns, _ = evaluate_policy(
-        model, eval_env, n_eval_episodes=spec.eval_episodes, deterministic=True, callback=count_success,
+        model, eval_env, n_eval_episodes=eval_episodes, deterministic=True, callback=count_success,
         return_episode_rewards=True,
     )
-    return {
-        **asdict(spec),
-        "key": spec.key(),
-        "success": float(np.mean(successes)) if successes else float("nan"),
-        "return": float(np.mean(returns)),
-        "train_s": train_s,
-        "fps": model.num_timesteps / train_s,
-        "curve": curve,
-    }
+    return (float(np.mean(successes)) if successes else float("nan")), float(np.mean(returns))
 
 
 def add_sweep_arguments(parser: "argparse.ArgumentParser", seeds: list[int], quick_help: str, out: Path) -> None:

@@ -53,7 +53,7 @@ from typing import Any
 
 from benchmarks.memory_suite import MODELS, TASKS
 from benchmarks.report import command_line, write_report
-from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
+from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, final_score
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 TASK = "tmaze-40"
@@ -207,11 +207,9 @@ def junction_measures(policy: Any, observations: Any, cues: Any) -> dict[str, fl
 
 def run(model: str, seed: int, steps: int, every: int, eval_episodes: int) -> dict:
     """One training run with its checks; its row."""
-    import numpy as np
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
 
     import sb3_rtx  # noqa: F401  (registers the sb3_rtx/ ids)
     from sb3_rtx import RtxPPO
@@ -255,22 +253,9 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int) -> di
 
     start = time.perf_counter()
     agent.learn(steps, callback=Check())
-    successes: list[bool] = []
-
-    def count_success(locals_: dict, _globals: dict) -> None:
-        if locals_["done"] and "is_success" in locals_["info"]:
-            successes.append(bool(locals_["info"]["is_success"]))
-
-    eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed, env_kwargs=env_kwargs)  # the memory suite's
-    evaluate_policy(agent, eval_env, n_eval_episodes=eval_episodes, deterministic=True, callback=count_success)
-    row = dict(
-        model=model,
-        seed=seed,
-        steps=steps,
-        success=float(np.mean(successes)),
-        curve=curve,
-        train_s=round(time.perf_counter() - start, 1),
-    )
+    train_s = round(time.perf_counter() - start, 1)
+    success, _ = final_score(agent, env_id, env_kwargs, seed, eval_episodes)  # the memory suite's score
+    row = dict(model=model, seed=seed, steps=steps, success=success, curve=curve, train_s=train_s)
     print(
         f"{model:>30} seed {seed}: success {row['success']:.2f}, readable at {first_step(curve, 'cue_readable', READABLE)}, "
         f"used at {first_step(curve, 'actor', USED)}",
