@@ -122,11 +122,10 @@ def split_algo_kwargs(spec: RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     return {**PPO, **{key: value for key, value in spec.algo_kwargs.items() if key not in rtx_only}}, rtx_only
 
 
-def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
-    """Train ``spec``; return it with its curve, final success, training time and fps."""
+def build_model(spec: RunSpec) -> Any:
+    """``spec``'s untrained model on its ``N_ENVS`` training envs (one torch thread: sweeps run a job per core)."""
     import torch
     from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     import sb3_rtx  # noqa: F401  (registers the sb3_rtx/ ids)
@@ -144,7 +143,14 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
         model = RecurrentPPO(spec.policy, env, **kwargs)
     else:
         raise ValueError(f"unknown algo {spec.algo!r}: expected 'RtxPPO' or 'RecurrentPPO'")
+    return model
 
+
+def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
+    """Train ``spec``; return it with its curve, final success, training time and fps."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    model = build_model(spec)
     curve: list[tuple[int, float]] = []
 
     class RecordSuccess(BaseCallback):

@@ -53,7 +53,7 @@ from typing import Any
 
 from benchmarks.memory_suite import MODELS, TASKS
 from benchmarks.report import command_line, write_report
-from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, final_score
+from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, RunSpec, build_model, final_score
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 TASK = "tmaze-40"
@@ -209,12 +209,7 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int) -> di
     """One training run with its checks; its row."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
 
-    import sb3_rtx  # noqa: F401  (registers the sb3_rtx/ ids)
-    from sb3_rtx import RtxPPO
-
-    torch.set_num_threads(1)
     env_id, env_kwargs, _, _ = TASKS[TASK]
     base, added = VARIANTS.get(model, (model, {}))
     algo, policy_name, policy_kwargs = MODELS[base]
@@ -223,16 +218,10 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int) -> di
     policy_kwargs = dict(policy_kwargs, **added)
     if algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
-    env = make_vec_env(env_id, n_envs=N_ENVS, seed=seed, env_kwargs=env_kwargs)
-    settings = dict(PPO, normalize_advantage="running")  # RtxPPO's default, as in the memory suite
-    agent = RtxPPO(
-        policy_name,
-        env,
-        sequence_length=PPO["n_steps"],
-        seed=seed,
-        policy_kwargs=dict(net_arch=NET_ARCH, **policy_kwargs),
-        **settings,
-    )
+    # the memory suite's run: its settings with RtxPPO's default running advantage scale
+    spec = RunSpec(model, algo, policy_name, policy_kwargs, env_kwargs, seed, steps, eval_episodes,
+                   algo_kwargs=dict(normalize_advantage="running"), env_id=env_id)  # fmt: skip
+    agent = build_model(spec)
     if model in READ_LAYER_SCALE:
         scale_reads(agent, READ_LAYER_SCALE[model])
     centre = OutputCentre(agent) if model in CENTRED else None
