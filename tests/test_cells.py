@@ -24,6 +24,9 @@ SMALL = {
     # the paper's exact design (sum normaliser, zero gate biases, reference frequencies)
     "agalite-paper": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=3, variant="paper"),
     "galite-paper": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, variant="paper"),
+    # a selective write (its gate random in build, not the strength 1 it starts at)
+    "agalite-write": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=3, write_gate="exp"),
+    "galite-write": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, write_gate="exp"),
     "gtrxl": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, memory_len=5),
     "lstm": dict(hidden_size=12, n_layers=2),
 }
@@ -31,8 +34,9 @@ VARIANTS = list(SMALL)
 
 
 def build(variant: str, dtype=torch.float64, **overrides):
-    """A small cell; its value convolutions' taps and skips random, not the identity and zero they
-    start as, so that every test of the forms, resets and states checks them too."""
+    """A small cell; its value convolutions' taps and skips and its write gates random, not the
+    identity, zero and strength 1 they start as, so that every test of the forms, resets and states
+    checks them too."""
     torch.manual_seed(0)
     kwargs = {**SMALL[variant], **overrides}
     cell = make_cell(variant.split("-")[0], INPUT_DIM, **kwargs).to(dtype)
@@ -41,7 +45,7 @@ def build(variant: str, dtype=torch.float64, **overrides):
             if isinstance(module, ShortConvolution):
                 module.weight.normal_()
         for name, parameter in cell.named_parameters():
-            if name.endswith("value_skip"):
+            if name.endswith("value_skip") or ".write_gate." in name:
                 parameter.normal_()
     return cell
 
@@ -901,3 +905,74 @@ def test_value_convolution_backward_matches_numerical_gradients():
     assert torch.autograd.gradcheck(
         lambda x, past, w: torch.func.functional_call(conv, {"weight": w}, (x, past, starts)), (x, past, weight)
     )
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_a_fresh_write_gate_writes_every_step_at_strength_one(name):
+    """``write_gate="exp"`` starts with zero weights and bias: a fresh cell computes exactly what the
+    same cell without the gate computes (the same parameters otherwise), and records the choice; the
+    write a saved model made before the choice existed ("none") is not recorded."""
+    x = torch.randn(12, 3, INPUT_DIM, dtype=torch.float64)
+    starts = torch.zeros(12, 3)
+    starts[5, 1] = starts[0, 2] = 1.0
+    torch.manual_seed(0)
+    plain = make_cell(name, INPUT_DIM, **SMALL[name]).to(torch.float64)
+    torch.manual_seed(0)
+    gated = make_cell(name, INPUT_DIM, **SMALL[name], write_gate="exp").to(torch.float64)
+    missing = gated.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(".write_gate." in key for key in missing)
+    with torch.no_grad():
+        assert torch.equal(plain(x, None, starts)[0], gated(x, None, starts)[0])
+    assert gated.recorded_choices()["write_gate"] == "exp" and "write_gate" not in plain.recorded_choices()
+    with pytest.raises(ValueError, match="write_gate must be one of"):
+        make_cell(name, INPUT_DIM, write_gate="sigmoid")
+
+
+@pytest.mark.parametrize("name", ["galite-write", "agalite-write"])
+def test_a_write_strength_the_same_at_every_step_divides_out(name, monkeypatch):
+    """The read divides by the normaliser and by its root mean square, which the strength scales as
+    it scales the memory, so a strength that is the same at every step (any bias, zero weights)
+    leaves the output unchanged: only differences between steps select. (Without the read norm's
+    eps, which a fresh memory's tiny reads make visible.)"""
+    monkeypatch.setattr("sb3_rtx.cells.galite.READ_NORM_EPS", 0.0)
+    x = torch.randn(20, 3, INPUT_DIM, dtype=torch.float64)
+    outputs = []
+    for bias in (0.0, 3.0, -4.0):
+        cell = build(name)
+        with torch.no_grad():
+            for module in cell.modules():
+                gate = getattr(module, "write_gate", None)
+                if isinstance(gate, torch.nn.Linear):
+                    gate.weight.zero_()
+                    gate.bias.fill_(bias)
+            outputs.append(cell(x, None, None)[0])
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-9) and torch.allclose(outputs[0], outputs[2], atol=1e-9)
+    assert not torch.allclose(outputs[0], build(name)(x, None, None)[0], atol=1e-3)  # a random gate does select
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_a_strongly_written_step_dominates_the_read_through_later_steps(name):
+    """A write strength driven by one input channel (a marker) makes the marked step's value what
+    the memory reads 30 steps later: the read after a marked cue changes with the cue several times
+    more than the same cell's read without the gate does."""
+    changes = []
+    for write_gate in ("none", "exp"):
+        torch.manual_seed(0)
+        kwargs = {**SMALL[name], "n_layers": 1, "write_gate": write_gate}
+        cell = make_cell(name, INPUT_DIM, **kwargs).to(torch.float64)
+        features = cell.blocks[0].mixer.features
+        if write_gate == "exp":
+            with torch.no_grad():  # strength e^5 at the marked step, e^-5 elsewhere
+                features.write_gate.weight[:, 0] = 40.0
+                features.write_gate.bias.fill_(-20.0)
+        torch.manual_seed(1)
+        x = torch.randn(31, 2, INPUT_DIM, dtype=torch.float64)
+        x[:, :, 0] = 0.0
+        x[0, :, 0] = 1.0  # the marker, at the cue step
+        x[0, 1, 1:] = x[0, 0, 1:] + 2.0  # the two envs differ only in the cue
+        x[1:, 1] = x[1:, 0]
+        with reads_of(cell.blocks[0].mixer) as reads, torch.no_grad():
+            cell(x, None, None)
+        read = reads[0][-1]  # the block's read at the last step, (B, d_model)
+        changes.append(((read[1] - read[0]).norm() / read[0].norm()).item())
+    assert changes[1] > 5 * changes[0], changes

@@ -205,13 +205,15 @@ class AGaLiTeMixer(SequenceMixer):
 
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
         acting = h.shape[0] == 1
-        factors = self.features.factors(h[0] if acting else h)
+        x = h[0] if acting else h
+        factors = self.features.factors(x)
         keep = context.keep if acting else None
         factors, conv_state = self.features.convolve_values(factors, layer_state[2:], context.starts, keep)
+        written = self.features.select_writes(factors, x, values=True)  # the direct path reads factors' v
         if acting:
-            a, new_state = self._step(context, self.features.products(factors), layer_state[:2])
+            a, new_state = self._step(context, self.features.products(written), layer_state[:2])
         else:
-            a, new_state = self._sequence(context, factors, layer_state[:2])
+            a, new_state = self._sequence(context, written, layer_state[:2])
         return self.features.merge_heads(a, factors[4]), (*new_state, *conv_state)
 
     def _step(self, context: AGaLiTeContext, features, layer_state):
@@ -297,6 +299,7 @@ class AGaLiTe(GatedTransformerCell):
         memory_input: str | None = None,
         value_conv: int | None = None,
         value_conv_init: str | None = None,
+        write_gate: str | None = None,
         output_scale: float = 1.0,
         learn_output_scale: bool = False,
     ) -> None:
@@ -312,6 +315,7 @@ class AGaLiTe(GatedTransformerCell):
             memory_input=memory_input,
             value_conv=value_conv,
             value_conv_init=value_conv_init,
+            write_gate=write_gate,
             frequencies=frequencies,
             read_scale=read_scale,
         )
@@ -323,7 +327,7 @@ class AGaLiTe(GatedTransformerCell):
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
         self.feature_map, self.read_norm, self.read_merge = choices.feature_map, choices.read_norm, choices.read_merge
         self.memory_input, self.value_conv = choices.memory_input, choices.value_conv
-        self.value_conv_init = choices.value_conv_init
+        self.value_conv_init, self.write_gate = choices.value_conv_init, choices.write_gate
         self.choices = choices
         self.n_heads, self.d_head, self.eta, self.r = n_heads, d_head, eta, r
         self.frequency_set, self.period = frequencies, period

@@ -90,6 +90,11 @@ assert (*GATE_INIT_BIAS, "multiscale", "per_head") == CHOICES["gate_init"]
 #: scale, and the optimiser grows the columns of the inputs that matter (the stream's projection keeps
 #: the paper's sqrt 2: its input is normed)
 OBSERVATION_PROJECTION_GAIN = 0.3
+#: ``write_gate="exp"``: the bound ``c`` on a write strength's log, ``exp(c tanh(z / c))``. The strength
+#: then spans e^-5 to e^5: one step can outweigh e^10 others, the same range as the decays' floor
+#: (:data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`), and the state stays finite in float32 without
+#: mLSTM's running stabiliser
+WRITE_LOG_BOUND = 5.0
 
 
 def gate_biases(gate_init: str, n_heads: int, d_head: int, eta: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -155,6 +160,13 @@ class GatedFeatures(nn.Module):
         # "mamba" and "anchored" (AGaLiTe's default; Mamba's D starts at 1)
         skip_start = 0.0 if conv_init == "identity" else 1.0
         self.value_skip = nn.Parameter(torch.full((n_heads, d_head), skip_start)) if self.value_conv is not None else None
+        self.write_gate: nn.Linear | None = None  # write_gate="exp": each head's log write strength
+        if choices.write_gate == "exp":
+            # a selective write (see :meth:`select_writes`); zero weights and bias: every strength
+            # starts at 1, so a fresh cell computes what it does without the gate
+            self.write_gate = nn.Linear(in_features or d_model, n_heads)
+            nn.init.zeros_(self.write_gate.weight)
+            nn.init.zeros_(self.write_gate.bias)
         beta_bias, g_bias, p3_bias = gate_biases(choices.gate_init, n_heads, d_head, eta)
         with torch.no_grad():  # the columns of beta, g (d each) and p3 (eta), in every head
             columns = self.project.bias.view(n_heads, 5 * d_head + 3 * eta)
@@ -194,6 +206,28 @@ class GatedFeatures(nn.Module):
         ]
         wk, wq, v, beta, g, p1, p2, p3 = activated_projection(h, self.project, self.n_heads, columns)
         return wk, wq, p1, p2, v, beta, g, p3
+
+    def select_writes(self, factors: tuple[torch.Tensor, ...], h: torch.Tensor, values: bool) -> tuple[torch.Tensor, ...]:
+        """The :meth:`factors` with what each step writes scaled by its head's write strength
+        ``i = exp(c tanh(z / c))``, ``z`` a projection of ``h`` (``write_gate="exp"``; unchanged without).
+
+        The strength multiplies the written key ``k`` (through its factor ``p1``), so the memory and
+        the normaliser ``s`` weigh the step by ``i``, and with ``values`` the written value ``v`` too;
+        the decays are the gates' alone. The read divides by ``s . q``, so a strength that is the same
+        at every step divides out and only differences between steps change the read: a cue written
+        at ``i = e^4`` outweighs ~50 neighbours written at 1 (mLSTM's exponential input gate and
+        normaliser, Beck et al. 2024; a data-dependent write, as in GLA, Yang et al. 2023, or Mamba's
+        selective step). A gated memory without it averages what it writes at the rate it forgets.
+        GaLiTe's ``C`` holds ``v k^T``, so scaling ``k`` weighs both; AGaLiTe keeps values and keys in
+        memories of their own, and its constant-frequency term reads the value memory alone (the
+        keys' match divides out), so it scales ``v`` as well (``values``)."""
+        gate = getattr(self, "write_gate", None)  # (features pickled before the choice existed have none)
+        if gate is None:
+            return factors
+        z = linear(gate, h)
+        strength = torch.exp(WRITE_LOG_BOUND * torch.tanh(z / WRITE_LOG_BOUND)).unsqueeze(-1)  # (..., H, 1)
+        wk, wq, p1, p2, v, beta, g, p3 = factors
+        return wk, wq, p1 * strength, p2, v * strength if values else v, beta, g, p3
 
     def conv_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         """The shape of the value convolution's carried inputs, or nothing without one."""
@@ -295,14 +329,16 @@ class GaLiTeMixer(SequenceMixer):
         starts, keep = context
         memory, normaliser = layer_state[:2]
         # one step: features of (B, d_model), not of (1, B, d_model) indexed five times
-        factors = self.features.factors(h[0] if h.shape[0] == 1 else h)
+        x = h[0] if h.shape[0] == 1 else h
+        factors = self.features.factors(x)
         factors, conv_state = self.features.convolve_values(factors, layer_state[2:], starts, keep)
+        written = self.features.select_writes(factors, x, values=False)  # the direct path reads factors' v
         if h.shape[0] == 1:
-            write_k, decay_k, q, write_v, decay_v = self.features.products(factors)
+            write_k, decay_k, q, write_v, decay_v = self.features.products(written)
             a, memory, normaliser = self._step(keep, decay_k, decay_v, write_k, write_v, q, memory, normaliser, self.bounded)
             a = a.unsqueeze(0)
         else:
-            write_k, decay_k, q, write_v, decay_v = self.features.products(factors, log_decays=True)
+            write_k, decay_k, q, write_v, decay_v = self.features.products(written, log_decays=True)
             a, memory, normaliser = self._chunked(
                 starts, decay_k, decay_v, write_k, write_v, q, memory, normaliser, self.bounded
             )
@@ -382,6 +418,8 @@ class GaLiTe(GatedTransformerCell):
         variant, 1 = none, the paper's; see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
     :param value_conv_init: ``"identity"`` (GaLiTe's default), ``"mamba"`` or ``"anchored"`` (AGaLiTe's), how the
         value convolution and its direct path start (see :mod:`sb3_rtx.cells.short_conv`)
+    :param write_gate: ``"none"`` (both variants) or ``"exp"``: each step written with a data-dependent
+        strength per head, a selective write (see :meth:`~sb3_rtx.cells.galite.GatedFeatures.select_writes`)
     :param output_scale: a factor on the cell's output, what the policy's heads see (1: none;
         see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
     :param learn_output_scale: the factor is a learned scalar starting at ``output_scale``
@@ -407,6 +445,7 @@ class GaLiTe(GatedTransformerCell):
         memory_input: str | None = None,
         value_conv: int | None = None,
         value_conv_init: str | None = None,
+        write_gate: str | None = None,
         output_scale: float = 1.0,
         learn_output_scale: bool = False,
     ) -> None:
@@ -422,12 +461,13 @@ class GaLiTe(GatedTransformerCell):
             memory_input=memory_input,
             value_conv=value_conv,
             value_conv_init=value_conv_init,
+            write_gate=write_gate,
         )
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
         self.variant, self.normaliser, self.gate_init = variant, choices.normaliser, choices.gate_init
         self.feature_map, self.read_norm, self.read_merge = choices.feature_map, choices.read_norm, choices.read_merge
         self.memory_input, self.value_conv = choices.memory_input, choices.value_conv
-        self.value_conv_init = choices.value_conv_init
+        self.value_conv_init, self.write_gate = choices.value_conv_init, choices.write_gate
         self.choices = choices
         super().__init__(
             input_dim,

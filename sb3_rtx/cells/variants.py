@@ -38,6 +38,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # open; an option) or anchored (Mamba's with the current tap at 1; AGaLiTe's default, adopted
     # on the development set over ten seeds: docs, "Learning memory")
     "value_conv_init": ("identity", "mamba", "anchored"),
+    # how strongly each step is written: as strongly as the gates decay the memory (the paper's), or
+    # times a data-dependent strength per head, exp of a bounded projection of the input (a selective
+    # write: mLSTM's exponential input gate, with the normaliser that divides it out of the read)
+    "write_gate": ("none", "exp"),
 }
 #: choices only AGaLiTe has
 AGALITE_ONLY = ("frequencies", "read_scale")
@@ -90,6 +94,7 @@ class Choices:
     frequencies: str | None = None
     read_scale: str | None = None
     value_conv_init: str = "identity"
+    write_gate: str = "none"
 
     def recorded(self) -> dict[str, Any]:
         """What a saved model records: every choice the cell has (GaLiTe's without AGaLiTe's). The
@@ -99,6 +104,8 @@ class Choices:
         recorded = {key: value for key, value in asdict(self).items() if value is not None}
         if recorded["value_conv_init"] == "identity":
             del recorded["value_conv_init"]
+        if recorded["write_gate"] == "none":  # likewise: the only write before the choice existed
+            del recorded["write_gate"]
         return recorded
 
 
