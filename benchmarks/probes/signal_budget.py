@@ -20,6 +20,7 @@ Compare with PPO's budgets: the memory suite's recall-30 (150k steps, episodes o
 
     python -m benchmarks.probes.signal_budget --jobs 2          # every cell, delays 10 and 30, both signals
     python -m benchmarks.probes.signal_budget --configs AGaLiTe LSTM --delays 30 --signals "policy gradient"
+    python -m benchmarks.probes.signal_budget --configs AGaLiTe LSTM --task gauss-recall --delays 8   # Gaussian noise
     python -m benchmarks.probes.signal_budget --quick           # a smoke run
 
 Writes ``signal_budget.md`` / ``.csv`` under ``benchmarks/results/probes/``.
@@ -37,12 +38,14 @@ from typing import Any
 import numpy as np
 
 from benchmarks.probes.init_probe import CONFIGS
-from benchmarks.memory_suite import NOISY_RECALL
+from benchmarks.memory_suite import NOISY_RECALL, TASKS
 from benchmarks.probes.recall_diagnostics import fresh_episodes
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
+#: the memory suite's CueRecall tasks (``--task``)
+RECALL_TASKS = [name for name, (env_id, *_) in TASKS.items() if env_id == "sb3_rtx/CueRecall-v0"]
 SIGNALS = ("supervised", "policy gradient")
 #: episodes per gradient step, by default (a PPO minibatch of the memory suite holds 8 delay-30 episodes)
 BATCH = 16
@@ -57,8 +60,8 @@ MAX_GRAD_NORM = 0.5
 class EpisodeStream:
     """Fresh CueRecall episodes ``(delay + 2, n, obs_dim)`` and their cues, drawn from the env in chunks."""
 
-    def __init__(self, delay: int, seed: int) -> None:
-        self.env_kwargs = dict(NOISY_RECALL, delay=delay)
+    def __init__(self, delay: int, seed: int, task_kwargs: dict = NOISY_RECALL) -> None:
+        self.env_kwargs = dict(task_kwargs, delay=delay)
         self.rng = np.random.default_rng(seed)
         self.obs, self.cues = np.zeros((delay + 2, 0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
         self.used = 0
@@ -72,9 +75,11 @@ class EpisodeStream:
         return self.obs[:, taken], self.cues[taken]
 
 
-def train(label: str, delay: int, signal: str, seed: int, max_episodes: int, batch: int = BATCH) -> dict[str, Any]:
+def train(
+    label: str, delay: int, signal: str, seed: int, max_episodes: int, batch: int = BATCH, task_kwargs: dict = NOISY_RECALL
+) -> dict[str, Any]:
     """Train one freshly built policy, ``batch`` fresh episodes per update, until it names the cue in
-    90% of held-out episodes, or the cap."""
+    90% of held-out episodes, or the cap (CueRecall with ``task_kwargs`` at ``delay``)."""
     import torch
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -82,15 +87,15 @@ def train(label: str, delay: int, signal: str, seed: int, max_episodes: int, bat
 
     torch.set_num_threads(1)
     cell, cell_kwargs = CONFIGS[label]
-    env = make_vec_env("sb3_rtx/CueRecall-v0", n_envs=N_ENVS, seed=seed, env_kwargs=dict(NOISY_RECALL, delay=delay))
+    env = make_vec_env("sb3_rtx/CueRecall-v0", n_envs=N_ENVS, seed=seed, env_kwargs=dict(task_kwargs, delay=delay))
     # built as the memory suite builds it, only for its policy (and coefficients): no rollouts are run
     model = RtxPPO(
         "MlpRtxPolicy", env, sequence_length=PPO["n_steps"], max_grad_norm=MAX_GRAD_NORM, seed=seed, device="cpu", **PPO,
         policy_kwargs=dict(net_arch=NET_ARCH, cell=cell, cell_kwargs=cell_kwargs),
     )  # fmt: skip
     policy, length = model.policy, delay + 2
-    stream = EpisodeStream(delay, seed)
-    held_out_obs, held_out_cues = EpisodeStream(delay, 10_000 + seed).take(HELD_OUT)
+    stream = EpisodeStream(delay, seed, task_kwargs)
+    held_out_obs, held_out_cues = EpisodeStream(delay, 10_000 + seed, task_kwargs).take(HELD_OUT)
     discount = model.gamma ** torch.arange(length - 1, -1, -1, dtype=torch.float32).unsqueeze(1)  # (T, 1)
 
     def heads(obs: torch.Tensor) -> tuple[Any, torch.Tensor]:
@@ -154,6 +159,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["AGaLiTe", "GaLiTe", "GTrXL", "LSTM"], choices=list(CONFIGS))
     parser.add_argument("--delays", nargs="+", type=int, default=[10, 30])
+    parser.add_argument(
+        "--task", choices=RECALL_TASKS, default=None,
+        help="a memory-suite CueRecall task whose cues and noise to use (at --delays); default: recall-10's",
+    )  # fmt: skip
     parser.add_argument("--signals", nargs="+", default=list(SIGNALS), choices=SIGNALS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--max-episodes", type=int, default=32_000, help="cap on training episodes per run")
@@ -165,8 +174,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.quick:
         args.configs, args.delays, args.seeds, args.max_episodes, args.jobs = ["AGaLiTe", "LSTM"], [10], [0], 800, 1
     stem = "signal_budget_quick" if args.quick else "signal_budget"
+    task_kwargs = NOISY_RECALL if args.task is None else {k: v for k, v in TASKS[args.task][1].items() if k != "delay"}
     specs = [
-        (label, delay, signal, seed, args.max_episodes, args.batch)
+        (label, delay, signal, seed, args.max_episodes, args.batch, task_kwargs)
         for label in args.configs for delay in args.delays for signal in args.signals for seed in args.seeds
     ]  # fmt: skip
     runs: list[dict] = []
@@ -197,7 +207,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "Episodes a cell needs to learn noisy cue recall",
         f"Training episodes until the deterministic policy names the cue in {LEARNED:.0%} of {HELD_OUT} held-out "
         f"episodes (checked every {EVAL_EVERY} updates), each seed (seeds {args.seeds}); `>N (s)`: not by "
-        f"the cap of N episodes, held-out success s. Task: {NOISY_RECALL} at each delay. RtxPPO's policy (cells at "
+        f"the cap of N episodes, held-out success s. Task: CueRecall {task_kwargs} at each delay. RtxPPO's policy (cells at "
         f"the memory suite's sizes, heads {NET_ARCH}, Adam lr {PPO['learning_rate']}, gradients clipped to "
         f"{MAX_GRAD_NORM}) trained on batches of {args.batch} fresh episodes (updates = episodes / {args.batch}) by "
         "a supervised or a policy-gradient signal at the query step, no PPO (module docstring). PPO's recall-30 "
