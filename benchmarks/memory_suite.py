@@ -106,6 +106,10 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # the output times 0.2: GTrXL's output size at the start over AGaLiTe's on T-Maze 40's walks (0.27 / 1.30,
     # benchmarks/probes/tmaze_phases.py), where the actor uses a readable cue 2.5 times sooner behind GTrXL
     "AGaLiTe (output x0.2)": _agalite(output_scale=0.2),
+    # each step written with a data-dependent strength per head, exp of a bounded projection of the input
+    # (write_gate="exp", mLSTM's exponential input gate with its normaliser): the memory can weigh a cue
+    # above the steps around it, where a gated memory without it averages what it writes
+    "AGaLiTe (selective write)": _agalite(write_gate="exp"),
     # the same start, the factor a learned scalar (the probe's "learned gain from c" measured the start alone)
     "AGaLiTe (learned output gain 0.04)": _agalite(output_scale=0.04, learn_output_scale=True),
     # the output as it is, the critic head's first layer started 0.04 times SB3's initialisation (the probe's

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.probes.lag_recall", "lag_recall_quick.md"),
         ("benchmarks.probes.pendulum_control", "pendulum_control_quick.md"),
         ("benchmarks.probes.tmaze_phases", "tmaze_phases_quick.md"),
+        ("benchmarks.probes.write_strength", "write_strength_quick.md"),
     ],
 )
 def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
