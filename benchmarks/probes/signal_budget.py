@@ -11,7 +11,11 @@ task) with one of two signals at the query step:
 * ``policy gradient``: the policy samples its answer and is told only whether it was right (reward 1
   or 0), REINFORCE with the critic's value as baseline (advantages normalised per batch), the
   critic regressing every step's discounted return, PPO's entropy bonus: the signal PPO estimates,
-  without its rollouts, clipping or epochs.
+  without its rollouts, clipping or epochs;
+* ``policy gradient, every step`` (opt-in): the same, but the policy samples an action at every step
+  and every step's log-probability is weighted by its own advantage (the query's reward discounted
+  back to it, less the critic's value), as PPO's loss takes every step though only the query's
+  action is scored: the difference is what the unscored actions' noise costs.
 
 Every ``EVAL_EVERY`` updates the deterministic policy answers 1024 held-out episodes; the score is the
 number of training episodes seen when it first reaches 0.9 (``>N`` where it had not by the cap).
@@ -47,6 +51,9 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 #: the memory suite's CueRecall tasks (``--task``)
 RECALL_TASKS = [name for name, (env_id, *_) in TASKS.items() if env_id == "sb3_rtx/CueRecall-v0"]
 SIGNALS = ("supervised", "policy gradient")
+#: an opt-in signal: the policy gradient through every step's action, as PPO takes it, though only the
+#: query's action is scored (the others' terms are noise whose mean is zero)
+EVERY_STEP = "policy gradient, every step"
 #: episodes per gradient step, by default (a PPO minibatch of the memory suite holds 8 delay-30 episodes)
 BATCH = 16
 #: held-out episodes scored every ``EVAL_EVERY`` updates, and the success rate that counts as learned
@@ -124,12 +131,14 @@ def train(
         if signal == "supervised":
             loss = torch.nn.functional.cross_entropy(logits[-1], target)
         else:
-            at_query = torch.distributions.Categorical(logits=logits[-1])
-            answer = at_query.sample()
-            reward = (answer == target).float()
-            advantage = reward - values[-1].detach()
+            every_step = signal == EVERY_STEP
+            acting = torch.distributions.Categorical(logits=logits if every_step else logits[-1])
+            actions = acting.sample()  # (T, n) every step's (ignored before the query), or (n,)
+            reward = ((actions[-1] if every_step else actions) == target).float()
+            # each scored action's return (the query's reward, discounted back) less the critic's value
+            advantage = (discount * reward if every_step else reward) - (values if every_step else values[-1]).detach()
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-            log_prob = at_query.log_prob(answer)
+            log_prob = acting.log_prob(actions)
             value_loss = (values - discount * reward).square().mean()
             entropy = distribution.entropy().mean()
             loss = -(advantage * log_prob).mean() + model.vf_coef * value_loss - model.ent_coef * entropy
@@ -163,7 +172,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--task", choices=RECALL_TASKS, default=None,
         help="a memory-suite CueRecall task whose cues and noise to use (at --delays); default: recall-10's",
     )  # fmt: skip
-    parser.add_argument("--signals", nargs="+", default=list(SIGNALS), choices=SIGNALS)
+    parser.add_argument("--signals", nargs="+", default=list(SIGNALS), choices=[*SIGNALS, EVERY_STEP])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--max-episodes", type=int, default=32_000, help="cap on training episodes per run")
     parser.add_argument("--batch", type=int, default=BATCH, help="fresh episodes per update")
