@@ -41,21 +41,19 @@ EVAL_EPISODES = 96
 
 def selective_write_recorder(cell: Any, seen: list[np.ndarray]) -> Callable[[], None]:
     """Record AGaLiTe's first-layer log write strengths ``(heads,)`` at each acting step into ``seen``
-    (by wrapping the layer's ``select_writes``); returns what undoes it."""
+    (by wrapping the layer's ``log_write_strength``); returns what undoes it."""
     import torch
 
-    from sb3_rtx.cells.galite import WRITE_LOG_BOUND
-
     features = cell.blocks[0].mixer.features
-    select = features.select_writes
+    log_write_strength = features.log_write_strength
 
-    def recording(factors: tuple, h: torch.Tensor, values: bool) -> tuple:
-        z = torch.nn.functional.linear(h, features.write_gate.weight, features.write_gate.bias)
-        seen.append((WRITE_LOG_BOUND * torch.tanh(z / WRITE_LOG_BOUND)).detach().reshape(-1).numpy())
-        return select(factors, h, values)
+    def recording(h: torch.Tensor) -> torch.Tensor:
+        log_strength = log_write_strength(h)
+        seen.append(log_strength.detach().reshape(-1).numpy())
+        return log_strength
 
-    features.select_writes = recording
-    return lambda: setattr(features, "select_writes", select)
+    features.log_write_strength = recording
+    return lambda: setattr(features, "log_write_strength", log_write_strength)
 
 
 def lstm_gate_recorder(cell: Any, seen: list[np.ndarray]) -> Callable[[], None]:

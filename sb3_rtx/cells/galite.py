@@ -207,6 +207,14 @@ class GatedFeatures(nn.Module):
         wk, wq, v, beta, g, p1, p2, p3 = activated_projection(h, self.project, self.n_heads, columns)
         return wk, wq, p1, p2, v, beta, g, p3
 
+    def log_write_strength(self, h: torch.Tensor) -> torch.Tensor | None:
+        """Each head's log write strength ``c tanh(z / c)`` for the layer's input ``h`` (``(..., H)``),
+        or None without a write gate (see :meth:`select_writes`)."""
+        gate = getattr(self, "write_gate", None)  # (features pickled before the choice existed have none)
+        if gate is None:
+            return None
+        return WRITE_LOG_BOUND * torch.tanh(linear(gate, h) / WRITE_LOG_BOUND)
+
     def select_writes(self, factors: tuple[torch.Tensor, ...], h: torch.Tensor, values: bool) -> tuple[torch.Tensor, ...]:
         """The :meth:`factors` with what each step writes scaled by its head's write strength
         ``i = exp(c tanh(z / c))``, ``z`` a projection of ``h`` (``write_gate="exp"``; unchanged without).
@@ -221,11 +229,10 @@ class GatedFeatures(nn.Module):
         GaLiTe's ``C`` holds ``v k^T``, so scaling ``k`` weighs both; AGaLiTe keeps values and keys in
         memories of their own, and its constant-frequency term reads the value memory alone (the
         keys' match divides out), so it scales ``v`` as well (``values``)."""
-        gate = getattr(self, "write_gate", None)  # (features pickled before the choice existed have none)
-        if gate is None:
+        log_strength = self.log_write_strength(h)
+        if log_strength is None:
             return factors
-        z = linear(gate, h)
-        strength = torch.exp(WRITE_LOG_BOUND * torch.tanh(z / WRITE_LOG_BOUND)).unsqueeze(-1)  # (..., H, 1)
+        strength = torch.exp(log_strength).unsqueeze(-1)  # (..., H, 1)
         wk, wq, p1, p2, v, beta, g, p3 = factors
         return wk, wq, p1 * strength, p2, v * strength if values else v, beta, g, p3
 
