@@ -202,6 +202,7 @@ def advantage_settings(advantages: str, advantage_horizon: int | None) -> dict[s
 def specs(
     models: list[str], tasks: list[str], seeds: list[int], eval_episodes: int, timesteps: int | None = None,
     n_steps: int | None = None, advantages: str = "running", advantage_horizon: int | None = None,
+    gae_lambda: float | None = None,
 ) -> list[RunSpec]:
     """Every (task, model, seed) run, longest episodes first (so the pool ends on short ones); with
     ``n_steps``, rollouts and RtxPPO's training sequences of that many steps, two per minibatch (as
@@ -209,12 +210,17 @@ def specs(
     :data:`ADVANTAGES`): ``"normalised"`` is the shared settings, whose runs' keys carry no
     ``normalize_advantage`` (the runs recorded before RtxPPO's default changed);
     ``advantage_horizon``: RtxPPO's ``advantage_scale_horizon`` with the running scale (None, its
-    default, leaves it out of the runs' keys)."""
+    default, leaves it out of the runs' keys); ``gae_lambda``: every model's GAE lambda instead of the
+    shared settings' (a PPO setting, so RecurrentPPO's too)."""
     if advantages not in ADVANTAGES:
         raise ValueError(f"advantages must be one of {tuple(ADVANTAGES)}, got {advantages!r}")
     if advantage_horizon is not None and advantages != "running":
         raise ValueError(f"--advantage-horizon needs --advantages running, got --advantages {advantages}")
     rollouts: dict[str, Any] = {} if n_steps is None else dict(n_steps=n_steps, batch_size=SEQUENCES_PER_BATCH * n_steps)
+    if gae_lambda is not None:
+        if not 0.0 <= gae_lambda <= 1.0:
+            raise ValueError(f"gae_lambda must be in [0, 1], got {gae_lambda}")
+        rollouts["gae_lambda"] = gae_lambda
 
     def algo_kwargs(algo: str) -> dict[str, Any]:
         setting = ADVANTAGES[advantages]
@@ -329,6 +335,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "(default: RtxPPO's, cumulative)",
     )  # fmt: skip
     parser.add_argument(
+        "--gae-lambda", type=float, default=None,
+        help=f"every model's GAE lambda (default: the shared settings', {PPO['gae_lambda']})",
+    )  # fmt: skip
+    parser.add_argument(
         "--report-only", action="store_true",
         help="rewrite the table and curves from the runs already in the runs file, training nothing (a missing run is "
              "left out, a missing cell shown as -)",
@@ -355,7 +365,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     start = time.perf_counter()
     runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps, args.advantages,
-                         args.advantage_horizon),
+                         args.advantage_horizon, args.gae_lambda),
                    args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report, train=not args.report_only)
     rows = summarise(runs, args.models, tasks)
     columns: list[tuple[str, Any]] = [("model:", lambda r: r["model"])]
@@ -363,6 +373,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})" if r[f"seeds_{t}"] else "-"))
     columns.append(("fps", lambda r: f"{r['fps']:.0f}"))
     settings = dict(PPO, **advantage_settings(args.advantages, args.advantage_horizon))
+    if args.gae_lambda is not None:
+        settings["gae_lambda"] = args.gae_lambda
     budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
     rollout_note = ""
     if args.n_steps is not None:

@@ -127,6 +127,22 @@ def test_memory_suite_advantages_reach_both_algorithms_and_key_new_runs_apart_fr
         specs(["AGaLiTe"], ["recall-10"], [0], 4, advantages="scaled")
 
 
+def test_memory_suite_gae_lambda_reaches_both_algorithms_and_the_default_keeps_recorded_keys():
+    """``--gae-lambda`` is a PPO setting, so RecurrentPPO's runs get it too; its runs never resume
+    from the shared settings' runs, and the shared value given explicitly keys as recorded runs do."""
+    from benchmarks.memory_suite import specs
+    from benchmarks.tmaze_runs import PPO, split_algo_kwargs
+
+    lower = specs(["AGaLiTe", "RecurrentPPO"], ["recall-10"], [0], 4, gae_lambda=0.8)
+    assert [split_algo_kwargs(spec)[0]["gae_lambda"] for spec in lower] == [0.8, 0.8]
+    shared = specs(["AGaLiTe", "RecurrentPPO"], ["recall-10"], [0], 4)
+    same = specs(["AGaLiTe", "RecurrentPPO"], ["recall-10"], [0], 4, gae_lambda=PPO["gae_lambda"])
+    assert [spec.key() for spec in same] == [spec.key() for spec in shared]
+    assert not {spec.key() for spec in lower} & {spec.key() for spec in shared}
+    with pytest.raises(ValueError, match=r"gae_lambda must be in \[0, 1\], got 1.5"):
+        specs(["AGaLiTe"], ["recall-10"], [0], 4, gae_lambda=1.5)
+
+
 def test_recurrent_ppo_run_with_an_rtx_ppo_keyword_is_refused_by_name():
     from benchmarks.tmaze_runs import RunSpec, train_and_evaluate
 
