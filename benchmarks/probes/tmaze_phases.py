@@ -205,8 +205,8 @@ def junction_measures(policy: Any, observations: Any, cues: Any) -> dict[str, fl
     )
 
 
-def run(model: str, seed: int, steps: int, every: int, eval_episodes: int) -> dict:
-    """One training run with its checks; its row."""
+def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_lambda: float | None = None) -> dict:
+    """One training run with its checks; its row (``gae_lambda``: the suite's, 0.95, unless given)."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -219,8 +219,11 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int) -> di
     if algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     # the memory suite's run: its settings with RtxPPO's default running advantage scale
+    algo_kwargs: dict = dict(normalize_advantage="running")
+    if gae_lambda is not None:
+        algo_kwargs["gae_lambda"] = gae_lambda
     spec = RunSpec(model, algo, policy_name, policy_kwargs, env_kwargs, seed, steps, eval_episodes,
-                   algo_kwargs=dict(normalize_advantage="running"), env_id=env_id)  # fmt: skip
+                   algo_kwargs=algo_kwargs, env_id=env_id)  # fmt: skip
     agent = build_model(spec)
     if model in READ_LAYER_SCALE:
         scale_reads(agent, READ_LAYER_SCALE[model])
@@ -309,6 +312,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--every", type=int, default=4, help="rollouts between checks")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
     parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
+    parser.add_argument("--gae-lambda", type=float, default=None, help=f"GAE lambda (default: the suite's, {PPO['gae_lambda']})")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     eval_episodes = EVAL_EPISODES
@@ -320,7 +324,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             1,
             8,
         )
-    runs = [(m, s, args.steps, args.every, eval_episodes) for m in args.models for s in args.seeds]
+    runs = [(m, s, args.steps, args.every, eval_episodes, args.gae_lambda) for m in args.models for s in args.seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, *zip(*runs, strict=True)))
     name = "tmaze_phases_quick" if args.quick else "tmaze_phases"
@@ -328,13 +332,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with open(args.out / f"{name}_runs.jsonl", "w") as runs_file:
         for row in rows:
             runs_file.write(json.dumps(row) + "\n")
+    settings = dict(PPO, normalize_advantage="running")
+    if args.gae_lambda is not None:
+        settings["gae_lambda"] = args.gae_lambda
     table = write_report(
         summary(rows, args.models),
         args.out,
         name,
         "T-Maze 40: when the cue reaches the output, and when the actor uses it",
         f"Made by `{command_line('benchmarks.probes.tmaze_phases', argv)}`. The memory suite's {TASK} "
-        f"({TASKS[TASK][1]}), its settings ({N_ENVS} envs, {dict(PPO, normalize_advantage='running')}, heads "
+        f"({TASKS[TASK][1]}), its settings ({N_ENVS} envs, {settings}, heads "
         f"{NET_ARCH}) and cells, {args.steps / 1000:g}k steps; checked every {args.every} rollouts on {WALKS} walks "
         f"straight to the junction. Readable at: the first check at which the cue explains >= {READABLE} of the "
         f"output's variance along the direction that separates the cues; used at: the first check at which the "
