@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -720,6 +721,27 @@ def test_advantages_are_scaled_by_their_running_scale_by_default_and_sb3s_ways_a
         assert loaded.advantage_scale.variance_sum == model.advantage_scale.variance_sum
     with pytest.raises(ValueError, match="normalize_advantage must be True, False or 'running', got 'batch'"):
         RtxPPO("MlpRtxPolicy", cue_env(), normalize_advantage="batch")
+
+
+def test_gae_lambda_is_0_8_by_default_reaches_the_advantages_and_a_saved_model_keeps_its_own():
+    """RtxPPO's GAE lambda is 0.8, not SB3's 0.95 (docs, "Learning memory": on memory tasks 0.95
+    hands every unscored action most of the scored step's surprise); the default reaches the rollout
+    buffer's advantages, a model saved at 0.95 (the fixtures were) loads with 0.95, and a lambda or
+    gamma outside [0, 1] is named."""
+    settings = dict(n_steps=16, batch_size=32, n_epochs=1, seed=0,
+                    policy_kwargs=dict(cell="lstm", cell_kwargs=dict(hidden_size=8)))  # fmt: skip
+    # each built and trained in turn: building one reseeds the global generators the other samples from
+    default = RtxPPO("MlpRtxPolicy", cue_env(), **settings).learn(16)
+    sb3s = RtxPPO("MlpRtxPolicy", cue_env(), gae_lambda=0.95, **settings).learn(16)
+    assert (default.gae_lambda, default.rollout_buffer.gae_lambda, sb3s.rollout_buffer.gae_lambda) == (0.8, 0.8, 0.95)
+    # same seed, same rollout (nothing trained before it): only lambda differs, so the advantages do
+    assert np.array_equal(default.rollout_buffer.rewards, sb3s.rollout_buffer.rewards)
+    assert not np.allclose(default.rollout_buffer.advantages, sb3s.rollout_buffer.advantages)
+    fixture = os.path.join(os.path.dirname(__file__), "data", "saved_models", "agalite_format2.zip")
+    assert RtxPPO.load(fixture, device="cpu").gae_lambda == 0.95
+    for name in ("gae_lambda", "gamma"):
+        with pytest.raises(ValueError, match=rf"RtxPPO: {name} must be in \[0, 1\], got 1.5"):
+            RtxPPO("MlpRtxPolicy", cue_env(), **{name: 1.5}, **settings)
 
 
 def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
