@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.memory_suite import MODELS, TASKS
+from benchmarks.memory_suite import MODELS, TASKS, specs
 from benchmarks.report import command_line, write_report
-from benchmarks.tmaze_runs import RunSpec, build_model, final_score
+from benchmarks.tmaze_runs import build_model, final_score
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 DEFAULT_MODELS = ["AGaLiTe (selective write)", "LSTM"]
@@ -102,11 +102,8 @@ def write_logs(agent: Any, env_id: str, env_kwargs: dict, episodes: int) -> list
 
 def run(job: tuple[str, str, int, int | None]) -> dict[str, Any]:
     model, task, seed, steps = job
-    env_id, env_kwargs, budget, _ = TASKS[task]
-    steps = steps or budget
-    algo, policy, policy_kwargs = MODELS[model]
-    spec = RunSpec(model, algo, policy, policy_kwargs, env_kwargs, seed, steps, EVAL_EPISODES,
-                   algo_kwargs=dict(normalize_advantage="running"), env_id=env_id)  # fmt: skip
+    spec = specs([model], [task], [seed], EVAL_EPISODES, steps)[0]  # the memory suite's own run
+    env_id, env_kwargs, steps = spec.env_id, spec.env_kwargs, spec.timesteps
     agent = build_model(spec)
     agent.learn(steps)
     success, mean_return = final_score(agent, env_id, env_kwargs, seed, EVAL_EPISODES)
