@@ -11,11 +11,13 @@ in two sets (:data:`SETS`): ``--set dev``, the development set every default is 
 ``--set test``, run and reported, never used to choose.
 
 Every run gets the same PPO settings (:data:`benchmarks.tmaze_runs.PPO`, 8 envs, RtxPPO
-``sequence_length`` 128) and differs only in its memory. RtxPPO's advantages are divided by their
+``sequence_length`` 128, GAE lambda RtxPPO's default, :data:`GAE_LAMBDA`, RecurrentPPO's too) and
+differs only in its memory. RtxPPO's advantages are divided by their
 running scale, its default (``--advantages running``; RecurrentPPO, which has no such setting,
 normalises them per minibatch); ``--advantages raw`` leaves them raw, ``--advantages normalised``
 normalises every model's per minibatch (SB3's default), as every run recorded before RtxPPO's
-default changed was made (those tables' commands name it). The score is the final policy's success
+default changed was made (those tables' commands name it; ``--gae-lambda 0.95`` likewise remakes
+those recorded at SB3's lambda). The score is the final policy's success
 rate acting deterministically on fresh episodes where the task reports success, else its mean
 episode return. Each finished run is appended to ``memory_suite_runs.jsonl`` (``--resume`` skips
 it); the table (mean and every seed) goes to ``memory_suite.md`` / ``.csv`` and the learning curves
@@ -26,6 +28,7 @@ extra; without it they are left out with a note.
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +39,14 @@ from benchmarks.learning import MODELS as LEARNING_MODELS
 from benchmarks.learning import SMALL
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
+from sb3_rtx import RtxPPO
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: the suite's GAE lambda, every model's: RtxPPO's default (0.8), so the suite measures what a user
+#: gets. ``--gae-lambda 0.95`` (SB3's and the shared settings', :data:`~benchmarks.tmaze_runs.PPO`)
+#: remakes the tables recorded before RtxPPO's default changed.
+GAE_LAMBDA: float = inspect.signature(RtxPPO).parameters["gae_lambda"].default
+
 
 def _agalite(shared_cell: bool = True, **choices: Any) -> tuple[str, str, dict]:
     policy_kwargs: dict[str, Any] = dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, **choices))
@@ -335,8 +344,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "(default: RtxPPO's, cumulative)",
     )  # fmt: skip
     parser.add_argument(
-        "--gae-lambda", type=float, default=None,
-        help=f"every model's GAE lambda (default: the shared settings', {PPO['gae_lambda']})",
+        "--gae-lambda", type=float, default=GAE_LAMBDA,
+        help=f"every model's GAE lambda (default: RtxPPO's, {GAE_LAMBDA}; {PPO['gae_lambda']}, SB3's, remakes the "
+             "tables recorded before RtxPPO's default changed)",
     )  # fmt: skip
     parser.add_argument(
         "--report-only", action="store_true",
@@ -372,9 +382,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for task in tasks:
         columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})" if r[f"seeds_{t}"] else "-"))
     columns.append(("fps", lambda r: f"{r['fps']:.0f}"))
-    settings = dict(PPO, **advantage_settings(args.advantages, args.advantage_horizon))
-    if args.gae_lambda is not None:
-        settings["gae_lambda"] = args.gae_lambda
+    settings = dict(PPO, **advantage_settings(args.advantages, args.advantage_horizon), gae_lambda=args.gae_lambda)
     budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
     rollout_note = ""
     if args.n_steps is not None:

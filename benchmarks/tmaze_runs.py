@@ -25,7 +25,8 @@ import numpy as np
 #: PPO settings every run shares. RecurrentPPO back-propagates through whole rollouts (n_steps);
 #: RtxPPO is given the same window (sequence_length = n_steps). Advantages normalised per minibatch
 #: (SB3's default, RtxPPO's before its running scale): every run recorded under
-#: ``results/`` before that change was made so; the memory suite overrides it (``--advantages``).
+#: ``results/`` before that change was made so; the memory suite overrides it (``--advantages``),
+#: and the GAE lambda too: RtxPPO's 0.8 by default (``--gae-lambda``; SB3's 0.95 here).
 PPO = dict(
     n_steps=128,
     batch_size=256,
