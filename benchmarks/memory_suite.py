@@ -124,6 +124,13 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # the output as it is, the critic head's first layer started 0.04 times SB3's initialisation (the probe's
     # "critic head starts x c": that head's start is what control gained from, the actor's was not)
     "AGaLiTe (critic head starts x0.04)": ("RtxPPO", "MlpRtxPolicy", dict(_agalite()[2], critic_init_scale=0.04)),
+    # GTrXL whose first layer attends over the observations, not LN of the embedded stream (the eleventh
+    # cause, which AGaLiTe's and GaLiTe's defaults fixed: memory_input="observation")
+    "GTrXL (reads observation)": (
+        "RtxPPO",
+        "MlpRtxPolicy",
+        dict(cell="gtrxl", cell_kwargs=dict(LEARNING_MODELS["GTrXL"][2]["cell_kwargs"], memory_input="observation")),
+    ),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 

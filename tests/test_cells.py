@@ -28,6 +28,8 @@ SMALL = {
     "agalite-write": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=3, write_gate="exp"),
     "galite-write": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, write_gate="exp"),
     "gtrxl": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, memory_len=5),
+    # its first layer attends over the observations (a state tensor of another width)
+    "gtrxl-observation": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, memory_len=5, memory_input="observation"),
     "lstm": dict(hidden_size=12, n_layers=2),
 }
 VARIANTS = list(SMALL)
@@ -280,6 +282,8 @@ def expected_state_numel(name: str, kw: dict) -> int:
         conv = (value_conv_taps(kw) - 1) * d
         return kw["n_layers"] * kw["n_heads"] * (kw["r"] * d + distinct_key_memories(kw) * eta_d + conv) + 1  # + counter
     if name == "gtrxl":
+        if kw.get("memory_input") == "observation":  # the first layer keeps the observations
+            return kw["memory_len"] * (INPUT_DIM + (kw["n_layers"] - 1) * kw["d_model"]) + 1
         return kw["n_layers"] * kw["memory_len"] * kw["d_model"] + 1  # + valid-slot count
     if name == "lstm":
         return 2 * kw["n_layers"] * kw["hidden_size"]
@@ -575,6 +579,46 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
     assert (mixed.normaliser, mixed.feature_map, mixed.read_norm) == ("sum", "softplus", "rms")
     if name == "agalite":
         assert paper.frequency_set == "reference" and default.frequency_set != "reference"
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
+def test_memory_projections_start_with_each_variants_gain(name):
+    """The paper's memory projections start orthogonal with gain sqrt 2 in every layer. The default's
+    first layer, which reads the observation, starts at 0.3, and so do its layers that read the stream
+    (every default was measured so); an explicit ``memory_input="stream"`` keeps the variant's gain."""
+
+    def gains(cell):
+        return [torch.linalg.svdvals(block.mixer.features.project.weight).tolist() for block in cell.blocks]
+
+    for cell, want in (
+        (make_cell(name, INPUT_DIM, **SMALL[name], variant="paper"), math.sqrt(2)),
+        (make_cell(name, INPUT_DIM, **SMALL[name]), 0.3),
+        (make_cell(name, INPUT_DIM, **SMALL[name], memory_input="stream"), 0.3),
+        (make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", memory_input="observation"), None),
+    ):
+        got = gains(cell)
+        first, later = (0.3, math.sqrt(2)) if want is None else (want, want)
+        assert np.allclose(got[0], first) and all(np.allclose(values, later) for values in got[1:])
+
+
+def test_gtrxl_reading_the_observation_attends_over_the_observations():
+    """With ``memory_input="observation"`` GTrXL's first layer keeps the last ``memory_len``
+    observations themselves (the state tensor after the stacked layers'), its projections of them start
+    at gain 0.3, and the other layers still keep the normed stream; the paper's GTrXL is the default."""
+    assert make_cell("gtrxl", INPUT_DIM).memory_input == "stream"
+    cell = build("gtrxl-observation")
+    memory_len, d_model = SMALL["gtrxl"]["memory_len"], SMALL["gtrxl"]["d_model"]
+    assert cell.state_shapes() == ((1, memory_len, d_model), (memory_len, INPUT_DIM), ())
+    x = torch.randn(9, 3, INPUT_DIM, dtype=torch.float64)
+    with torch.no_grad():
+        _, (stream, observations, valid) = cell(x, None, None)
+    assert torch.equal(observations, x[-memory_len:].transpose(0, 1))
+    assert torch.equal(valid, torch.full((3,), float(memory_len), dtype=torch.float64))
+    first = cell.blocks[0].mixer
+    assert np.allclose(torch.linalg.svdvals(first.key_value.weight).tolist(), 0.3)
+    assert np.allclose(torch.linalg.svdvals(cell.blocks[1].mixer.key_value.weight).tolist(), math.sqrt(2))
+    with pytest.raises(ValueError, match=r"GTrXL: memory_input must be one of \('stream', 'observation'\), got 'obs'"):
+        make_cell("gtrxl", INPUT_DIM, memory_input="obs")
 
 
 @pytest.mark.parametrize("frequencies, r, power", [("dc", 2, 1.5), ("dc", 1, 1.0), ("dc", 4, 2.5), ("reference", 2, 2.0),

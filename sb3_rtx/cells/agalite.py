@@ -73,7 +73,7 @@ import torch
 
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer
-from sb3_rtx.cells.galite import GatedFeatures, normalise, step_keep
+from sb3_rtx.cells.galite import STREAM_PROJECTION_GAIN, GatedFeatures, normalise, step_keep
 from sb3_rtx.cells.variants import CHOICES, Choices, resolve
 from sb3_rtx.cells.factored_attention import factored_gated_attention
 from sb3_rtx.cells.oscillating_values import oscillating_value_read
@@ -190,9 +190,10 @@ class AGaLiTeMixer(SequenceMixer):
         divisor: float,
         key_rows: tuple[int, ...],
         in_features: int | None = None,
+        stream_gain: float = math.sqrt(2),
     ) -> None:
         super().__init__()
-        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features)
+        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features, stream_gain)
         self.n_heads, self.d_head, self.feature_dim, self.r = n_heads, d_head, eta * d_head, r
         self.n_key_rows = max(key_rows) + 1
         self.kq_rows = rows_index(key_rows)  # where kt_j . q is among the key side's products
@@ -336,7 +337,9 @@ class AGaLiTe(GatedTransformerCell):
             n_layers,
             d_model,
             d_ffc,
-            lambda in_features: AGaLiTeMixer(d_model, n_heads, d_head, eta, r, choices, divisor, key_rows, in_features),
+            lambda in_features: AGaLiTeMixer(
+                d_model, n_heads, d_head, eta, r, choices, divisor, key_rows, in_features, STREAM_PROJECTION_GAIN[variant]
+            ),
             choices.read_merge,
             choices.memory_input,
             output_scale,

@@ -118,6 +118,11 @@ class SequenceMixer(nn.Module, ABC):
 READ_MERGES = CHOICES["read_merge"]
 #: what the first block's mixer reads: the embedded, normed stream, or the cell's input (see the module docstring)
 MEMORY_INPUTS = CHOICES["memory_input"]
+#: orthogonal gain of a first layer's projections of the observation (``memory_input="observation"``):
+#: small, so that what the memory projects (keys, gates, values) starts close to independent of the
+#: observation, whatever its scale, and the optimiser grows the columns of the inputs that matter (the
+#: stream's projections keep the paper's sqrt 2: their input is normed)
+OBSERVATION_PROJECTION_GAIN = 0.3
 
 
 class GatedBlock(nn.Module):
@@ -155,10 +160,13 @@ class GatedTransformerCell(RecurrentCell):
 
     State layout: for every per-layer state tensor of shape ``S`` a tensor ``(B, n_layers, *S)``,
     followed by the cell's shared tensors (e.g. a step counter), each ``(B, *S)``.
-    Subclasses give the mixer factory (called with the width of what each mixer reads) and, if
+    Subclasses give the mixer factory (called with the observation's width for a first layer that
+    reads the observation, None for a layer that reads the stream, ``d_model`` wide) and, if
     they keep shared state, override :meth:`shared_state_shapes`, :meth:`make_context` and
     :meth:`advance_shared`. ``memory_input`` says what the first block's mixer reads (see the module
-    docstring); a mixer's state shapes must not depend on its input width. ``output_scale`` multiplies
+    docstring). A first mixer whose state shapes differ from the other layers' (GTrXL's, which stores
+    what it reads: the observation) keeps its state in tensors of its own, after the stacked
+    layers' and before the shared ones: ``(B, *S_first)`` each. ``output_scale`` multiplies
     the cell's output, what the policy's heads see, by a fixed number, or with ``learn_output_scale``
     by a learned scalar that starts there (docs, "Learning memory", "Control: the output's scale").
     """
@@ -169,7 +177,7 @@ class GatedTransformerCell(RecurrentCell):
         n_layers: int,
         d_model: int,
         d_ffc: int,
-        make_mixer: Callable[[int], SequenceMixer],
+        make_mixer: Callable[[int | None], SequenceMixer],
         read_merge: str = "gated",
         memory_input: str = "stream",
         output_scale: float = 1.0,
@@ -189,10 +197,14 @@ class GatedTransformerCell(RecurrentCell):
         blocks = []
         for index in range(n_layers):
             reads_observation = memory_input == "observation" and index == 0
-            mixer = make_mixer(input_dim if reads_observation else d_model)
+            mixer = make_mixer(input_dim if reads_observation else None)
             blocks.append(GatedBlock(d_model, d_ffc, mixer, read_merge, reads_observation))
         self.blocks = nn.ModuleList(blocks)
-        self._layer_shapes = blocks[0].mixer.layer_state_shapes()
+        self._layer_shapes = tuple(blocks[-1].mixer.layer_state_shapes())
+        first_shapes = tuple(blocks[0].mixer.layer_state_shapes())
+        #: the first layer's state shapes when they differ from the stacked layers' (else empty; with
+        #: one layer that layer is the stacked one, whatever it reads)
+        self._first_layer_shapes = first_shapes if first_shapes != self._layer_shapes else ()
         self.output_scale = float(output_scale)
         # a learned scalar that starts at output_scale (LayerScale's idea, Touvron et al. 2021, "Going
         # deeper with image transformers": a branch's scale starts small and is learned), or a constant
@@ -211,21 +223,27 @@ class GatedTransformerCell(RecurrentCell):
 
     # -- RecurrentCell
     def state_shapes(self) -> tuple[tuple[int, ...], ...]:
-        per_layer = tuple((self.n_layers, *shape) for shape in self._layer_shapes)
-        return per_layer + tuple(self.shared_state_shapes())
+        stacked_layers = self.n_layers - (1 if self._first_layer_shapes else 0)
+        per_layer = tuple((stacked_layers, *shape) for shape in self._layer_shapes)
+        return per_layer + self._first_layer_shapes + tuple(self.shared_state_shapes())
 
     def _forward(self, x: torch.Tensor, state: CellState, starts: torch.Tensor) -> tuple[torch.Tensor, CellState]:
-        n_layer_tensors = len(self._layer_shapes)
-        layer_tensors, shared = state[:n_layer_tensors], state[n_layer_tensors:]
+        n_stacked, n_first = len(self._layer_shapes), len(self._first_layer_shapes)
+        layer_tensors, first_layer = state[:n_stacked], tuple(state[n_stacked : n_stacked + n_first])
+        shared = state[n_stacked + n_first :]
         context = self.make_context(shared, starts)
         h = F.relu(linear(self.embed, x))
-        new_layer_states = []
+        new_layer_states, new_first_layer = [], ()
         for index, block in enumerate(self.blocks):
-            h, new_state = block.forward(h, tuple(s[:, index] for s in layer_tensors), context, x)
+            if n_first and index == 0:  # a first layer with a state of its own shape
+                h, new_first_layer = block.forward(h, first_layer, context, x)
+                continue
+            stacked_index = index - (1 if n_first else 0)
+            h, new_state = block.forward(h, tuple(s[:, stacked_index] for s in layer_tensors), context, x)
             new_layer_states.append(new_state)
         if self.output_gain is not None:
             h = h * self.output_gain
         elif self.output_scale != 1.0:
             h = h * self.output_scale
         stacked = tuple(torch.stack(parts, dim=1) for parts in zip(*new_layer_states, strict=True))
-        return h, stacked + tuple(self.advance_shared(shared, starts, context))
+        return h, stacked + tuple(new_first_layer) + tuple(self.advance_shared(shared, starts, context))

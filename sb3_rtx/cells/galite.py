@@ -50,7 +50,13 @@ from torch.nn import functional as F
 
 from sb3_rtx.cells.activated_projection import activated_projection
 from sb3_rtx.cells.base import CellState, check_positive_int
-from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
+from sb3_rtx.cells.block import (
+    OBSERVATION_PROJECTION_GAIN,
+    GatedTransformerCell,
+    SequenceMixer,
+    linear,
+    orthogonal_linear,
+)
 from sb3_rtx.cells.factored_attention import outer
 from sb3_rtx.cells.merged_read import merged_read
 from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
@@ -85,11 +91,16 @@ FEATURE_MAP_NAMES: dict[Callable[[torch.Tensor], torch.Tensor], str] = {fn: name
 # (every name variants.py lists has its implementation here)
 assert tuple(FEATURE_MAPS) == CHOICES["feature_map"]
 assert (*GATE_INIT_BIAS, "multiscale", "per_head") == CHOICES["gate_init"]
-#: orthogonal gain of a first layer's projection of the observation (``memory_input="observation"``):
-#: small, so that the gates and keys start close to independent of the observation, whatever its
-#: scale, and the optimiser grows the columns of the inputs that matter (the stream's projection keeps
-#: the paper's sqrt 2: its input is normed)
-OBSERVATION_PROJECTION_GAIN = 0.3
+#: the orthogonal gain of the memory's projection of the stream (layers that read ``LN`` of the
+#: embedded stream), by ``variant``: the paper's sqrt 2. The default's is the observation projection's
+#: 0.3: since the first layer first read the observation (the eleventh cause) the code gave that gain
+#: to every layer's projection, meant for the first layer's only, and to the paper variant's too,
+#: whose sqrt 2 is now restored. The default keeps 0.3 because what was measured with more than one
+#: layer, or with ``memory_input="stream"`` (the input-stage probe), was measured so; which gain a
+#: stacked layer learns better with is not measured (the memory suite's cells have one layer). A first
+#: layer that reads the observation starts at :data:`~sb3_rtx.cells.block.OBSERVATION_PROJECTION_GAIN`
+#: in every variant.
+STREAM_PROJECTION_GAIN = {"default": OBSERVATION_PROJECTION_GAIN, "paper": math.sqrt(2)}
 #: ``write_gate="exp"``: the bound ``c`` on a write strength's log, ``exp(c tanh(z / c))``. The strength
 #: then spans e^-5 to e^5: one step can outweigh e^10 others, the same range as the decays' floor
 #: (:data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR`), and the state stays finite in float32 without
@@ -141,15 +152,23 @@ class GatedFeatures(nn.Module):
     normalise_read: bool = False
 
     def __init__(
-        self, d_model: int, n_heads: int, d_head: int, eta: int, choices: Choices, in_features: int | None = None
+        self,
+        d_model: int,
+        n_heads: int,
+        d_head: int,
+        eta: int,
+        choices: Choices,
+        in_features: int | None = None,
+        stream_gain: float = math.sqrt(2),
     ) -> None:
         super().__init__()
         self.n_heads, self.d_head, self.eta = n_heads, d_head, eta
         self.feature_map = FEATURE_MAPS[choices.feature_map]
         self.normalise_read = choices.read_norm == "rms"
         # one matmul for W_k, W_q, W_v, W_beta, W_g (d each) and W_p1, W_p2, W_p3 (eta each), from the
-        # stream (d_model) or, in a first layer that reads the observation, from the cell's input
-        gain = math.sqrt(2) if in_features is None else OBSERVATION_PROJECTION_GAIN
+        # stream (d_model, ``in_features`` None) or, in a first layer that reads the observation, from
+        # the cell's input (``in_features`` wide)
+        gain = stream_gain if in_features is None else OBSERVATION_PROJECTION_GAIN
         self.project = orthogonal_linear(in_features or d_model, n_heads * (5 * d_head + 3 * eta), gain=gain)
         self.out = orthogonal_linear(n_heads * d_head, d_model)
         conv_init = choices.value_conv_init
@@ -321,10 +340,17 @@ class GaLiTeMixer(SequenceMixer):
     """GaLiTe attention for one layer; state ``(C: (H, d, F), s: (H, F))``."""
 
     def __init__(
-        self, d_model: int, n_heads: int, d_head: int, eta: int, choices: Choices, in_features: int | None = None
+        self,
+        d_model: int,
+        n_heads: int,
+        d_head: int,
+        eta: int,
+        choices: Choices,
+        in_features: int | None = None,
+        stream_gain: float = math.sqrt(2),
     ) -> None:
         super().__init__()
-        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features)
+        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features, stream_gain)
         self.n_heads, self.d_head, self.feature_dim = n_heads, d_head, eta * d_head
         self.bounded = choices.normaliser == "bounded"
 
@@ -481,7 +507,9 @@ class GaLiTe(GatedTransformerCell):
             n_layers,
             d_model,
             d_ffc,
-            lambda in_features: GaLiTeMixer(d_model, n_heads, d_head, eta, choices, in_features),
+            lambda in_features: GaLiTeMixer(
+                d_model, n_heads, d_head, eta, choices, in_features, STREAM_PROJECTION_GAIN[variant]
+            ),
             choices.read_merge,
             choices.memory_input,
             output_scale,

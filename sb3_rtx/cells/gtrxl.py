@@ -14,10 +14,16 @@ The multi-step form is one ``scaled_dot_product_attention`` call per layer over
 Keys and values are recomputed from the stored inputs at every step rather than cached, so the
 state is the paper's ``memory_len x d_model`` per layer (caching them would cost 2 * heads * d_head
 per slot instead of d_model).
+
+``memory_input="observation"`` (an option; the default is the paper's ``"stream"``): the first
+layer attends over the cell's inputs themselves, not over ``LN`` of the embedded stream (see
+:mod:`sb3_rtx.cells.block` for why that matters under observation noise), and so stores
+``memory_len x input_dim`` in that layer.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -25,7 +31,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_rtx.cells.base import CellState, check_positive_int
-from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer, linear, orthogonal_linear
+from sb3_rtx.cells.block import (
+    MEMORY_INPUTS,
+    OBSERVATION_PROJECTION_GAIN,
+    GatedTransformerCell,
+    SequenceMixer,
+    linear,
+    orthogonal_linear,
+)
 
 
 class WindowContext:
@@ -60,18 +73,25 @@ class WindowContext:
 
 
 class GTrXLMixer(SequenceMixer):
-    """Multi-head softmax attention over a sliding memory; state ``(memory: (M, d_model),)``."""
+    """Multi-head softmax attention over a sliding memory of what it reads; state ``(memory: (M, d_in),)``.
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, memory_len: int) -> None:
+    ``in_features``: the width of what it reads when that is not the stream (``d_model``): a first
+    layer that reads the observation, whose projections then start with a small gain
+    (:data:`~sb3_rtx.cells.block.OBSERVATION_PROJECTION_GAIN`), as GaLiTe's and AGaLiTe's do.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_head: int, memory_len: int, in_features: int | None = None) -> None:
         super().__init__()
         self.d_model, self.n_heads, self.d_head, self.memory_len = d_model, n_heads, d_head, memory_len
-        self.query = orthogonal_linear(d_model, n_heads * d_head)
-        self.key_value = orthogonal_linear(d_model, 2 * n_heads * d_head)  # fused K and V
+        self.d_in = in_features or d_model
+        gain = math.sqrt(2) if in_features is None else OBSERVATION_PROJECTION_GAIN
+        self.query = orthogonal_linear(self.d_in, n_heads * d_head, gain=gain)
+        self.key_value = orthogonal_linear(self.d_in, 2 * n_heads * d_head, gain=gain)  # fused K and V
         self.out = orthogonal_linear(n_heads * d_head, d_model)
         self.position_bias = nn.Parameter(torch.zeros(n_heads, memory_len + 1))
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return ((self.memory_len, self.d_model),)
+        return ((self.memory_len, self.d_in),)
 
     def forward(self, h: torch.Tensor, layer_state: CellState, context: Any) -> tuple[torch.Tensor, CellState]:
         window: WindowContext = context
@@ -95,11 +115,14 @@ class GTrXL(GatedTransformerCell):
     """GTrXL cell (gated Transformer-XL with a sliding window memory).
 
     State per env: ``n_layers * memory_len * d_model + 1`` floats (the 1 counts the valid memory
-    slots of the current episode).
+    slots of the current episode); with ``memory_input="observation"`` the first layer's memory
+    holds ``memory_len * input_dim`` instead, in a state tensor of its own after the other layers'.
 
     :param input_dim: size of each input vector
     :param n_layers, d_model, n_heads, d_head, d_ffc: sizes (paper's T-Maze defaults)
     :param memory_len: steps each layer remembers
+    :param memory_input: ``"stream"`` (the paper's) or ``"observation"``, what the first layer attends
+        over (see :mod:`sb3_rtx.cells.block`)
     :param output_scale: a factor on the cell's output (see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
     :param learn_output_scale: the factor is a learned scalar starting at ``output_scale``
     """
@@ -115,20 +138,29 @@ class GTrXL(GatedTransformerCell):
         d_head: int = 64,
         d_ffc: int = 128,
         memory_len: int = 128,
+        memory_input: str = "stream",
         output_scale: float = 1.0,
         learn_output_scale: bool = False,
     ) -> None:
         check_positive_int("GTrXL", n_heads=n_heads, d_head=d_head, memory_len=memory_len)
-        self.n_heads, self.d_head, self.memory_len = n_heads, d_head, memory_len
+        if memory_input not in MEMORY_INPUTS:
+            raise ValueError(f"GTrXL: memory_input must be one of {MEMORY_INPUTS}, got {memory_input!r}")
+        self.n_heads, self.d_head, self.memory_len, self.memory_input = n_heads, d_head, memory_len, memory_input
         super().__init__(
             input_dim,
             n_layers,
             d_model,
             d_ffc,
-            lambda _: GTrXLMixer(d_model, n_heads, d_head, memory_len),
+            lambda in_features: GTrXLMixer(d_model, n_heads, d_head, memory_len, in_features),
+            memory_input=memory_input,
             output_scale=output_scale,
             learn_output_scale=learn_output_scale,
         )
+
+    def recorded_choices(self) -> dict[str, Any]:
+        # recorded where it is not the paper's stream, the only input before the choice existed, so
+        # that what earlier releases recorded (and the benchmarks' runs keyed on it) stays what it was
+        return {} if self.memory_input == "stream" else {"memory_input": self.memory_input}
 
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((),)  # number of valid memory slots (steps of the current episode), one per env
