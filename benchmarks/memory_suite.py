@@ -320,7 +320,10 @@ def plot(runs: list[dict], models: list[str], tasks: list[str], path: Path) -> N
     for ax in axes.flat[len(tasks):]:
         ax.axis("off")
     axes[0][0].set_ylabel("training success (or return)")
-    axes[0][0].legend(fontsize=7)
+    # the legend on the first panel with a curve (a model may have no runs of the first task)
+    labelled = next((ax for ax in axes.flat if ax.get_legend_handles_labels()[0]), None)
+    if labelled is not None:
+        labelled.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

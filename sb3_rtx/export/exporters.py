@@ -297,6 +297,8 @@ def export_aoti(model: Any, path: str | Path, *, batch_size: int | None = None, 
         warnings.filterwarnings("ignore", message=".*was assigned during export.*")
         # torch's own notice from inside the packaging (its pytree API), nothing a caller can change
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*", category=FutureWarning)
+        # and the one of the TorchScript modules in torch.utils.mkldnn, which inductor's passes import
+        warnings.filterwarnings("ignore", message=".*torch.jit.script_method. is deprecated.*", category=DeprecationWarning)
         try:
             program = torch.export.export(step, example, dynamic_shapes=dynamic_shapes)
         except Exception as error:
