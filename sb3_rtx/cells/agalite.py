@@ -179,22 +179,11 @@ class AGaLiTeMixer(SequenceMixer):
     same input), so one update and one product serve every row.
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_head: int,
-        eta: int,
-        r: int,
-        choices: Choices,
-        divisor: float,
-        key_rows: tuple[int, ...],
-        in_features: int | None = None,
-        stream_gain: float = math.sqrt(2),
-    ) -> None:
+    def __init__(self, features: GatedFeatures, r: int, choices: Choices, divisor: float, key_rows: tuple[int, ...]) -> None:
         super().__init__()
-        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features, stream_gain)
-        self.n_heads, self.d_head, self.feature_dim, self.r = n_heads, d_head, eta * d_head, r
+        self.features = features  # the layer's input projections (keys, queries, values, gates)
+        self.n_heads, self.d_head, self.r = features.n_heads, features.d_head, r
+        self.feature_dim = features.eta * features.d_head
         self.n_key_rows = max(key_rows) + 1
         self.kq_rows = rows_index(key_rows)  # where kt_j . q is among the key side's products
         self.bounded = choices.normaliser == "bounded"
@@ -338,7 +327,11 @@ class AGaLiTe(GatedTransformerCell):
             d_model,
             d_ffc,
             lambda in_features: AGaLiTeMixer(
-                d_model, n_heads, d_head, eta, r, choices, divisor, key_rows, in_features, STREAM_PROJECTION_GAIN[variant]
+                GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features, STREAM_PROJECTION_GAIN[variant]),
+                r,
+                choices,
+                divisor,
+                key_rows,
             ),
             choices.read_merge,
             choices.memory_input,

@@ -337,21 +337,12 @@ def step_keep(starts: torch.Tensor) -> torch.Tensor | None:
 
 
 class GaLiTeMixer(SequenceMixer):
-    """GaLiTe attention for one layer; state ``(C: (H, d, F), s: (H, F))``."""
+    """GaLiTe attention for one layer, over its input projections ``features``; state ``(C: (H, d, F), s: (H, F))``."""
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_head: int,
-        eta: int,
-        choices: Choices,
-        in_features: int | None = None,
-        stream_gain: float = math.sqrt(2),
-    ) -> None:
+    def __init__(self, features: GatedFeatures, choices: Choices) -> None:
         super().__init__()
-        self.features = GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features, stream_gain)
-        self.n_heads, self.d_head, self.feature_dim = n_heads, d_head, eta * d_head
+        self.features = features
+        self.n_heads, self.d_head, self.feature_dim = features.n_heads, features.d_head, features.eta * features.d_head
         self.bounded = choices.normaliser == "bounded"
 
     def layer_state_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -508,7 +499,8 @@ class GaLiTe(GatedTransformerCell):
             d_model,
             d_ffc,
             lambda in_features: GaLiTeMixer(
-                d_model, n_heads, d_head, eta, choices, in_features, STREAM_PROJECTION_GAIN[variant]
+                GatedFeatures(d_model, n_heads, d_head, eta, choices, in_features, STREAM_PROJECTION_GAIN[variant]),
+                choices,
             ),
             choices.read_merge,
             choices.memory_input,
