@@ -166,12 +166,14 @@ def export_both(model: Any, tmp_path: Path, **kwargs: Any) -> list[Any]:
 
 
 # ------------------------------------------------------------------------ equivalence, every cell
-@pytest.mark.parametrize("cell", ["agalite", "galite", "gtrxl", "lstm", "agalite-paper"])
+@pytest.mark.parametrize("cell", ["agalite", "galite", "gtrxl", "lstm", "agalite-paper", "gtrxl-observation"])
 def test_every_cell_exports_and_acts_as_predict_for_1000_steps_with_resets(tmp_path, cell):
     venv = make_vec_env("CartPole-v1", n_envs=4, seed=0)
     policy_kwargs: dict[str, Any] = dict(cell=cell)
     if cell == "agalite-paper":  # the paper's frequencies: equal key memories, read through a gather, not a slice
         policy_kwargs = dict(cell="agalite", cell_kwargs={**DEFAULT_CELL_KWARGS["agalite"], "variant": "paper"})
+    if cell == "gtrxl-observation":  # a first layer with a state tensor of its own width
+        policy_kwargs = dict(cell="gtrxl", cell_kwargs={**DEFAULT_CELL_KWARGS["gtrxl"], "memory_input": "observation"})
     model = RtxPPO("MlpRtxPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs=policy_kwargs, seed=0)
     model.learn(128)
     runners = export_both(model, tmp_path)
