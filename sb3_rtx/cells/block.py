@@ -120,8 +120,9 @@ READ_MERGES = CHOICES["read_merge"]
 MEMORY_INPUTS = CHOICES["memory_input"]
 #: orthogonal gain of a first layer's projections of the observation (``memory_input="observation"``):
 #: small, so that what the memory projects (keys, gates, values) starts close to independent of the
-#: observation, whatever its scale, and the optimiser grows the columns of the inputs that matter (the
-#: stream's projections keep the paper's sqrt 2: their input is normed)
+#: observation, whatever its scale, and the optimiser grows the columns of the inputs that matter (a
+#: layer that reads the stream starts at its cell's gain: GTrXL's and the paper variant's sqrt 2, see
+#: galite.STREAM_PROJECTION_GAIN)
 OBSERVATION_PROJECTION_GAIN = 0.3
 
 

@@ -32,7 +32,6 @@ from torch.nn import functional as F
 
 from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import (
-    MEMORY_INPUTS,
     OBSERVATION_PROJECTION_GAIN,
     GatedTransformerCell,
     SequenceMixer,
@@ -143,8 +142,6 @@ class GTrXL(GatedTransformerCell):
         learn_output_scale: bool = False,
     ) -> None:
         check_positive_int("GTrXL", n_heads=n_heads, d_head=d_head, memory_len=memory_len)
-        if memory_input not in MEMORY_INPUTS:
-            raise ValueError(f"GTrXL: memory_input must be one of {MEMORY_INPUTS}, got {memory_input!r}")
         self.n_heads, self.d_head, self.memory_len, self.memory_input = n_heads, d_head, memory_len, memory_input
         super().__init__(
             input_dim,
