@@ -39,8 +39,10 @@ Run from the repository root:
     python -m benchmarks.efficiency            # under 10 minutes on a 2-core CPU
     python -m benchmarks.efficiency --quick    # a smoke run (seconds): few repeats, T=16 training
     python -m benchmarks.efficiency --threads 1   # one CPU thread -> efficiency_1threads.*
+    python -m benchmarks.efficiency --device cuda # CUDA only -> efficiency_cuda.*
 
-It writes ``benchmarks/results/efficiency.{csv,md,png}`` (``efficiency_quick.*`` with ``--quick``).
+It writes ``benchmarks/results/efficiency.{csv,md,png}`` (``efficiency_quick.*`` with ``--quick``,
+``efficiency_cuda.*`` with ``--device cuda``).
 """
 
 from __future__ import annotations
@@ -406,6 +408,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     settings = Settings(args.quick, compiled=not args.no_compile)
     rows = [row for device in devices for row in measure(device, settings)]
     name = "efficiency_quick" if args.quick else "efficiency"
+    if args.device == "cuda":  # a CUDA-only run must not overwrite the CPU table
+        name += "_cuda"
     if args.threads is not None:
         name += f"_{args.threads}threads"
     train_len, train_batch = rows[0]["train_seq_len"], rows[0]["train_batch"]

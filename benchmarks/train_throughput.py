@@ -7,6 +7,7 @@ one step at a time) and training (PPO epochs over the rollout).
     python -m benchmarks.train_throughput            # CartPoleNoVel-v1, about 4 minutes on 2 cores
     python -m benchmarks.train_throughput --quick    # a smoke run
     python -m benchmarks.train_throughput --size paper   # AGaLiTe and GTrXL-128 at the paper's T-Maze size
+    python -m benchmarks.train_throughput --device cuda  # every model on CUDA -> train_throughput_cuda.*
 
 With ``--size paper`` the transformer rows are the paper's T-Maze size (4 layers, d_model 128, 4
 heads, d_head 64, d_ffc 128; AGaLiTe eta 8, r 2; GTrXL memory_len 128), the sizes of the efficiency
@@ -68,10 +69,11 @@ def candidates(sequence_length: int, size: str = "small") -> list[tuple[str, Cal
 
 
 def timed_run(algo: Callable[..., Any], kwargs: dict, env_id: str, n_envs: int, n_steps: int, batch_size: int,
-              n_epochs: int, timesteps: int) -> dict[str, float]:
+              n_epochs: int, timesteps: int, device: str = "cpu") -> dict[str, float]:
     env = make_vec_env(env_id, n_envs=n_envs, seed=0)
     kwargs = dict(kwargs)
-    model = algo(kwargs.pop("policy"), env, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, seed=0, **kwargs)
+    model = algo(kwargs.pop("policy"), env, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, seed=0,
+                 device=device, **kwargs)
     spent = {"collect": 0.0, "train": 0.0}
 
     def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,8 +106,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true", help="one short rollout per run")
     parser.add_argument("--profile", metavar="NAME", help="also profile the first run whose label contains NAME")
     parser.add_argument("--size", choices=["small", "paper"], default="small", help="the transformer cells' size")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu",
+        help="where every model trains (SB3's 'auto' would pick CUDA where present, under a CPU table's name)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device available")
     if args.env.endswith("NoVel-v1") or "NoVel" in args.env:
         import rl_zoo3.import_envs  # noqa: F401  (registers CartPoleNoVel-v1 and friends)
     if args.quick:
@@ -115,7 +123,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for label, algo, kwargs in candidates(args.sequence_length, args.size):
         torch.manual_seed(0)
-        result = timed_run(algo, kwargs, args.env, args.n_envs, args.n_steps, args.batch_size, args.n_epochs, timesteps)
+        result = timed_run(algo, kwargs, args.env, args.n_envs, args.n_steps, args.batch_size, args.n_epochs, timesteps,
+                           args.device)
         rows.append({"run": label, **result})
         print(f"{label:>46}: fps {result['fps']:7.1f}  collect {result['collect_s']:6.1f}s  train {result['train_s']:6.1f}s", flush=True)
 
@@ -129,8 +138,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     table = write_report(
         rows,
         args.out,
-        "train_throughput" + ("_paper" if args.size == "paper" else "") + ("_quick" if args.quick else ""),
-        "Training throughput (CPU)",
+        "train_throughput" + ("_paper" if args.size == "paper" else "") + ("_quick" if args.quick else "")
+        + ("_cuda" if args.device == "cuda" else ""),
+        f"Training throughput ({'CUDA: ' + torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU'})",
         f"{args.env}, {args.n_envs} envs, n_steps {args.n_steps}, batch {args.batch_size}, {args.n_epochs} epochs, "
         f"{timesteps} steps per run, RtxPPO sequence_length {args.sequence_length}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.machine()}. One run each. "
@@ -163,7 +173,7 @@ def profile_run(label: str, algo: Callable[..., Any], kwargs: dict, args: argpar
     env = make_vec_env(args.env, n_envs=args.n_envs, seed=0)
     kwargs = dict(kwargs)
     model = algo(kwargs.pop("policy"), env, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
-                 seed=0, **kwargs)
+                 seed=0, device=args.device, **kwargs)
     collect, train = model.collect_rollouts, model.train
 
     def labelled(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:

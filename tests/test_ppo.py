@@ -959,7 +959,10 @@ def test_saved_on_cuda_loads_on_cpu_with_the_same_actions(cell, tmp_path):
     model.save(tmp_path / "cuda.zip")
     on_cpu = RtxPPO.load(tmp_path / "cuda.zip", device="cpu")
     assert next(on_cpu.policy.parameters()).device.type == "cpu"
-    assert_same_predictions(model, on_cpu, steps=6, reset_prob=0.3, exact=False)
+    # cuDNN's LSTM runs in TF32 by default (about 3e-4 relative per product), which is a precision
+    # mode, not a save/load fault: compare in full float32 (seen on an H200: states 5e-3 apart)
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        assert_same_predictions(model, on_cpu, steps=6, reset_prob=0.3, exact=False)
 
 
 @needs_cuda
