@@ -1,5 +1,6 @@
 """Test-wide settings."""
 
+import pytest
 import torch
 
 # pytest runs with -n 2 (one worker per core); torch's own thread pool on top of that
@@ -19,3 +20,13 @@ def needs_compiler():
 
     if not (shutil.which("g++") or shutil.which("c++")):
         pytest.skip("no C++ compiler: torch.compile cannot build CPU kernels here (.ci/run installs g++)")
+
+
+@pytest.fixture
+def accelerator_paths(monkeypatch):
+    """Run the training forms' accelerator paths (fewest ops: one group, one block, the doubling
+    scan, ``cumprod``) on the CPU, so they are checked where no GPU is."""
+    from sb3_rtx.cells import factored_attention, galite, oscillating_values, scan
+
+    for module in (scan, factored_attention, oscillating_values, galite):
+        monkeypatch.setattr(module, "launch_bound", lambda device: True)

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         ("benchmarks.train_throughput", "train_throughput_quick.md"),
         ("benchmarks.efficiency", "efficiency_quick.md"),
+        ("benchmarks.op_count", "op_count_quick.md"),
         ("benchmarks.zoo_scores", "zoo_scores_quick.md"),
         ("benchmarks.probes.state_precision", "state_precision_quick.md"),
         ("benchmarks.probes.recall_diagnostics", "recall_diagnostics_quick.md"),

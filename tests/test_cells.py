@@ -109,11 +109,15 @@ def test_stepping_equals_whole_sequence(variant, seq_len):
         assert (a - b).abs().max().item() <= 1e-10
 
 
+@pytest.mark.parametrize("paths", ["cpu", "accelerator"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_training_form_gradients_equal_autograd_through_the_steps(variant):
+def test_training_form_gradients_equal_autograd_through_the_steps(variant, paths, request):
     """The training form's hand-written backwards (scans, chunked attention, value convolution,
     feature maps) give the gradients that plain autograd gives through the acting steps: of every
-    parameter, the inputs and the incoming state, with resets inside the sequence."""
+    parameter, the inputs and the incoming state, with resets inside the sequence; on the CPU's
+    paths and on the accelerators' (fewest ops), both run here."""
+    if paths == "accelerator":
+        request.getfixturevalue("accelerator_paths")
     cell = build(variant)
     batch, seq_len = 4, 19
     gen = torch.Generator().manual_seed(3)

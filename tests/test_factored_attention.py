@@ -42,13 +42,16 @@ def test_chunked_form_equals_the_recurrence(seq_len, chunk_len):
     assert (final - want_final).abs().max() <= 1e-12
 
 
-@pytest.mark.parametrize("group_elements", [None, 1 * 4 * 2 * 8 * 15, 2 * 4 * 2 * 8 * 15, 3 * 8 * 15])
-def test_gradients_equal_autograd_through_the_recurrence(group_elements, monkeypatch):
+@pytest.mark.parametrize("group_elements", [None, 1 * 4 * 2 * 8 * 15, 2 * 4 * 2 * 8 * 15, 3 * 8 * 15, "accelerator"])
+def test_gradients_equal_autograd_through_the_recurrence(group_elements, monkeypatch, request):
     """Every factor and the incoming state, with gradients flowing into both outputs; with the
     chunks processed all at once (these sizes fit one group), in groups of 1 and 2 chunks (one chunk
     here: 4 envs * 2 heads * 8 steps * 15 features), and one chunk at a time split into blocks of 3
-    of its 8 env-heads, as at larger sizes (the backward then rebuilds the states inside each group)."""
-    if group_elements is not None:
+    of its 8 env-heads, as at larger sizes (the backward then rebuilds the states inside each group);
+    and on the accelerators' path (one group, cumprod, chunk-to-chunk carries as doubling scans)."""
+    if group_elements == "accelerator":
+        request.getfixturevalue("accelerator_paths")
+    elif group_elements is not None:
         monkeypatch.setattr(factored_attention, "GROUP_ELEMENTS", group_elements)
     factors, weights, starts, state = random_inputs(21)
     gen = torch.Generator().manual_seed(1)

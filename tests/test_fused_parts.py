@@ -37,8 +37,11 @@ def value_inputs(seq_len: int, batch: int = 3, heads: int = 2, r: int = 2, d: in
 
 @pytest.mark.parametrize("seq_len", [2, 17, 40])
 @pytest.mark.parametrize("bounded", [False, True])
-@pytest.mark.parametrize("block_len", [None, 1, 7])  # the backward over one block, or walking back over blocks
-def test_value_read_equals_the_recurrence_in_values_and_gradients(seq_len, bounded, block_len):
+@pytest.mark.parametrize("block_len", [None, 1, 7, "accelerator"])  # one block, walking back over blocks, or fewest ops
+def test_value_read_equals_the_recurrence_in_values_and_gradients(seq_len, bounded, block_len, request):
+    if block_len == "accelerator":
+        request.getfixturevalue("accelerator_paths")
+        block_len = None
     beta, v, weights, starts, vt, kq, sq = value_inputs(seq_len)
     gen = torch.Generator().manual_seed(1)
     read_weights = torch.randn(*beta.shape, generator=gen, dtype=torch.float64)

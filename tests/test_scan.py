@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sb3_rtx.cells.scan import CHUNK_LEN, GatedChunks, floor_decay, floor_log_decay, linear_scan, linear_scan_sequential
+from sb3_rtx.cells.scan import (
+    CHUNK_LEN,
+    GatedChunks,
+    chunked_scan,
+    doubling_scan,
+    floor_decay,
+    floor_log_decay,
+    linear_scan,
+    linear_scan_sequential,
+)
 
 
 def random_recurrence(seq_len, shape=(3, 4), decay_shape=None, seed=0):
@@ -25,6 +34,19 @@ def test_chunked_scan_equals_loop(seq_len, chunk_len):
     a, b, h0 = random_recurrence(seq_len)
     expected = linear_scan_sequential(a, b, h0)
     assert (linear_scan(a, b, h0, chunk_len) - expected).abs().max() <= 1e-12
+
+
+@pytest.mark.parametrize("seq_len", [1, 2, 3, 7, 16, 17, 128])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("decay_shape", [(3, 4), (3, 1)])
+def test_doubling_scan_equals_the_chunked_scan(seq_len, reverse, decay_shape):
+    """The accelerators' form (run here on the CPU, where chunked_scan itself loops), both directions,
+    with a decay shared over the state's last axis, resets and an initial state."""
+    a, b, h0 = random_recurrence(seq_len, decay_shape=decay_shape)
+    expected = chunked_scan(a, b, h0, 4, reverse=reverse)
+    if not reverse:
+        assert (expected - linear_scan_sequential(a, b, h0)).abs().max() <= 1e-12
+    assert (doubling_scan(a, b, h0, reverse=reverse) - expected).abs().max() <= 1e-12
 
 
 def test_decay_broadcasts_over_state_vectors():

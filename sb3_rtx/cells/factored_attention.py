@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from sb3_rtx.cells.scan import CHUNK_LEN, DECAY_FLOOR, GatedChunks
+from sb3_rtx.cells.scan import CHUNK_LEN, DECAY_FLOOR, GatedChunks, doubling_scan, launch_bound
 
 
 def outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -132,7 +132,7 @@ def running_product(x: torch.Tensor) -> torch.Tensor:
     """``cumprod`` along dim 1 of ``(N, L, F)``; on a CPU as ``L - 1`` products of whole steps: with a
     short ``L`` and a long ``F`` about 4x faster than ``torch.cumprod``, which walks each of the
     ``N * F`` columns on its own (on an accelerator, one ``cumprod`` kernel beats ``L - 1`` launches)."""
-    if x.device.type != "cpu":
+    if launch_bound(x.device):
         return x.cumprod(1)
     out = torch.empty_like(x)
     out[:, 0] = x[:, 0]
@@ -193,7 +193,7 @@ class _Group:
 
 def _groups(layout: _ChunkLayout, width: int, device: torch.device) -> list[_Group]:
     """The groups in an order that carries state forward: row blocks, each over its chunks in time."""
-    budget = GROUP_ELEMENTS if device.type == "cpu" else ACCELERATOR_GROUP_ELEMENTS
+    budget = ACCELERATOR_GROUP_ELEMENTS if launch_bound(device) else GROUP_ELEMENTS
     rows = layout.batch * layout.heads
     per_row = layout.length * width
     per_chunk = rows * per_row
@@ -225,10 +225,16 @@ class _FactoredGatedAttention(torch.autograd.Function):
             # what each chunk adds to the state by its end, over P_last: sum_s writes_s weights_s K~_s / P_m
             written = torch.bmm(group(masks.written).transpose(1, 2), chunk.keys).div_(chunk.at_middle)
             written, at_last = written.view(group.size, -1, n_values, width), chunk.at_last.view(group.size, -1, 1, width)
-            for offset, index in enumerate(range(group.first, group.end)):  # carry the state across the group's chunks
-                after = boundaries[index + 1, group.rows]
-                torch.addcmul(written[offset], masks.keeps[index, group.rows], boundaries[index, group.rows], out=after)
-                after.mul_(at_last[offset])
+            # carry the state across the group's chunks: B_c+1 = P_last (keeps B_c + written)
+            if launch_bound(state.device):  # as one scan: fewer ops than a step per chunk
+                keeps = masks.keeps[group.first : group.end, group.rows]
+                carried = doubling_scan(keeps * at_last, written.mul_(at_last), boundaries[group.first, group.rows])
+                boundaries[group.first + 1 : group.end + 1, group.rows] = carried
+            else:
+                for offset, index in enumerate(range(group.first, group.end)):
+                    after = boundaries[index + 1, group.rows]
+                    torch.addcmul(written[offset], masks.keeps[index, group.rows], boundaries[index, group.rows], out=after)
+                    after.mul_(at_last[offset])
             # within each chunk: masked gated attention (entries outside the mask may hold huge values)
             scores = torch.where(group(masks.pairs), torch.bmm(chunk.queries, chunk.keys.transpose(1, 2)), zero)
             # plus the carried state, read by steps before the chunk's first episode start
@@ -275,12 +281,19 @@ class _FactoredGatedAttention(torch.autograd.Function):
                 torch.bmm(d_read.transpose(1, 2), chunk.queries).mul_(chunk.at_middle).view(group.size, -1, n_values, width)
             )
             keep_last = chunk.at_last.view(group.size, -1, 1, width)
-            d_end = boundaries.new_empty(read_back.shape)
-            for offset in reversed(range(group.size)):
+            if launch_bound(boundaries.device):  # G_c = read_back_c + keeps P_last G_c+1 as one reverse scan
                 carried = grad_state[group.rows]
-                d_end[offset] = carried
-                keeps = masks.keeps[group.first + offset, group.rows]
-                grad_state[group.rows] = torch.addcmul(read_back[offset], keeps * keep_last[offset], carried)
+                keeps = masks.keeps[group.first : group.end, group.rows]
+                at_starts = doubling_scan(keeps * keep_last, read_back, carried, reverse=True)
+                d_end = torch.cat([at_starts[1:], carried.unsqueeze(0)])
+                grad_state[group.rows] = at_starts[0]
+            else:
+                d_end = boundaries.new_empty(read_back.shape)
+                for offset in reversed(range(group.size)):
+                    carried = grad_state[group.rows]
+                    d_end[offset] = carried
+                    keeps = masks.keeps[group.first + offset, group.rows]
+                    grad_state[group.rows] = torch.addcmul(read_back[offset], keeps * keep_last[offset], carried)
             d_end = d_end.flatten(0, 1)
             d_written = d_end * (chunk.at_last / chunk.at_middle)
             d_keys = torch.bmm(gate.transpose(1, 2), chunk.queries).baddbmm_(group(masks.written), d_written)

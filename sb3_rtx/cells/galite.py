@@ -59,7 +59,7 @@ from sb3_rtx.cells.block import (
 )
 from sb3_rtx.cells.factored_attention import outer
 from sb3_rtx.cells.merged_read import merged_read
-from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay
+from sb3_rtx.cells.scan import GatedChunks, floor_decay, floor_log_decay, launch_bound
 from sb3_rtx.cells.short_conv import ShortConvolution
 from sb3_rtx.cells.variants import CHOICES, Choices, resolve
 
@@ -326,12 +326,12 @@ class GatedFeatures(nn.Module):
 
 def step_keep(starts: torch.Tensor) -> torch.Tensor | None:
     """For a ``T == 1`` call: ``(B, 1, 1)`` multiplier that zeroes the state of envs starting an
-    episode, or ``None`` when no env starts (checked on CPU only, where it costs no device sync, and
-    not under ``torch.compile`` or a tracing export, where the data-dependent branch would split the
-    graph or be frozen into it)."""
+    episode, or ``None`` when no env starts (checked where ops are not :func:`launch_bound`, on a CPU,
+    where the check costs no device sync; and not under ``torch.compile`` or a tracing export, where
+    the data-dependent branch would split the graph or be frozen into it)."""
     start = starts[0]
     tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()
-    if start.device.type == "cpu" and not tracing and not bool(start.any()):
+    if not launch_bound(start.device) and not tracing and not bool(start.any()):
         return None
     return (1.0 - start).view(-1, 1, 1)
 

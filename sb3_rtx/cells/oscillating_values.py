@@ -28,7 +28,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from sb3_rtx.cells.galite import NORMALISER_EPS, normalise
-from sb3_rtx.cells.scan import DECAY_FLOOR, chunked_scan, default_chunk_len
+from sb3_rtx.cells.scan import DECAY_FLOOR, chunked_scan, default_chunk_len, launch_bound
 
 
 def oscillating_value_read(
@@ -92,12 +92,17 @@ def _products_of_terms(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 #: with the sequence; 1 MB of float32, as the key side's groups (at the paper's size, T=128, B=16,
 #: four blocks of 32 steps instead of a peak of about 18 MB per layer; one block at the small size)
 BACKWARD_BLOCK_ELEMENTS = 1 << 18
+#: the same on an accelerator, where every op is a kernel launch and the step is launch-bound (on
+#: an H200 the paper-size training step issued about 3,800 ops, four blocks per layer a third of
+#: them): the whole sequence as one block at the sizes the benchmarks use (64 MB of value state)
+ACCELERATOR_BACKWARD_BLOCK_ELEMENTS = 1 << 24
 
 
 def backward_block_len(beta: torch.Tensor, r: int) -> int:
     """Steps per backward block for values ``beta (T, B, H, d)`` with ``r`` terms (see :data:`BACKWARD_BLOCK_ELEMENTS`)."""
+    budget = ACCELERATOR_BACKWARD_BLOCK_ELEMENTS if launch_bound(beta.device) else BACKWARD_BLOCK_ELEMENTS
     per_step = beta[0].numel() * r
-    return max(1, min(beta.shape[0], BACKWARD_BLOCK_ELEMENTS // max(1, per_step)))
+    return max(1, min(beta.shape[0], budget // max(1, per_step)))
 
 
 class _OscillatingValueRead(torch.autograd.Function):

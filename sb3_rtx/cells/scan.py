@@ -26,6 +26,14 @@ import math
 import torch
 
 
+def launch_bound(device: torch.device) -> bool:
+    """Whether an op on ``device`` costs its launch more than its work at the sizes RL trains at
+    (every accelerator; on an H200 the training step waited on the host issuing kernels): the
+    training forms then take the paths with the fewest ops, where a CPU's take the cache-sized ones.
+    One function, so the tests can run the accelerators' paths on a CPU."""
+    return device.type != "cpu"
+
+
 def linear_step(a: torch.Tensor, b: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """One step of ``h = a * h + b``."""
     return torch.addcmul(b, a, h)
@@ -66,7 +74,12 @@ def chunked_scan(
     chunk, vectorised over chunks), from a zero state, keeping the running product of decays.
     Level 2 carries the true state across chunks (a loop over ``T / L`` chunks). A final
     vectorised fix-up adds each chunk's carried-in state, decayed to every position.
+
+    Where ops are :func:`launch_bound` it runs :func:`doubling_scan` instead (``chunk_len`` and
+    ``overwrite`` unused).
     """
+    if launch_bound(b.device):
+        return doubling_scan(a, b, h0, reverse)
     seq_len = b.shape[0]
     a = a.expand(seq_len, *a.shape[1:])
     n_chunks = -(-seq_len // chunk_len)
@@ -100,6 +113,35 @@ def chunked_scan(
 
     out = local.addcmul_(decay, carried.unsqueeze(1))
     return out.reshape(n_chunks * chunk_len, *b.shape[2:])[:seq_len]
+
+
+def doubling_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """The recurrence of :func:`chunked_scan` in ``ceil(log2 T)`` whole-sequence steps (the
+    Hillis-Steele scan, 1986, of the affine maps ``h -> a_t h + b_t``): after the step with span
+    ``k``, every ``h_t`` holds the map over the ``2k`` steps up to ``t`` applied to zero (or to
+    ``h0``, once the span reaches the first step) and ``a_t`` the product of those steps' decays.
+
+    About ``4 log2 T`` operations, against the chunked form's ``4 sqrt T`` (every one a kernel
+    launch on an accelerator, where the training step is launch-bound) for ``log2 T`` times the
+    work, which an accelerator has to spare; only products of decays and sums, as the loop's.
+    """
+    seq_len = b.shape[0]
+    a = a.expand(seq_len, *a.shape[1:])
+    h = b.clone()
+    edge = seq_len - 1 if reverse else 0
+    h[edge] = torch.addcmul(h[edge], a[edge], h0)  # h0 enters through the first step in time
+    span = 1
+    while span < seq_len:
+        if reverse:  # h_t += a_t h_{t+span}: what the later steps' span carries back
+            h = torch.cat([torch.addcmul(h[:-span], a[:-span], h[span:]), h[-span:]])
+            if 2 * span < seq_len:
+                a = torch.cat([a[:-span] * a[span:], a[-span:]])
+        else:
+            h = torch.cat([h[:span], torch.addcmul(h[span:], a[span:], h[:-span])])
+            if 2 * span < seq_len:
+                a = torch.cat([a[:span], a[span:] * a[:-span]])
+        span *= 2
+    return h
 
 
 class _LinearScan(torch.autograd.Function):
