@@ -37,8 +37,12 @@ variants of them (:data:`VARIANTS`): ``AGaLiTe (relu heads)``, the default AGaLi
 hidden layers relu (``activation_fn=nn.ReLU``) instead of SB3's tanh; ``AGaLiTe (read layer scale
 0.1)``, the default AGaLiTe whose read is multiplied by a learned per-channel scale starting at 0.1
 before it joins the stream (LayerScale); ``AGaLiTe (heads read centred output)``, the default AGaLiTe
-whose output, as the heads read it, is centred by its mean over the previous rollout's acting steps.
-Both are edited into the built cells, not options of the library.
+whose output, as the heads read it, is centred by its mean over the previous rollout's acting steps;
+``AGaLiTe (quiet critic, cell gradient kept)``, ``critic_init_scale=0.04`` with the gradient the
+critic's head sends into the cell multiplied by 1 / 0.04 (at least the default's: the quiet head is
+not saturated, so it passes more back per unit than the default's); ``AGaLiTe (critic gradient
+stopped)``, the default with none of the critic's gradient reaching the cell. They are edited into
+the built models, not options of the library.
 """
 
 from __future__ import annotations
@@ -69,10 +73,37 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # output, centred (LeCun et al. 1998, "Efficient BackProp": a layer learns slowest along its inputs'
     # small directions when their mean is large); edited into the built cells
     "AGaLiTe (heads read centred output)": ("AGaLiTe", {}),
+    # the quiet critic (its first layer starts x0.04), with the gradient it sends into the shared cell
+    # multiplied back by 1 / 0.04: does the quiet critic lose T-Maze by starving the memory of the
+    # critic's gradient (which the small start scales down with it), or by its quiet value itself?
+    "AGaLiTe (quiet critic, cell gradient kept)": ("AGaLiTe", dict(critic_init_scale=0.04)),
+    # the default critic, none of whose gradient reaches the cell: the memory learns from the actor alone
+    "AGaLiTe (critic gradient stopped)": ("AGaLiTe", {}),
 }
 #: the variants whose built cells are edited: label -> the read's layer-scale start
 READ_LAYER_SCALE = {"AGaLiTe (read layer scale 0.1)": 0.1}
 CENTRED = ("AGaLiTe (heads read centred output)",)
+#: the variants whose critic's gradient into the cell is scaled: label -> the factor
+CRITIC_GRADIENT_SCALE = {"AGaLiTe (quiet critic, cell gradient kept)": 1 / 0.04, "AGaLiTe (critic gradient stopped)": 0.0}
+
+
+def scale_critic_gradient(agent: Any, factor: float) -> None:
+    """Multiply the gradient the critic's head sends back into what it reads (the cell's output) by
+    ``factor``; the forward pass is unchanged."""
+    import torch
+
+    class Scaled(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * factor
+
+    value_net = agent.policy.mlp_extractor.value_net
+    forward = value_net.forward
+    value_net.forward = lambda x: forward(Scaled.apply(x))
 
 
 class OutputCentre:
@@ -228,6 +259,8 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
     if model in READ_LAYER_SCALE:
         scale_reads(agent, READ_LAYER_SCALE[model])
     centre = OutputCentre(agent) if model in CENTRED else None
+    if model in CRITIC_GRADIENT_SCALE:
+        scale_critic_gradient(agent, CRITIC_GRADIENT_SCALE[model])
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
