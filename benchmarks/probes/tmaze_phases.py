@@ -41,8 +41,9 @@ whose output, as the heads read it, is centred by its mean over the previous rol
 ``AGaLiTe (quiet critic, cell gradient kept)``, ``critic_init_scale=0.04`` with the gradient the
 critic's head sends into the cell multiplied by 1 / 0.04 (at least the default's: the quiet head is
 not saturated, so it passes more back per unit than the default's); ``AGaLiTe (critic gradient
-stopped)``, the default with none of the critic's gradient reaching the cell. They are edited into
-the built models, not options of the library.
+stopped)``, the default with none of the critic's gradient reaching the cell; ``AGaLiTe (vf_coef
+1.0)``, the default with PPO's value loss weighted 1.0 (SB3's default 0.5). The first three are
+edited into the built models, not options of the library.
 """
 
 from __future__ import annotations
@@ -79,7 +80,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "AGaLiTe (quiet critic, cell gradient kept)": ("AGaLiTe", dict(critic_init_scale=0.04)),
     # the default critic, none of whose gradient reaches the cell: the memory learns from the actor alone
     "AGaLiTe (critic gradient stopped)": ("AGaLiTe", {}),
+    # PPO's value loss weighted 1.0 instead of SB3's 0.5: more of the gradient that teaches the memory
+    # the cue (see the row above), relative to the policy gradient's, in the shared cell
+    "AGaLiTe (vf_coef 1.0)": ("AGaLiTe", dict(vf_coef=1.0)),
 }
+#: keywords in a variant's additions that go to RtxPPO, not to the policy
+ALGO_KEYWORDS = ("vf_coef",)
 #: the variants whose built cells are edited: label -> the read's layer-scale start
 READ_LAYER_SCALE = {"AGaLiTe (read layer scale 0.1)": 0.1}
 CENTRED = ("AGaLiTe (heads read centred output)",)
@@ -243,6 +249,8 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
 
     env_id, env_kwargs, _, _ = TASKS[TASK]
     base, added = VARIANTS.get(model, (model, {}))
+    algo_added = {key: value for key, value in added.items() if key in ALGO_KEYWORDS}
+    added = {key: value for key, value in added.items() if key not in ALGO_KEYWORDS}
     algo, policy_name, policy_kwargs = MODELS[base]
     if added.get("activation_fn") == "relu":  # a class, not a string, for SB3 (kept a string above: printable)
         added = dict(added, activation_fn=torch.nn.ReLU)
@@ -250,7 +258,7 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
     if algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     # the memory suite's run: its settings with RtxPPO's default running advantage scale
-    algo_kwargs: dict = dict(normalize_advantage="running")
+    algo_kwargs: dict = dict(normalize_advantage="running", **algo_added)
     if gae_lambda is not None:
         algo_kwargs["gae_lambda"] = gae_lambda
     spec = RunSpec(model, algo, policy_name, policy_kwargs, env_kwargs, seed, steps, eval_episodes,
