@@ -25,6 +25,9 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
 * ``AGaLiTe (critic head starts x c)``, ``(actor head starts x c)``: the output as it is, one head's
   first layer started ``c`` times smaller (then learned at the optimiser's rate): which head's
   start matters.
+* ``AGaLiTe (critic gradient stopped)``: the default, none of whose critic's gradient reaches the
+  shared cell (a probe-local edit, as in ``tmaze_phases``): does the loud critic's gradient cost the
+  actor's control?
 * ``AGaLiTe (learned gain from c)``: the output times a learned scalar that starts at ``c`` (the
   same start; the heads and the gain then learn at the optimiser's own rate): does the start's
   scale matter, or the heads' slower learning?
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning import MODELS as CELL_MODELS
+from benchmarks.probes.tmaze_phases import scale_critic_gradient
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
@@ -54,7 +58,7 @@ STEPS, EVAL_EPISODES = 200_000, 96
 LOW, EPISODE_STEPS = -16.2736044, 200
 MODELS = (
     "PPO (no memory)", "AGaLiTe", "LSTM", "AGaLiTe (output x c)", "AGaLiTe (learned gain from c)",
-    "AGaLiTe (critic head starts x c)", "AGaLiTe (actor head starts x c)",
+    "AGaLiTe (critic head starts x c)", "AGaLiTe (actor head starts x c)", "AGaLiTe (critic gradient stopped)",
 )  # fmt: skip
 #: the split runs: which head's start scale matters (its first layer's weights times c at the start)
 HEAD_STARTS = {"AGaLiTe (critic head starts x c)": "value_net", "AGaLiTe (actor head starts x c)": "policy_net"}
@@ -119,8 +123,8 @@ def learned_gain(agent: Any, start: float) -> None:
     policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
 
 
-def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int) -> dict:
-    """One training run; its row."""
+def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int, gae_lambda: float | None = None) -> dict:
+    """One training run; its row (``gae_lambda``: the suite's, 0.95, unless given)."""
     import numpy as np
     import torch
     from stable_baselines3 import PPO as SB3PPO
@@ -134,13 +138,14 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
     env_id = make_env(observations)
     env = make_vec_env(env_id, n_envs=N_ENVS, seed=seed)
     rms = float("nan")
+    ppo = PPO if gae_lambda is None else dict(PPO, gae_lambda=gae_lambda)
     if model == "PPO (no memory)":
-        settings = dict(PPO, normalize_advantage=True)
+        settings = dict(ppo, normalize_advantage=True)
         agent: Any = SB3PPO("MlpPolicy", env, policy_kwargs=dict(net_arch=NET_ARCH), seed=seed, **settings)
     else:
         cell_model = "AGaLiTe" if model.startswith("AGaLiTe") else model
         policy_kwargs = dict(net_arch=NET_ARCH, **CELL_MODELS[cell_model][2])
-        settings = dict(PPO, normalize_advantage="running")  # RtxPPO's default, as in the memory suite
+        settings = dict(ppo, normalize_advantage="running")  # RtxPPO's default, as in the memory suite
         agent = RtxPPO("MlpRtxPolicy", env, sequence_length=PPO["n_steps"], policy_kwargs=policy_kwargs, seed=seed,
                        **settings)
         rms = output_rms(agent.policy.cell_actor, env_id, seed)
@@ -157,6 +162,8 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
                 learned_gain(agent, factor)
             if model not in HEAD_STARTS:
                 rms *= factor
+        if model == "AGaLiTe (critic gradient stopped)":
+            scale_critic_gradient(agent, 0.0)
     start = time.perf_counter()
     agent.learn(steps)
     eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed)  # the memory suite's
@@ -194,14 +201,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
     parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
+    parser.add_argument("--gae-lambda", type=float, default=None, help=f"GAE lambda (default: the suite's, {PPO['gae_lambda']})")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     eval_episodes = EVAL_EPISODES
     if args.quick:
         args.models, args.seeds, args.steps, eval_episodes = ["PPO (no memory)", "AGaLiTe (output x c)"], [0], 2 * N_ENVS * PPO["n_steps"], 8
-    runs = [(m, o, s, args.steps, eval_episodes) for m in args.models for o in args.observations for s in args.seeds]
+    runs = [(m, o, s, args.steps, eval_episodes, args.gae_lambda) for m in args.models for o in args.observations for s in args.seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, *zip(*runs, strict=True)))
+    gae = {} if args.gae_lambda is None else {"gae_lambda": args.gae_lambda}
     table = write_report(
         summary(rows, args.models),
         args.out,
@@ -211,7 +220,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"(deterministic, {eval_episodes} episodes; in [-1, 1]) after {args.steps / 1000:g}k steps on POPGym's "
         f"PositionOnlyPendulum-Easy (positions) and on Pendulum-v1 with POPGym's reward scaling (full: the velocity "
         f"observed); seeds {', '.join(map(str, args.seeds))}, each in brackets. The memory suite's PPO settings "
-        f"({N_ENVS} envs, {dict(PPO, normalize_advantage='running')}; PPO (no memory) normalises advantages per "
+        f"({N_ENVS} envs, {dict(PPO, normalize_advantage='running', **gae)}; PPO (no memory) normalises advantages per "
         f"minibatch, SB3's PPO has no running scale), heads {NET_ARCH}, its cells. "
         f"Output rms: the cell's output at the start (positions task, random actions).",
         [
