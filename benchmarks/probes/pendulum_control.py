@@ -28,6 +28,8 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
 * ``AGaLiTe (critic gradient stopped)``: the default, none of whose critic's gradient reaches the
   shared cell (a probe-local edit, as in ``tmaze_phases``): does the loud critic's gradient cost the
   actor's control?
+* ``AGaLiTe (relu critic head)``: the default with the critic's hidden layer relu (the actor's
+  stays tanh; a probe-local edit, as in ``tmaze_phases``): a critic head that cannot saturate.
 * ``AGaLiTe (learned gain from c)``: the output times a learned scalar that starts at ``c`` (the
   same start; the heads and the gain then learn at the optimiser's own rate): does the start's
   scale matter, or the heads' slower learning?
@@ -46,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning import MODELS as CELL_MODELS
-from benchmarks.probes.tmaze_phases import scale_critic_gradient
+from benchmarks.probes.tmaze_phases import relu_critic, scale_critic_gradient
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
@@ -59,6 +61,7 @@ LOW, EPISODE_STEPS = -16.2736044, 200
 MODELS = (
     "PPO (no memory)", "AGaLiTe", "LSTM", "AGaLiTe (output x c)", "AGaLiTe (learned gain from c)",
     "AGaLiTe (critic head starts x c)", "AGaLiTe (actor head starts x c)", "AGaLiTe (critic gradient stopped)",
+    "AGaLiTe (relu critic head)",
 )  # fmt: skip
 #: the split runs: which head's start scale matters (its first layer's weights times c at the start)
 HEAD_STARTS = {"AGaLiTe (critic head starts x c)": "value_net", "AGaLiTe (actor head starts x c)": "policy_net"}
@@ -164,6 +167,8 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
                 rms *= factor
         if model == "AGaLiTe (critic gradient stopped)":
             scale_critic_gradient(agent, 0.0)
+        if model == "AGaLiTe (relu critic head)":
+            relu_critic(agent)
     start = time.perf_counter()
     agent.learn(steps)
     eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed)  # the memory suite's

@@ -42,8 +42,9 @@ whose output, as the heads read it, is centred by its mean over the previous rol
 critic's head sends into the cell multiplied by 1 / 0.04 (at least the default's: the quiet head is
 not saturated, so it passes more back per unit than the default's); ``AGaLiTe (critic gradient
 stopped)``, the default with none of the critic's gradient reaching the cell; ``AGaLiTe (vf_coef
-1.0)``, the default with PPO's value loss weighted 1.0 (SB3's default 0.5). The first three are
-edited into the built models, not options of the library.
+1.0)``, the default with PPO's value loss weighted 1.0 (SB3's default 0.5); ``AGaLiTe (relu critic
+head)``, the critic's hidden layer relu, the actor's tanh. All but ``vf_coef`` are edited into the
+built models, not options of the library.
 """
 
 from __future__ import annotations
@@ -83,7 +84,24 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # PPO's value loss weighted 1.0 instead of SB3's 0.5: more of the gradient that teaches the memory
     # the cue (see the row above), relative to the policy gradient's, in the shared cell
     "AGaLiTe (vf_coef 1.0)": ("AGaLiTe", dict(vf_coef=1.0)),
+    # the critic's hidden layer relu instead of SB3's tanh (the actor's stays tanh): a critic head that
+    # cannot saturate behind the loud output and passes its gradient back whole
+    "AGaLiTe (relu critic head)": ("AGaLiTe", {}),
 }
+#: the variants whose critic head's hidden activation is replaced by relu
+RELU_CRITIC = ("AGaLiTe (relu critic head)",)
+
+
+def relu_critic(agent: Any) -> None:
+    """Replace the critic head's hidden activations (SB3's tanh) by relu; the actor's stay tanh."""
+    import torch
+
+    value_net = agent.policy.mlp_extractor.value_net
+    for index, module in enumerate(value_net):
+        if isinstance(module, torch.nn.Tanh):
+            value_net[index] = torch.nn.ReLU()
+
+
 #: keywords in a variant's additions that go to RtxPPO, not to the policy
 ALGO_KEYWORDS = ("vf_coef",)
 #: the variants whose built cells are edited: label -> the read's layer-scale start
@@ -269,6 +287,8 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
     centre = OutputCentre(agent) if model in CENTRED else None
     if model in CRITIC_GRADIENT_SCALE:
         scale_critic_gradient(agent, CRITIC_GRADIENT_SCALE[model])
+    if model in RELU_CRITIC:
+        relu_critic(agent)
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
