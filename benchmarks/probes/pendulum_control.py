@@ -30,6 +30,9 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
   actor's control?
 * ``AGaLiTe (relu critic head)``: the default with the critic's hidden layer relu (the actor's
   stays tanh; a probe-local edit, as in ``tmaze_phases``): a critic head that cannot saturate.
+* ``AGaLiTe (value output starts at zero)``: the default with the value output layer (64 -> 1)
+  started at zero: the value starts at 0, as behind the quiet critic, with the critic's hidden
+  layer at SB3's start (a probe-local edit, as in ``tmaze_phases``).
 * ``AGaLiTe (learned gain from c)``: the output times a learned scalar that starts at ``c`` (the
   same start; the heads and the gain then learn at the optimiser's own rate): does the start's
   scale matter, or the heads' slower learning?
@@ -48,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning import MODELS as CELL_MODELS
-from benchmarks.probes.tmaze_phases import relu_critic, scale_critic_gradient
+from benchmarks.probes.tmaze_phases import relu_critic, scale_critic_gradient, zero_value_output
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
@@ -61,7 +64,7 @@ LOW, EPISODE_STEPS = -16.2736044, 200
 MODELS = (
     "PPO (no memory)", "AGaLiTe", "LSTM", "AGaLiTe (output x c)", "AGaLiTe (learned gain from c)",
     "AGaLiTe (critic head starts x c)", "AGaLiTe (actor head starts x c)", "AGaLiTe (critic gradient stopped)",
-    "AGaLiTe (relu critic head)",
+    "AGaLiTe (relu critic head)", "AGaLiTe (value output starts at zero)",
 )  # fmt: skip
 #: the split runs: which head's start scale matters (its first layer's weights times c at the start)
 HEAD_STARTS = {"AGaLiTe (critic head starts x c)": "value_net", "AGaLiTe (actor head starts x c)": "policy_net"}
@@ -169,6 +172,8 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
             scale_critic_gradient(agent, 0.0)
         if model == "AGaLiTe (relu critic head)":
             relu_critic(agent)
+        if model == "AGaLiTe (value output starts at zero)":
+            zero_value_output(agent)
     start = time.perf_counter()
     agent.learn(steps)
     eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed)  # the memory suite's
