@@ -124,6 +124,9 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # the output as it is, the critic head's first layer started 0.04 times SB3's initialisation (the probe's
     # "critic head starts x c": that head's start is what control gained from, the actor's was not)
     "AGaLiTe (critic head starts x0.04)": ("RtxPPO", "MlpRtxPolicy", dict(_agalite()[2], critic_init_scale=0.04)),
+    # the value output layer started at zero: the value starts at 0, the critic's hidden layer at SB3's start
+    # (the tmaze_phases probe: the memory learns T-Maze's cue from the critic's gradient, which this keeps)
+    "AGaLiTe (value output starts at zero)": ("RtxPPO", "MlpRtxPolicy", dict(_agalite()[2], value_init_scale=0.0)),
     # GTrXL whose first layer attends over the observations, not LN of the embedded stream (the eleventh
     # cause, which AGaLiTe's and GaLiTe's defaults fixed: memory_input="observation")
     "GTrXL (reads observation)": (

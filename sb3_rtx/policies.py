@@ -86,6 +86,9 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         the value output where there is none) starts this many times its SB3 initialisation (1:
         SB3's); smaller starts the value function near zero behind a cell whose output is large
         (docs, "Learning memory", "Control: the output's scale")
+    :param value_init_scale: the value output layer (SB3's ``value_net``, after the critic's hidden
+        layers) starts this many times its SB3 initialisation (1: SB3's; 0: the value starts at
+        exactly 0, while the critic's hidden layers keep their start)
     """
 
     def __init__(
@@ -112,10 +115,13 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         shared_cell: bool = True,
         compile_acting: bool = False,
         critic_init_scale: float = 1.0,
+        value_init_scale: float = 1.0,
     ):
         self.cell_name = cell
         check_positive_number(type(self).__name__, critic_init_scale=critic_init_scale)
         self.critic_init_scale = float(critic_init_scale)
+        check_positive_number(type(self).__name__, zero_allowed=True, value_init_scale=value_init_scale)
+        self.value_init_scale = float(value_init_scale)
         if cell_kwargs is None:
             # (a name that is not a known cell gets {} here and make_cell's error naming the valid ones)
             cell_kwargs = DEFAULT_CELL_KWARGS.get(cell.lower(), {}) if isinstance(cell, str) else {}
@@ -170,6 +176,9 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
             first = layers[0] if layers else self.value_net
             with torch.no_grad():
                 first.weight.mul_(self.critic_init_scale)
+        if self.value_init_scale != 1.0:
+            with torch.no_grad():  # SB3 starts the bias at 0
+                self.value_net.weight.mul_(self.value_init_scale)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -179,6 +188,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
             shared_cell=self.shared_cell,
             compile_acting=self.compile_acting,
             critic_init_scale=self.critic_init_scale,
+            value_init_scale=self.value_init_scale,
         )
         return data
 

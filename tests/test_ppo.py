@@ -277,6 +277,27 @@ def test_bad_critic_init_scale_is_refused_by_name(bad):
         tiny_model(policy_kwargs=dict(critic_init_scale=bad))
 
 
+@pytest.mark.parametrize("scale", [0.0, 0.5])
+def test_value_init_scale_starts_the_value_output_smaller_and_nothing_else(scale, tmp_path):
+    plain = tiny_model()
+    scaled = tiny_model(policy_kwargs=dict(value_init_scale=scale))
+    torch.testing.assert_close(scaled.policy.value_net.weight, scale * plain.policy.value_net.weight)
+    plain_state, scaled_state = plain.policy.state_dict(), scaled.policy.state_dict()
+    assert [k for k in plain_state if not torch.equal(plain_state[k], scaled_state[k])] == ["value_net.weight"]
+    if scale == 0.0:  # the value starts at exactly 0 on any observation
+        obs = torch.as_tensor(scaled.env.reset(), dtype=torch.float32)
+        values = scaled.policy.predict_values(obs, scaled.policy.initial_state(obs.shape[0]), torch.ones(obs.shape[0]))
+        assert not values.abs().max()
+    scaled.save(tmp_path / "model.zip")
+    assert RtxPPO.load(tmp_path / "model.zip").policy.value_init_scale == scale
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("inf"), True, "0"])
+def test_bad_value_init_scale_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match="value_init_scale must be a finite number >= 0"):
+        tiny_model(policy_kwargs=dict(value_init_scale=bad))
+
+
 def test_load_with_env_continues_training(tmp_path):
     """A model saved after one rollout (4 envs) and loaded with 2 envs goes on from where it was: its
     step and update counts carry on, its rollouts are the new env's (2 envs), and it trains."""

@@ -220,8 +220,10 @@ def check_positive_int(cell: str, **values: object) -> None:
             raise ValueError(f"{cell}: {key} must be a positive int, got {value!r}")
 
 
-def check_positive_number(owner: str, **values: object) -> None:
-    """Raise a clear error when a scale is not a finite number > 0 (bools refused)."""
+def check_positive_number(owner: str, zero_allowed: bool = False, **values: object) -> None:
+    """Raise a clear error when a scale is not a finite number > 0 (>= 0 with ``zero_allowed``;
+    bools refused)."""
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, Real) or not 0 < float(value) < math.inf:
-            raise ValueError(f"{owner}: {key} must be a finite number > 0, got {value!r}")
+        lowest_ok = isinstance(value, Real) and (float(value) >= 0 if zero_allowed else float(value) > 0)
+        if isinstance(value, bool) or not lowest_ok or not float(value) < math.inf:  # type: ignore[arg-type]
+            raise ValueError(f"{owner}: {key} must be a finite number {'>=' if zero_allowed else '>'} 0, got {value!r}")
