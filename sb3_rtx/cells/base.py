@@ -224,6 +224,10 @@ def check_positive_number(owner: str, zero_allowed: bool = False, **values: obje
     """Raise a clear error when a scale is not a finite number > 0 (>= 0 with ``zero_allowed``;
     bools refused)."""
     for key, value in values.items():
-        lowest_ok = isinstance(value, Real) and (float(value) >= 0 if zero_allowed else float(value) > 0)
-        if isinstance(value, bool) or not lowest_ok or not float(value) < math.inf:  # type: ignore[arg-type]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, Real)
+            or not 0 <= float(value) < math.inf
+            or (value == 0 and not zero_allowed)
+        ):
             raise ValueError(f"{owner}: {key} must be a finite number {'>=' if zero_allowed else '>'} 0, got {value!r}")

@@ -92,9 +92,9 @@ def _products_of_terms(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 #: with the sequence; 1 MB of float32, as the key side's groups (at the paper's size, T=128, B=16,
 #: four blocks of 32 steps instead of a peak of about 18 MB per layer; one block at the small size)
 BACKWARD_BLOCK_ELEMENTS = 1 << 18
-#: the same on an accelerator, where every op is a kernel launch and the step is launch-bound (on
-#: an H200 the paper-size training step issued about 3,800 ops, four blocks per layer a third of
-#: them): the whole sequence as one block at the sizes the benchmarks use (64 MB of value state)
+#: the same on an accelerator, where every op is a kernel launch and the step is launch-bound (each
+#: block runs the scan again; ``python -m benchmarks.op_count`` counts the ops): the whole sequence
+#: as one block at the sizes the benchmarks use (64 MB of value state)
 ACCELERATOR_BACKWARD_BLOCK_ELEMENTS = 1 << 24
 
 
