@@ -31,8 +31,8 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
 * ``AGaLiTe (relu critic head)``: the default with the critic's hidden layer relu (the actor's
   stays tanh; a probe-local edit, as in ``tmaze_phases``): a critic head that cannot saturate.
 * ``AGaLiTe (value output starts at zero)``: the default with the value output layer (64 -> 1)
-  started at zero: the value starts at 0, as behind the quiet critic, with the critic's hidden
-  layer at SB3's start (a probe-local edit, as in ``tmaze_phases``).
+  started at zero (``value_init_scale=0``): the value starts at 0, as behind the quiet critic, with
+  the critic's hidden layer at SB3's start.
 * ``AGaLiTe (learned gain from c)``: the output times a learned scalar that starts at ``c`` (the
   same start; the heads and the gain then learn at the optimiser's own rate): does the start's
   scale matter, or the heads' slower learning?
@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning import MODELS as CELL_MODELS
-from benchmarks.probes.tmaze_phases import relu_critic, scale_critic_gradient, zero_value_output
+from benchmarks.probes.tmaze_phases import relu_critic, scale_critic_gradient
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
@@ -151,6 +151,8 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
     else:
         cell_model = "AGaLiTe" if model.startswith("AGaLiTe") else model
         policy_kwargs = dict(net_arch=NET_ARCH, **CELL_MODELS[cell_model][2])
+        if model == "AGaLiTe (value output starts at zero)":
+            policy_kwargs["value_init_scale"] = 0.0
         settings = dict(ppo, normalize_advantage="running")  # RtxPPO's default, as in the memory suite
         agent = RtxPPO("MlpRtxPolicy", env, sequence_length=PPO["n_steps"], policy_kwargs=policy_kwargs, seed=seed,
                        **settings)
@@ -172,8 +174,6 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
             scale_critic_gradient(agent, 0.0)
         if model == "AGaLiTe (relu critic head)":
             relu_critic(agent)
-        if model == "AGaLiTe (value output starts at zero)":
-            zero_value_output(agent)
     start = time.perf_counter()
     agent.learn(steps)
     eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed)  # the memory suite's

@@ -44,8 +44,9 @@ not saturated, so it passes more back per unit than the default's); ``AGaLiTe (c
 stopped)``, the default with none of the critic's gradient reaching the cell; ``AGaLiTe (vf_coef
 1.0)``, the default with PPO's value loss weighted 1.0 (SB3's default 0.5); ``AGaLiTe (relu critic
 head)``, the critic's hidden layer relu, the actor's tanh; ``AGaLiTe (value output starts at
-zero)``, the value output layer (64 -> 1) started at zero. All but ``vf_coef`` are edited into the
-built models, not options of the library.
+zero)``, the value output layer (64 -> 1) started at zero (the policy keyword
+``value_init_scale=0``). All but those two are edited into the built models, not options of the
+library.
 """
 
 from __future__ import annotations
@@ -91,22 +92,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the value output layer (the critic's last, 64 -> 1) starts at zero: the value starts at 0 as behind
     # the quiet critic, while the critic's hidden layer keeps SB3's start; the gradient into the cell
     # starts at zero and grows as fast as that one layer learns
-    "AGaLiTe (value output starts at zero)": ("AGaLiTe", {}),
+    "AGaLiTe (value output starts at zero)": ("AGaLiTe", dict(value_init_scale=0.0)),
 }
 #: the variants whose critic head's hidden activation is replaced by relu
 RELU_CRITIC = ("AGaLiTe (relu critic head)",)
-#: the variants whose value output layer starts at zero
-ZERO_VALUE_OUTPUT = ("AGaLiTe (value output starts at zero)",)
-
-
-def zero_value_output(agent: Any) -> None:
-    """Start the value output layer (SB3's ``value_net``, after the critic's hidden layers) at zero."""
-    import torch
-
-    with torch.no_grad():
-        agent.policy.value_net.weight.zero_()
-        agent.policy.value_net.bias.zero_()
-
 
 def relu_critic(agent: Any) -> None:
     """Replace the critic head's hidden activations (SB3's tanh) by relu; the actor's stay tanh."""
@@ -305,8 +294,6 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
         scale_critic_gradient(agent, CRITIC_GRADIENT_SCALE[model])
     if model in RELU_CRITIC:
         relu_critic(agent)
-    if model in ZERO_VALUE_OUTPUT:
-        zero_value_output(agent)
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
