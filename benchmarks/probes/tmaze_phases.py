@@ -45,8 +45,10 @@ stopped)``, the default with none of the critic's gradient reaching the cell; ``
 1.0)``, the default with PPO's value loss weighted 1.0 (SB3's default 0.5); ``AGaLiTe (relu critic
 head)``, the critic's hidden layer relu, the actor's tanh; ``AGaLiTe (value output starts at
 zero)``, the value output layer (64 -> 1) started at zero (the policy keyword
-``value_init_scale=0``). All but those two are edited into the built models, not options of the
-library.
+``value_init_scale=0``); ``AGaLiTe (critic reads output x0.04, cell gradient kept)``, the critic's
+head reading the output times 0.04 (its weights at SB3's start) while the gradient it sends into the
+cell is not scaled down with it. All but two (``vf_coef``, ``value_init_scale``) are edited into the
+built models, not options of the library.
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the quiet critic, while the critic's hidden layer keeps SB3's start; the gradient into the cell
     # starts at zero and grows as fast as that one layer learns
     "AGaLiTe (value output starts at zero)": ("AGaLiTe", dict(value_init_scale=0.0)),
+    # the critic's head reads the cell's output x0.04 (the LSTM's output size: its tanh layer starts in
+    # its linear range, its weights at SB3's start), while the gradient it sends into the cell is not
+    # scaled down with it: a quiet critic input, unlike the quiet critic's small weights, keeps the
+    # critic's function-space learning rate low and its gradient into the memory as loud as the default's
+    "AGaLiTe (critic reads output x0.04, cell gradient kept)": ("AGaLiTe", {}),
 }
 #: the variants whose critic head's hidden activation is replaced by relu
 RELU_CRITIC = ("AGaLiTe (relu critic head)",)
@@ -114,25 +121,33 @@ READ_LAYER_SCALE = {"AGaLiTe (read layer scale 0.1)": 0.1}
 CENTRED = ("AGaLiTe (heads read centred output)",)
 #: the variants whose critic's gradient into the cell is scaled: label -> the factor
 CRITIC_GRADIENT_SCALE = {"AGaLiTe (quiet critic, cell gradient kept)": 1 / 0.04, "AGaLiTe (critic gradient stopped)": 0.0}
+#: the variants whose critic reads a scaled output: label -> (forward factor, factor on its gradient into the cell)
+CRITIC_INPUT_SCALE = {"AGaLiTe (critic reads output x0.04, cell gradient kept)": (0.04, 1.0)}
 
 
 def scale_critic_gradient(agent: Any, factor: float) -> None:
     """Multiply the gradient the critic's head sends back into what it reads (the cell's output) by
     ``factor``; the forward pass is unchanged."""
+    scale_critic_input(agent, 1.0, factor)
+
+
+def scale_critic_input(agent: Any, forward: float, backward: float) -> None:
+    """The critic's head reads the cell's output times ``forward``; the gradient it sends back into the
+    cell is its gradient times ``backward`` (``backward == forward``: the plain product's gradient)."""
     import torch
 
     class Scaled(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x):
-            return x.view_as(x)
+            return x * forward if forward != 1.0 else x.view_as(x)
 
         @staticmethod
         def backward(ctx, grad):
-            return grad * factor
+            return grad * backward
 
     value_net = agent.policy.mlp_extractor.value_net
-    forward = value_net.forward
-    value_net.forward = lambda x: forward(Scaled.apply(x))
+    forward_pass = value_net.forward
+    value_net.forward = lambda x: forward_pass(Scaled.apply(x))
 
 
 class OutputCentre:
@@ -292,6 +307,8 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
     centre = OutputCentre(agent) if model in CENTRED else None
     if model in CRITIC_GRADIENT_SCALE:
         scale_critic_gradient(agent, CRITIC_GRADIENT_SCALE[model])
+    if model in CRITIC_INPUT_SCALE:
+        scale_critic_input(agent, *CRITIC_INPUT_SCALE[model])
     if model in RELU_CRITIC:
         relu_critic(agent)
     observations, cues = walks(env_kwargs)
