@@ -10,10 +10,11 @@ Written with autograd this keeps, per layer, every step's ``r`` value vectors, t
 decays and the numerator for backward (about 12 MB per layer at the paper's size, T=128, B=16,
 more than the key side's chunk-boundary states). The value memory is small and its scan cheap,
 so this backward runs the scan again from ``beta``, ``v`` and the first state, which the caller
-keeps anyway, and saves only the small per-step ``kq`` and ``sq``. The same trade (recompute the
+keeps anyway, and saves only the small per-step ``kq`` and ``sq`` (and the state where each
+backward block starts). The same trade (recompute the
 recurrence in backward instead of storing its states) as the key side's chunks. The backward walks
 back over blocks of steps (:data:`BACKWARD_BLOCK_ELEMENTS`), each scanned again from its first
-state (one extra scan finds those), so its temporaries are a block's, not the sequence's: the
+state (kept by the forward), so its temporaries are a block's, not the sequence's: the
 backward of the top layer's value read was the training step's peak.
 
 Gradient, with ``D_t = keep_t max(1 - beta_t, floor)``, ``G`` the gradient of every ``vt`` (carried
@@ -110,23 +111,21 @@ class _OscillatingValueRead(torch.autograd.Function):
     def forward(ctx, beta, v, weights, starts, vt, kq, sq, divisor, bounded, block_len):
         states, _ = _scan_values(beta, v, weights, starts, vt)
         read = normalise(_products_of_terms(states, kq.unsqueeze(-1)), divisor * sq.unsqueeze(-1), bounded)
-        ctx.save_for_backward(beta, v, weights, starts, vt, kq, sq)
+        block_len = ctx.block_len = block_len or backward_block_len(beta, vt.shape[-2])
+        # the state entering each backward block after the first: one small state per block, kept
+        # so that backward need not run the scan once more to find them
+        entering = states[block_len - 1 : -1 : block_len].clone()
+        ctx.save_for_backward(beta, v, weights, starts, vt, kq, sq, entering)
         ctx.divisor, ctx.bounded = divisor, bounded
-        ctx.block_len = block_len or backward_block_len(beta, vt.shape[-2])
         return read, states[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_read, grad_final):
-        beta, v, weights, starts, vt, kq, sq = ctx.saved_tensors
+        beta, v, weights, starts, vt, kq, sq, later_entering = ctx.saved_tensors
         seq_len, block_len = beta.shape[0], ctx.block_len
         blocks = [slice(first, min(first + block_len, seq_len)) for first in range(0, seq_len, block_len)]
-        # the value state entering each block: the scan again, keeping only each block's last state
-        entering = [vt]
-        for block in blocks[:-1]:
-            states, _ = _scan_values(beta[block], v[block], weights[block], starts[block], entering[-1])
-            entering.append(states[-1].clone())
-            del states
+        entering = [vt, *later_entering.unbind(0)]  # the value state entering each block
         grads = [torch.empty_like(x) for x in (beta, v, kq, sq)]
         carry = grad_final  # D_e G_e: what the steps after a block pass back to its last state
         for block, first_state in zip(reversed(blocks), reversed(entering), strict=True):
