@@ -10,7 +10,7 @@ slice's gradient straight into one full-width buffer (the derivative taken from 
 ``softplus' = 1 - exp(-y)``, ``relu' = [y > 0]``, ``sigmoid' = y (1 - y)``), and the projection's
 three gradients are one matmul each. The pre-activation output is never kept, nor are the columns
 that are not activated (the values), which the caller's convolution copies anyway. The columns are
-computed in an order of their own (:class:`_KindMajor`: each activation one long run across the
+computed in an order of their own (:class:`_KindRuns`: each activation one long run across the
 heads, not a few columns per head), through a row gather of the weight; the layer's parameters keep
 their order.
 """
@@ -37,54 +37,59 @@ def _activate(kind: str, x: torch.Tensor, out: torch.Tensor) -> None:
         torch.clamp_min(x, 0.0, out=out)
 
 
-def _derivative_times(kind: str, grad: torch.Tensor, y: torch.Tensor, out: torch.Tensor) -> None:
-    """``out = grad * f'(x)``, with ``f'`` from the output ``y = f(x)``."""
+#: elements of a run's derivative built at once in backward (the softplus derivative needs a
+#: temporary; in blocks of rows it stays 1 MB, not the run's whole size)
+DERIVATIVE_BLOCK_ELEMENTS = 1 << 18
+
+
+def _times_derivative(kind: str, grad: torch.Tensor, y: torch.Tensor) -> None:
+    """``grad *= f'(x)`` in place, with ``f'`` from the output ``y = f(x)``; both ``(N, width)``."""
     if kind == "sigmoid":
-        torch.ops.aten.sigmoid_backward.grad_input(grad, y, grad_input=out)  # grad * y (1 - y), one pass
+        torch.ops.aten.sigmoid_backward.grad_input(grad, y, grad_input=grad)  # grad * y (1 - y), one pass
     elif kind == "softplus":
-        # 1 - exp(-y) = -expm1(-y), exact where y is tiny; built in ``out`` (no temporary: this
-        # backward runs at the training step's peak)
-        torch.neg(y, out=out).expm1_().mul_(grad).neg_()
+        # 1 - exp(-y) = -expm1(-y), exact where y is tiny
+        rows = max(1, DERIVATIVE_BLOCK_ELEMENTS // max(1, y.shape[-1]))
+        for first in range(0, y.shape[0], rows):
+            block = slice(first, first + rows)
+            grad[block].mul_(torch.neg(y[block]).expm1_()).neg_()
     else:
-        torch.mul(grad, y > 0, out=out)
+        grad.mul_(y > 0)
 
 
-class _KindMajor:
-    """The projection's columns reordered so that every column group is one contiguous run across
-    all groups (the heads) and the runs of one activation are adjacent: the layer's columns, per
-    head ``[wk wq v beta g p1 p2 p3]``, are computed as ``[wk(all heads) wq p1 p2 | beta g p3 | v]``.
+class _KindRuns:
+    """The projection's columns reordered so that the columns of one activation are one contiguous
+    run per row: the layer's columns, per head ``[wk wq v beta g p1 p2 p3]``, are computed as
+    ``[(wk wq p1 p2) per head | (beta g p3) per head | v per head]``, and each activation is one
+    element-wise op over its run.
 
     Why: a slice of a few columns per head (``eta = 8`` wide, strided by the head's 344) is a loop
     of 8 elements per row for torch's element-wise kernels, ~25x slower per element than a long
     contiguous run (the paper-size training step spent ~4 ms per layer on softplus over such
-    slices). The reorder costs a row gather of the weight (the layer's parameters keep their order,
-    so saved models read the same)."""
+    slices). Within a run the columns stay head-major, so every factor comes out as a view of a
+    ``(..., groups, per-head width)`` buffer, whose env and head dimensions merge without a copy
+    (the key side's chunk layout relies on that: a factor-major order made it copy every factor,
+    7 MB more at the paper size's peak). The reorder costs a row gather of the weight; the layer's
+    parameters keep their order, so saved models read the same."""
 
     def __init__(self, groups: int, slices: Sequence[tuple[int, int, str]]) -> None:
         width = sum(end - start for start, end, _ in slices)
-        kinds = [k for k in ACTIVATIONS if k != "identity"] + ["identity"]
-        ordered = sorted(range(len(slices)), key=lambda i: kinds.index(slices[i][2]))
+        kinds = [k for k in ACTIVATIONS if k != "identity" and any(kind == k for *_, kind in slices)]
+        kinds += ["identity"] if any(kind == "identity" for *_, kind in slices) else []
         order: list[int] = []
-        #: per slice (in the caller's order): its run's offset in the reordered columns
-        self.offsets = [0] * len(slices)
-        for i in ordered:
-            start, end, _ = slices[i]
-            self.offsets[i] = len(order)
-            order += [g * width + c for g in range(groups) for c in range(start, end)]
+        #: per kind: (first, end) of its run in the reordered columns and its width per group
+        self.runs: list[tuple[str, int, int, int]] = []
+        #: per slice (in the caller's order): (index of its run, its offset within a group's part)
+        self.places: list[tuple[int, int]] = [(0, 0)] * len(slices)
+        for run, kind in enumerate(kinds):
+            members = [i for i, (*_, k) in enumerate(slices) if k == kind]
+            per_group = 0
+            for i in members:
+                self.places[i] = (run, per_group)
+                per_group += slices[i][1] - slices[i][0]
+            first = len(order)
+            order += [g * width + c for g in range(groups) for i in members for c in range(slices[i][0], slices[i][1])]
+            self.runs.append((kind, first, len(order), per_group))
         self.order = order
-        #: the activated columns are the reordered ones before this (the identity runs come last)
-        self.n_activated = sum(groups * (end - start) for start, end, kind in slices if kind != "identity")
-        #: (first, end, kind): maximal runs of one activation in the reordered columns
-        self.runs: list[tuple[int, int, str]] = []
-        for i in ordered:
-            start, end, kind = slices[i]
-            first, last = self.offsets[i], self.offsets[i] + groups * (end - start)
-            if kind == "identity":
-                continue
-            if self.runs and self.runs[-1][2] == kind and self.runs[-1][1] == first:
-                self.runs[-1] = (self.runs[-1][0], last, kind)
-            else:
-                self.runs.append((first, last, kind))
         self._index: dict[torch.device, torch.Tensor] = {}
 
     def index(self, device: torch.device) -> torch.Tensor:
@@ -93,40 +98,41 @@ class _KindMajor:
         return self._index[device]
 
 
-_LAYOUTS: dict[tuple[int, tuple[tuple[int, int, str], ...]], _KindMajor] = {}
+_LAYOUTS: dict[tuple[int, tuple[tuple[int, int, str], ...]], _KindRuns] = {}
 
 
-def _kind_major(groups: int, slices: tuple[tuple[int, int, str], ...]) -> _KindMajor:
+def _kind_runs(groups: int, slices: tuple[tuple[int, int, str], ...]) -> _KindRuns:
     key = (groups, slices)
     if key not in _LAYOUTS:
-        _LAYOUTS[key] = _KindMajor(groups, slices)
+        _LAYOUTS[key] = _KindRuns(groups, slices)
     return _LAYOUTS[key]
 
 
 class ActivatedProjection(torch.autograd.Function):
     """``linear(x)`` viewed as ``(..., groups, columns)``, with column slices activated and returned
-    as views of one buffer, identity slices as copies (see the module docstring and :class:`_KindMajor`)."""
+    as views of one buffer per activation, identity slices as views of a copy (see the module
+    docstring and :class:`_KindRuns`)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, groups: int, slices: tuple[tuple[int, int, str], ...]):
-        layout = _kind_major(groups, slices)
+        layout = _kind_runs(groups, slices)
         index = layout.index(weight.device)
         projected = F.linear(x, weight.index_select(0, index), None if bias is None else bias.index_select(0, index))
-        # the activated columns in one buffer, which backward keeps (an activation's derivative is
-        # taken from its output); identity columns come out as copies of their own, which nothing
-        # here keeps
-        activated = projected.new_empty((*projected.shape[:-1], layout.n_activated))
-        for first, end, kind in layout.runs:
-            _activate(kind, projected[..., first:end], activated[..., first:end])
-        outputs = []
-        for (start, end, kind), offset in zip(slices, layout.offsets, strict=True):
-            span = (offset, offset + groups * (end - start))
+        # one buffer per activation, which backward keeps (an activation's derivative is taken from
+        # its output); the identity columns come out as a copy of their own, which nothing here keeps
+        buffers = []
+        for kind, first, end, per_group in layout.runs:
             if kind == "identity":
-                part = projected[..., span[0] : span[1]].clone()
+                buffer = projected[..., first:end].clone()
             else:
-                part = activated[..., span[0] : span[1]]
-            outputs.append(part.view(*part.shape[:-1], groups, end - start))
-        ctx.save_for_backward(x, weight, activated)
+                buffer = projected.new_empty((*projected.shape[:-1], end - first))
+                _activate(kind, projected[..., first:end], buffer)
+            buffers.append(buffer.view(*buffer.shape[:-1], groups, per_group))
+        outputs = []
+        for (start, end, _), (run, offset) in zip(slices, layout.places, strict=True):
+            outputs.append(buffers[run][..., offset : offset + end - start])
+        kept = [buffer for buffer, (kind, *_) in zip(buffers, layout.runs, strict=True) if kind != "identity"]
+        ctx.save_for_backward(x, weight, *kept)
         ctx.slices, ctx.groups = slices, groups
         ctx.has_bias = bias is not None
         return tuple(outputs)
@@ -134,21 +140,25 @@ class ActivatedProjection(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, *grads):
-        x, weight, activated = ctx.saved_tensors
+        x, weight, *kept = ctx.saved_tensors
         slices, groups = ctx.slices, ctx.groups
-        layout = _kind_major(groups, slices)
+        layout = _kind_runs(groups, slices)
         index = layout.index(weight.device)
-        grad_projected = activated.new_empty((*activated.shape[:-1], weight.shape[0]))
-        for (start, end, kind), offset, grad in zip(slices, layout.offsets, grads, strict=True):
-            span = slice(offset, offset + groups * (end - start))
-            target = grad_projected[..., span]
+        grad_projected = x.new_empty((*x.shape[:-1], weight.shape[0]))
+        flat = grad_projected.view(-1, weight.shape[0])
+        regions = [flat[:, first:end] for _, first, end, _ in layout.runs]
+        # each slice's gradient into its place, then each activation's derivative over its whole run
+        for (start, end, _), (run, offset), grad in zip(slices, layout.places, grads, strict=True):
+            target = regions[run].view(-1, groups, layout.runs[run][3])[..., offset : offset + end - start]
             if grad is None:
                 target.zero_()
-            elif kind == "identity":
-                target.copy_(grad.reshape(target.shape))
             else:
-                _derivative_times(kind, grad.reshape(target.shape), activated[..., span], target)
-        flat = grad_projected.view(-1, weight.shape[0])
+                target.copy_(grad.reshape(target.shape))
+        outputs = iter(kept)
+        for (kind, *_), region in zip(layout.runs, regions, strict=True):
+            if kind != "identity":
+                y = next(outputs)
+                _times_derivative(kind, region, y.view(region.shape))
         needs = ctx.needs_input_grad
         grad_x = (flat @ weight.index_select(0, index)).view_as(x) if needs[0] else None
         # the gradients of the reordered rows, put back in the parameters' order
