@@ -1,10 +1,12 @@
 """Training throughput: sb3-contrib RecurrentPPO (LSTM) against RtxPPO with every cell.
 
-Same env, n_envs, n_steps, batch size and epochs for every row; one run each. For each run it
-reports frames per second over ``learn`` and where the time went: collecting rollouts (acting,
-one step at a time) and training (PPO epochs over the rollout).
+Same env, n_envs, n_steps, batch size and epochs for every row. For each configuration it reports
+frames per second over ``learn`` and where the time went: collecting rollouts (acting, one step at
+a time) and training (PPO epochs over the rollout); the median of ``--repeats`` runs (3), made in
+turns (every configuration once, then again), each run's fps in brackets: one run's fps moves by a
+fifth between runs on a 2-core machine, and taking turns spreads slow spells over all rows.
 
-    python -m benchmarks.train_throughput            # CartPoleNoVel-v1, about 4 minutes on 2 cores
+    python -m benchmarks.train_throughput            # CartPoleNoVel-v1, about 12 minutes on 2 cores
     python -m benchmarks.train_throughput --quick    # a smoke run
     python -m benchmarks.train_throughput --size paper   # AGaLiTe and GTrXL-128 at the paper's T-Maze size
     python -m benchmarks.train_throughput --device cuda  # every model on CUDA -> train_throughput_cuda.*
@@ -25,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 from sb3_contrib import RecurrentPPO
@@ -94,6 +98,11 @@ def timed_run(algo: Callable[..., Any], kwargs: dict, env_id: str, n_envs: int, 
     return {"fps": model.num_timesteps / wall, "wall_s": wall, "collect_s": spent["collect"], "train_s": spent["train"]}
 
 
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each measure's median over the runs of one configuration."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="CartPoleNoVel-v1", help="gymnasium id (rl_zoo3's NoVel envs are registered)")
@@ -103,7 +112,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--n-epochs", type=int, default=4)
     parser.add_argument("--sequence-length", type=int, default=32, help="RtxPPO's truncated-BPTT length")
     parser.add_argument("--rollouts", type=int, default=4, help="rollouts per run")
-    parser.add_argument("--quick", action="store_true", help="one short rollout per run")
+    parser.add_argument("--quick", action="store_true", help="one short rollout per run, one run each")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per configuration, in turns (the median is reported)")
     parser.add_argument("--profile", metavar="NAME", help="also profile the first run whose label contains NAME")
     parser.add_argument("--size", choices=["small", "paper"], default="small", help="the transformer cells' size")
     parser.add_argument(
@@ -120,13 +130,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.n_steps, args.rollouts, args.sequence_length, args.batch_size = 32, 1, 16, 64
     timesteps = args.n_envs * args.n_steps * args.rollouts
 
-    rows = []
-    for label, algo, kwargs in candidates(args.sequence_length, args.size):
-        torch.manual_seed(0)
-        result = timed_run(algo, kwargs, args.env, args.n_envs, args.n_steps, args.batch_size, args.n_epochs, timesteps,
-                           args.device)
-        rows.append({"run": label, **result})
-        print(f"{label:>46}: fps {result['fps']:7.1f}  collect {result['collect_s']:6.1f}s  train {result['train_s']:6.1f}s", flush=True)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    repeats = 1 if args.quick else args.repeats
+    configurations = candidates(args.sequence_length, args.size)
+    results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in configurations}
+    for _ in range(repeats):  # in turns: a slow spell of the machine falls on every configuration
+        for label, algo, kwargs in configurations:
+            torch.manual_seed(0)
+            result = timed_run(algo, kwargs, args.env, args.n_envs, args.n_steps, args.batch_size, args.n_epochs,
+                               timesteps, args.device)  # fmt: skip
+            results[label].append(result)
+            print(f"{label:>46}: fps {result['fps']:7.1f}  collect {result['collect_s']:6.1f}s  train {result['train_s']:6.1f}s", flush=True)
+    rows = [{"run": label, **median_run(runs), "fps_runs": [run["fps"] for run in runs]} for label, runs in results.items()]
 
     base = rows[0]["fps"]
     shared = rows[1]["fps"]
@@ -135,6 +151,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         row["vs_recurrentppo"] = row["fps"] / base
         row["vs_recurrentppo_shared"] = row["fps"] / shared
         row["vs_gtrxl"] = row["fps"] / gtrxl
+    runs_note = f"Median of {repeats} runs each, made in turns (each run's fps in brackets). " if repeats > 1 else "One run each. "
     table = write_report(
         rows,
         args.out,
@@ -143,11 +160,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"Training throughput ({'CUDA: ' + torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU'})",
         f"{args.env}, {args.n_envs} envs, n_steps {args.n_steps}, batch {args.batch_size}, {args.n_epochs} epochs, "
         f"{timesteps} steps per run, RtxPPO sequence_length {args.sequence_length}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {platform.machine()}. One run each. "
+        f"{torch.get_num_threads()} threads, {platform.machine()}. {runs_note}"
         f"Made by `{command_line('benchmarks.train_throughput', argv)}`.",
         [
             ("run:", lambda r: r["run"]),
-            ("fps", lambda r: f"{r['fps']:.0f}"),
+            ("fps", lambda r: f"{r['fps']:.0f}" + (f" ({' '.join(f'{x:.0f}' for x in r['fps_runs'])})" if repeats > 1 else "")),
             ("collect s", lambda r: f"{r['collect_s']:.1f}"),
             ("train s", lambda r: f"{r['train_s']:.1f}"),
             ("fps vs RecurrentPPO", lambda r: f"{r['vs_recurrentppo']:.2f}x"),
