@@ -6,7 +6,7 @@ a time) and training (PPO epochs over the rollout); the median of ``--repeats`` 
 turns (every configuration once, then again), each run's fps in brackets: one run's fps moves by a
 fifth between runs on a 2-core machine, and taking turns spreads slow spells over all rows.
 
-    python -m benchmarks.train_throughput            # CartPoleNoVel-v1, about 12 minutes on 2 cores
+    python -m benchmarks.train_throughput            # CartPoleNoVel-v1, about a minute on 2 cores
     python -m benchmarks.train_throughput --quick    # a smoke run
     python -m benchmarks.train_throughput --size paper   # AGaLiTe and GTrXL-128 at the paper's T-Maze size
     python -m benchmarks.train_throughput --device cuda  # every model on CUDA -> train_throughput_cuda.*
