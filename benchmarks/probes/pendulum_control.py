@@ -36,6 +36,8 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
 * ``AGaLiTe (critic reads output x0.04, cell gradient kept)``: the critic's head reads the output
   times 0.04 (its weights at SB3's start), its gradient into the cell not scaled down (as in
   ``tmaze_phases``): a quiet critic input with the default's gradient into the memory.
+* ``AGaLiTe (linear value path)``: the value plus a linear function of the cell's output, learned
+  from zero (as in ``tmaze_phases``): a smooth path beside the saturated tanh layer.
 * ``AGaLiTe (learned gain from c)``: the output times a learned scalar that starts at ``c`` (the
   same start; the heads and the gain then learn at the optimiser's own rate): does the start's
   scale matter, or the heads' slower learning?
@@ -54,7 +56,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning import MODELS as CELL_MODELS
-from benchmarks.probes.tmaze_phases import CRITIC_INPUT_SCALE, relu_critic, scale_critic_gradient, scale_critic_input
+from benchmarks.probes.tmaze_phases import (
+    CRITIC_INPUT_SCALE,
+    linear_value_path,
+    relu_critic,
+    scale_critic_gradient,
+    scale_critic_input,
+)
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
@@ -68,7 +76,7 @@ MODELS = (
     "PPO (no memory)", "AGaLiTe", "LSTM", "AGaLiTe (output x c)", "AGaLiTe (learned gain from c)",
     "AGaLiTe (critic head starts x c)", "AGaLiTe (actor head starts x c)", "AGaLiTe (critic gradient stopped)",
     "AGaLiTe (relu critic head)", "AGaLiTe (value output starts at zero)",
-    "AGaLiTe (critic reads output x0.04, cell gradient kept)",
+    "AGaLiTe (critic reads output x0.04, cell gradient kept)", "AGaLiTe (linear value path)",
 )  # fmt: skip
 #: the split runs: which head's start scale matters (its first layer's weights times c at the start)
 HEAD_STARTS = {"AGaLiTe (critic head starts x c)": "value_net", "AGaLiTe (actor head starts x c)": "policy_net"}
@@ -180,6 +188,8 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
             relu_critic(agent)
         if model in CRITIC_INPUT_SCALE:
             scale_critic_input(agent, *CRITIC_INPUT_SCALE[model])
+        if model == "AGaLiTe (linear value path)":
+            linear_value_path(agent)
     start = time.perf_counter()
     agent.learn(steps)
     eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed)  # the memory suite's

@@ -47,7 +47,8 @@ head)``, the critic's hidden layer relu, the actor's tanh; ``AGaLiTe (value outp
 zero)``, the value output layer (64 -> 1) started at zero (the policy keyword
 ``value_init_scale=0``); ``AGaLiTe (critic reads output x0.04, cell gradient kept)``, the critic's
 head reading the output times 0.04 (its weights at SB3's start) while the gradient it sends into the
-cell is not scaled down with it. All but two (``vf_coef``, ``value_init_scale``) are edited into the
+cell is not scaled down with it; ``AGaLiTe (linear value path)``, the value plus a linear function
+of the cell's output learned from zero. All but two (``vf_coef``, ``value_init_scale``) are edited into the
 built models, not options of the library.
 """
 
@@ -100,6 +101,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # scaled down with it: a quiet critic input, unlike the quiet critic's small weights, keeps the
     # critic's function-space learning rate low and its gradient into the memory as loud as the default's
     "AGaLiTe (critic reads output x0.04, cell gradient kept)": ("AGaLiTe", {}),
+    # the value plus a linear function of the cell's output (weights starting at zero, so the start
+    # is the default's): beside the saturated tanh layer, whose value is nearly piecewise constant in
+    # the output (it tells the cue's two values apart), a path that can learn a smooth value fast
+    "AGaLiTe (linear value path)": ("AGaLiTe", {}),
 }
 #: the variants whose critic head's hidden activation is replaced by relu
 RELU_CRITIC = ("AGaLiTe (relu critic head)",)
@@ -112,6 +117,31 @@ def relu_critic(agent: Any) -> None:
     for index, module in enumerate(value_net):
         if isinstance(module, torch.nn.Tanh):
             value_net[index] = torch.nn.ReLU()
+
+
+def linear_value_path(agent: Any) -> None:
+    """Add ``w . x`` to the value, ``x`` what the critic's head reads (the cell's output) and ``w``
+    learned from zero, and rebuild the optimiser so that it trains ``w`` too."""
+    import torch
+
+    policy = agent.policy
+    extractor = policy.mlp_extractor
+    width = next(m for m in extractor.value_net.modules() if isinstance(m, torch.nn.Linear)).in_features
+    hidden = extractor.latent_dim_vf
+    forward_critic = extractor.forward_critic
+
+    class WithLinearPath(torch.nn.Module):
+        def __init__(self, value_net: torch.nn.Module) -> None:
+            super().__init__()
+            self.value_net, self.linear_path = value_net, torch.nn.Linear(width, 1, bias=False)
+            torch.nn.init.zeros_(self.linear_path.weight)
+
+        def forward(self, both: torch.Tensor) -> torch.Tensor:
+            return self.value_net(both[..., :hidden]) + self.linear_path(both[..., hidden:])
+
+    extractor.forward_critic = lambda features: torch.cat([forward_critic(features), features], dim=-1)
+    policy.value_net = WithLinearPath(policy.value_net)
+    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
 
 
 #: keywords in a variant's additions that go to RtxPPO, not to the policy
@@ -309,6 +339,8 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
         scale_critic_gradient(agent, CRITIC_GRADIENT_SCALE[model])
     if model in CRITIC_INPUT_SCALE:
         scale_critic_input(agent, *CRITIC_INPUT_SCALE[model])
+    if model == "AGaLiTe (linear value path)":
+        linear_value_path(agent)
     if model in RELU_CRITIC:
         relu_critic(agent)
     observations, cues = walks(env_kwargs)
