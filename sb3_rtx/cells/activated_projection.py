@@ -59,8 +59,8 @@ def _times_derivative(kind: str, grad: torch.Tensor, y: torch.Tensor) -> None:
 class _KindRuns:
     """The projection's columns reordered so that the columns of one activation are one contiguous
     run per row: the layer's columns, per head ``[wk wq v beta g p1 p2 p3]``, are computed as
-    ``[(wk wq p1 p2) per head | (beta g p3) per head | v per head]``, and each activation is one
-    element-wise op over its run.
+    ``[(beta g p3) per head | (wk wq p1 p2) per head | v per head]`` (activations in the order of
+    :data:`ACTIVATIONS`, identity last), and each activation is one element-wise op over its run.
 
     Why: a slice of a few columns per head (``eta = 8`` wide, strided by the head's 344) is a loop
     of 8 elements per row for torch's element-wise kernels, ~25x slower per element than a long
