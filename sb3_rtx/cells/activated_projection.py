@@ -17,6 +17,7 @@ their order.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 
@@ -73,8 +74,7 @@ class _KindRuns:
 
     def __init__(self, groups: int, slices: Sequence[tuple[int, int, str]]) -> None:
         width = sum(end - start for start, end, _ in slices)
-        kinds = [k for k in ACTIVATIONS if k != "identity" and any(kind == k for *_, kind in slices)]
-        kinds += ["identity"] if any(kind == "identity" for *_, kind in slices) else []
+        kinds = sorted({kind for *_, kind in slices}, key=lambda k: (k == "identity", ACTIVATIONS.index(k)))
         order: list[int] = []
         #: per kind: (first, end) of its run in the reordered columns and its width per group
         self.runs: list[tuple[str, int, int, int]] = []
@@ -98,14 +98,10 @@ class _KindRuns:
         return self._index[device]
 
 
-_LAYOUTS: dict[tuple[int, tuple[tuple[int, int, str], ...]], _KindRuns] = {}
-
-
+@functools.cache
 def _kind_runs(groups: int, slices: tuple[tuple[int, int, str], ...]) -> _KindRuns:
-    key = (groups, slices)
-    if key not in _LAYOUTS:
-        _LAYOUTS[key] = _KindRuns(groups, slices)
-    return _LAYOUTS[key]
+    """The layout of one projection's columns, made once per layout (forward and backward share it)."""
+    return _KindRuns(groups, slices)
 
 
 class ActivatedProjection(torch.autograd.Function):

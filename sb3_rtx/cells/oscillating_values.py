@@ -11,8 +11,8 @@ decays and the numerator for backward (about 12 MB per layer at the paper's size
 more than the key side's chunk-boundary states). The value memory is small and its scan cheap,
 so this backward runs the scan again from ``beta``, ``v`` and the first state, which the caller
 keeps anyway, and saves only the small per-step ``kq`` and ``sq`` (and the state where each
-backward block starts). The same trade (recompute the
-recurrence in backward instead of storing its states) as the key side's chunks. The backward walks
+backward block starts). The same trade (recompute the recurrence in backward instead of storing
+its states) as the key side's chunks. The backward walks
 back over blocks of steps (:data:`BACKWARD_BLOCK_ELEMENTS`), each scanned again from its first
 state (kept by the forward), so its temporaries are a block's, not the sequence's: the
 backward of the top layer's value read was the training step's peak.
