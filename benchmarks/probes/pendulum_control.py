@@ -56,13 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning import MODELS as CELL_MODELS
-from benchmarks.probes.tmaze_phases import (
-    CRITIC_INPUT_SCALE,
-    linear_value_path,
-    relu_critic,
-    scale_critic_gradient,
-    scale_critic_input,
-)
+from benchmarks.probes.tmaze_phases import edit_critic
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
@@ -182,14 +176,7 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
                 learned_gain(agent, factor)
             if model not in HEAD_STARTS:
                 rms *= factor
-        if model == "AGaLiTe (critic gradient stopped)":
-            scale_critic_gradient(agent, 0.0)
-        if model == "AGaLiTe (relu critic head)":
-            relu_critic(agent)
-        if model in CRITIC_INPUT_SCALE:
-            scale_critic_input(agent, *CRITIC_INPUT_SCALE[model])
-        if model == "AGaLiTe (linear value path)":
-            linear_value_path(agent)
+        edit_critic(agent, model)  # the critic variants' probe-local edits, as in tmaze_phases
     start = time.perf_counter()
     agent.learn(steps)
     eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed)  # the memory suite's

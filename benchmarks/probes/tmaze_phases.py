@@ -106,8 +106,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the output (it tells the cue's two values apart), a path that can learn a smooth value fast
     "AGaLiTe (linear value path)": ("AGaLiTe", {}),
 }
-#: the variants whose critic head's hidden activation is replaced by relu
-RELU_CRITIC = ("AGaLiTe (relu critic head)",)
+
 
 def relu_critic(agent: Any) -> None:
     """Replace the critic head's hidden activations (SB3's tanh) by relu; the actor's stay tanh."""
@@ -149,16 +148,24 @@ ALGO_KEYWORDS = ("vf_coef",)
 #: the variants whose built cells are edited: label -> the read's layer-scale start
 READ_LAYER_SCALE = {"AGaLiTe (read layer scale 0.1)": 0.1}
 CENTRED = ("AGaLiTe (heads read centred output)",)
-#: the variants whose critic's gradient into the cell is scaled: label -> the factor
-CRITIC_GRADIENT_SCALE = {"AGaLiTe (quiet critic, cell gradient kept)": 1 / 0.04, "AGaLiTe (critic gradient stopped)": 0.0}
-#: the variants whose critic reads a scaled output: label -> (forward factor, factor on its gradient into the cell)
-CRITIC_INPUT_SCALE = {"AGaLiTe (critic reads output x0.04, cell gradient kept)": (0.04, 1.0)}
+#: the variants whose critic reads the cell's output scaled: label -> (factor on what it reads, factor on
+#: the gradient it sends back into the cell)
+CRITIC_INPUT_SCALE = {
+    "AGaLiTe (quiet critic, cell gradient kept)": (1.0, 1 / 0.04),
+    "AGaLiTe (critic gradient stopped)": (1.0, 0.0),
+    "AGaLiTe (critic reads output x0.04, cell gradient kept)": (0.04, 1.0),
+}
 
 
-def scale_critic_gradient(agent: Any, factor: float) -> None:
-    """Multiply the gradient the critic's head sends back into what it reads (the cell's output) by
-    ``factor``; the forward pass is unchanged."""
-    scale_critic_input(agent, 1.0, factor)
+def edit_critic(agent: Any, model: str) -> None:
+    """Apply a variant's probe-local edit of the critic's head to a built ``agent`` (none for other labels);
+    shared with the pendulum probe, whose critic variants are these."""
+    if model in CRITIC_INPUT_SCALE:
+        scale_critic_input(agent, *CRITIC_INPUT_SCALE[model])
+    elif model == "AGaLiTe (linear value path)":
+        linear_value_path(agent)
+    elif model == "AGaLiTe (relu critic head)":
+        relu_critic(agent)
 
 
 def scale_critic_input(agent: Any, forward: float, backward: float) -> None:
@@ -335,14 +342,7 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
     if model in READ_LAYER_SCALE:
         scale_reads(agent, READ_LAYER_SCALE[model])
     centre = OutputCentre(agent) if model in CENTRED else None
-    if model in CRITIC_GRADIENT_SCALE:
-        scale_critic_gradient(agent, CRITIC_GRADIENT_SCALE[model])
-    if model in CRITIC_INPUT_SCALE:
-        scale_critic_input(agent, *CRITIC_INPUT_SCALE[model])
-    if model == "AGaLiTe (linear value path)":
-        linear_value_path(agent)
-    if model in RELU_CRITIC:
-        relu_critic(agent)
+    edit_critic(agent, model)
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
