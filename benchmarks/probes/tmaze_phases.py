@@ -105,6 +105,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # is the default's): beside the saturated tanh layer, whose value is nearly piecewise constant in
     # the output (it tells the cue's two values apart), a path that can learn a smooth value fast
     "AGaLiTe (linear value path)": ("AGaLiTe", {}),
+    # two value heads on the shared cell's output, both fitted to the returns: the default's (loud, SB3's
+    # start), whose gradient teaches the cell as today's does, and a quiet one (its first layer x0.04,
+    # reading the output with its gradient stopped) whose value is PPO's baseline; the auxiliary value
+    # head beside a separate value function of Phasic Policy Gradient (Cobbe et al. 2021), here to give
+    # control the quiet critic's baseline without taking the loud critic's teaching from the memory
+    "AGaLiTe (dual critic: quiet baseline)": ("AGaLiTe", {}),
 }
 
 
@@ -143,6 +149,54 @@ def linear_value_path(agent: Any) -> None:
     policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
 
 
+def dual_critic(agent: Any, quiet_scale: float) -> None:
+    """A second value head, its first layer at ``quiet_scale`` times SB3's start and reading the cell's
+    output with its gradient stopped, whose value the policy reports (rollouts, GAE, the value loss);
+    the default head is trained beside it on its own squared error, and only its gradient (and the
+    actor's) reaches the cell. The default head's loss is added in backward: RtxPPO's value loss is
+    ``vf_coef * mean((R - v) ** 2)`` with ``v`` the reported value, so its gradient ``g`` on ``v``
+    gives ``R``, and ``g + 2 vf_coef / N (v_loud - v)`` is the gradient of ``vf_coef * mean((R - v_loud) ** 2)``
+    (exact while ``clip_range_vf`` is None, the default)."""
+    import torch
+
+    policy = agent.policy
+    extractor = policy.mlp_extractor
+    width = next(m for m in extractor.value_net.modules() if isinstance(m, torch.nn.Linear)).in_features
+    hidden = extractor.latent_dim_vf
+    forward_critic = extractor.forward_critic
+    vf_coef = agent.vf_coef
+    assert agent.clip_range_vf is None, "the dual critic's loss assumes no value clipping"
+
+    class Report(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, quiet, loud):
+            ctx.save_for_backward(quiet, loud)
+            return quiet.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            quiet, loud = ctx.saved_tensors
+            return grad, grad + (2.0 * vf_coef / grad.numel()) * (loud - quiet)
+
+    class DualValue(torch.nn.Module):
+        def __init__(self, loud: torch.nn.Module) -> None:
+            super().__init__()
+            self.loud = loud
+            self.quiet = torch.nn.Sequential(torch.nn.Linear(width, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
+            # SB3's starts (orthogonal, gain sqrt 2 for the hidden layer, 1 for the value), the first x quiet_scale
+            torch.nn.init.orthogonal_(self.quiet[0].weight, gain=2**0.5 * quiet_scale)
+            torch.nn.init.orthogonal_(self.quiet[2].weight, gain=1.0)
+            torch.nn.init.zeros_(self.quiet[0].bias)
+            torch.nn.init.zeros_(self.quiet[2].bias)
+
+        def forward(self, both: torch.Tensor) -> torch.Tensor:
+            return Report.apply(self.quiet(both[..., hidden:]), self.loud(both[..., :hidden]))
+
+    extractor.forward_critic = lambda features: torch.cat([forward_critic(features), features.detach()], dim=-1)
+    policy.value_net = DualValue(policy.value_net)
+    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+
+
 #: keywords in a variant's additions that go to RtxPPO, not to the policy
 ALGO_KEYWORDS = ("vf_coef",)
 #: the variants whose built cells are edited: label -> the read's layer-scale start
@@ -166,6 +220,8 @@ def edit_critic(agent: Any, model: str) -> None:
         linear_value_path(agent)
     elif model == "AGaLiTe (relu critic head)":
         relu_critic(agent)
+    elif model == "AGaLiTe (dual critic: quiet baseline)":
+        dual_critic(agent, quiet_scale=0.04)
 
 
 def scale_critic_input(agent: Any, forward: float, backward: float) -> None:
