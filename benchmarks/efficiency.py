@@ -14,6 +14,11 @@ eta 4, r 2; LSTM-64), with GTrXL at memory_len 32, 64, 128 and 256, it measures 
 * compiled acting: AGaLiTe's and GTrXL M=128's acting step again with ``compile_acting()``
   (``torch.compile``, inductor with its C++ wrapper), both compiled so the comparison stays fair,
   with the seconds the first (compiling) step took. ``--no-compile`` skips it.
+* compiled training: the same two cells' training step again, compiled: AGaLiTe with
+  ``compile_training()`` (its key side's element-wise work as fused kernels), GTrXL M=128, which has
+  no compiled form in the library, with its whole forward through ``torch.compile`` (what a user
+  could do; inductor fuses its element-wise ops and the backward's too), with the seconds the first
+  (compiling) step took. ``--no-compile`` skips it too.
 
 How it measures:
 
@@ -272,6 +277,7 @@ def measure_size(device: torch.device, size: str, settings: Settings) -> list[di
 
     if settings.compiled:
         measure_compiled_acting(device, cells, rows, kwargs_of, settings)
+        measure_compiled_training(device, cells, rows, settings)
 
     steps = {label: training_step(cell, device, settings.train_len, settings.train_batch) for label, cell in cells.items()}
     medians, rounds = interleaved_ms(steps, device, settings.train_repeats, 1, settings.train_budget, min_rounds=settings.train_repeats)
@@ -313,6 +319,30 @@ def measure_compiled_acting(device: torch.device, cells: dict, rows: dict, kwarg
             rows[label][f"act_b{batch}_compiled_ms"] = median
 
 
+def measure_compiled_training(device: torch.device, cells: dict, rows: dict, settings: Settings) -> None:
+    """``train_compiled_ms`` and ``compile_train_s`` for the :data:`COMPILED` cells (copies): AGaLiTe
+    through ``compile_training()``, GTrXL (no compiled form of its own) with its forward compiled."""
+    steps = {}
+    for label in COMPILED:
+        cell = copy.deepcopy(cells[label])
+        if cell.has_compiled_training:
+            cell.compile_training()
+        else:
+            cell._forward = torch.compile(cell._forward)
+        steps[label] = step = training_step(cell, device, settings.train_len, settings.train_batch)
+        begin = time.perf_counter()
+        step()  # compiles
+        sync(device)
+        rows[label]["compile_train_s"] = time.perf_counter() - begin
+        if cell.has_compiled_training and not cell.training_compiled:  # the warning said why
+            print(f"{label}: torch.compile failed, compiled training not measured", flush=True)
+            return
+    repeats = settings.train_repeats
+    medians, _ = interleaved_ms(steps, device, repeats, 1, settings.train_budget, min_rounds=repeats)
+    for label, median in medians.items():
+        rows[label]["train_compiled_ms"] = median
+
+
 def measure(device: torch.device, settings: Settings) -> list[dict]:
     rows = [row for size in settings.sizes for row in measure_size(device, size, settings)]
     add_ratios(rows)
@@ -320,7 +350,7 @@ def measure(device: torch.device, settings: Settings) -> list[dict]:
 
 
 RATIO_FIELDS = ("act_b1_ms", "act_b64_ms", "act_b1_flops", "state_bytes", "act_b64_peak_bytes", "train_ms", "train_peak_bytes")
-COMPILED_FIELDS = ("act_b1_compiled_ms", "act_b64_compiled_ms")
+COMPILED_FIELDS = ("act_b1_compiled_ms", "act_b64_compiled_ms", "train_compiled_ms")
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -434,6 +464,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         field, seconds = f"act_b{batch}_compiled_ms", f"compile_b{batch}_s"
         return lambda r: f"{r[field]:.3f} ({r[seconds]:.0f} s)" if field in r else "-"
 
+    def compiled_train_ms(r: dict) -> str:
+        return f"{r['train_compiled_ms']:.1f} ({r['compile_train_s']:.0f} s)" if "train_compiled_ms" in r else "-"
+
     table = write_report(
         rows,
         args.out,
@@ -461,6 +494,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ("compiled act ms B=64 (compile)", compiled_ms(64)),
             ("compiled B=1", ratio("act_b1_compiled_ms")),
             ("compiled B=64", ratio("act_b64_compiled_ms")),
+            ("compiled train ms (compile)", compiled_train_ms),
+            ("compiled train", ratio("train_compiled_ms")),
         ],
     )
     plot(rows, args.out / f"{name}.png")

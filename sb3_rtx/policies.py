@@ -82,6 +82,9 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
     :param compile_acting: run the cells' acting step through ``torch.compile``
         (:meth:`~sb3_rtx.cells.base.RecurrentCell.compile_acting`): several times faster steps at
         small batch, after seconds of compiling per new batch size; training is unaffected
+    :param compile_training: run AGaLiTe's training form's element-wise work through ``torch.compile``
+        (:meth:`~sb3_rtx.cells.base.RecurrentCell.compile_training`): a faster training step on a CPU,
+        after tens of seconds of compiling on the first update; other cells raise a ``ValueError``
     :param critic_init_scale: the critic head's first layer (the first ``vf`` layer of ``net_arch``, or
         the value output where there is none) starts this many times its SB3 initialisation (1:
         SB3's); smaller starts the value function near zero behind a cell whose output is large
@@ -114,6 +117,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         cell_kwargs: dict[str, Any] | None = None,
         shared_cell: bool = True,
         compile_acting: bool = False,
+        compile_training: bool = False,
         critic_init_scale: float = 1.0,
         value_init_scale: float = 1.0,
     ):
@@ -131,6 +135,9 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         if not isinstance(compile_acting, bool):
             raise TypeError(f"compile_acting must be True or False, got {compile_acting!r}")
         self.compile_acting = compile_acting
+        if not isinstance(compile_training, bool):
+            raise TypeError(f"compile_training must be True or False, got {compile_training!r}")
+        self.compile_training = compile_training
         if shared_cell and not share_features_extractor:
             raise ValueError("shared_cell=True needs share_features_extractor=True (one cell reads one set of features)")
         # the cell is built before the MLP heads (they read its output), see _build_mlp_extractor
@@ -167,6 +174,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         )
         for cell in self.cells:
             cell.compile_acting(self.compile_acting)
+            cell.compile_training(self.compile_training)
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
@@ -187,6 +195,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
             cell_kwargs=self.resolved_cell_kwargs(),
             shared_cell=self.shared_cell,
             compile_acting=self.compile_acting,
+            compile_training=self.compile_training,
             critic_init_scale=self.critic_init_scale,
             value_init_scale=self.value_init_scale,
         )

@@ -557,6 +557,64 @@ def test_compile_failure_warns_and_acts_eagerly():
     assert torch.equal(y, want)
 
 
+@pytest.mark.filterwarnings("error:.*compile_training:RuntimeWarning")
+def test_compiled_training_equals_eager():
+    """compile_training: AGaLiTe's training form gives the eager form's outputs, final state and
+    parameter gradients (float32 rounding: the fused kernels sum in another order), resets inside
+    the sequence included; acting stays eager; a deepcopy keeps the setting."""
+    needs_compiler()
+    eager = build("agalite", dtype=torch.float32)
+    compiled = copy.deepcopy(eager).compile_training()
+    x = torch.randn(19, 4, INPUT_DIM)
+    starts = reset_pattern(19, 4)
+    results = []
+    for cell in (eager, compiled):
+        y, state = cell(x, None, starts)
+        (y.square().sum() + sum(s.square().sum() for s in state)).backward()
+        results.append((y.detach(), [s.detach() for s in state], [p.grad for p in cell.parameters()]))
+    assert compiled.training_compiled  # it really ran compiled (no fall back to eager)
+    (want, want_state, want_grads), (got, got_state, got_grads) = results
+    assert (got - want).abs().max() <= 1e-5
+    for a, b in zip(got_state, want_state, strict=True):
+        assert (a - b).abs().max() <= 1e-5 * (1 + b.abs().max())
+    # float rounding moves them by up to ~4e-7 here; a wrong sign in one factor's gradient by ~3e-5
+    for a, b in zip(got_grads, want_grads, strict=True):
+        assert (a - b).abs().max() <= 3e-6 * (1 + b.abs().max())
+    assert copy.deepcopy(compiled).training_compiled
+
+
+def test_compile_training_failure_warns_and_trains_eagerly():
+    """Where compiling fails (here: a C++ compiler that does not exist), a warning names it and the
+    key side's kernels run their eager form: the same gradients as the eager cell's."""
+    import torch._dynamo
+    import torch._inductor.config as inductor_config
+
+    torch._dynamo.reset()  # the kernels are shared in the process: make this call compile them anew
+    cell = build("agalite", dtype=torch.float32, n_layers=1).compile_training()
+    eager = build("agalite", dtype=torch.float32, n_layers=1)
+    x = torch.randn(12, 2, INPUT_DIM)
+    with inductor_config.patch({"cpp.cxx": ("no-such-compiler-sb3-rtx",), "force_disable_caches": True}):
+        with pytest.warns(RuntimeWarning, match="compile_training: torch.compile failed"):
+            y, _ = cell(x, None, None)
+            y.sum().backward()
+    assert not cell.training_compiled
+    want, _ = eager(x, None, None)
+    want.sum().backward()
+    assert (y - want).abs().max() <= 1e-5
+    for a, b in zip(cell.parameters(), eager.parameters(), strict=True):
+        assert (a.grad - b.grad).abs().max() <= 1e-4 * (1 + b.grad.abs().max())
+    torch._dynamo.reset()
+    cell.compile_training()  # tries again: the flag is back
+    assert cell.training_compiled
+
+
+@pytest.mark.parametrize("name", ["galite", "gtrxl", "lstm"])
+def test_compile_training_is_agalites_only(name):
+    with pytest.raises(ValueError, match=r"has no compiled training form: compile_training is for AGaLiTe"):
+        build(name).compile_training()
+    assert not build(name).compile_training(False).training_compiled
+
+
 @pytest.mark.parametrize("name", ["galite", "agalite"])
 def test_paper_variant_is_the_papers_design_and_default_differs(name):
     """variant="paper" keeps the paper's equations and initialisation; the default changes exactly

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import needs_compiler
 from sb3_rtx.cells import factored_attention
+from sb3_rtx.cells.compiled_key_side import compiling_failed
 from sb3_rtx.cells.factored_attention import (
     DECAY_FLOOR,
     factored_gated_attention,
@@ -65,6 +67,38 @@ def test_gradients_equal_autograd_through_the_recurrence(group_elements, monkeyp
         grads.append([leaf.grad for leaf in leaves])
     for got, want in zip(*grads):
         assert (got - want).abs().max() <= 1e-12
+
+
+@pytest.mark.filterwarnings("error:.*compile_training:RuntimeWarning")
+@pytest.mark.parametrize("saturated", [False, True])
+def test_compiled_kernels_equal_autograd_through_the_recurrence(saturated, monkeypatch):
+    """compiled=True (each group's element-wise work as the fused kernels of compiled_key_side):
+    outputs, the final state and the gradients of every factor and the incoming state equal
+    autograd through the recurrence, with each chunk split into row blocks and a padded last chunk;
+    with gates of 1 for three steps, the kernels' floored form (no gradient where the floor holds)."""
+    needs_compiler()
+    monkeypatch.setattr(factored_attention, "GROUP_ELEMENTS", 3 * 8 * 15)
+    factors, weights, starts, state = random_inputs(21)
+    if saturated:
+        factors[4][3:6] = 1.0
+        factors[5][3:6] = 1.0
+    gen = torch.Generator().manual_seed(1)
+    out_weights = torch.randn(21, 4, 2, 3, generator=gen, dtype=torch.float64)
+    results = []
+    for compiled in (True, None):
+        leaves = [t.clone().requires_grad_() for t in (*factors, state)]
+        if compiled:
+            out, final = factored_gated_attention(*leaves[:6], weights, starts, leaves[6], compiled=True)
+        else:
+            out, final = factored_gated_attention_sequential(*leaves[:6], weights, starts, leaves[6])
+        ((out * out_weights).sum() + final.sum()).backward()
+        results.append((out.detach(), final.detach(), [leaf.grad for leaf in leaves]))
+    assert not compiling_failed()  # the kernels ran compiled
+    (out, final, got), (want_out, want_final, want) = results
+    assert (out - want_out).abs().max() <= 1e-12
+    assert (final - want_final).abs().max() <= 1e-12
+    for got_grad, want_grad in zip(got, want, strict=True):
+        assert (got_grad - want_grad).abs().max() <= 1e-10 * (1.0 + want_grad.abs().max())
 
 
 def test_backward_matches_numerical_gradient():

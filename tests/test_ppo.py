@@ -926,6 +926,34 @@ def test_compile_acting_must_be_a_bool():
         tiny_model("agalite", policy_kwargs=dict(compile_acting="yes"))
 
 
+@pytest.mark.filterwarnings("error:.*compile_training:RuntimeWarning")
+def test_compile_training_trains_like_eager_and_survives_save_load(tmp_path):
+    """policy_kwargs compile_training=True: from the same start, one update gives the eager model's
+    parameters (to float rounding), and the setting is saved; a GTrXL policy names the problem."""
+    needs_compiler()
+    eager = tiny_model("agalite", n_epochs=1)
+    eager.save(tmp_path / "start.zip")
+    compiled_kwargs = {**eager.policy_kwargs, "compile_training": True}
+    compiled = RtxPPO.load(tmp_path / "start.zip", env=cue_env(), custom_objects={"policy_kwargs": compiled_kwargs})
+    eager = RtxPPO.load(tmp_path / "start.zip", env=cue_env())
+    for model in (eager, compiled):
+        model.set_random_seed(3)
+        model.learn(64)
+    assert all(cell.training_compiled for cell in compiled.policy.cells)
+    worst = max(
+        float((got - want).abs().max() / (1 + want.abs().max()))
+        for got, want in zip(compiled.policy.state_dict().values(), eager.policy.state_dict().values(), strict=True)
+    )
+    # float rounding: ~2e-8 here; a wrong sign in one factor's gradient: ~6e-7
+    assert worst <= 1.5e-7
+    compiled.save(tmp_path / "compiled.zip")
+    assert RtxPPO.load(tmp_path / "compiled.zip", device="cpu").policy.compile_training is True
+    with pytest.raises(ValueError, match="GTrXL has no compiled training form"):
+        tiny_model("gtrxl", policy_kwargs=dict(compile_training=True))
+    with pytest.raises(TypeError, match="compile_training must be True or False, got 1"):
+        tiny_model("agalite", policy_kwargs=dict(compile_training=1))
+
+
 def test_bfloat16_buffer_states_halve_the_bytes_and_replay_to_rounding(tmp_path):
     """state_dtype="bfloat16": the buffer keeps half the bytes per state, training reads float32
     states back that replay acting's log-probs to bfloat16 rounding, and the setting survives save/load."""

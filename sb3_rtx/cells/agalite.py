@@ -160,8 +160,11 @@ class AGaLiTeContext:
     """What every layer needs from one call: resets, the write weights (the value memories' ``r``
     cosines, then the key memories': 1 for the normaliser and the distinct cosines), the new counter."""
 
-    def __init__(self, starts: torch.Tensor, weights: torch.Tensor, r: int, final_counter: torch.Tensor) -> None:
+    def __init__(
+        self, starts: torch.Tensor, weights: torch.Tensor, r: int, final_counter: torch.Tensor, compiled: bool = False
+    ) -> None:
         self.starts = starts  # (T, B)
+        self.compiled = compiled  # the key side's fused kernels (the cell's compile_training)
         self.value_weights = weights[..., :r]  # (T, B, r)
         self.key_weights = weights[..., r:]  # (T, B, K): K key memories
         self.final_counter = final_counter
@@ -225,7 +228,7 @@ class AGaLiTeMixer(SequenceMixer):
         starts = context.starts
         vt, ks = layer_state
         # key side: s . q and kt_j . q, never materialising ks (K rows of eta * d) at every step
-        ksq, ks = factored_gated_attention(p1, wk, p2, wq, p3, g, context.key_weights, starts, ks)
+        ksq, ks = factored_gated_attention(p1, wk, p2, wq, p3, g, context.key_weights, starts, ks, compiled=context.compiled)
         # value side: r small vectors per head, scanned, read, and scanned again in backward
         a, vt = oscillating_value_read(
             beta, v, context.value_weights, starts, vt, ksq[..., self.kq_rows], ksq[..., 0], self.divisor, self.bounded
@@ -267,6 +270,7 @@ class AGaLiTe(GatedTransformerCell):
     """
 
     name = "agalite"
+    has_compiled_training = True
 
     def __init__(
         self,
@@ -367,7 +371,7 @@ class AGaLiTe(GatedTransformerCell):
         (counter,) = shared
         steps = StepCounter(counter, starts, self.period)
         weights = self.weight_table(starts.device, starts.dtype)[steps.steps]  # (T, B, r + K)
-        return AGaLiTeContext(starts, weights, self.r, steps.final)
+        return AGaLiTeContext(starts, weights, self.r, steps.final, self.training_compiled)
 
     def advance_shared(self, shared: CellState, starts: torch.Tensor, context: Any) -> CellState:
         return (context.final_counter,)

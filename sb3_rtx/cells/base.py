@@ -36,6 +36,11 @@ class RecurrentCell(nn.Module, ABC):
     #: the compiled acting step (see :meth:`compile_acting`), None while acting is eager; a class
     #: default, so cells unpickled from before it existed have it too
     _compiled_step: Callable[..., Any] | None = None
+    #: whether the training form's element-wise kernels run through ``torch.compile`` (see
+    #: :meth:`compile_training`); a class default, so cells unpickled from before it existed have it too
+    _training_compiled: bool = False
+    #: whether the cell's training form has compiled kernels (:meth:`compile_training`)
+    has_compiled_training: bool = False
 
     def __init__(self, input_dim: int, output_dim: int) -> None:
         super().__init__()
@@ -51,10 +56,42 @@ class RecurrentCell(nn.Module, ABC):
         kernels, several times faster (see the docs, "Benchmarks"). The first step at each new batch
         size compiles, which takes seconds to tens of seconds and needs a C++ compiler on CPU;
         if compiling fails, a warning says why and acting stays eager. Training (``T > 1`` or
-        gradients on) always runs eagerly. Returns ``self``.
+        gradients on) is unaffected (see :meth:`compile_training`). Returns ``self``.
         """
         self._compiled_step = torch.compile(self._forward, dynamic=False, options={"cpp_wrapper": True}) if enabled else None
         return self
+
+    def compile_training(self, enabled: bool = True) -> RecurrentCell:
+        """Run the training form's element-wise work through ``torch.compile`` (AGaLiTe: the key
+        side's, :mod:`~sb3_rtx.cells.compiled_key_side`).
+
+        On a CPU that work is a few dozen passes over wide tensors per chunk; compiled it is a few
+        fused loops per direction, and AGaLiTe's training step is faster (see the docs,
+        "Benchmarks"). The first training call compiles, which takes tens of seconds and needs a
+        C++ compiler on CPU (inductor caches the kernels on disk for later processes); if compiling
+        fails, a warning says why and training runs eagerly (calling this method again tries
+        again). Acting is unaffected (see :meth:`compile_acting`). Returns ``self``.
+
+        :raises ValueError: for a cell without compiled training kernels (only AGaLiTe has them)
+        """
+        if enabled and not self.has_compiled_training:
+            raise ValueError(
+                f"{type(self).__name__} has no compiled training form: compile_training is for AGaLiTe "
+                "(its key side); this cell trains eagerly"
+            )
+        if enabled:
+            from sb3_rtx.cells.compiled_key_side import retry_compiling  # (it imports this module)
+
+            retry_compiling()
+        self._training_compiled = bool(enabled)
+        return self
+
+    @property
+    def training_compiled(self) -> bool:
+        """Whether :meth:`compile_training` is on and its kernels compiled (no failure fell back to eager)."""
+        from sb3_rtx.cells.compiled_key_side import compiling_failed
+
+        return self._training_compiled and not compiling_failed()
 
     @property
     def acting_compiled(self) -> bool:
@@ -129,7 +166,7 @@ class RecurrentCell(nn.Module, ABC):
         try:
             return compiled(x, state, starts)
         except Exception as error:  # compiling failed (no C++ compiler, unsupported backend, ...)
-            if not _is_compile_failure(error):
+            if not is_compile_failure(error):
                 raise
             warnings.warn(
                 f"{type(self).__name__}.compile_acting: torch.compile failed ({type(error).__name__}: "
@@ -204,7 +241,7 @@ class RecurrentCell(nn.Module, ABC):
         return f"input_dim={self.input_dim}, output_dim={self.output_dim}, state_numel={self.state_numel}"
 
 
-def _is_compile_failure(error: Exception) -> bool:
+def is_compile_failure(error: Exception) -> bool:
     """Whether ``error`` comes from torch.compile's machinery rather than from the computation."""
     module = type(error).__module__ or ""
     return module.startswith(("torch._dynamo", "torch._inductor", "torch._subclasses")) or isinstance(

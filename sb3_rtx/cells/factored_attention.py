@@ -38,10 +38,12 @@ gradient of its own).
 
 from __future__ import annotations
 
+from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
 
+from sb3_rtx.cells.compiled_key_side import compiled_chunk_features, compiled_factor_gradients
 from sb3_rtx.cells.scan import CHUNK_LEN, DECAY_FLOOR, GatedChunks, doubling_scan, launch_bound
 
 
@@ -61,6 +63,7 @@ def factored_gated_attention(
     starts: torch.Tensor,
     state: torch.Tensor,
     chunk_len: int = CHUNK_LEN,
+    compiled: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs and final state of the recurrence in the module docstring, for a whole sequence.
 
@@ -70,10 +73,12 @@ def factored_gated_attention(
     :param starts: ``(T, B)`` episode starts (0/1)
     :param state: ``(B, H, J, A * D)`` state before the first step
     :param chunk_len: steps per chunk (see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR` before raising it)
+    :param compiled: each group's element-wise work as the fused kernels of
+        :mod:`~sb3_rtx.cells.compiled_key_side` (``torch.compile``) instead of eager passes
     :return: ``out (T, B, H, J)`` and the final state ``(B, H, J, A * D)``
     """
     return _FactoredGatedAttention.apply(
-        k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, weights, starts, state, chunk_len
+        k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, weights, starts, state, chunk_len, compiled
     )
 
 
@@ -171,6 +176,54 @@ class _ChunkFeatures:
         self.keys = outer(self.write_outer, self.write_inner).div_(self.inflate)  # K~ = w P_m / P_s
 
 
+class _CompiledChunkFeatures:
+    """What the chunk loops read of :class:`_ChunkFeatures`, from the fused kernel of
+    :mod:`~sb3_rtx.cells.compiled_key_side` (which keeps no other wide tensor)."""
+
+    def __init__(self, factors: tuple[torch.Tensor, ...], floored: bool) -> None:
+        self.queries, self.keys, self.at_middle, self.at_last = compiled_chunk_features(*factors, floored)
+
+
+def _features(factors: tuple[torch.Tensor, ...], middle: int, floored: bool, compiled: bool) -> Any:
+    """A group's chunk features, eager or from the fused kernel."""
+    return _CompiledChunkFeatures(factors, floored) if compiled else _ChunkFeatures(factors, middle, floored)
+
+
+def _eager_factor_gradients(
+    chunk: _ChunkFeatures,
+    factors: tuple[torch.Tensor, ...],
+    d_queries: torch.Tensor,
+    d_keys: torch.Tensor,
+    d_last: torch.Tensor,
+    floored: bool,
+    upper: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """The six factors' gradients from those of ``Q~``, ``K~`` and the last step's log running
+    product, with ``chunk``'s wide tensors used up (and freed) on the way; ``d_queries`` and ``d_keys``
+    are overwritten."""
+    # the wide tensors are freed as soon as they are used up, and d_running is written over
+    # the queries: a group's temporaries are most of the backward's peak
+    d_running = chunk.queries.mul_(d_queries).addcmul_(chunk.keys, d_keys, value=-1.0)
+    d_running[:, -1:].add_(d_last)  # c_last is a sum over every step of the chunk
+    del chunk.queries, chunk.keys
+    d_log_decay = reverse_running_sum(d_running, upper)
+    del d_running
+    d_decay = d_log_decay.div_(chunk.decay)
+    if floored:  # no gradient where the floor holds the decay
+        d_decay = torch.where(chunk.decay > DECAY_FLOOR, d_decay, 0.0)
+    del chunk.decay
+    k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner = factors
+    d_write_outer, d_write_inner = _outer_grads(d_keys.div_(chunk.inflate), chunk.write_outer, chunk.write_inner)
+    d_gate_outer, d_gate_inner = _outer_grads(d_decay, gate_outer, gate_inner)  # d(1 - gamma) = -d gamma
+    return (
+        d_write_outer * gate_outer,
+        d_write_inner * gate_inner,
+        *_outer_grads(d_queries.mul_(chunk.inflate), q_outer, q_inner),
+        torch.addcmul(d_gate_outer.neg_(), d_write_outer, k_outer),
+        torch.addcmul(d_gate_inner.neg_(), d_write_inner, k_inner),
+    )
+
+
 def _outer_grads(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of ``a (N, L, A)`` and ``b (N, L, D)`` from the gradient ``(N, L, A * D)`` of ``outer(a, b)``
     (the forms measured fastest for a short ``A`` and a long, contiguous ``D``)."""
@@ -217,7 +270,7 @@ def _groups(layout: _ChunkLayout, width: int, device: torch.device) -> list[_Gro
 
 class _FactoredGatedAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, weights, starts, state, chunk_len):
+    def forward(ctx, k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, weights, starts, state, chunk_len, compiled):
         _, batch, heads, _ = k_outer.shape
         chunks = GatedChunks(starts, chunk_len)
         layout = _ChunkLayout(chunks, batch, heads)
@@ -232,7 +285,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
         out = state.new_empty((layout.n, rows, layout.length, n_values))
         zero = torch.zeros((), dtype=state.dtype, device=state.device)
         for group in _groups(layout, width, state.device):
-            chunk = _ChunkFeatures(tuple(group(f) for f in factors), layout.length // 2, floored)
+            chunk = _features(tuple(group(f) for f in factors), layout.length // 2, floored, compiled)
             # what each chunk adds to the state by its end, over P_last: sum_s writes_s weights_s K~_s / P_m
             written = torch.bmm(group(masks.written).transpose(1, 2), chunk.keys).div_(chunk.at_middle)
             written, at_last = written.view(group.size, -1, n_values, width), chunk.at_last.view(group.size, -1, 1, width)
@@ -256,7 +309,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
         # the caller's graph keeps the factors alive anyway: saving them costs nothing, unlike the
         # chunk-layout copies (rebuilt in backward)
         ctx.save_for_backward(k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, boundaries)
-        ctx.layout, ctx.masks = layout, masks
+        ctx.layout, ctx.masks, ctx.compiled = layout, masks, compiled
         return layout.from_chunks(out), boundaries[-1].view_as(state).clone()
 
     @staticmethod
@@ -267,6 +320,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
         factors = tuple(layout.to_chunks(x) for x in inputs)
         masks: _ChunkMasks = ctx.masks
         floored: bool = ctx.floored
+        compiled: bool = ctx.compiled
         _, rows, n_values, width = boundaries.shape
         grad_out = layout.to_chunks(grad_out)  # (n, BH, L, J)
         # updated in place, row block by row block: never the caller's gradient buffer
@@ -281,7 +335,8 @@ class _FactoredGatedAttention(torch.autograd.Function):
         # sum over t >= u as one small matmul: upper[u, t] = 1 for t >= u
         upper = torch.ones(length, length, dtype=boundaries.dtype, device=boundaries.device).triu()
         for group in reversed(_groups(layout, width, boundaries.device)):
-            chunk = _ChunkFeatures(tuple(group(f) for f in factors), length // 2, floored)
+            group_factors = tuple(group(f) for f in factors)
+            chunk = _features(group_factors, length // 2, floored, compiled)
             d_out = group(grad_out)
             gate = torch.bmm(d_out, group(masks.weights).transpose(1, 2)).mul_(group(masks.pair_weights))
             d_read = d_out * group(masks.reads)
@@ -311,37 +366,20 @@ class _FactoredGatedAttention(torch.autograd.Function):
             # d/dc_last of the chunk-end state, which is proportional to P_last
             d_last = (d_end * group(boundaries, shift=1)).sum(1, keepdim=True)
             del before, read_back, d_end, d_written
-            # the wide tensors are freed as soon as they are used up, and d_running is written over
-            # the queries: a group's temporaries are most of the backward's peak
-            d_running = chunk.queries.mul_(d_queries).addcmul_(chunk.keys, d_keys, value=-1.0)
-            d_running[:, -1:].add_(d_last)  # c_last is a sum over every step of the chunk
-            del chunk.queries, chunk.keys
-            d_log_decay = reverse_running_sum(d_running, upper)
-            del d_running
-            d_decay = d_log_decay.div_(chunk.decay)
-            if floored:  # no gradient where the floor holds the decay
-                d_decay = torch.where(chunk.decay > DECAY_FLOOR, d_decay, 0.0)
-            del chunk.decay
-            k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner = (group(f) for f in factors)
-            d_write_outer, d_write_inner = _outer_grads(d_keys.div_(chunk.inflate), chunk.write_outer, chunk.write_inner)
-            d_gate_outer, d_gate_inner = _outer_grads(d_decay, gate_outer, gate_inner)  # d(1 - gamma) = -d gamma
-            grads = (
-                d_write_outer * gate_outer,
-                d_write_inner * gate_inner,
-                *_outer_grads(d_queries.mul_(chunk.inflate), q_outer, q_inner),
-                torch.addcmul(d_gate_outer.neg_(), d_write_outer, k_outer),
-                torch.addcmul(d_gate_inner.neg_(), d_write_inner, k_inner),
-            )
+            if compiled:
+                del chunk.queries, chunk.keys  # the fused kernel rebuilds what it needs from the factors
+                grads = compiled_factor_gradients(*group_factors, d_queries, d_keys, d_last, floored)
+            else:
+                grads = _eager_factor_gradients(chunk, group_factors, d_queries, d_keys, d_last, floored, upper)
             for (_, chunked), grad in zip(factor_grads, grads, strict=True):
                 chunked[group.first : group.end, group.rows].copy_(grad.view(group.size, -1, length, grad.shape[-1]))
             # free this group's wide tensors before the next group rebuilds its own (else both are live:
             # at the small size that doubled the step's peak over what backward keeps)
-            del chunk, gate, d_read, d_queries, d_keys, d_last
-            del d_log_decay, d_decay, d_write_outer, d_write_inner, d_gate_outer, d_gate_inner, grads
+            del chunk, gate, d_read, d_queries, d_keys, d_last, grads
         needs = ctx.needs_input_grad
         grads_in = [full if needs[i] else None for i, (full, _) in enumerate(factor_grads)]
         grad_initial = grad_state.view(layout.batch, layout.heads, n_values, width) if needs[8] else None
-        return (*grads_in, None, None, grad_initial, None)
+        return (*grads_in, None, None, grad_initial, None, None)
 
 
 class _ChunkMasks:

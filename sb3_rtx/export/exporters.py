@@ -95,7 +95,7 @@ def load_policy(model: Any) -> RtxActorCriticPolicy:
         raise ExportError(f"export needs an RtxPPO model or its policy, got a {type(model).__name__}")
     # a fresh policy from the constructor parameters and weights, as SB3's save/load rebuilds one
     # (deepcopy fails after training: the action distribution holds tensors of the last graph)
-    parameters = dict(policy._get_constructor_parameters(), compile_acting=False)
+    parameters = dict(policy._get_constructor_parameters(), compile_acting=False, compile_training=False)
     policy_copy = type(policy)(**parameters)
     policy_copy.load_state_dict({key: value.detach().cpu() for key, value in policy.state_dict().items()})
     policy = policy_copy.float()
