@@ -48,7 +48,11 @@ zero)``, the value output layer (64 -> 1) started at zero (the policy keyword
 ``value_init_scale=0``); ``AGaLiTe (critic reads output x0.04, cell gradient kept)``, the critic's
 head reading the output times 0.04 (its weights at SB3's start) while the gradient it sends into the
 cell is not scaled down with it; ``AGaLiTe (linear value path)``, the value plus a linear function
-of the cell's output learned from zero. All but two (``vf_coef``, ``value_init_scale``) are edited into the
+of the cell's output learned from zero; ``AGaLiTe (dual critic: quiet baseline)``, a second, quiet
+value head (first layer x0.04, its input's gradient stopped) whose value is PPO's baseline, beside
+the default head, which is fitted to the returns too and alone teaches the cell;
+``AGaLiTe (dual critic, both gradients)``, the same with the quiet head's gradient reaching the cell
+too. All but two (``vf_coef``, ``value_init_scale``) are edited into the
 built models, not options of the library.
 """
 
@@ -111,6 +115,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # head beside a separate value function of Phasic Policy Gradient (Cobbe et al. 2021), here to give
     # control the quiet critic's baseline without taking the loud critic's teaching from the memory
     "AGaLiTe (dual critic: quiet baseline)": ("AGaLiTe", {}),
+    # the same two heads, the quiet one's gradient reaching the cell too: the memory learns from both the
+    # saturated critic's gradient (what taught T-Maze its cue) and an unsaturated one's (what helped control)
+    "AGaLiTe (dual critic, both gradients)": ("AGaLiTe", {}),
 }
 
 
@@ -149,11 +156,11 @@ def linear_value_path(agent: Any) -> None:
     policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
 
 
-def dual_critic(agent: Any, quiet_scale: float) -> None:
+def dual_critic(agent: Any, quiet_scale: float, quiet_gradient: bool = False) -> None:
     """A second value head, its first layer at ``quiet_scale`` times SB3's start and reading the cell's
-    output with its gradient stopped, whose value the policy reports (rollouts, GAE, the value loss);
-    the default head is trained beside it on its own squared error, and only its gradient (and the
-    actor's) reaches the cell. The default head's loss is added in backward: RtxPPO's value loss is
+    output with its gradient stopped (``quiet_gradient``: not stopped), whose value the policy reports
+    (rollouts, GAE, the value loss); the default head is trained beside it on its own squared error,
+    and its gradient (and the actor's, and the quiet head's with ``quiet_gradient``) reaches the cell. The default head's loss is added in backward: RtxPPO's value loss is
     ``vf_coef * mean((R - v) ** 2)`` with ``v`` the reported value, so its gradient ``g`` on ``v``
     gives ``R``, and ``g + 2 vf_coef / N (v_loud - v)`` is the gradient of ``vf_coef * mean((R - v_loud) ** 2)``
     (exact while ``clip_range_vf`` is None, the default)."""
@@ -192,7 +199,10 @@ def dual_critic(agent: Any, quiet_scale: float) -> None:
         def forward(self, both: torch.Tensor) -> torch.Tensor:
             return Report.apply(self.quiet(both[..., hidden:]), self.loud(both[..., :hidden]))
 
-    extractor.forward_critic = lambda features: torch.cat([forward_critic(features), features.detach()], dim=-1)
+    def quiet_input(features: torch.Tensor) -> torch.Tensor:
+        return features if quiet_gradient else features.detach()
+
+    extractor.forward_critic = lambda features: torch.cat([forward_critic(features), quiet_input(features)], dim=-1)
     policy.value_net = DualValue(policy.value_net)
     policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
 
@@ -222,6 +232,8 @@ def edit_critic(agent: Any, model: str) -> None:
         relu_critic(agent)
     elif model == "AGaLiTe (dual critic: quiet baseline)":
         dual_critic(agent, quiet_scale=0.04)
+    elif model == "AGaLiTe (dual critic, both gradients)":
+        dual_critic(agent, quiet_scale=0.04, quiet_gradient=True)
 
 
 def scale_critic_input(agent: Any, forward: float, backward: float) -> None:
