@@ -277,10 +277,14 @@ def measure_size(device: torch.device, size: str, settings: Settings) -> list[di
 
     if settings.compiled:
         measure_compiled_acting(device, cells, rows, kwargs_of, settings)
-        measure_compiled_training(device, cells, rows, settings)
 
     steps = {label: training_step(cell, device, settings.train_len, settings.train_batch) for label, cell in cells.items()}
-    medians, rounds = interleaved_ms(steps, device, settings.train_repeats, 1, settings.train_budget, min_rounds=settings.train_repeats)
+    compiled = compiled_training_steps(device, cells, rows, settings) if settings.compiled else {}
+    # the compiled steps take turns with the eager ones: one run's load hits both alike
+    repeats = settings.train_repeats
+    medians, rounds = interleaved_ms({**steps, **compiled}, device, repeats, 1, settings.train_budget, min_rounds=repeats)
+    for key in compiled:
+        rows[key.removesuffix(COMPILED_SUFFIX)]["train_compiled_ms"] = medians[key]
     for label, step in steps.items():
         row = rows[label]
         row.update(train_ms=medians[label], train_repeats=rounds, train_seq_len=settings.train_len, train_batch=settings.train_batch)
@@ -319,9 +323,14 @@ def measure_compiled_acting(device: torch.device, cells: dict, rows: dict, kwarg
             rows[label][f"act_b{batch}_compiled_ms"] = median
 
 
-def measure_compiled_training(device: torch.device, cells: dict, rows: dict, settings: Settings) -> None:
-    """``train_compiled_ms`` and ``compile_train_s`` for the :data:`COMPILED` cells (copies): AGaLiTe
-    through ``compile_training()``, GTrXL (no compiled form of its own) with its forward compiled."""
+#: the key of a compiled training step in the training run's turns
+COMPILED_SUFFIX = " (compiled)"
+
+
+def compiled_training_steps(device: torch.device, cells: dict, rows: dict, settings: Settings) -> dict:
+    """Training steps of compiled copies of the :data:`COMPILED` cells, keyed ``label + COMPILED_SUFFIX``,
+    each compiled by one first call (``compile_train_s``): AGaLiTe through ``compile_training()``, GTrXL
+    (no compiled form of its own) with its forward compiled. None where compiling failed."""
     steps = {}
     for label in COMPILED:
         cell = copy.deepcopy(cells[label])
@@ -329,18 +338,16 @@ def measure_compiled_training(device: torch.device, cells: dict, rows: dict, set
             cell.compile_training()
         else:
             cell._forward = torch.compile(cell._forward)
-        steps[label] = step = training_step(cell, device, settings.train_len, settings.train_batch)
+        step = training_step(cell, device, settings.train_len, settings.train_batch)
         begin = time.perf_counter()
         step()  # compiles
         sync(device)
         rows[label]["compile_train_s"] = time.perf_counter() - begin
         if cell.has_compiled_training and not cell.training_compiled:  # the warning said why
             print(f"{label}: torch.compile failed, compiled training not measured", flush=True)
-            return
-    repeats = settings.train_repeats
-    medians, _ = interleaved_ms(steps, device, repeats, 1, settings.train_budget, min_rounds=repeats)
-    for label, median in medians.items():
-        rows[label]["train_compiled_ms"] = median
+            return {}
+        steps[label + COMPILED_SUFFIX] = step
+    return steps
 
 
 def measure(device: torch.device, settings: Settings) -> list[dict]:
