@@ -209,10 +209,10 @@ class Settings:
     def __init__(self, quick: bool, compiled: bool = True) -> None:
         self.compiled = compiled
         self.sizes = ("small",) if quick else tuple(SIZES)
-        # acting: up to 300 rounds or 6 s per size and batch; training: 3 rounds (a GaLiTe step at
+        # acting: up to 300 rounds or 6 s per size and batch; training: 5 rounds (a GaLiTe step at
         # the paper size takes seconds on a 2-core CPU)
         # acting: rounds of ACT_BLOCK consecutive calls per cell (see interleaved_ms)
-        self.act_repeats, self.train_repeats = (5, 1) if quick else (30, 3)
+        self.act_repeats, self.train_repeats = (5, 1) if quick else (30, 5)
         self.act_budget, self.train_budget = (0.2, 0.0) if quick else (6.0, 0.0)
         self.train_len, self.train_batch = (16, 4) if quick else (128, TRAIN_BATCH)
         self.quick = quick

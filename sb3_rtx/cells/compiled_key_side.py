@@ -131,8 +131,9 @@ class _Kernel:
         if self.failed:
             return self.function(*args)
         if self.compiled is None:
-            # dynamic=None: the first shape is compiled static, a second one makes the group size dynamic
-            self.compiled = torch.compile(self.function)
+            # one kernel per shape (a training run meets a few: its minibatch's groups, a smaller last
+            # group): kernels compiled for dynamic sizes ran slower than the eager form
+            self.compiled = torch.compile(self.function, dynamic=False)
         try:
             return self.compiled(*args)
         except Exception as error:  # no C++ compiler, an unsupported backend, ...
