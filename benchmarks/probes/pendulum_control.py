@@ -72,6 +72,7 @@ MODELS = (
     "AGaLiTe (relu critic head)", "AGaLiTe (value output starts at zero)",
     "AGaLiTe (critic reads output x0.04, cell gradient kept)", "AGaLiTe (linear value path)",
     "AGaLiTe (dual critic: quiet baseline)", "AGaLiTe (dual critic, both gradients)",
+    "AGaLiTe (critic input gain learned from 1)",
 )  # fmt: skip
 #: the split runs: which head's start scale matters (its first layer's weights times c at the start)
 HEAD_STARTS = {"AGaLiTe (critic head starts x c)": "value_net", "AGaLiTe (actor head starts x c)": "policy_net"}

@@ -52,7 +52,8 @@ of the cell's output learned from zero; ``AGaLiTe (dual critic: quiet baseline)`
 value head (first layer x0.04, its input's gradient stopped) whose value is PPO's baseline, beside
 the default head, which is fitted to the returns too and alone teaches the cell;
 ``AGaLiTe (dual critic, both gradients)``, the same with the quiet head's gradient reaching the cell
-too. All but two (``vf_coef``, ``value_init_scale``) are edited into the
+too; ``AGaLiTe (critic input gain learned from 1)``, the critic's head reading the output times a
+learned scalar that starts at 1. All but two (``vf_coef``, ``value_init_scale``) are edited into the
 built models, not options of the library.
 """
 
@@ -118,6 +119,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the same two heads, the quiet one's gradient reaching the cell too: the memory learns from both the
     # saturated critic's gradient (what taught T-Maze its cue) and an unsaturated one's (what helped control)
     "AGaLiTe (dual critic, both gradients)": ("AGaLiTe", {}),
+    # the critic's head reads the cell's output times a learned scalar starting at 1: the default's start
+    # (its saturated head, its gradient into the memory), free to learn a quieter input where that pays
+    "AGaLiTe (critic input gain learned from 1)": ("AGaLiTe", {}),
 }
 
 
@@ -153,6 +157,19 @@ def linear_value_path(agent: Any) -> None:
 
     extractor.forward_critic = lambda features: torch.cat([forward_critic(features), features], dim=-1)
     policy.value_net = WithLinearPath(policy.value_net)
+    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+
+
+def learned_critic_input_gain(agent: Any, start: float) -> None:
+    """The critic's head reads the cell's output times a learned scalar starting at ``start`` (the
+    plain product: its gradient into the cell scales with it), and the optimiser is rebuilt to train it."""
+    import torch
+
+    policy = agent.policy
+    value_net = policy.mlp_extractor.value_net
+    value_net.register_parameter("probe_input_gain", torch.nn.Parameter(torch.tensor(float(start))))
+    forward_pass = value_net.forward
+    value_net.forward = lambda x: forward_pass(x * value_net.probe_input_gain)
     policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
 
 
@@ -234,6 +251,8 @@ def edit_critic(agent: Any, model: str) -> None:
         dual_critic(agent, quiet_scale=0.04)
     elif model == "AGaLiTe (dual critic, both gradients)":
         dual_critic(agent, quiet_scale=0.04, quiet_gradient=True)
+    elif model == "AGaLiTe (critic input gain learned from 1)":
+        learned_critic_input_gain(agent, start=1.0)
 
 
 def scale_critic_input(agent: Any, forward: float, backward: float) -> None:
