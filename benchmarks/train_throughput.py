@@ -10,6 +10,7 @@ fifth between runs on a 2-core machine, and taking turns spreads slow spells ove
     python -m benchmarks.train_throughput --quick    # a smoke run
     python -m benchmarks.train_throughput --size paper   # AGaLiTe and GTrXL-128 at the paper's T-Maze size
     python -m benchmarks.train_throughput --device cuda  # every model on CUDA -> train_throughput_cuda.*
+    python -m benchmarks.train_throughput --size paper --compile-training   # AGaLiTe compiled too
 
 With ``--size paper`` the transformer rows are the paper's T-Maze size (4 layers, d_model 128, 4
 heads, d_head 64, d_ffc 128; AGaLiTe eta 8, r 2; GTrXL memory_len 128), the sizes of the efficiency
@@ -45,10 +46,22 @@ SMALL = dict(n_layers=2, d_model=64, n_heads=2, d_head=32, d_ffc=64)
 PAPER = dict(n_layers=4, d_model=128, n_heads=4, d_head=64, d_ffc=128)
 
 
-def candidates(sequence_length: int, size: str = "small") -> list[tuple[str, Callable[..., Any], dict]]:
+def candidates(
+    sequence_length: int, size: str = "small", compile_training: bool = False
+) -> list[tuple[str, Callable[..., Any], dict]]:
     rtx = lambda cell, **kw: dict(  # noqa: E731
         policy="MlpRtxPolicy", sequence_length=sequence_length, policy_kwargs=dict(cell=cell, cell_kwargs=kw)
     )
+    rows = _candidates(rtx, size)
+    if compile_training:  # AGaLiTe again, with its training form compiled, after its eager row
+        at = next(i for i, (label, *_) in enumerate(rows) if "agalite" in label)
+        label, algo, kwargs = rows[at]
+        compiled = dict(kwargs, policy_kwargs=dict(kwargs["policy_kwargs"], compile_training=True))
+        rows.insert(at + 1, (f"{label}, compile_training", algo, compiled))
+    return rows
+
+
+def _candidates(rtx: Callable[..., dict], size: str) -> list[tuple[str, Callable[..., Any], dict]]:
     recurrent_ppo = [
         ("RecurrentPPO LSTM-256 (separate actor/critic)", RecurrentPPO, dict(policy="MlpLstmPolicy")),
         (
@@ -120,6 +133,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--device", choices=["cpu", "cuda"], default="cpu",
         help="where every model trains (SB3's 'auto' would pick CUDA where present, under a CPU table's name)",
     )  # fmt: skip
+    parser.add_argument(
+        "--compile-training", action="store_true",
+        help="also AGaLiTe with compile_training=True (a row after its eager one; each run compiles in its "
+        "first update, from inductor's disk cache after the first run)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -133,7 +151,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     repeats = 1 if args.quick else args.repeats
-    configurations = candidates(args.sequence_length, args.size)
+    configurations = candidates(args.sequence_length, args.size, args.compile_training)
     results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in configurations}
     for _ in range(repeats):  # in turns: a slow spell of the machine falls on every configuration
         for label, algo, kwargs in configurations:
@@ -175,7 +193,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print()
     print(table)
     if args.profile:
-        label, algo, kwargs = next(c for c in candidates(args.sequence_length, args.size) if args.profile in c[0])
+        label, algo, kwargs = next(
+            c for c in candidates(args.sequence_length, args.size, args.compile_training) if args.profile in c[0]
+        )
         profile_path = args.out / "train_throughput_profile.txt"
         profile_run(label, algo, kwargs, args, timesteps, profile_path)
         print(f"profile of {label!r} written to {profile_path}")
