@@ -330,7 +330,7 @@ COMPILED_SUFFIX = " (compiled)"
 def compiled_training_steps(device: torch.device, cells: dict, rows: dict, settings: Settings) -> dict:
     """Training steps of compiled copies of the :data:`COMPILED` cells, keyed ``label + COMPILED_SUFFIX``,
     each compiled by one first call (``compile_train_s``): AGaLiTe through ``compile_training()``, GTrXL
-    (no compiled form of its own) with its forward compiled. None where compiling failed."""
+    (no compiled form of its own) with its forward compiled. Empty where compiling failed."""
     steps = {}
     for label in COMPILED:
         cell = copy.deepcopy(cells[label])

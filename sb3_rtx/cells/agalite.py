@@ -371,7 +371,9 @@ class AGaLiTe(GatedTransformerCell):
         (counter,) = shared
         steps = StepCounter(counter, starts, self.period)
         weights = self.weight_table(starts.device, starts.dtype)[steps.steps]  # (T, B, r + K)
-        return AGaLiTeContext(starts, weights, self.r, steps.final, self.training_compiled)
+        # the flag as set, not training_compiled: that property asks the kernels whether compiling
+        # failed, which the kernels handle themselves, and make_context runs on every acting step
+        return AGaLiTeContext(starts, weights, self.r, steps.final, self._training_compiled)
 
     def advance_shared(self, shared: CellState, starts: torch.Tensor, context: Any) -> CellState:
         return (context.final_counter,)
