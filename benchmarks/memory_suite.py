@@ -38,7 +38,7 @@ import numpy as np
 from benchmarks.learning import MODELS as LEARNING_MODELS
 from benchmarks.learning import SMALL
 from benchmarks.report import command_line, write_report
-from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, sweep_time
+from benchmarks.tmaze_runs import N_ENVS, PPO, RunSpec, add_sweep_arguments, mean_success, run_all, steps_to, sweep_time
 from sb3_rtx import RtxPPO
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -272,8 +272,10 @@ def score(run: dict) -> float:
     return run["return"] if np.isnan(run["success"]) else run["success"]
 
 
-def summarise(runs: list[dict], models: list[str], tasks: list[str]) -> list[dict]:
-    """One row per model: the mean score per task with each seed's score, and the mean speed."""
+def summarise(runs: list[dict], models: list[str], tasks: list[str], threshold: float | None = None) -> list[dict]:
+    """One row per model: the mean score per task with each seed's score, and the mean speed; with a
+    ``threshold``, also the training steps until the training curve first reached it (see
+    :func:`~benchmarks.tmaze_runs.steps_to`), per task, mean and each seed's."""
     for run in runs:
         run["score"] = score(run)
     rows = []
@@ -281,6 +283,10 @@ def summarise(runs: list[dict], models: list[str], tasks: list[str]) -> list[dic
         row: dict[str, Any] = {"model": model}
         for task in tasks:
             row[f"score_{task}"], row[f"seeds_{task}"] = mean_success(runs, "score", model=model, task=task)
+            if threshold is not None:
+                mine = sorted((r["seed"], steps_to(r, threshold)) for r in runs if r["tags"] == dict(model=model, task=task))
+                row[f"steps_{task}"] = float(np.mean([s for _, s in mine])) if mine else float("nan")
+                row[f"steps_seeds_{task}"] = " ".join(f"{s / 1000:.0f}" for _, s in mine)
         mine = [r for r in runs if r["tags"]["model"] == model]
         row["fps"] = float(np.mean([r["fps"] for r in mine])) if mine else float("nan")
         rows.append(row)
@@ -362,6 +368,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "tables recorded before RtxPPO's default changed)",
     )  # fmt: skip
     parser.add_argument(
+        "--steps-to", type=float, default=None, metavar="LEVEL",
+        help="also tabulate, per task, the training steps until the training curve (success rate, or mean return, "
+             "over the last 100 episodes) first reached LEVEL; a run that never did counts its budget",
+    )  # fmt: skip
+    parser.add_argument(
         "--report-only", action="store_true",
         help="rewrite the table and curves from the runs already in the runs file, training nothing (a missing run is "
              "left out, a missing cell shown as -)",
@@ -390,10 +401,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps, args.advantages,
                          args.advantage_horizon, args.gae_lambda),
                    args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report, train=not args.report_only)
-    rows = summarise(runs, args.models, tasks)
+    rows = summarise(runs, args.models, tasks, args.steps_to)
     columns: list[tuple[str, Any]] = [("model:", lambda r: r["model"])]
     for task in tasks:
         columns.append((task, lambda r, t=task: f"{r[f'score_{t}']:.2f} ({r[f'seeds_{t}']})" if r[f"seeds_{t}"] else "-"))
+    if args.steps_to is not None:
+        for task in tasks:
+            columns.append((
+                f"{task}: k steps to {args.steps_to:g}",
+                lambda r, t=task: f"{r[f'steps_{t}'] / 1000:.0f} ({r[f'steps_seeds_{t}']})" if r[f"steps_seeds_{t}"] else "-",
+            ))  # fmt: skip
+    steps_note = (
+        "" if args.steps_to is None else
+        f" k steps to {args.steps_to:g}: thousands of training steps until the training curve (success rate over the "
+        f"last 100 episodes, or their mean return) first reached {args.steps_to:g}; the budget where it never did."
+    )  # fmt: skip
     columns.append(("fps", lambda r: f"{r['fps']:.0f}"))
     settings = dict(PPO, **advantage_settings(args.advantages, args.advantage_horizon), gae_lambda=args.gae_lambda)
     budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
@@ -413,7 +435,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"each seed in brackets. Steps per run: {budgets}. {N_ENVS} envs, PPO {settings}, RtxPPO sequence_length "
         f"{PPO['n_steps']}{rollout_note}; transformer cells {SMALL} (AGaLiTe eta 4, r 2; GaLiTe eta 4; GTrXL memory_len 64), "
         f"RtxPPO LSTM 128 units, RecurrentPPO MlpLstmPolicy defaults. {' '.join(notes)} "
-        f"{sweep_time(runs, args.jobs, start)} Made by `{command}`",
+        f"{sweep_time(runs, args.jobs, start)}{steps_note} Made by `{command}`",
         columns,
     )
     plot(runs, args.models, tasks, args.out / f"{stem}_curves.png")

@@ -253,20 +253,26 @@ def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
     return [result for key, result in done.items() if key in wanted]
 
 
-def mean_success(runs: list[dict], measure: str = "success", **tags: Any) -> tuple[float, str]:
+def steps_to(run: dict, threshold: float) -> float:
+    """The first step at which ``run``'s training curve reached ``threshold``; the run's budget if it
+    never did, so a mean over seeds stays comparable."""
+    reached = [step for step, v in run["curve"] if v >= threshold]
+    return float(reached[0]) if reached else float(run["timesteps"])
+
+
+def mean_success(runs: list[dict], measure: str = "success", threshold: float = 0.9, **tags: Any) -> tuple[float, str]:
     """Mean of ``measure`` over the runs whose tags match, and each seed's value (sorted by seed).
 
     ``measure`` is ``"success"`` (the final policy's), ``"curve_mean"`` (the mean of the training
-    success curve: how early a configuration learned, not only whether it got there) or
-    ``"steps_to_90"`` (the first step at which training success reached 0.9; the run's budget
-    if it never did, so a mean over seeds stays comparable).
+    success curve: how early a configuration learned, not only whether it got there),
+    ``"steps_to_90"`` (the first step at which training success reached 0.9, see :func:`steps_to`)
+    or ``"steps_to"`` (the same for ``threshold``).
     """
     def value(run: dict) -> float:
         if measure == "curve_mean":
             return float(np.mean([v for _, v in run["curve"]])) if run["curve"] else 0.0
-        if measure == "steps_to_90":
-            reached = [step for step, v in run["curve"] if v >= 0.9]
-            return float(reached[0]) if reached else float(run["timesteps"])
+        if measure in ("steps_to", "steps_to_90"):
+            return steps_to(run, threshold if measure == "steps_to" else 0.9)
         return run[measure]
 
     values = sorted((r["seed"], value(r)) for r in runs if all(r["tags"].get(k) == v for k, v in tags.items()))
