@@ -85,24 +85,32 @@ class RunSpec:
 
 
 @lru_cache(maxsize=None)
-def _resolved_cell_kwargs(cell: str, cell_kwargs_json: str) -> str:
+def _resolved_cell_kwargs(cell: str, cell_kwargs_json: str) -> tuple[str, float]:
+    """The cell's keywords with every choice resolved, and the policy's default value start behind it."""
     from sb3_rtx.cells import make_cell
+    from sb3_rtx.policies import default_value_init_scale
 
     cell_kwargs = json.loads(cell_kwargs_json)
-    return json.dumps({**cell_kwargs, **make_cell(cell, 1, **cell_kwargs).recorded_choices()}, sort_keys=True)
+    built = make_cell(cell, 1, **cell_kwargs)
+    return json.dumps({**cell_kwargs, **built.recorded_choices()}, sort_keys=True), default_value_init_scale(built)
 
 
 def resolved_policy_kwargs(algo: str, policy_kwargs: dict) -> dict:
     """RtxPPO's policy keywords with the cell, its keywords (the policy's default size if none) and
-    every choice the cell resolves made explicit, as a saved model records them."""
+    every choice the cell resolves made explicit, as a saved model records them; the value output's
+    start too where its default is not SB3's (so the runs made before AGaLiTe's default changed keep
+    their keys, and never match a run under today's default)."""
     if algo != "RtxPPO":
         return policy_kwargs
     from sb3_rtx.policies import DEFAULT_CELL_KWARGS
 
     cell = policy_kwargs.get("cell", "agalite")
     cell_kwargs = policy_kwargs.get("cell_kwargs", DEFAULT_CELL_KWARGS.get(cell, {}))
-    resolved = json.loads(_resolved_cell_kwargs(cell, json.dumps(cell_kwargs, sort_keys=True)))
-    return {**policy_kwargs, "cell": cell, "cell_kwargs": resolved}
+    resolved_json, value_scale = _resolved_cell_kwargs(cell, json.dumps(cell_kwargs, sort_keys=True))
+    resolved = {**policy_kwargs, "cell": cell, "cell_kwargs": json.loads(resolved_json)}
+    if "value_init_scale" not in policy_kwargs and value_scale != 1.0:
+        resolved["value_init_scale"] = value_scale
+    return resolved
 
 
 def library_version(algo: str) -> str:

@@ -55,6 +55,16 @@ DEFAULT_CELL_KWARGS: dict[str, dict[str, Any]] = {
 }
 
 
+def default_value_init_scale(cell: RecurrentCell) -> float:
+    """What the value output layer starts at, times SB3's initialisation, when ``value_init_scale`` is
+    not given: 0 behind AGaLiTe's default variant, whose output starts at about unit size per feature,
+    where SB3's start makes the value a random function of the cell's features, under observation
+    noise a function of the noise, as large as a whole episode's return (docs, "How the defaults were
+    found", "The value's start and noisy recall"); 1 (SB3's) behind every other cell, where it was
+    not measured, and behind the paper's variant, which stays as published."""
+    return 0.0 if cell.name == "agalite" and getattr(cell, "variant", None) == "default" else 1.0
+
+
 def check_finite_observation(obs: PyTorchObs) -> None:
     """Raise a clear error for NaN or inf observations (they would silently poison the cell state)."""
     items = obs.items() if isinstance(obs, dict) else [("", obs)]
@@ -91,7 +101,9 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         (docs, "Learning memory", "Control: the output's scale")
     :param value_init_scale: the value output layer (SB3's ``value_net``, after the critic's hidden
         layers) starts this many times its SB3 initialisation (1: SB3's; 0: the value starts at
-        exactly 0, while the critic's hidden layers keep their start)
+        exactly 0, while the critic's hidden layers keep their start); ``None`` (default) takes
+        :func:`default_value_init_scale` of the cell: 0 for AGaLiTe's default variant, 1 (SB3's) for
+        every other cell
     """
 
     def __init__(
@@ -119,13 +131,15 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         compile_acting: bool = False,
         compile_training: bool = False,
         critic_init_scale: float = 1.0,
-        value_init_scale: float = 1.0,
+        value_init_scale: float | None = None,
     ):
         self.cell_name = cell
         check_positive_number(type(self).__name__, critic_init_scale=critic_init_scale)
         self.critic_init_scale = float(critic_init_scale)
-        check_positive_number(type(self).__name__, zero_allowed=True, value_init_scale=value_init_scale)
-        self.value_init_scale = float(value_init_scale)
+        if value_init_scale is not None:
+            check_positive_number(type(self).__name__, zero_allowed=True, value_init_scale=value_init_scale)
+        # None until the cell is built: its default depends on the cell (default_value_init_scale)
+        self.value_init_scale: float | None = None if value_init_scale is None else float(value_init_scale)
         if cell_kwargs is None:
             # (a name that is not a known cell gets {} here and make_cell's error naming the valid ones)
             cell_kwargs = DEFAULT_CELL_KWARGS.get(cell.lower(), {}) if isinstance(cell, str) else {}
@@ -175,6 +189,8 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         for cell in self.cells:
             cell.compile_acting(self.compile_acting)
             cell.compile_training(self.compile_training)
+        if self.value_init_scale is None:
+            self.value_init_scale = default_value_init_scale(self.cell_actor)
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)

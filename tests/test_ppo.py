@@ -279,7 +279,7 @@ def test_bad_critic_init_scale_is_refused_by_name(bad):
 
 @pytest.mark.parametrize("scale", [0.0, 0.5])
 def test_value_init_scale_starts_the_value_output_smaller_and_nothing_else(scale, tmp_path):
-    plain = tiny_model()
+    plain = tiny_model(policy_kwargs=dict(value_init_scale=1.0))  # SB3's start
     scaled = tiny_model(policy_kwargs=dict(value_init_scale=scale))
     torch.testing.assert_close(scaled.policy.value_net.weight, scale * plain.policy.value_net.weight)
     plain_state, scaled_state = plain.policy.state_dict(), scaled.policy.state_dict()
@@ -290,6 +290,31 @@ def test_value_init_scale_starts_the_value_output_smaller_and_nothing_else(scale
         assert not values.abs().max()
     scaled.save(tmp_path / "model.zip")
     assert RtxPPO.load(tmp_path / "model.zip").policy.value_init_scale == scale
+
+
+@pytest.mark.parametrize(
+    "cell, cell_kwargs, expected",
+    [
+        ("agalite", {}, 0.0),  # AGaLiTe's default variant: the value output starts at zero
+        ("agalite", dict(variant="paper"), 1.0),  # the paper's variant stays as published
+        ("galite", {}, 1.0),
+        ("gtrxl", {}, 1.0),
+        ("lstm", {}, 1.0),
+    ],
+)
+def test_value_output_start_defaults_by_cell_and_is_saved_resolved(cell, cell_kwargs, expected, tmp_path):
+    model = RtxPPO(
+        "MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, sequence_length=8, seed=0,
+        policy_kwargs=dict(cell=cell, cell_kwargs={**TINY[cell], **cell_kwargs}),
+    )  # fmt: skip
+    assert model.policy.value_init_scale == expected
+    reference = RtxPPO(
+        "MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, sequence_length=8, seed=0,
+        policy_kwargs=dict(cell=cell, cell_kwargs={**TINY[cell], **cell_kwargs}, value_init_scale=1.0),
+    )  # fmt: skip
+    torch.testing.assert_close(model.policy.value_net.weight, expected * reference.policy.value_net.weight)
+    model.save(tmp_path / "model.zip")
+    assert RtxPPO.load(tmp_path / "model.zip").policy._get_constructor_parameters()["value_init_scale"] == expected
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("inf"), True, "0"])
