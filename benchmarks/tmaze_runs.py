@@ -98,8 +98,8 @@ def _resolved_cell_kwargs(cell: str, cell_kwargs_json: str) -> tuple[str, float]
 def resolved_policy_kwargs(algo: str, policy_kwargs: dict) -> dict:
     """RtxPPO's policy keywords with the cell, its keywords (the policy's default size if none) and
     every choice the cell resolves made explicit, as a saved model records them; the value output's
-    start too where its default is not SB3's (so the runs made before AGaLiTe's default changed keep
-    their keys, and never match a run under today's default)."""
+    start (given, or the cell's default) too where it is not SB3's, so the runs made at SB3's start
+    before AGaLiTe's default changed keep their keys and never match a run under today's default."""
     if algo != "RtxPPO":
         return policy_kwargs
     from sb3_rtx.policies import DEFAULT_CELL_KWARGS
@@ -108,7 +108,8 @@ def resolved_policy_kwargs(algo: str, policy_kwargs: dict) -> dict:
     cell_kwargs = policy_kwargs.get("cell_kwargs", DEFAULT_CELL_KWARGS.get(cell, {}))
     resolved_json, value_scale = _resolved_cell_kwargs(cell, json.dumps(cell_kwargs, sort_keys=True))
     resolved = {**policy_kwargs, "cell": cell, "cell_kwargs": json.loads(resolved_json)}
-    if "value_init_scale" not in policy_kwargs and value_scale != 1.0:
+    value_scale = float(resolved.pop("value_init_scale", value_scale))
+    if value_scale != 1.0:  # SB3's start is left out: the runs made before the keyword existed match
         resolved["value_init_scale"] = value_scale
     return resolved
 

@@ -174,6 +174,8 @@ def test_every_cell_exports_and_acts_as_predict_for_1000_steps_with_resets(tmp_p
         policy_kwargs = dict(cell="agalite", cell_kwargs={**DEFAULT_CELL_KWARGS["agalite"], "variant": "paper"})
     if cell == "gtrxl-observation":  # a first layer with a state tensor of its own width
         policy_kwargs = dict(cell="gtrxl", cell_kwargs={**DEFAULT_CELL_KWARGS["gtrxl"], "memory_input": "observation"})
+    # SB3's value start (AGaLiTe's default starts it at zero): the exported value path is compared at full size
+    policy_kwargs["value_init_scale"] = 1.0
     model = RtxPPO("MlpRtxPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs=policy_kwargs, seed=0)
     model.learn(128)
     runners = export_both(model, tmp_path)
@@ -216,7 +218,8 @@ def test_aoti_package_acts_as_predict_from_python_and_from_cpp_without_python(tm
     resets; a C++ program linked to libtorch alone runs the same package on the same observations
     and gives predict's actions and values."""
     venv = make_vec_env("CartPole-v1", n_envs=4, seed=0)
-    model = RtxPPO("MlpRtxPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0)
+    # SB3's value start (the default's is zero), so the value is compared at full size
+    model = RtxPPO("MlpRtxPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, policy_kwargs=dict(value_init_scale=1.0))
     model.learn(128)
     path = export_aoti(model, tmp_path / "policy.pt2")
     metadata = read_metadata(path)
@@ -325,7 +328,7 @@ def test_image_observations_with_the_cnn_policy_and_state_dependent_noise(tmp_pa
     env = lambda: SpacesEnv(spaces.Box(0, 255, (1, 36, 36), np.uint8), spaces.Box(-1, 1, (2,), np.float32))  # noqa: E731
     venv = make_vec_env(env, n_envs=2, seed=4)
     model = RtxPPO("CnnRtxPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=4, use_sde=True,
-                   policy_kwargs=dict(cell="agalite", features_extractor_kwargs=dict(features_dim=32)))  # fmt: skip
+                   policy_kwargs=dict(cell="agalite", features_extractor_kwargs=dict(features_dim=32), value_init_scale=1.0))  # fmt: skip
     model.learn(32)
     worst = compare_with_predict(model, venv, export_both(model, tmp_path), 100)
     assert worst["resets"] > 5

@@ -95,6 +95,8 @@ def sharpen_for_replay(model) -> None:
         if name.endswith("features.project.weight"):
             param.data *= 3.0
     model.policy.action_net.weight.data *= 100.0
+    if not model.policy.value_net.weight.any():  # AGaLiTe's default starts the value output at zero
+        torch.nn.init.orthogonal_(model.policy.value_net.weight)
 
 
 def replay_gaps(model, batch, states) -> float:
