@@ -263,8 +263,9 @@ def test_a_learned_output_scale_is_trained_and_saved(tmp_path):
 @pytest.mark.parametrize("vf", [[16], []])
 def test_critic_init_scale_starts_the_critics_first_layer_smaller_and_nothing_else(vf):
     net_arch = dict(pi=[16], vf=vf)
-    plain = tiny_model(policy_kwargs=dict(net_arch=net_arch))
-    scaled = tiny_model(policy_kwargs=dict(net_arch=net_arch, critic_init_scale=0.04))
+    # SB3's value start (AGaLiTe's default is zero, which hides the value output's scale when vf=[])
+    plain = tiny_model(policy_kwargs=dict(net_arch=net_arch, value_init_scale=1.0))
+    scaled = tiny_model(policy_kwargs=dict(net_arch=net_arch, critic_init_scale=0.04, value_init_scale=1.0))
     first = (lambda m: m.policy.mlp_extractor.value_net[0]) if vf else (lambda m: m.policy.value_net)
     torch.testing.assert_close(first(scaled).weight, 0.04 * first(plain).weight)
     plain_state, scaled_state = plain.policy.state_dict(), scaled.policy.state_dict()
