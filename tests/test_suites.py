@@ -240,6 +240,9 @@ def test_a_tiny_rtx_ppo_trains_on_it(env_id, policy, env_kwargs):
         sequence_length=32,
         n_epochs=1,
         seed=0,
+        # an entropy bonus: a rollout without any reward gives AGaLiTe's zero-start value no loss and
+        # the policy no advantage, so without it nothing would move (rightly) and the test could not tell
+        ent_coef=0.01,
         policy_kwargs=dict(cell="agalite", cell_kwargs=dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)),
     )
     before = [p.detach().clone() for p in model.policy.parameters()]
