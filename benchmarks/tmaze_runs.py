@@ -269,19 +269,18 @@ def steps_to(run: dict, threshold: float) -> float:
     return float(reached[0]) if reached else float(run["timesteps"])
 
 
-def mean_success(runs: list[dict], measure: str = "success", threshold: float = 0.9, **tags: Any) -> tuple[float, str]:
+def mean_success(runs: list[dict], measure: str = "success", **tags: Any) -> tuple[float, str]:
     """Mean of ``measure`` over the runs whose tags match, and each seed's value (sorted by seed).
 
     ``measure`` is ``"success"`` (the final policy's), ``"curve_mean"`` (the mean of the training
-    success curve: how early a configuration learned, not only whether it got there),
-    ``"steps_to_90"`` (the first step at which training success reached 0.9, see :func:`steps_to`)
-    or ``"steps_to"`` (the same for ``threshold``).
+    success curve: how early a configuration learned, not only whether it got there) or
+    ``"steps_to_90"`` (the first step at which training success reached 0.9, see :func:`steps_to`).
     """
     def value(run: dict) -> float:
         if measure == "curve_mean":
             return float(np.mean([v for _, v in run["curve"]])) if run["curve"] else 0.0
-        if measure in ("steps_to", "steps_to_90"):
-            return steps_to(run, threshold if measure == "steps_to" else 0.9)
+        if measure == "steps_to_90":
+            return steps_to(run, 0.9)
         return run[measure]
 
     values = sorted((r["seed"], value(r)) for r in runs if all(r["tags"].get(k) == v for k, v in tags.items()))
