@@ -189,8 +189,6 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         for cell in self.cells:
             cell.compile_acting(self.compile_acting)
             cell.compile_training(self.compile_training)
-        if self.value_init_scale is None:
-            self.value_init_scale = default_value_init_scale(self.cell_actor)
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
@@ -200,11 +198,11 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
             first = layers[0] if layers else self.value_net
             with torch.no_grad():
                 first.weight.mul_(self.critic_init_scale)
-        value_init_scale = self.value_init_scale
-        assert value_init_scale is not None  # resolved when the cell was built (_build_mlp_extractor)
-        if value_init_scale != 1.0:
+        if self.value_init_scale is None:  # the cell's default, now that super()._build has built it
+            self.value_init_scale = default_value_init_scale(self.cell_actor)
+        if self.value_init_scale != 1.0:
             with torch.no_grad():  # SB3 starts the bias at 0
-                self.value_net.weight.mul_(value_init_scale)
+                self.value_net.weight.mul_(self.value_init_scale)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
