@@ -9,7 +9,9 @@ Each run is ``python -m rl_zoo3.train --algo ppo_rtx --env ENV --seed S`` (the y
 on fresh environments (with the run's VecNormalize statistics, as ``rl_zoo3 enjoy`` does).
 ``--advantages minibatch`` trains every entry with ``normalize_advantage: True`` instead (SB3's
 per-minibatch normalisation, passed as ``--hyperparams``), ``--advantages both`` each way, so the
-table shows what RtxPPO's running advantage scale does outside memory tasks.
+table shows what RtxPPO's running advantage scale does outside memory tasks. ``--hyperparams
+KEY:VALUE ...`` passes further overrides to every run, in rl_zoo3's own syntax (a ``policy_kwargs``
+override replaces the entry's whole dict, as in the zoo); the table names them.
 Writes ``benchmarks/results/zoo_scores.md`` and ``.csv`` (``zoo_scores_quick.*`` with ``--quick``).
 """
 
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,13 +54,28 @@ def yml_entries() -> dict[str, dict]:
 ADVANTAGES = {"entry": None, "minibatch": "normalize_advantage:True"}
 
 
-def train(env_id: str, seed: int, log_dir: Path, n_timesteps: int | None, advantages: str = "entry") -> float:
+def train_command(
+    env_id: str,
+    seed: int,
+    log_dir: Path,
+    n_timesteps: int | None,
+    advantages: str = "entry",
+    overrides: Sequence[str] = (),
+) -> list[str]:
+    """The ``rl_zoo3.train`` call of one run. The advantage setting and ``overrides`` go in one
+    ``--hyperparams`` flag: the zoo keeps only the last such flag's values."""
     command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo_rtx", "--env", env_id, "--seed", str(seed)]
     command += ["-f", str(log_dir), "--eval-freq", "-1", "--log-interval", "-2", "--verbose", "0"]
     if n_timesteps:
         command += ["-n", str(n_timesteps)]
-    if ADVANTAGES[advantages]:
-        command += ["--hyperparams", ADVANTAGES[advantages]]
+    hyperparams = [*([ADVANTAGES[advantages]] if ADVANTAGES[advantages] else []), *overrides]
+    if hyperparams:
+        command += ["--hyperparams", *hyperparams]
+    return command
+
+
+def train(command: list[str]) -> float:
+    """Run one zoo training call on one torch thread; its wall time in seconds."""
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return time.perf_counter() - start
@@ -94,14 +112,16 @@ def evaluate(env_id: str, log_dir: Path, n_episodes: int, seed: int) -> tuple[fl
 def score(env_id: str, seed: int, advantages: str, entry: dict, args: argparse.Namespace) -> dict:
     """Train one entry with one seed through the zoo CLI, evaluate it; one table row."""
     with tempfile.TemporaryDirectory() as tmp:
-        seconds = train(env_id, seed, Path(tmp), args.n_timesteps, advantages)
+        overrides = args.hyperparams or []
+        seconds = train(train_command(env_id, seed, Path(tmp), args.n_timesteps, advantages, overrides))
         mean, std = evaluate(env_id, Path(tmp), args.episodes, seed)
     row = {
         "env": env_id,
         "seed": seed,
         "advantages": advantages,
         "n_timesteps": args.n_timesteps or int(float(entry["n_timesteps"])),
-        "cell": _cell_of(entry),
+        "cell": _cell_of(entry, overrides),
+        "hyperparams": " ".join(overrides),
         "train_minutes": round(seconds / 60, 2),
         "mean_return": round(mean, 2),
         "std_return": round(std, 2),
@@ -126,8 +146,17 @@ def main() -> None:
         default="entry",
         help="the entry's own advantage setting, normalize_advantage=True (minibatch), or both",
     )
+    parser.add_argument(
+        "--hyperparams",
+        nargs="+",
+        metavar="KEY:VALUE",
+        help="overrides for every run, as rl_zoo3.train's --hyperparams (e.g. ent_coef:0.01)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    bad = [item for item in args.hyperparams or [] if ":" not in item]
+    if bad:
+        parser.error(f"--hyperparams takes KEY:VALUE items, as rl_zoo3.train does; got {bad}")
     entries = yml_entries()
     if args.quick:
         args.envs, args.n_timesteps, args.episodes, args.seeds = ["sb3_rtx/CueRecall-v0"], 512, 2, [0, 1]
@@ -146,6 +175,8 @@ def main() -> None:
     if args.update:
         rows = merged_with_saved(rows, args.out / f"{name}.csv", order=list(entries))
 
+    # the overrides' column only where a run had some: the tables without them stay as they were
+    overridden = [("zoo --hyperparams:", lambda r: f"`{r['hyperparams']}`")] if any(r.get("hyperparams") for r in rows) else []
     table = write_report(
         rows,
         args.out,
@@ -158,6 +189,7 @@ def main() -> None:
         [
             ("environment:", lambda r: f"`{r['env']}`"),
             ("cell:", lambda r: r["cell"]),
+            *overridden,
             ("advantages:", lambda r: ADVANTAGE_LABELS[r.get("advantages", "entry")]),
             ("seed", lambda r: str(r["seed"])),
             ("timesteps", lambda r: f"{r['n_timesteps']:.0e}".replace("e+0", "e")),
@@ -172,12 +204,13 @@ def main() -> None:
 ADVANTAGE_LABELS = {"entry": "as the entry (running scale)", "minibatch": "per minibatch"}
 
 
-def _run_key(row: dict) -> tuple[str, int, str]:
-    return row["env"], int(row["seed"]), row.get("advantages") or "entry"
+def _run_key(row: dict) -> tuple[str, int, str, str]:
+    return row["env"], int(row["seed"]), row.get("advantages") or "entry", row.get("hyperparams") or ""
 
 
 def merged_with_saved(rows: list[dict], saved: Path, order: list[str]) -> list[dict]:
-    """The saved table's rows with these runs' (env, seed, advantages) rows replaced, in the yml's order."""
+    """The saved table's rows with these runs' (env, seed, advantages, overrides) rows replaced, in the
+    yml's order."""
     fresh = {_run_key(row) for row in rows}
     kept = []
     if saved.exists():
@@ -190,12 +223,19 @@ def merged_with_saved(rows: list[dict], saved: Path, order: list[str]) -> list[d
             row[key] = float(row[key])
     return sorted(
         kept + rows,
-        key=lambda row: (order.index(row["env"]) if row["env"] in order else len(order), _run_key(row)[2], row["seed"]),
+        key=lambda row: (
+            order.index(row["env"]) if row["env"] in order else len(order),
+            *_run_key(row)[2:],
+            row["seed"],
+        ),
     )
 
 
-def _cell_of(entry: dict) -> str:
-    text = str(entry.get("policy_kwargs", "")).replace('"', "'")
+def _cell_of(entry: dict, overrides: Sequence[str] = ()) -> str:
+    """The entry's cell, or the one a ``policy_kwargs`` override names (it replaces the entry's dict)."""
+    text = str(entry.get("policy_kwargs", ""))
+    text = next((item.split(":", 1)[1] for item in overrides if item.startswith("policy_kwargs:")), text)
+    text = text.replace('"', "'")
     return next((cell for cell in ("galite", "agalite", "gtrxl", "lstm") if f"cell='{cell}'" in text), "agalite")
 
 

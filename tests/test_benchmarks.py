@@ -145,6 +145,28 @@ def test_memory_suite_gae_lambda_reaches_both_algorithms_and_the_default_keeps_r
         specs(["AGaLiTe"], ["recall-10"], [0], 4, gae_lambda=1.5)
 
 
+def test_zoo_scores_overrides_and_the_advantage_setting_both_reach_the_trained_model(tmp_path):
+    """``--hyperparams`` and ``--advantages minibatch`` share the zoo's one ``--hyperparams`` flag
+    (a second flag would replace the first): a real zoo run trains with both."""
+    from benchmarks.zoo_scores import train, train_command
+
+    from sb3_rtx import RtxPPO
+
+    train(train_command("sb3_rtx/CueRecall-v0", 0, tmp_path, 512, "minibatch", ["ent_coef:0.25"]))
+    model = RtxPPO.load(next((tmp_path / "ppo_rtx").glob("sb3_rtx-CueRecall-v0_*/sb3_rtx-CueRecall-v0.zip")))
+    assert model.ent_coef == 0.25
+    assert model.normalize_advantage is True
+
+
+def test_zoo_scores_refuses_an_override_without_a_key_by_name():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.zoo_scores", "--hyperparams", "ent_coef=0.01"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--hyperparams takes KEY:VALUE items, as rl_zoo3.train does; got ['ent_coef=0.01']" in result.stderr
+
+
 def test_recurrent_ppo_run_with_an_rtx_ppo_keyword_is_refused_by_name():
     from benchmarks.tmaze_runs import RunSpec, train_and_evaluate
 
