@@ -68,7 +68,7 @@ def train_command(
     command += ["-f", str(log_dir), "--eval-freq", "-1", "--log-interval", "-2", "--verbose", "0"]
     if n_timesteps:
         command += ["-n", str(n_timesteps)]
-    hyperparams = [*([ADVANTAGES[advantages]] if ADVANTAGES[advantages] else []), *overrides]
+    hyperparams = [item for item in (ADVANTAGES[advantages], *overrides) if item]
     if hyperparams:
         command += ["--hyperparams", *hyperparams]
     return command
@@ -111,8 +111,8 @@ def evaluate(env_id: str, log_dir: Path, n_episodes: int, seed: int) -> tuple[fl
 
 def score(env_id: str, seed: int, advantages: str, entry: dict, args: argparse.Namespace) -> dict:
     """Train one entry with one seed through the zoo CLI, evaluate it; one table row."""
+    overrides = args.hyperparams
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = args.hyperparams or []
         seconds = train(train_command(env_id, seed, Path(tmp), args.n_timesteps, advantages, overrides))
         mean, std = evaluate(env_id, Path(tmp), args.episodes, seed)
     row = {
@@ -149,12 +149,13 @@ def main() -> None:
     parser.add_argument(
         "--hyperparams",
         nargs="+",
+        default=[],
         metavar="KEY:VALUE",
         help="overrides for every run, as rl_zoo3.train's --hyperparams (e.g. ent_coef:0.01)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    bad = [item for item in args.hyperparams or [] if ":" not in item]
+    bad = [item for item in args.hyperparams if ":" not in item]
     if bad:
         parser.error(f"--hyperparams takes KEY:VALUE items, as rl_zoo3.train does; got {bad}")
     entries = yml_entries()
