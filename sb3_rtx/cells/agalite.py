@@ -75,7 +75,8 @@ from sb3_rtx.cells.base import CellState, check_positive_int
 from sb3_rtx.cells.block import GatedTransformerCell, SequenceMixer
 from sb3_rtx.cells.galite import STREAM_PROJECTION_GAIN, GatedFeatures, normalise, step_keep
 from sb3_rtx.cells.variants import CHOICES, Choices, resolve
-from sb3_rtx.cells.factored_attention import factored_gated_attention
+from sb3_rtx.cells.factored_attention import factored_gated_attention, outer
+from sb3_rtx.cells.scan import DECAY_FLOOR
 from sb3_rtx.cells.oscillating_values import oscillating_value_read
 
 FREQUENCY_SETS = CHOICES["frequencies"]
@@ -204,20 +205,28 @@ class AGaLiTeMixer(SequenceMixer):
         factors, conv_state = self.features.convolve_values(factors, layer_state[2:], context.starts, keep)
         written = self.features.select_writes(factors, x, values=True)  # the direct path reads factors' v
         if acting:
-            a, new_state = self._step(context, self.features.products(written), layer_state[:2])
+            a, new_state = self._step(context, written, layer_state[:2])
         else:
             a, new_state = self._sequence(context, written, layer_state[:2])
         return self.features.merge_heads(a, factors[4]), (*new_state, *conv_state)
 
-    def _step(self, context: AGaLiTeContext, features, layer_state):
-        """The acting path (T == 1): a handful of batched ops per layer, no chunk machinery."""
-        write_k, decay_k, q, write_v, decay_v = features  # (B, H, F) / (B, H, d)
+    def _step(self, context: AGaLiTeContext, factors, layer_state):
+        """The acting path (T == 1): a handful of batched ops per layer, no chunk machinery.
+
+        At batch 1 the step costs its dispatches, not its arithmetic, so ``gamma = p3 outer g`` is
+        taken once, for both the decay and the write ``gamma * (p1 outer wk)``: four products where
+        :meth:`~sb3_rtx.cells.galite.GatedFeatures.products`, the form for whole sequences, takes
+        five to pass fewer times over the wide tensors."""
+        wk, wq, p1, p2, v, beta, g, p3 = factors  # (B, H, d) / (B, H, eta)
         vt, ks = layer_state
+        gamma = outer(p3, g)  # (B, H, F)
+        decay_k = torch.rsub(gamma, 1.0).clamp_min(DECAY_FLOOR)
+        decay_v = torch.rsub(beta, 1.0).clamp_min(DECAY_FLOOR)
         if context.keep is not None:  # an episode start resets the state to zero first
             decay_k, decay_v = decay_k * context.keep, decay_v * context.keep
-        vt = torch.addcmul(context.osc_values * write_v.unsqueeze(2), decay_v.unsqueeze(2), vt)
-        ks = torch.addcmul(context.osc_keys * write_k.unsqueeze(2), decay_k.unsqueeze(2), ks)
-        ksq = torch.matmul(ks, q.unsqueeze(-1))  # (B, H, K, 1): s . q, then the distinct kt_j . q
+        ks = torch.addcmul(context.osc_keys * (gamma * outer(p1, wk)).unsqueeze(2), decay_k.unsqueeze(2), ks)
+        vt = torch.addcmul(context.osc_values * (beta * v).unsqueeze(2), decay_v.unsqueeze(2), vt)
+        ksq = torch.matmul(ks, outer(p2, wq).unsqueeze(-1))  # (B, H, K, 1): s . q, then the distinct kt_j . q
         numerator = torch.matmul(ksq[:, :, self.kq_rows].transpose(-1, -2), vt)  # (B, H, 1, d)
         a = normalise(numerator, ksq[:, :, :1] * self.divisor, self.bounded)
         return a.permute(2, 0, 1, 3), (vt, ks)  # (1, B, H, d)

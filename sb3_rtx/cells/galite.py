@@ -310,17 +310,16 @@ class GatedFeatures(nn.Module):
         if merges and a.requires_grad and torch.is_grad_enabled() and not tracing:  # training: one backward, less kept
             return merged_read(a, skipped, skip, self.out, READ_NORM_EPS if self.normalise_read else None)
         if self.normalise_read:
-            mean_square = a.pow(2).mean(-1, keepdim=True)
             if torch.compiler.is_exporting():
                 # the same sum, written so that torch's ONNX exporter keeps it: it drops the add of
                 # so small a constant, and a first layer that reads the observation can have reads
                 # whose mean square is ~1e-10, where the eps moves the result by ~1%
-                mean_square = (mean_square / READ_NORM_EPS + 1.0) * READ_NORM_EPS
-            else:
-                mean_square = mean_square + READ_NORM_EPS
-            a = a * torch.rsqrt(mean_square)
+                mean_square = (a.pow(2).mean(-1, keepdim=True) / READ_NORM_EPS + 1.0) * READ_NORM_EPS
+                a = a * torch.rsqrt(mean_square)
+            else:  # one fused op without gradients (the acting step is dispatch-bound), five with
+                a = F.rms_norm(a, a.shape[-1:], eps=READ_NORM_EPS)
         if skip is not None and skipped is not None:
-            a = a + skip * skipped
+            a = torch.addcmul(a, skip, skipped)
         return linear(self.out, a.flatten(-2))
 
 
