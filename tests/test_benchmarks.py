@@ -225,6 +225,23 @@ def test_report_only_with_the_tables_own_command_remakes_it_byte_for_byte(table,
     assert remade == committed
 
 
+def test_the_published_operation_counts_are_todays():
+    """The operation counts are exact (no timing), so the committed table must be what today's code
+    counts: a change to a cell's step that moves a count remakes ``python -m benchmarks.op_count`` in
+    the same commit. Checked at the small size (seconds; the paper size's training counts take
+    half a minute), every column."""
+    import csv
+
+    from benchmarks.op_count import count
+
+    with open(ROOT / "benchmarks" / "results" / "op_count.csv", newline="") as file:
+        committed = {row["cell"]: row for row in csv.DictReader(file) if row["size"] == "small"}
+    for row in count(("small",)):
+        counts = {key: value for key, value in row.items() if isinstance(value, int)}
+        published = {key: int(committed[row["cell"]][key]) for key in counts}
+        assert counts == published, f"{row['cell']}: counted {counts}, op_count.csv says {published}"
+
+
 def test_every_committed_table_names_the_whole_command_that_made_it():
     """Each table under benchmarks/results/ says ``Made by `python -m benchmarks...``; one in a
     subfolder names that folder as ``--out`` (a table whose command cannot remake it is history, and
