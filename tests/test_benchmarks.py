@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.train_throughput", "train_throughput_quick.md"),
         ("benchmarks.efficiency", "efficiency_quick.md"),
         ("benchmarks.op_count", "op_count_quick.md"),
+        ("benchmarks.probes.flop_split", "flop_split_quick.md"),
         ("benchmarks.zoo_scores", "zoo_scores_quick.md"),
         ("benchmarks.probes.state_precision", "state_precision_quick.md"),
         ("benchmarks.probes.recall_diagnostics", "recall_diagnostics_quick.md"),
@@ -225,21 +226,22 @@ def test_report_only_with_the_tables_own_command_remakes_it_byte_for_byte(table,
     assert remade == committed
 
 
-def test_the_published_operation_counts_are_todays():
-    """The operation counts are exact (no timing), so the committed table must be what today's code
-    counts: a change to a cell's step that moves a count remakes ``python -m benchmarks.op_count`` in
-    the same commit. Checked at the small size (seconds; the paper size's training counts take
-    half a minute), every column."""
+@pytest.mark.parametrize("module, csv_path", [("op_count", "op_count.csv"), ("probes.flop_split", "probes/flop_split.csv")])
+def test_the_published_exact_counts_are_todays(module, csv_path):
+    """Operation and FLOP counts are exact (no timing), so a committed table of them must be what
+    today's code counts: a change to a cell that moves a count remakes the table in the same commit.
+    Checked at the small size (seconds; the paper size's operation counts take half a minute),
+    every integer column."""
     import csv
+    import importlib
 
-    from benchmarks.op_count import count
-
-    with open(ROOT / "benchmarks" / "results" / "op_count.csv", newline="") as file:
+    count = importlib.import_module(f"benchmarks.{module}").count
+    with open(ROOT / "benchmarks" / "results" / csv_path, newline="") as file:
         committed = {row["cell"]: row for row in csv.DictReader(file) if row["size"] == "small"}
     for row in count(("small",)):
         counts = {key: value for key, value in row.items() if isinstance(value, int)}
         published = {key: int(committed[row["cell"]][key]) for key in counts}
-        assert counts == published, f"{row['cell']}: counted {counts}, op_count.csv says {published}"
+        assert counts == published, f"{row['cell']}: counted {counts}, {csv_path} says {published}"
 
 
 def test_every_committed_table_names_the_whole_command_that_made_it():
