@@ -62,7 +62,8 @@ def count(sizes: tuple[str, ...]) -> list[dict]:
             row = dict(size=size, cell=label, **flops_by_kind(training_step(cell, torch.device("cpu"), SEQ_LEN, BATCH)))
             row["total"] = row["dense"] + row["batched"]
             rows.append(row)
-            print(f"{size:>5} {label:>12}: dense {row['dense'] / 1e9:.2f}, batched {row['batched'] / 1e9:.2f} GFLOP", flush=True)
+            dense, batched = row["dense"] / 1e9, row["batched"] / 1e9
+            print(f"{size:>5} {label:>12}: dense {dense:.2f}, batched {batched:.2f} GFLOP", flush=True)
     for row in rows:
         reference = next(r for r in rows if r["size"] == row["size"] and r["cell"] == REFERENCE)
         row["share_of_reference"] = row["total"] / reference["total"]
