@@ -33,9 +33,9 @@ from unittest import mock
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmarks.efficiency import INPUT_DIM, acting_step, configs, training_step
+from benchmarks.efficiency import INPUT_DIM, REFERENCE, acting_step, configs, training_step
 from benchmarks.report import command_line, write_report
-from sb3_rtx.cells import factored_attention, galite, make_cell, oscillating_values, scan
+from sb3_rtx.cells import RecurrentCell, factored_attention, galite, make_cell, oscillating_values, scan
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CELLS = ("AGaLiTe", "GaLiTe", "GTrXL M=128", "LSTM")
@@ -74,37 +74,56 @@ def accelerator_paths() -> Iterator[None]:
         yield
 
 
+def seeded_cells(sizes: tuple[str, ...], labels: tuple[str, ...]) -> Iterator[tuple[str, str, RecurrentCell]]:
+    """``(size, label, cell)`` for the efficiency table's cells named in ``labels`` at each size, each
+    built from seed 0 (so what is counted on it is the same in every run)."""
+    for size in sizes:
+        for label, name, kwargs in configs(size):
+            if label in labels:
+                torch.manual_seed(0)
+                yield size, label, make_cell(name, INPUT_DIM, **kwargs)
+
+
 def count(sizes: tuple[str, ...]) -> list[dict]:
     cpu = torch.device("cpu")
     rows = []
-    for size in sizes:
-        for label, name, kwargs in configs(size):
-            if label not in CELLS:
-                continue
-            torch.manual_seed(0)
-            cell = make_cell(name, INPUT_DIM, **kwargs)
-            row: dict = {"size": size, "cell": label}
-            for paths in PATHS:
-                with accelerator_paths() if paths == "accelerator" else contextlib.nullcontext():
-                    row[f"act_{paths}"] = ops_of(acting_step(cell, cpu, 1, history=8))
-                    for steps, batch in TRAIN_SHAPES:
-                        row[f"train_{steps}x{batch}_{paths}"] = ops_of(training_step(cell, cpu, steps, batch))
-            rows.append(row)
-            counts = ", ".join(f"{key} {value}" for key, value in row.items() if key not in ("size", "cell"))
-            print(f"{size:>5} {label:>12}: {counts}", flush=True)
+    for size, label, cell in seeded_cells(sizes, CELLS):
+        row: dict = {"size": size, "cell": label}
+        for paths in PATHS:
+            with accelerator_paths() if paths == "accelerator" else contextlib.nullcontext():
+                row[f"act_{paths}"] = ops_of(acting_step(cell, cpu, 1, history=8))
+                for steps, batch in TRAIN_SHAPES:
+                    row[f"train_{steps}x{batch}_{paths}"] = ops_of(training_step(cell, cpu, steps, batch))
+        rows.append(row)
+        counts = ", ".join(f"{key} {value}" for key, value in row.items() if key not in ("size", "cell"))
+        print(f"{size:>5} {label:>12}: {counts}", flush=True)
     for row in rows:
-        reference = next(r for r in rows if r["size"] == row["size"] and r["cell"] == "GTrXL M=128")
+        reference = reference_row(rows, row["size"])
         for key in [k for k in row if k.startswith(("act_", "train_"))]:
             row[f"{key}_ratio"] = row[key] / reference[key]
     return rows
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def reference_row(rows: list[dict], size: str) -> dict:
+    """The row of :data:`~benchmarks.efficiency.REFERENCE` (GTrXL M=128) at ``size``."""
+    return next(r for r in rows if r["size"] == size and r["cell"] == REFERENCE)
+
+
+def parse_size_arguments(
+    argv: list[str] | None, doc: str | None, default_out: Path
+) -> tuple[argparse.Namespace, tuple[str, ...]]:
+    """``--quick`` (the small size only) and ``--out``, for an exact count at the efficiency table's
+    sizes; returns the arguments and the sizes to count."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the small size only")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=default_out)
     args = parser.parse_args(argv)
-    rows = count(("small",) if args.quick else ("paper", "small"))
+    return args, ("small",) if args.quick else ("paper", "small")
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args, sizes = parse_size_arguments(argv, __doc__, RESULTS)
+    rows = count(sizes)
 
     def ops(key: str) -> Callable[[dict], str]:
         return lambda r: f"{r[key]} ({r[key + '_ratio']:.2f}x)"

@@ -24,16 +24,15 @@ Writes ``benchmarks/results/probes/flop_split.{md,csv}`` (``flop_split_quick.*``
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.efficiency import CPU_ATTENTION_FLOPS, INPUT_DIM, REFERENCE, configs, training_step
+from benchmarks.efficiency import CPU_ATTENTION_FLOPS, INPUT_DIM, REFERENCE, training_step
+from benchmarks.op_count import parse_size_arguments, reference_row, seeded_cells
 from benchmarks.report import command_line, write_report
-from sb3_rtx.cells import make_cell
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 CELLS = ("AGaLiTe", "GaLiTe", REFERENCE)
@@ -53,30 +52,21 @@ def flops_by_kind(step: Callable[[], object]) -> dict[str, int]:
 
 def count(sizes: tuple[str, ...]) -> list[dict]:
     rows = []
-    for size in sizes:
-        for label, name, kwargs in configs(size):
-            if label not in CELLS:
-                continue
-            torch.manual_seed(0)
-            cell = make_cell(name, INPUT_DIM, **kwargs)
-            row = dict(size=size, cell=label, **flops_by_kind(training_step(cell, torch.device("cpu"), SEQ_LEN, BATCH)))
-            row["total"] = row["dense"] + row["batched"]
-            rows.append(row)
-            dense, batched = row["dense"] / 1e9, row["batched"] / 1e9
-            print(f"{size:>5} {label:>12}: dense {dense:.2f}, batched {batched:.2f} GFLOP", flush=True)
+    for size, label, cell in seeded_cells(sizes, CELLS):
+        row = dict(size=size, cell=label, **flops_by_kind(training_step(cell, torch.device("cpu"), SEQ_LEN, BATCH)))
+        row["total"] = row["dense"] + row["batched"]
+        rows.append(row)
+        print(f"{size:>5} {label:>12}: dense {row['dense'] / 1e9:.2f}, batched {row['batched'] / 1e9:.2f} GFLOP", flush=True)
     for row in rows:
-        reference = next(r for r in rows if r["size"] == row["size"] and r["cell"] == REFERENCE)
+        reference = reference_row(rows, row["size"])
         row["share_of_reference"] = row["total"] / reference["total"]
         row["dense_share_of_reference"] = row["dense"] / reference["total"]
     return rows
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the small size only")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    rows = count(("small",) if args.quick else ("paper", "small"))
+    args, sizes = parse_size_arguments(argv, __doc__, RESULTS)
+    rows = count(sizes)
 
     def giga(key: str) -> Callable[[dict], str]:
         return lambda r: f"{r[key] / 1e9:.2f}"
