@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.export_latency", "export_latency_quick.md"),
         ("benchmarks.probes.input_stage", "input_stage_quick.md"),
         ("benchmarks.probes.lag_recall", "lag_recall_quick.md"),
+        ("benchmarks.probes.noisy_level", "noisy_level_quick.md"),
         ("benchmarks.probes.pendulum_control", "pendulum_control_quick.md"),
         ("benchmarks.probes.tmaze_phases", "tmaze_phases_quick.md"),
         ("benchmarks.probes.write_strength", "write_strength_quick.md"),
