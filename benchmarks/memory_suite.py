@@ -131,6 +131,10 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # the value output layer started at zero: the value starts at 0, the critic's hidden layer at SB3's start
     # (the tmaze_phases probe: the memory learns T-Maze's cue from the critic's gradient, which this keeps)
     "AGaLiTe (value output starts at zero)": _agalite(value_init_scale=0.0),
+    # today's default with each head's value spans spread over 4-256 steps across its channels
+    # (gate_init="multiscale"), not one span per head: on a supervised noisy level it averaged closer to
+    # the LSTM than any other start, and on the pendulum probe it learned control (benchmarks/probes)
+    "AGaLiTe (spans within heads)": _agalite(gate_init="multiscale", value_init_scale=0.0),
     # GTrXL whose first layer attends over the observations, not LN of the embedded stream (the eleventh
     # cause, which AGaLiTe's and GaLiTe's defaults fixed: memory_input="observation")
     "GTrXL (reads observation)": (

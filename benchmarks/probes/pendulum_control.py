@@ -38,6 +38,9 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
   ``tmaze_phases``): a quiet critic input with the default's gradient into the memory.
 * ``AGaLiTe (linear value path)``: the value plus a linear function of the cell's output, learned
   from zero (as in ``tmaze_phases``): a smooth path beside the saturated tanh layer.
+* ``AGaLiTe (multiscale gates)``: the default with ``gate_init="multiscale"`` (value spans from 4 to
+  256 steps within every head, where the default's heads start at 400 down to 20): the spread that
+  averaged a noisy level best of AGaLiTe's starts (``noisy_level``).
 * ``AGaLiTe (learned gain from c)``: the output times a learned scalar that starts at ``c`` (the
   same start; the heads and the gain then learn at the optimiser's own rate): does the start's
   scale matter, or the heads' slower learning?
@@ -72,7 +75,7 @@ MODELS = (
     "AGaLiTe (relu critic head)", "AGaLiTe (value output starts at zero)",
     "AGaLiTe (critic reads output x0.04, cell gradient kept)", "AGaLiTe (linear value path)",
     "AGaLiTe (dual critic: quiet baseline)", "AGaLiTe (dual critic, both gradients)",
-    "AGaLiTe (critic input gain learned from 1)",
+    "AGaLiTe (critic input gain learned from 1)", "AGaLiTe (multiscale gates)",
 )  # fmt: skip
 #: the split runs: which head's start scale matters (its first layer's weights times c at the start)
 HEAD_STARTS = {"AGaLiTe (critic head starts x c)": "value_net", "AGaLiTe (actor head starts x c)": "policy_net"}
@@ -161,6 +164,8 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
         policy_kwargs = dict(net_arch=NET_ARCH, **CELL_MODELS[cell_model][2])
         if model == "AGaLiTe (value output starts at zero)":
             policy_kwargs["value_init_scale"] = 0.0
+        if model == "AGaLiTe (multiscale gates)":
+            policy_kwargs["cell_kwargs"] = dict(policy_kwargs["cell_kwargs"], gate_init="multiscale")
         settings = dict(ppo, normalize_advantage="running")  # RtxPPO's default, as in the memory suite
         agent = RtxPPO("MlpRtxPolicy", env, sequence_length=PPO["n_steps"], policy_kwargs=policy_kwargs, seed=seed,
                        **settings)
