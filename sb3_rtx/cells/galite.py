@@ -316,7 +316,7 @@ class GatedFeatures(nn.Module):
                 # whose mean square is ~1e-10, where the eps moves the result by ~1%
                 mean_square = (a.pow(2).mean(-1, keepdim=True) / READ_NORM_EPS + 1.0) * READ_NORM_EPS
                 a = a * torch.rsqrt(mean_square)
-            else:  # one fused op without gradients (the acting step is dispatch-bound), five with
+            else:  # one op, and one kernel on CUDA, where the acting step is launch-bound (five before)
                 a = F.rms_norm(a, a.shape[-1:], eps=READ_NORM_EPS)
         if skip is not None and skipped is not None:
             a = torch.addcmul(a, skip, skipped)
