@@ -2,8 +2,8 @@
 
 The efficiency benchmark times each cell's training step (forward + backward, T=128, batch 16)
 and counts its matmul FLOPs. At the paper's size AGaLiTe does 0.59x GTrXL-128's FLOPs and took
-0.96x its time on one thread (1.1-1.25x on a slower machine): its other work (the key side's
-passes over eta * d-wide tensors, the value read, the element-wise gates) costs it. The issue's
+0.96x its time on one thread (``efficiency_1threads.md``): its other work (the key side's passes
+over eta * d-wide tensors, the value read, the element-wise gates) costs it. The issue's
 target is 0.8x. This counts, exactly and without timing, each cell's FLOPs split by the kind of
 product (torch's FLOP counter):
 
