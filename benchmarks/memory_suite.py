@@ -135,6 +135,10 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # (gate_init="multiscale"), not one span per head: on a supervised noisy level it averaged closer to
     # the LSTM than any other start, and on the pendulum probe it learned control (benchmarks/probes)
     "AGaLiTe (spans within heads)": _agalite(gate_init="multiscale", value_init_scale=0.0),
+    # the same, but the first head's spans all long (about 400 steps, the default's first head):
+    # "spans within heads" fell behind the default on RepeatFirst, which holds one early card all
+    # episode (gate_init="long_first")
+    "AGaLiTe (long first head)": _agalite(gate_init="long_first", value_init_scale=0.0),
     # GTrXL whose first layer attends over the observations, not LN of the embedded stream (the eleventh
     # cause, which AGaLiTe's and GaLiTe's defaults fixed: memory_input="observation")
     "GTrXL (reads observation)": (

@@ -850,6 +850,24 @@ def test_per_head_gate_init_gives_each_head_its_own_span(name, n_heads):
 
 
 @pytest.mark.parametrize("name", ["galite", "agalite"])
+@pytest.mark.parametrize("n_heads", [1, 4])
+def test_long_first_gate_init_keeps_one_long_head_and_spreads_the_others(name, n_heads):
+    """gate_init="long_first": the first head's value spans all "long"'s (about 400 steps; a single
+    head gets only that), every other head's log-spaced over 4-256 steps across its channels, as
+    "multiscale"'s; the key gates at -3 in every head."""
+    kwargs = dict(SMALL[name], n_heads=n_heads)
+    cell = make_cell(name, INPUT_DIM, **kwargs, gate_init="long_first")
+    d, eta = kwargs["d_head"], cell.blocks[0].mixer.features.eta
+    bias = cell.blocks[0].mixer.features.project.bias.detach().double().view(n_heads, 5 * d + 3 * eta)
+    spans = 1 / torch.sigmoid(bias[:, 3 * d : 4 * d])
+    assert torch.allclose(spans[0], torch.tensor(1 + math.exp(6), dtype=torch.float64), rtol=1e-5)
+    expected = torch.logspace(math.log10(4), math.log10(256), d, dtype=torch.float64)
+    for head in range(1, n_heads):
+        assert torch.allclose(spans[head], expected, rtol=1e-4)
+    assert torch.all(bias[:, 4 * d : 5 * d] == -3.0) and torch.all(bias[:, 5 * d + 2 * eta :] == -3.0)
+
+
+@pytest.mark.parametrize("name", ["galite", "agalite"])
 def test_residual_read_adds_the_mixers_read_to_the_stream_unchanged(name):
     """``read_merge="residual"``: the attention sub-layer is ``x + read`` (no GRU gate, no relu),
     so whatever the read carries reaches the stream; ``"gated"`` (the paper's) passes it through
@@ -873,7 +891,7 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("agalite", 4, variant="fast")
     with pytest.raises(ValueError, match="normaliser must be one of"):
         make_cell("galite", 4, normaliser="rms")
-    with pytest.raises(ValueError, match=r"gate_init must be one of \('zero', 'slow', 'slower', 'long', 'multiscale', 'per_head'\)"):
+    with pytest.raises(ValueError, match=r"gate_init must be one of \('zero', 'slow', 'slower', 'long', 'multiscale', 'per_head', 'long_first'\)"):
         make_cell("agalite", 4, gate_init="chrono")
     with pytest.raises(ValueError, match=r"feature_map must be one of \('relu', 'softplus'\), got 'elu'"):
         make_cell("galite", 4, feature_map="elu")

@@ -26,7 +26,9 @@ beside it, so every value starts with an offset and the normalised read keeps th
 the same cell, one input more), ``AGaLiTe (read not normalised)`` (``read_norm="none"``, the
 paper's read), ``AGaLiTe (multiscale gates)`` and ``AGaLiTe (slow gates)`` (``gate_init="multiscale"``:
 value spans from 4 to 256 steps within every head; ``"slow"``: every span about 8 steps, where the
-default's heads start at 400 down to 20; opt-in, ``--models``), ``LSTM`` (128 units, the suite's).
+default's heads start at 400 down to 20; opt-in, ``--models``), ``AGaLiTe (long first head)``
+(``gate_init="long_first"``: the first head's spans all about 400 steps, the others' as
+``"multiscale"``'s; opt-in), ``LSTM`` (128 units, the suite's).
 Each seed builds the cell with ``torch.manual_seed(seed)`` and draws its own data.
 
 Reported: R^2 of the prediction over the last 100 of ``--updates`` updates (1 - mean squared error
@@ -54,6 +56,7 @@ MODELS: dict[str, tuple[str, dict, bool]] = {
     "AGaLiTe (read not normalised)": ("agalite", dict(SMALL, eta=4, r=2, read_norm="none"), False),
     "AGaLiTe (multiscale gates)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="multiscale"), False),
     "AGaLiTe (slow gates)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="slow"), False),
+    "AGaLiTe (long first head)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="long_first"), False),
     "LSTM": ("lstm", dict(hidden_size=128), False),
 }
 #: the models a plain run trains (the gate starts are opt-in, ``--models``)

@@ -41,6 +41,9 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
 * ``AGaLiTe (multiscale gates)``: the default with ``gate_init="multiscale"`` (value spans from 4 to
   256 steps within every head, where the default's heads start at 400 down to 20): the spread that
   averaged a noisy level best of AGaLiTe's starts (``noisy_level``).
+* ``AGaLiTe (long first head)``: the default with ``gate_init="long_first"``: the first head's
+  value spans all long (about 400 steps, as the default's first head), each other head's spread
+  over 4-256 steps as ``"multiscale"``'s.
 * ``AGaLiTe (learned gain from c)``: the output times a learned scalar that starts at ``c`` (the
   same start; the heads and the gain then learn at the optimiser's own rate): does the start's
   scale matter, or the heads' slower learning?
@@ -75,8 +78,10 @@ MODELS = (
     "AGaLiTe (relu critic head)", "AGaLiTe (value output starts at zero)",
     "AGaLiTe (critic reads output x0.04, cell gradient kept)", "AGaLiTe (linear value path)",
     "AGaLiTe (dual critic: quiet baseline)", "AGaLiTe (dual critic, both gradients)",
-    "AGaLiTe (critic input gain learned from 1)", "AGaLiTe (multiscale gates)",
+    "AGaLiTe (critic input gain learned from 1)", "AGaLiTe (multiscale gates)", "AGaLiTe (long first head)",
 )  # fmt: skip
+#: label -> the default with this gate_init
+GATE_STARTS = {"AGaLiTe (multiscale gates)": "multiscale", "AGaLiTe (long first head)": "long_first"}
 #: the split runs: which head's start scale matters (its first layer's weights times c at the start)
 HEAD_STARTS = {"AGaLiTe (critic head starts x c)": "value_net", "AGaLiTe (actor head starts x c)": "policy_net"}
 #: what runs without --models (the learned gain was a follow-up, run on its own: docs, "Learning memory")
@@ -164,8 +169,8 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
         policy_kwargs = dict(net_arch=NET_ARCH, **CELL_MODELS[cell_model][2])
         if model == "AGaLiTe (value output starts at zero)":
             policy_kwargs["value_init_scale"] = 0.0
-        if model == "AGaLiTe (multiscale gates)":
-            policy_kwargs["cell_kwargs"] = dict(policy_kwargs["cell_kwargs"], gate_init="multiscale")
+        if model in GATE_STARTS:
+            policy_kwargs["cell_kwargs"] = dict(policy_kwargs["cell_kwargs"], gate_init=GATE_STARTS[model])
         settings = dict(ppo, normalize_advantage="running")  # RtxPPO's default, as in the memory suite
         agent = RtxPPO("MlpRtxPolicy", env, sequence_length=PPO["n_steps"], policy_kwargs=policy_kwargs, seed=seed,
                        **settings)

@@ -259,8 +259,8 @@ class AGaLiTe(GatedTransformerCell):
         takes the variant's (see module docstring)
     :param variant: ``"default"`` (softplus features, a memory span per head, a normalised read, ``"dc"``) or ``"paper"``
     :param normaliser: ``"sum"`` or ``"bounded"``, overriding the variant's
-    :param gate_init: ``"long"``, ``"slower"``, ``"slow"``, ``"multiscale"``, ``"per_head"`` or ``"zero"``,
-        overriding the variant's
+    :param gate_init: ``"long"``, ``"slower"``, ``"slow"``, ``"multiscale"``, ``"per_head"``,
+        ``"long_first"`` or ``"zero"``, overriding the variant's
     :param feature_map: ``"softplus"`` or ``"relu"``, overriding the variant's
     :param read_norm: ``"rms"`` or ``"none"``, overriding the variant's
     :param read_merge: ``"gated"`` or ``"residual"``, how the block adds the read to its stream

@@ -82,6 +82,12 @@ MULTISCALE_KEY_BIAS = GATE_INIT_BIAS["slower"][1]
 #: 20 steps); the key gates at -3 in every head. Each head's read is normalised on its own
 #: (``read_norm="rms"``), so a short head's read does not drown a long one's.
 PER_HEAD_SPANS = (1.0 + math.exp(-GATE_INIT_BIAS["long"][0]), 1.0 + math.exp(-GATE_INIT_BIAS["slower"][0]))
+#: ``gate_init="long_first"``: the first head as ``"per_head"``'s first (every value channel about 400
+#: steps), each other head's channels spread as ``"multiscale"``'s. Why both: a spread within a head
+#: lets one normalised read carry several time scales (an average and its recent change), which
+#: control from noisy positions wants; a head whose every channel is long keeps one early step in
+#: a read that short channels do not dilute, which recall of an early item wants.
+assert GATE_INIT_BIAS["long"][1] == MULTISCALE_KEY_BIAS  # (one key-gate bias for every head)
 #: the feature map of keys and queries, by ``feature_map``
 FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu, "softplus": F.softplus}
 
@@ -90,7 +96,7 @@ FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch
 FEATURE_MAP_NAMES: dict[Callable[[torch.Tensor], torch.Tensor], str] = {fn: name for name, fn in FEATURE_MAPS.items()}
 # (every name variants.py lists has its implementation here)
 assert tuple(FEATURE_MAPS) == CHOICES["feature_map"]
-assert (*GATE_INIT_BIAS, "multiscale", "per_head") == CHOICES["gate_init"]
+assert (*GATE_INIT_BIAS, "multiscale", "per_head", "long_first") == CHOICES["gate_init"]
 #: the orthogonal gain of the memory's projection of the stream (layers that read ``LN`` of the
 #: embedded stream), by ``variant``: the paper's sqrt 2. The default's is the observation projection's
 #: 0.3: since the first layer first read the observation (the eleventh cause) the code gave that gain
@@ -121,6 +127,10 @@ def gate_biases(gate_init: str, n_heads: int, d_head: int, eta: int) -> tuple[to
         shortest, longest = MULTISCALE_SPANS
         spans = torch.logspace(math.log10(shortest), math.log10(longest), d_head, dtype=torch.float64)
         beta = -torch.log(spans - 1.0).float()  # sigmoid(beta) = 1 / span
+        return beta, torch.full((d_head,), MULTISCALE_KEY_BIAS), torch.full((eta,), MULTISCALE_KEY_BIAS)
+    if gate_init == "long_first":
+        beta = gate_biases("multiscale", n_heads, d_head, eta)[0].expand(n_heads, d_head).clone()
+        beta[0] = GATE_INIT_BIAS["long"][0]  # (one head: only the long one)
         return beta, torch.full((d_head,), MULTISCALE_KEY_BIAS), torch.full((eta,), MULTISCALE_KEY_BIAS)
     value_bias, key_bias = GATE_INIT_BIAS[gate_init]
     return torch.full((d_head,), value_bias), torch.full((d_head,), key_bias), torch.full((eta,), key_bias)
@@ -429,8 +439,8 @@ class GaLiTe(GatedTransformerCell):
         read, the paper's normaliser) or ``"paper"`` (the paper's equations and
         initialisation); see the module docstring
     :param normaliser: ``"sum"`` or ``"bounded"``, overriding the variant's
-    :param gate_init: ``"long"``, ``"slower"``, ``"slow"``, ``"multiscale"``, ``"per_head"`` or ``"zero"``,
-        overriding the variant's
+    :param gate_init: ``"long"``, ``"slower"``, ``"slow"``, ``"multiscale"``, ``"per_head"``,
+        ``"long_first"`` or ``"zero"``, overriding the variant's
     :param feature_map: ``"softplus"`` or ``"relu"``, overriding the variant's
     :param read_norm: ``"rms"`` or ``"none"``, overriding the variant's
     :param read_merge: ``"gated"`` or ``"residual"``, how the block adds the read to its stream

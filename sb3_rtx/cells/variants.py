@@ -21,7 +21,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # the read's divisor: the paper's ``s . q + eps``, or xLSTM's ``max(s . q, 1)``
     "normaliser": ("sum", "bounded"),
     # the gates' biases at initialisation (the memory's span), galite.GATE_INIT_BIAS and after
-    "gate_init": ("zero", "slow", "slower", "long", "multiscale", "per_head"),
+    "gate_init": ("zero", "slow", "slower", "long", "multiscale", "per_head", "long_first"),
     # the feature map of keys and queries
     "feature_map": ("relu", "softplus"),
     # each head's read divided by its root mean square before the output projection, or not
