@@ -5,6 +5,8 @@
     python -m benchmarks.memory_suite --quick             # a smoke run (CI): 2 models, 1 task, 1 seed
     python -m benchmarks.memory_suite --tasks recall-10 --models AGaLiTe LSTM   # a slice
     python -m benchmarks.memory_suite --report-only       # rewrite the table from the runs file
+    python -m benchmarks.memory_suite --set dev --reuse-runs OTHER_runs.jsonl   # a variant made the default:
+                                                          # its runs taken under the default's label
 
 Tasks: :data:`TASKS` (environment, keywords, step budget sized for a 2-core CPU, chance level),
 in two sets (:data:`SETS`): ``--set dev``, the development set every default is chosen on, and
@@ -389,6 +391,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="rewrite the table and curves from the runs already in the runs file, training nothing (a missing run is "
              "left out, a missing cell shown as -)",
     )  # fmt: skip
+    parser.add_argument(
+        "--reuse-runs", type=Path, nargs="+", default=[], metavar="FILE",
+        help="runs files of other sweeps: a run there that trained what a run here would, under another label (a "
+             "variant since made the default), is taken under this one instead of trained again",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     command = command_line("benchmarks.memory_suite", argv)
     if args.tasks is None:
@@ -412,7 +419,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     start = time.perf_counter()
     runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps, args.advantages,
                          args.advantage_horizon, args.gae_lambda),
-                   args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report, train=not args.report_only)
+                   args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report, train=not args.report_only,
+                   reuse=args.reuse_runs)
     rows = summarise(runs, args.models, tasks, args.steps_to)
     columns: list[tuple[str, Any]] = [("model:", lambda r: r["model"])]
     for task in tasks:

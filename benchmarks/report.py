@@ -10,12 +10,24 @@ from pathlib import Path
 
 #: flags that change how a benchmark makes its table, not what is in it
 HOW_NOT_WHAT = ("--resume", "--report-only")
+#: the same, with values: ``--reuse-runs FILE...`` takes finished runs from other files instead of
+#: training them again (the same runs: seeded and deterministic)
+HOW_NOT_WHAT_WITH_VALUES = ("--reuse-runs",)
 
 
 def command_line(module: str, argv: Sequence[str] | None) -> str:
     """The whole command that remakes a table: ``python -m <module>`` and every flag it was given
-    (``argv``, or the process's own), except those of :data:`HOW_NOT_WHAT`."""
-    given = [a for a in (sys.argv[1:] if argv is None else argv) if a not in HOW_NOT_WHAT]
+    (``argv``, or the process's own), except those of :data:`HOW_NOT_WHAT` and
+    :data:`HOW_NOT_WHAT_WITH_VALUES` (with their values)."""
+    given: list[str] = []
+    skipping = False
+    for argument in sys.argv[1:] if argv is None else argv:
+        if argument.startswith("--"):
+            skipping = argument in HOW_NOT_WHAT_WITH_VALUES
+            if skipping or argument in HOW_NOT_WHAT or argument.split("=")[0] in HOW_NOT_WHAT_WITH_VALUES:
+                continue
+        if not skipping:
+            given.append(argument)
     return shlex.join(["python", "-m", module, *given])
 
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -232,25 +233,51 @@ def sweep_time(runs: list[dict], jobs: int, call_start: float) -> str:
     return f"Training time of the sweep: {total_min:.0f} min with {jobs} jobs, one torch thread per run, {platform.machine()}."
 
 
+def _read_runs(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def configuration(key: str) -> str:
+    """A run's key without its label: what it trained, whatever a table called it."""
+    parts = json.loads(key)
+    parts.pop("label")
+    return json.dumps(parts, sort_keys=True)
+
+
 def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
-            on_result: Callable[[dict], None] | None = None, train: bool = True) -> list[dict]:
+            on_result: Callable[[dict], None] | None = None, train: bool = True,
+            reuse: Sequence[Path] = ()) -> list[dict]:
     """Run every spec (``jobs`` at a time) and return their results in no particular order.
 
     Finished runs are appended to ``log``; with ``resume`` the runs already there are kept and not
     run again, otherwise ``log`` starts empty. With ``train=False`` nothing is run: the results are
     those of the specs already in ``log`` (kept, as with ``resume``), the others left out.
+
+    ``reuse``: other runs files whose runs trained what a spec would under another label (the same
+    key but for the label: a variant that has since become the default). Such a run is appended to
+    ``log`` under the spec's label and keywords, with ``reused_from`` naming its file and label, and
+    not trained again: the runs are seeded and deterministic, so training it again gives the same.
     """
     done: dict[str, dict] = {}
     resume = resume or not train
     if resume and log.exists():
-        for line in log.read_text().splitlines():
-            if line.strip():
-                result = json.loads(line)
-                done[result["key"]] = result
+        done = {result["key"]: result for result in _read_runs(log)}
     elif log.exists():
         log.unlink()
     log.parent.mkdir(parents=True, exist_ok=True)
     todo = [spec for spec in specs if spec.key() not in done] if train else []
+    if todo and reuse:
+        earlier = {configuration(r["key"]): (r, path) for path in reuse for r in _read_runs(path)}
+        for spec in list(todo):
+            found = earlier.get(configuration(spec.key()))
+            if found is None:
+                continue
+            run, path = found
+            result = {**run, **asdict(spec), "key": spec.key(), "reused_from": f"{path}: {run['label']}"}
+            done[result["key"]] = result
+            with open(log, "a") as f:
+                f.write(json.dumps(result) + "\n")
+            todo.remove(spec)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for result in pool.map(train_and_evaluate, todo):
             done[result["key"]] = result

@@ -195,6 +195,35 @@ def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tm
         assert f"| {task} " in text or "left out" in header, task
 
 
+def test_memory_suite_reuses_a_run_made_under_another_label_and_leaves_the_flag_out_of_the_command(tmp_path, capsys):
+    """``--reuse-runs``: a run of another sweep that trained what a run here would, under another
+    label (a variant later made the default), is taken under this label, not trained again, and
+    says where it came from; a run that trained something else is trained. The table's command
+    leaves the flag out (the runs are seeded: the command without it makes the same table)."""
+    import json
+
+    from benchmarks.memory_suite import main
+
+    # today's AGaLiTe is the default cell with its value output starting at zero: the same runs
+    common = ["--tasks", "recall-10", "--seeds", "0", "--eval-episodes", "8", "--timesteps", "2048", "--jobs", "1"]
+    main([*common, "--models", "AGaLiTe (value output starts at zero)", "--out", str(tmp_path / "variant")])
+    earlier = tmp_path / "variant" / "memory_suite_runs.jsonl"
+    (variant_run,) = [json.loads(line) for line in earlier.read_text().splitlines()]
+    capsys.readouterr()
+    main([*common, "--models", "AGaLiTe", "LSTM", "--out", str(tmp_path / "default"), "--reuse-runs", str(earlier)])
+    printed = capsys.readouterr().out
+    trained = [line.split()[0] for line in printed.splitlines() if "recall-10 seed 0: score" in line]
+    assert trained == ["LSTM"]
+    lines = (tmp_path / "default" / "memory_suite_runs.jsonl").read_text().splitlines()
+    runs = {run["label"]: run for run in map(json.loads, lines)}
+    assert runs["AGaLiTe"]["reused_from"] == f"{earlier}: AGaLiTe (value output starts at zero)"
+    assert runs["AGaLiTe"]["success"] == variant_run["success"] and runs["AGaLiTe"]["curve"] == variant_run["curve"]
+    assert runs["AGaLiTe"]["policy_kwargs"] == {"cell": "agalite", "cell_kwargs": variant_run["policy_kwargs"]["cell_kwargs"]}
+    assert "reused_from" not in runs["LSTM"]
+    text = (tmp_path / "default" / "memory_suite.md").read_text()
+    assert "--reuse-runs" not in text and f"--models AGaLiTe LSTM --out {tmp_path / 'default'}`" in text
+
+
 MEMORY_SUITE_TABLES = sorted(
     table.relative_to(ROOT).as_posix()
     for table in (ROOT / "benchmarks" / "results").rglob("memory_suite*.md")
