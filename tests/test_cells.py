@@ -625,14 +625,16 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
     default = make_cell(name, INPUT_DIM, **SMALL[name])
     assert (paper.normaliser, paper.gate_init, paper.feature_map, paper.read_norm, paper.read_merge,
             paper.memory_input, paper.value_conv) == ("sum", "zero", "relu", "none", "gated", "stream", 1)  # fmt: skip
-    # AGaLiTe's default gives each head its own span, GaLiTe's every head the long one
-    gate_init = "per_head" if name == "agalite" else "long"
+    # AGaLiTe's default keeps one head long and spreads the others' spans, GaLiTe's every head long
+    gate_init = "long_first" if name == "agalite" else "long"
     assert (default.normaliser, default.gate_init, default.feature_map, default.read_norm, default.read_merge,
             default.memory_input, default.value_conv) == ("sum", gate_init, "softplus", "rms", "residual", "observation", 4)  # fmt: skip
     assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
     bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
-    value_bias = [-6.0, -3.0] if name == "agalite" else [-6.0, -6.0]  # beta, per head (2 heads)
-    assert torch.allclose(bias[:, 18:24], torch.tensor(value_bias).unsqueeze(1).expand(2, 6))  # beta
+    # beta, per head (2 heads of 6): AGaLiTe's second head spread over 4-256 steps
+    spread = -torch.log(torch.logspace(math.log10(4), math.log10(256), 6, dtype=torch.float64) - 1).float()
+    value_bias = torch.stack([torch.full((6,), -6.0), spread if name == "agalite" else torch.full((6,), -6.0)])
+    assert torch.allclose(bias[:, 18:24], value_bias, atol=1e-5)  # beta
     assert torch.all(bias[:, 24:30] == -3.0) and torch.all(bias[:, 36:] == -3.0)  # g, p3
     assert torch.all(bias[:, :18] == 0) and torch.all(bias[:, 30:36] == 0)  # k, q, v, p1, p2
     mixed = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper", normaliser="bounded")

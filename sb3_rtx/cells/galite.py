@@ -23,7 +23,7 @@ above with ``phi = relu``, zero-bias gates and GTrXL's block. The library's ``"d
 - ``feature_map="softplus"``: a relu feature is zero, with zero gradient, wherever its projection is
   negative, so a memory can be unable ever to learn to read an input (positive feature maps for
   linear attention: Katharopoulos et al. 2020);
-- ``gate_init="long"`` (GaLiTe; AGaLiTe's is ``"per_head"``): gate biases that start the memory with
+- ``gate_init="long"`` (GaLiTe; AGaLiTe's is ``"long_first"``): gate biases that start the memory with
   a long span (:data:`GATE_INIT_BIAS`, :data:`PER_HEAD_SPANS`), where zero biases forget a cue in a
   few steps (Tallec & Ollivier 2018; Gu et al. 2020; per-head decays: Sun et al. 2023, RetNet);
 - ``read_norm="rms"``: each head's read divided by its root mean square, so a read written through
