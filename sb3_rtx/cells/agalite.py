@@ -259,7 +259,8 @@ class AGaLiTe(GatedTransformerCell):
     :param n_layers, d_model, n_heads, d_head, d_ffc, eta, r: sizes (paper's T-Maze defaults)
     :param frequencies: ``"reference"`` (paper), ``"distinct"`` or ``"dc"`` (default variant); None
         takes the variant's (see module docstring)
-    :param variant: ``"default"`` (softplus features, one long head and spread spans, a normalised read, ``"dc"``) or ``"paper"``
+    :param variant: ``"default"`` (softplus features, one long head and spread spans, a normalised read,
+        ``"dc"``) or ``"paper"``
     :param normaliser: ``"sum"`` or ``"bounded"``, overriding the variant's
     :param gate_init: ``"long"``, ``"slower"``, ``"slow"``, ``"multiscale"``, ``"per_head"``,
         ``"long_first"`` or ``"zero"``, overriding the variant's
