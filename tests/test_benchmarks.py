@@ -202,11 +202,17 @@ def test_memory_suite_reuses_a_run_made_under_another_label_and_leaves_the_flag_
     leaves the flag out (the runs are seeded: the command without it makes the same table)."""
     import json
 
-    from benchmarks.memory_suite import main
+    from benchmarks.memory_suite import MODELS, main, specs
+    from benchmarks.tmaze_runs import configuration
 
-    # today's AGaLiTe is the default cell with its value output starting at zero: the same runs
+    # the variant that became today's AGaLiTe default keeps its label, and trains the same runs
+    def configuration_of(model: str) -> str:
+        return configuration(specs([model], ["recall-10"], [0], 8)[0].key())
+
+    default = configuration_of("AGaLiTe")
+    variant = next(model for model in MODELS if model != "AGaLiTe" and configuration_of(model) == default)
     common = ["--tasks", "recall-10", "--seeds", "0", "--eval-episodes", "8", "--timesteps", "2048", "--jobs", "1"]
-    main([*common, "--models", "AGaLiTe (value output starts at zero)", "--out", str(tmp_path / "variant")])
+    main([*common, "--models", variant, "--out", str(tmp_path / "variant")])
     earlier = tmp_path / "variant" / "memory_suite_runs.jsonl"
     (variant_run,) = [json.loads(line) for line in earlier.read_text().splitlines()]
     capsys.readouterr()
@@ -216,9 +222,11 @@ def test_memory_suite_reuses_a_run_made_under_another_label_and_leaves_the_flag_
     assert trained == ["LSTM"]
     lines = (tmp_path / "default" / "memory_suite_runs.jsonl").read_text().splitlines()
     runs = {run["label"]: run for run in map(json.loads, lines)}
-    assert runs["AGaLiTe"]["reused_from"] == f"{earlier}: AGaLiTe (value output starts at zero)"
+    assert runs["AGaLiTe"]["reused_from"] == f"{earlier}: {variant}"
     assert runs["AGaLiTe"]["success"] == variant_run["success"] and runs["AGaLiTe"]["curve"] == variant_run["curve"]
-    assert runs["AGaLiTe"]["policy_kwargs"] == {"cell": "agalite", "cell_kwargs": variant_run["policy_kwargs"]["cell_kwargs"]}
+    # under this label's keywords as given, not the variant's
+    assert runs["AGaLiTe"]["policy_kwargs"] == specs(["AGaLiTe"], ["recall-10"], [0], 8)[0].policy_kwargs
+    assert runs["AGaLiTe"]["policy_kwargs"] != variant_run["policy_kwargs"]
     assert "reused_from" not in runs["LSTM"]
     text = (tmp_path / "default" / "memory_suite.md").read_text()
     assert "--reuse-runs" not in text and f"--models AGaLiTe LSTM --out {tmp_path / 'default'}`" in text
