@@ -50,18 +50,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GAE_LAMBDA: float = inspect.signature(RtxPPO).parameters["gae_lambda"].default
 
 
-def _agalite(
-    shared_cell: bool = True, value_init_scale: float = 1.0, gate_init: str | None = None, **choices: Any
-) -> tuple[str, str, dict]:
+def _agalite(shared_cell: bool = True, value_init_scale: float = 1.0, **choices: Any) -> tuple[str, str, dict]:
     """An AGaLiTe variant of the suite. Each was measured against the default of its time, whose value
     output started at SB3's initialisation (``value_init_scale=1``) until the fifteenth cause, and whose
     gates started with one span per head (``gate_init="per_head"``) from the eighth cause until
     ``"long_first"``: the variants keep those starts unless they name their own, so a label means what
     it measured (and its runs keep their keys). The paper's variant keeps its own start."""
-    if gate_init is None and choices.get("variant") != "paper":
-        gate_init = "per_head"
-    if gate_init is not None:
-        choices["gate_init"] = gate_init
+    if choices.get("variant") != "paper":
+        choices.setdefault("gate_init", "per_head")
     policy_kwargs: dict[str, Any] = dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, **choices))
     if not shared_cell:
         policy_kwargs["shared_cell"] = False

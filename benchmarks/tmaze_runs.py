@@ -237,6 +237,11 @@ def _read_runs(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
+def _append_run(log: Path, result: dict) -> None:
+    with open(log, "a") as f:
+        f.write(json.dumps(result) + "\n")
+
+
 def configuration(key: str) -> str:
     """A run's key without its label: what it trained, whatever a table called it."""
     parts = json.loads(key)
@@ -275,14 +280,12 @@ def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
             run, path = found
             result = {**run, **asdict(spec), "key": spec.key(), "reused_from": f"{path}: {run['label']}"}
             done[result["key"]] = result
-            with open(log, "a") as f:
-                f.write(json.dumps(result) + "\n")
+            _append_run(log, result)
             todo.remove(spec)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for result in pool.map(train_and_evaluate, todo):
             done[result["key"]] = result
-            with open(log, "a") as f:
-                f.write(json.dumps(result) + "\n")
+            _append_run(log, result)
             if on_result:
                 on_result(result)
     wanted = {spec.key() for spec in specs}

@@ -129,9 +129,10 @@ def gate_biases(gate_init: str, n_heads: int, d_head: int, eta: int) -> tuple[to
         beta = -torch.log(spans - 1.0).float()  # sigmoid(beta) = 1 / span
         return beta, torch.full((d_head,), MULTISCALE_KEY_BIAS), torch.full((eta,), MULTISCALE_KEY_BIAS)
     if gate_init == "long_first":
-        beta = gate_biases("multiscale", n_heads, d_head, eta)[0].expand(n_heads, d_head).clone()
+        spread, g_bias, p3_bias = gate_biases("multiscale", n_heads, d_head, eta)
+        beta = spread.expand(n_heads, d_head).clone()
         beta[0] = GATE_INIT_BIAS["long"][0]  # (one head: only the long one)
-        return beta, torch.full((d_head,), MULTISCALE_KEY_BIAS), torch.full((eta,), MULTISCALE_KEY_BIAS)
+        return beta, g_bias, p3_bias
     value_bias, key_bias = GATE_INIT_BIAS[gate_init]
     return torch.full((d_head,), value_bias), torch.full((d_head,), key_bias), torch.full((eta,), key_bias)
 
