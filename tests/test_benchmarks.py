@@ -178,6 +178,20 @@ def test_recurrent_ppo_run_with_an_rtx_ppo_keyword_is_refused_by_name():
         train_and_evaluate(spec)
 
 
+def test_signal_budget_n_cues_trains_each_count_as_its_own_task_and_names_its_column(tmp_path):
+    """``--n-cues``: each count is its own task (the answer's choices grow with it), its own column."""
+    from benchmarks.probes.signal_budget import main
+
+    argv = ["--configs", "LSTM", "--task", "gauss-recall", "--delays", "2", "--n-cues", "3", "5", "--seeds", "0",
+            "--signals", "supervised", "--max-episodes", "16", "--jobs", "1", "--out", str(tmp_path)]  # fmt: skip
+    runs = main(argv)
+    assert sorted(run["n_cues"] for run in runs) == [3, 5]
+    text = (tmp_path / "signal_budget.md").read_text()
+    assert "| config | supervised, delay 2, 3 cues | supervised, delay 2, 5 cues |" in text
+    with pytest.raises(SystemExit):
+        main([*argv[:-2], "--n-cues", "1", "--out", str(tmp_path)])
+
+
 def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tmp_path):
     """``--set dev|test``: defaults are chosen on the development set, the test set only reported,
     so no task is in both; the test set is broad (at least 8 tasks). The table is headed by the

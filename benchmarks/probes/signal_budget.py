@@ -25,7 +25,11 @@ Compare with PPO's budgets: the memory suite's recall-30 (150k steps, episodes o
     python -m benchmarks.probes.signal_budget --jobs 2          # every cell, delays 10 and 30, both signals
     python -m benchmarks.probes.signal_budget --configs AGaLiTe LSTM --delays 30 --signals "policy gradient"
     python -m benchmarks.probes.signal_budget --configs AGaLiTe LSTM --task gauss-recall --delays 8   # Gaussian noise
+    python -m benchmarks.probes.signal_budget --configs AGaLiTe LSTM --task gauss-recall --delays 8 --n-cues 4 8 32
     python -m benchmarks.probes.signal_budget --quick           # a smoke run
+
+``--n-cues`` adds an axis: the task's number of cues (its observation's one-hot and its action
+space), the rest of the task as given, so a cell's budget can be read as the answer's choices grow.
 
 Writes ``signal_budget.md`` / ``.csv`` under ``benchmarks/results/probes/``.
 """
@@ -153,7 +157,8 @@ def train(
                 learned_at = episodes
                 break
     return {
-        "config": label, "delay": delay, "signal": signal, "seed": seed, "batch": batch,
+        "config": label, "delay": delay, "n_cues": task_kwargs.get("n_cues", 4), "signal": signal, "seed": seed,
+        "batch": batch,
         "episodes_to_learn": learned_at, "updates_to_learn": None if learned_at is None else learned_at // batch,
         "final_success": success, "episodes_seen": episodes, "cap": max_episodes,
         "train_s": time.perf_counter() - start,
@@ -172,6 +177,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--task", choices=RECALL_TASKS, default=None,
         help="a memory-suite CueRecall task whose cues and noise to use (at --delays); default: recall-10's",
     )  # fmt: skip
+    parser.add_argument(
+        "--n-cues", nargs="+", type=int, default=None, help="numbers of cues to run the task with (default: the task's)"
+    )
     parser.add_argument("--signals", nargs="+", default=list(SIGNALS), choices=[*SIGNALS, EVERY_STEP])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--max-episodes", type=int, default=32_000, help="cap on training episodes per run")
@@ -184,9 +192,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.configs, args.delays, args.seeds, args.max_episodes, args.jobs = ["AGaLiTe", "LSTM"], [10], [0], 800, 1
     stem = "signal_budget_quick" if args.quick else "signal_budget"
     task_kwargs = NOISY_RECALL if args.task is None else {k: v for k, v in TASKS[args.task][1].items() if k != "delay"}
+    if args.n_cues is not None and min(args.n_cues) < 2:
+        parser.error(f"--n-cues must each be at least 2, got {args.n_cues}")
+    cue_counts = [task_kwargs.get("n_cues", 4)] if args.n_cues is None else args.n_cues
     specs = [
-        (label, delay, signal, seed, args.max_episodes, args.batch, task_kwargs)
-        for label in args.configs for delay in args.delays for signal in args.signals for seed in args.seeds
+        (label, delay, signal, seed, args.max_episodes, args.batch, dict(task_kwargs, n_cues=n_cues))
+        for label in args.configs for n_cues in cue_counts for delay in args.delays for signal in args.signals
+        for seed in args.seeds
     ]  # fmt: skip
     runs: list[dict] = []
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -199,16 +211,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
             return f">{run['cap'] / 1000:g}k ({run['final_success']:.2f})"
         return f"{run['episodes_to_learn'] / 1000:.1f}k"
 
+    def column(n_cues: int, delay: int, signal: str) -> str:
+        """A column's name: the cue count only where ``--n-cues`` made it an axis (older tables keep theirs)."""
+        return f"{signal}, delay {delay}" + ("" if args.n_cues is None else f", {n_cues} cues")
+
+    keys = [(n, d, s) for n in cue_counts for d in args.delays for s in args.signals]
     rows = []
     for label in args.configs:
         row: dict[str, Any] = {"config": label}
-        for delay in args.delays:
-            for signal in args.signals:
-                mine = [r for r in runs if (r["config"], r["delay"], r["signal"]) == (label, delay, signal)]
-                row[f"{signal}, delay {delay}"] = " ".join(episodes(r) for r in sorted(mine, key=lambda r: r["seed"]))
+        for n_cues, delay, signal in keys:
+            mine = [r for r in runs if (r["config"], r["n_cues"], r["delay"], r["signal"]) == (label, n_cues, delay, signal)]
+            row[column(n_cues, delay, signal)] = " ".join(episodes(r) for r in sorted(mine, key=lambda r: r["seed"]))
         rows.append(row)
+    shown_task = task_kwargs if args.n_cues is None else {k: v for k, v in task_kwargs.items() if k != "n_cues"}
     columns: list[tuple[str, Any]] = [("config:", lambda r: r["config"])]
-    columns += [(f"{s}, delay {d}:", lambda r, k=f"{s}, delay {d}": r[k]) for d in args.delays for s in args.signals]
+    names = [column(*key) for key in keys]
+    columns += [(f"{name}:", lambda r, k=name: r[k]) for name in names]
     table = write_report(
         rows,
         args.out,
@@ -216,7 +234,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "Episodes a cell needs to learn noisy cue recall",
         f"Training episodes until the deterministic policy names the cue in {LEARNED:.0%} of {HELD_OUT} held-out "
         f"episodes (checked every {EVAL_EVERY} updates), each seed (seeds {args.seeds}); `>N (s)`: not by "
-        f"the cap of N episodes, held-out success s. Task: CueRecall {task_kwargs} at each delay. RtxPPO's policy (cells at "
+        f"the cap of N episodes, held-out success s. Task: CueRecall {shown_task} at each delay"
+        f"{'' if args.n_cues is None else ' and number of cues'}. RtxPPO's policy (cells at "
         f"the memory suite's sizes, heads {NET_ARCH}, Adam lr {PPO['learning_rate']}, gradients clipped to "
         f"{MAX_GRAD_NORM}) trained on batches of {args.batch} fresh episodes (updates = episodes / {args.batch}) by "
         "a supervised or a policy-gradient signal at the query step, no PPO (module docstring). PPO's recall-30 "
