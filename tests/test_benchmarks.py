@@ -192,6 +192,22 @@ def test_signal_budget_n_cues_trains_each_count_as_its_own_task_and_names_its_co
         main([*argv[:-2], "--n-cues", "1", "--out", str(tmp_path)])
 
 
+def test_signal_budget_running_scale_reaches_the_policy_gradient_and_the_table_says_so(tmp_path):
+    """``--advantages running``: the policy gradient divides by RtxPPO's running scale (the runs record
+    it, and it changes what is learned from the same seed), and the table's text names it."""
+    from benchmarks.probes.signal_budget import main, train
+
+    argv = ["--configs", "AGaLiTe", "--task", "gauss-recall", "--delays", "2", "--n-cues", "4", "--seeds", "0",
+            "--signals", "policy gradient", "--max-episodes", "64", "--jobs", "1", "--out", str(tmp_path)]  # fmt: skip
+    runs = main([*argv, "--advantages", "running"])
+    assert [run["advantages"] for run in runs] == ["running"]
+    assert "advantages divided by RtxPPO's running scale" in (tmp_path / "signal_budget.md").read_text()
+    task = {"noise": "normal", "noise_dims": 16, "n_cues": 4}
+    by_batch = train("AGaLiTe", 2, "policy gradient", 0, 400, 16, task, "batch")
+    by_scale = train("AGaLiTe", 2, "policy gradient", 0, 400, 16, task, "running")
+    assert by_batch["final_success"] != by_scale["final_success"]
+
+
 def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tmp_path):
     """``--set dev|test``: defaults are chosen on the development set, the test set only reported,
     so no task is in both; the test set is broad (at least 8 tasks). The table is headed by the

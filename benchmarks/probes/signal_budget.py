@@ -28,6 +28,8 @@ Compare with PPO's budgets: the memory suite's recall-30 (150k steps, episodes o
     python -m benchmarks.probes.signal_budget --configs AGaLiTe LSTM --task gauss-recall --delays 8 --n-cues 4 8 32
     python -m benchmarks.probes.signal_budget --quick           # a smoke run
 
+``--advantages running`` divides the policy gradient's advantages by RtxPPO's running scale
+instead of their batch's standard deviation, which turns a batch without any reward into noise.
 ``--n-cues`` adds an axis: the task's number of cues (its observation's one-hot and its action
 space), the rest of the task as given, so a cell's budget can be read as the answer's choices grow.
 
@@ -58,6 +60,9 @@ SIGNALS = ("supervised", "policy gradient")
 #: an opt-in signal: the policy gradient through every step's action, as PPO takes it, though only the
 #: query's action is scored (the others' terms are noise whose mean is zero)
 EVERY_STEP = "policy gradient, every step"
+#: ``--advantages``: the policy gradient's advantages divided by their batch's SD (the probe's first
+#: form), or by RtxPPO's running advantage scale
+ADVANTAGES = ("batch", "running")
 #: episodes per gradient step, by default (a PPO minibatch of the memory suite holds 8 delay-30 episodes)
 BATCH = 16
 #: held-out episodes scored every ``EVAL_EVERY`` updates, and the success rate that counts as learned
@@ -87,14 +92,24 @@ class EpisodeStream:
 
 
 def train(
-    label: str, delay: int, signal: str, seed: int, max_episodes: int, batch: int = BATCH, task_kwargs: dict = NOISY_RECALL
+    label: str,
+    delay: int,
+    signal: str,
+    seed: int,
+    max_episodes: int,
+    batch: int = BATCH,
+    task_kwargs: dict = NOISY_RECALL,
+    advantages: str = "batch",
 ) -> dict[str, Any]:
     """Train one freshly built policy, ``batch`` fresh episodes per update, until it names the cue in
-    90% of held-out episodes, or the cap (CueRecall with ``task_kwargs`` at ``delay``)."""
+    90% of held-out episodes, or the cap (CueRecall with ``task_kwargs`` at ``delay``). The policy
+    gradient's advantages are centred and divided by their batch's standard deviation
+    (``advantages="batch"``) or by RtxPPO's running scale (``"running"``, see :mod:`sb3_rtx.advantages`)."""
     import torch
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_rtx import RtxPPO
+    from sb3_rtx.advantages import RunningAdvantageScale, scale_advantages
 
     torch.set_num_threads(1)
     cell, cell_kwargs = CONFIGS[label]
@@ -125,6 +140,7 @@ def train(
             logits = distribution.distribution.logits.view(length, HELD_OUT, -1)[-1]
             return float((logits.argmax(-1).numpy() == held_out_cues).mean())
 
+    running_scale = RunningAdvantageScale()
     policy.set_training_mode(True)
     start, episodes, updates, success, learned_at = time.perf_counter(), 0, 0, held_out_success(), None
     while episodes < max_episodes:
@@ -141,7 +157,13 @@ def train(
             reward = ((actions[-1] if every_step else actions) == target).float()
             # each scored action's return (the query's reward, discounted back) less the critic's value
             advantage = (discount * reward if every_step else reward) - (values if every_step else values[-1]).detach()
-            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+            if advantages == "running":
+                # as RtxPPO: the batch centred, divided by the root mean of every batch's variance so far,
+                # so a batch without any reward is not blown up to unit size
+                running_scale.update(advantage.numpy().ravel())
+                advantage = scale_advantages(advantage.flatten(), "running", running_scale.scale).view_as(advantage)
+            else:
+                advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
             log_prob = acting.log_prob(actions)
             value_loss = (values - discount * reward).square().mean()
             entropy = distribution.entropy().mean()
@@ -158,7 +180,7 @@ def train(
                 break
     return {
         "config": label, "delay": delay, "n_cues": task_kwargs.get("n_cues", 4), "signal": signal, "seed": seed,
-        "batch": batch,
+        "batch": batch, "advantages": advantages,
         "episodes_to_learn": learned_at, "updates_to_learn": None if learned_at is None else learned_at // batch,
         "final_success": success, "episodes_seen": episodes, "cap": max_episodes,
         "train_s": time.perf_counter() - start,
@@ -184,6 +206,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--max-episodes", type=int, default=32_000, help="cap on training episodes per run")
     parser.add_argument("--batch", type=int, default=BATCH, help="fresh episodes per update")
+    parser.add_argument(
+        "--advantages", choices=ADVANTAGES, default="batch",
+        help="the policy gradient's advantages divided by their batch's SD, or by RtxPPO's running scale",
+    )  # fmt: skip
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--quick", action="store_true", help="smoke run: AGaLiTe and LSTM, delay 10, 1 seed, 800 episodes")
@@ -196,7 +222,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(f"--n-cues must each be at least 2, got {args.n_cues}")
     cue_counts = [task_kwargs.get("n_cues", 4)] if args.n_cues is None else args.n_cues
     specs = [
-        (label, delay, signal, seed, args.max_episodes, args.batch, dict(task_kwargs, n_cues=n_cues))
+        (label, delay, signal, seed, args.max_episodes, args.batch, dict(task_kwargs, n_cues=n_cues), args.advantages)
         for label in args.configs for n_cues in cue_counts for delay in args.delays for signal in args.signals
         for seed in args.seeds
     ]  # fmt: skip
@@ -223,6 +249,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             mine = [r for r in runs if (r["config"], r["n_cues"], r["delay"], r["signal"]) == (label, n_cues, delay, signal)]
             row[column(n_cues, delay, signal)] = " ".join(episodes(r) for r in sorted(mine, key=lambda r: r["seed"]))
         rows.append(row)
+    scaled = "; advantages divided by RtxPPO's running scale, not their batch's SD" if args.advantages == "running" else ""
     shown_task = task_kwargs if args.n_cues is None else {k: v for k, v in task_kwargs.items() if k != "n_cues"}
     columns: list[tuple[str, Any]] = [("config:", lambda r: r["config"])]
     names = [column(*key) for key in keys]
@@ -238,7 +265,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{'' if args.n_cues is None else ' and number of cues'}. RtxPPO's policy (cells at "
         f"the memory suite's sizes, heads {NET_ARCH}, Adam lr {PPO['learning_rate']}, gradients clipped to "
         f"{MAX_GRAD_NORM}) trained on batches of {args.batch} fresh episodes (updates = episodes / {args.batch}) by "
-        "a supervised or a policy-gradient signal at the query step, no PPO (module docstring). PPO's recall-30 "
+        f"a supervised or a policy-gradient signal at the query step, no PPO (module docstring){scaled}. "
+        "PPO's recall-30 "
         "budget of 150k (200k) steps is 4.7k (6.25k) episodes and 2.3k (3.1k) updates. "
         f"Made by `{command_line('benchmarks.probes.signal_budget', argv)}`",
         columns,
