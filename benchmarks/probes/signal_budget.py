@@ -179,7 +179,7 @@ def train(
                 learned_at = episodes
                 break
     return {
-        "config": label, "delay": delay, "n_cues": task_kwargs.get("n_cues", 4), "signal": signal, "seed": seed,
+        "config": label, "delay": delay, "n_cues": task_kwargs["n_cues"], "signal": signal, "seed": seed,
         "batch": batch, "advantages": advantages,
         "episodes_to_learn": learned_at, "updates_to_learn": None if learned_at is None else learned_at // batch,
         "final_success": success, "episodes_seen": episodes, "cap": max_episodes,
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     task_kwargs = NOISY_RECALL if args.task is None else {k: v for k, v in TASKS[args.task][1].items() if k != "delay"}
     if args.n_cues is not None and min(args.n_cues) < 2:
         parser.error(f"--n-cues must each be at least 2, got {args.n_cues}")
-    cue_counts = [task_kwargs.get("n_cues", 4)] if args.n_cues is None else args.n_cues
+    cue_counts = [task_kwargs["n_cues"]] if args.n_cues is None else args.n_cues
     specs = [
         (label, delay, signal, seed, args.max_episodes, args.batch, dict(task_kwargs, n_cues=n_cues), args.advantages)
         for label in args.configs for n_cues in cue_counts for delay in args.delays for signal in args.signals
