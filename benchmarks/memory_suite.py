@@ -180,6 +180,9 @@ TASKS: dict[str, tuple[str, dict, int, Any]] = {
     # grows, Acrobot's shrinks): a PPO setting must not break what memoryless PPO learns
     "cartpole": ("CartPole-v1", {}, 100_000, None),
     "acrobot": ("Acrobot-v1", {}, 100_000, None),
+    # a development-side probe task in neither set: the development set's Gaussian recall with many cues,
+    # to ask on the development side what the test set's 16 cues show (docs/investigation.md, "Many cues")
+    "gauss-recall-32cues": ("sb3_rtx/CueRecall-v0", dict(GAUSSIAN, n_cues=32, delay=8), 400_000, 1 / 32),
     # the test set's (see SETS)
     "gauss8-recall-16": ("sb3_rtx/CueRecall-v0", dict(GAUSSIAN, noise_dims=8, n_cues=8, delay=16), 300_000, 0.125),
     "gauss32-recall": ("sb3_rtx/CueRecall-v0", dict(GAUSSIAN, noise_dims=32, n_cues=8, delay=8), 300_000, 0.125),
