@@ -119,6 +119,11 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # today's defaults with a cell of the critic's own (RecurrentPPO's default has one: enable_critic_lstm)
     "AGaLiTe (own critic cell)": _agalite(shared_cell=False),
     "LSTM (own critic cell)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["LSTM"][2], shared_cell=False)),
+    # the same under today's starts (the label above keeps the starts it was measured with): the
+    # memory taught by the actor alone (benchmarks/probes/recall_phases.py, many cues)
+    "AGaLiTe (own critic cell, default starts)": (
+        "RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["AGaLiTe"][2], shared_cell=False),
+    ),
     # the cell's output times a fixed 0.04: the LSTM's output size at the start over AGaLiTe's (0.046 / 1.22,
     # benchmarks/probes/pendulum_control.py), so the heads start where they do behind the LSTM
     "AGaLiTe (output x0.04)": _agalite(output_scale=0.04),

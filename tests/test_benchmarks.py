@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.probes.noisy_level", "noisy_level_quick.md"),
         ("benchmarks.probes.pendulum_control", "pendulum_control_quick.md"),
         ("benchmarks.probes.tmaze_phases", "tmaze_phases_quick.md"),
+        ("benchmarks.probes.recall_phases", "recall_phases_quick.md"),
         ("benchmarks.probes.write_strength", "write_strength_quick.md"),
     ],
 )
@@ -206,6 +207,19 @@ def test_signal_budget_running_scale_reaches_the_policy_gradient_and_the_table_s
     by_batch = train("AGaLiTe", 2, "policy gradient", 0, 400, 16, task, "batch")
     by_scale = train("AGaLiTe", 2, "policy gradient", 0, 400, 16, task, "running")
     assert by_batch["final_success"] != by_scale["final_success"]
+
+
+def test_recall_phases_probe_looks_only_at_development_side_tasks(capsys):
+    """The probe looks into causes, so it takes no test-set task (the test set chooses nothing); it
+    does take the development side's many-cue task, which is in neither set."""
+    from benchmarks.memory_suite import SETS
+    from benchmarks.probes.recall_phases import TASK_CHOICES, main
+
+    assert not set(TASK_CHOICES) & set(SETS["test"])
+    assert {"gauss-recall", "gauss-recall-32cues"} <= set(TASK_CHOICES)
+    with pytest.raises(SystemExit):
+        main(["--task", "gauss-recall-16cues", "--quick"])
+    assert "invalid choice: 'gauss-recall-16cues'" in capsys.readouterr().err
 
 
 def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tmp_path):

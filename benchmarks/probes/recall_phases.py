@@ -1,0 +1,228 @@
+"""Probe: under PPO on noisy cue recall, when does the cue become readable at the query, and when does
+the actor answer with it?
+
+    python -m benchmarks.probes.recall_phases --jobs 2                       # many cues (development side)
+    python -m benchmarks.probes.recall_phases --task gauss-recall --jobs 2   # the development set's 8 cues
+    python -m benchmarks.probes.recall_phases --quick                        # smoke run (CI)
+
+Outside PPO AGaLiTe learns Gaussian cue recall with many cues far sooner than the LSTM
+(``signal_budget --n-cues``); under PPO, with 16 or more cues, the LSTM starts sooner (docs,
+"Many cues"). This probe trains the memory suite's models on one of its CueRecall tasks, with its
+settings and seeds (RtxPPO's defaults: running advantage scale, GAE lambda 0.8), and every
+``--every`` rollouts looks at the policy on ``HELD_OUT`` fresh episodes of the task (their own seeds,
+never a training or scoring seed):
+
+* **readable**: the held-out accuracy of a linear read-out of the cue from what the heads read at the
+  query step (least squares on one-hot targets, fitted on three quarters of the episodes, scored on
+  the rest): whether the memory has put the cue where a linear head could use it;
+* **cue share**: the fraction of the variance of the actor's logits at the query, across episodes,
+  that the cue explains (between-cue over total); about ``n_cues / HELD_OUT`` (0.016 with 32 cues)
+  when the logits follow something else (the observation's noise, the memory's noise);
+* **answers**: how often the deterministic policy's answer at the query is the cue;
+* **entropy** of the policy at the query and, averaged, at the unscored steps before it;
+* **actor saturated**: the fraction of the actor's first-layer tanh units beyond ``SATURATED`` at the
+  query.
+
+The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
+(the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at
+which the cue became readable (first check with readable >= 0.9), the step at which the policy
+answered with it (answers >= 0.9), the last check's measures, and the final policy's success as the
+memory suite scores it; every seed. Curves go to ``recall_phases_runs.jsonl``; table:
+``benchmarks/results/probes/recall_phases.md`` / ``.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
+from benchmarks.probes.signal_budget import EpisodeStream
+from benchmarks.report import command_line, write_report
+from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, build_model, final_score
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
+#: the memory suite's CueRecall tasks that are not in its test set
+TASK_CHOICES = [name for name, (env_id, *_) in TASKS.items() if env_id == "sb3_rtx/CueRecall-v0" and name not in SETS["test"]]
+DEFAULT_TASK = "gauss-recall-32cues"
+#: held-out episodes per check (three quarters fit the read-out, a quarter scores it), and their seed base
+HELD_OUT, HELD_OUT_SEED = 2048, 30_000
+READABLE, ANSWERED = 0.9, 0.9
+#: a tanh unit whose output is beyond this is saturated (its derivative under 0.1)
+SATURATED = 0.95
+EVAL_EPISODES = 96
+
+
+def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> dict[str, float]:
+    """The module docstring's measures on whole episodes ``(T, n, d)`` with their cues ``(n,)``."""
+    import torch
+
+    steps, n, _ = observations.shape
+    starts = torch.zeros(steps, n)
+    starts[0] = 1.0
+    with torch.no_grad():
+        latent, _, _ = policy._latents(
+            torch.as_tensor(observations.reshape(steps * n, -1)), policy.initial_state(n), starts.reshape(-1)
+        )
+        distribution = policy._get_action_dist_from_latent(policy.mlp_extractor.forward_actor(latent))
+        entropy = distribution.entropy().view(steps, n)
+        logits = distribution.distribution.logits.view(steps, n, -1)[-1].numpy().astype(np.float64)
+        query = latent.view(steps, n, -1)[-1]
+        first, activation = policy.mlp_extractor.policy_net[:2]
+        saturated = (
+            float((torch.tanh(first(query)).abs() > SATURATED).float().mean())
+            if isinstance(activation, torch.nn.Tanh)
+            else float("nan")  # relu units do not saturate
+        )
+    n_cues = logits.shape[1]
+    cue_means = np.stack([logits[cues == cue].mean(0) for cue in range(n_cues) if (cues == cue).any()])
+    x = np.c_[query.numpy().astype(np.float64), np.ones(n)]
+    targets = np.eye(n_cues)[cues]
+    fit, test = slice(0, 3 * n // 4), slice(3 * n // 4, n)
+    # a little ridge: the read-out has d + 1 inputs per answer, fitted on 1536 episodes
+    weights = np.linalg.solve(x[fit].T @ x[fit] + 1e-3 * np.eye(x.shape[1]), x[fit].T @ targets[fit])
+    return dict(
+        readable=float(((x[test] @ weights).argmax(1) == cues[test]).mean()),
+        cue_share=float(cue_means.var(0).sum() / max(logits.var(0).sum(), 1e-12)),
+        answers=float((logits.argmax(1) == cues).mean()),
+        entropy_query=float(entropy[-1].mean()),
+        entropy_delay=float(entropy[:-1].mean()),
+        actor_saturated=saturated,
+    )
+
+
+def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes: int) -> dict:
+    """One memory-suite run of ``model`` on ``task`` with its checks; its row."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    spec = specs([model], [task], [seed], eval_episodes, timesteps=steps, gae_lambda=GAE_LAMBDA)[0]
+    if spec.algo != "RtxPPO":
+        raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
+    agent = build_model(spec)
+    observations, cues = EpisodeStream(spec.env_kwargs["delay"], HELD_OUT_SEED + seed, spec.env_kwargs).take(HELD_OUT)
+    curve = [dict(steps=0, **query_measures(agent.policy, observations, cues))]
+
+    class Check(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if (self.num_timesteps // (N_ENVS * PPO["n_steps"])) % every == 0:
+                curve.append(dict(steps=self.num_timesteps, **query_measures(agent.policy, observations, cues)))
+
+    start = time.perf_counter()
+    agent.learn(steps, callback=Check())
+    train_s = round(time.perf_counter() - start, 1)
+    curve.append(dict(steps=agent.num_timesteps, **query_measures(agent.policy, observations, cues)))
+    success, _ = final_score(agent, spec.env_id, spec.env_kwargs, seed, eval_episodes)  # the memory suite's score
+    row = dict(model=model, task=task, seed=seed, steps=steps, success=success, curve=curve, train_s=train_s)
+    print(
+        f"{model:>12} {task} seed {seed}: success {success:.2f}, readable at {first_step(curve, 'readable', READABLE)}, "
+        f"answered at {first_step(curve, 'answers', ANSWERED)}",
+        flush=True,
+    )
+    return row
+
+
+def first_step(curve: list[dict], measure: str, level: float) -> int | None:
+    """The first check's step at which ``measure`` reached ``level`` (None: never)."""
+    return next((point["steps"] for point in curve if point[measure] >= level), None)
+
+
+def summary(rows: list[dict], models: list[str]) -> list[dict]:
+    """One row per model: each seed's steps and last measures, in seed order."""
+
+    def thousands(step: int | None) -> str:
+        return "-" if step is None else f"{step / 1000:.0f}k"
+
+    def last_success(runs: list[dict]) -> str:
+        return " ".join(format(run["success"], ".2f") for run in runs)
+
+    def last(runs: list[dict], measure: str) -> str:
+        return " ".join(f"{run['curve'][-1][measure]:.2f}" for run in runs)
+
+    table = []
+    for model in models:
+        runs = sorted((r for r in rows if r["model"] == model), key=lambda r: r["seed"])
+        if runs:
+            table.append(
+                dict(
+                    model=model,
+                    readable_at=" ".join(thousands(first_step(r["curve"], "readable", READABLE)) for r in runs),
+                    answered_at=" ".join(thousands(first_step(r["curve"], "answers", ANSWERED)) for r in runs),
+                    readable=last(runs, "readable"),
+                    cue_share=last(runs, "cue_share"),
+                    entropy=" ".join(
+                        f"{r['curve'][-1]['entropy_query']:.2f}/{r['curve'][-1]['entropy_delay']:.2f}" for r in runs
+                    ),
+                    saturated=last(runs, "actor_saturated"),
+                    success=f"{np.mean([r['success'] for r in runs]):.2f} ({last_success(runs)})",
+                )
+            )
+    return table
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=["AGaLiTe", "LSTM"])
+    parser.add_argument("--task", choices=TASK_CHOICES, default=DEFAULT_TASK, help="a CueRecall task outside the test set")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=None, help="default: the task's budget in the memory suite")
+    parser.add_argument("--every", type=int, default=10, help="rollouts between checks")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    steps, eval_episodes = args.steps or TASKS[args.task][2], EVAL_EPISODES
+    if args.quick:
+        args.models, args.seeds, steps, args.every, eval_episodes = ["AGaLiTe", "LSTM"], [0], 2 * N_ENVS * PPO["n_steps"], 1, 8
+    runs = [(m, args.task, s, steps, args.every, eval_episodes) for m in args.models for s in args.seeds]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(run, *zip(*runs, strict=True)))
+    name = "recall_phases_quick" if args.quick else "recall_phases"
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / f"{name}_runs.jsonl", "w") as runs_file:
+        for row in rows:
+            runs_file.write(json.dumps(row) + "\n")
+    n_cues = TASKS[args.task][1]["n_cues"]
+    settings = dict(PPO, gae_lambda=GAE_LAMBDA, normalize_advantage="running")
+    table = write_report(
+        summary(rows, args.models),
+        args.out,
+        name,
+        f"Noisy cue recall under PPO ({args.task}): when the cue becomes readable at the query, "
+        "and when the actor answers with it",
+        f"Made by `{command_line('benchmarks.probes.recall_phases', argv)}`. The memory suite's {args.task} "
+        f"({TASKS[args.task][1]}), its settings ({N_ENVS} envs, {settings}, "
+        f"heads {NET_ARCH}) and cells, {steps / 1000:g}k steps; checked every {args.every} rollouts on {HELD_OUT} "
+        f"held-out episodes. Readable at: the first check at which a linear read-out of the cue from what the heads "
+        f"read at the query names it in >= {READABLE} of held-out episodes; answered at: the first check at which "
+        f"the deterministic policy's answer is the cue in >= {ANSWERED} of them; '-': never. At the last check: "
+        f"readable (the read-out's accuracy; chance {1 / n_cues:.2f}), cue share (the fraction of the query "
+        f"logits' variance across episodes that the cue explains), entropy of the policy at the query / averaged "
+        f"over the unscored steps before it (uniform: {np.log(n_cues):.2f}), actor saturated (the actor's "
+        f"first-layer tanh units beyond {SATURATED} at the query). Success: the final policy, deterministic, "
+        f"{eval_episodes} episodes (the suite's score). Seeds {', '.join(map(str, args.seeds))}, in order.",
+        [
+            ("model:", lambda r: r["model"]),
+            ("readable at", lambda r: r["readable_at"]),
+            ("answered at", lambda r: r["answered_at"]),
+            ("readable", lambda r: r["readable"]),
+            ("cue share", lambda r: r["cue_share"]),
+            ("entropy query/delay", lambda r: r["entropy"]),
+            ("actor saturated", lambda r: r["saturated"]),
+            ("success", lambda r: r["success"]),
+        ],
+    )
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
