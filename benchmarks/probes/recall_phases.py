@@ -23,6 +23,10 @@ never a training or scoring seed):
 * **actor saturated**: the fraction of the actor's first-layer tanh units beyond ``SATURATED`` at the
   query.
 
+Models: the memory suite's RtxPPO models, by label, and probe-local variants of them
+(:data:`VARIANTS`): ``AGaLiTe (relu heads)``, the default with the heads' hidden layers relu
+(``activation_fn=nn.ReLU``) instead of SB3's tanh.
+
 The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
 (the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at
 which the cue became readable (first check with readable >= 0.9), the step at which the policy
@@ -57,6 +61,9 @@ READABLE, ANSWERED = 0.9, 0.9
 #: a tanh unit whose output is beyond this is saturated (its derivative under 0.1)
 SATURATED = 0.95
 EVAL_EPISODES = 96
+#: probe-local variants: label -> (the memory suite's model, policy keywords added); ``"relu"`` heads
+#: are SB3's hidden layers with ``nn.ReLU`` instead of tanh (no unit saturates)
+VARIANTS: dict[str, tuple[str, dict]] = {"AGaLiTe (relu heads)": ("AGaLiTe", dict(activation_fn="relu"))}
 
 
 def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> dict[str, float]:
@@ -101,7 +108,15 @@ def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes:
     """One memory-suite run of ``model`` on ``task`` with its checks; its row."""
     from stable_baselines3.common.callbacks import BaseCallback
 
-    spec = specs([model], [task], [seed], eval_episodes, timesteps=steps, gae_lambda=GAE_LAMBDA)[0]
+    import dataclasses
+
+    import torch
+
+    base, added = VARIANTS.get(model, (model, {}))
+    spec = specs([base], [task], [seed], eval_episodes, timesteps=steps, gae_lambda=GAE_LAMBDA)[0]
+    if added.get("activation_fn") == "relu":  # a class for SB3 (a string above: printable)
+        added = dict(added, activation_fn=torch.nn.ReLU)
+    spec = dataclasses.replace(spec, label=model, policy_kwargs=dict(spec.policy_kwargs, **added))
     if spec.algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     agent = build_model(spec)
@@ -170,7 +185,7 @@ def summary(rows: list[dict], models: list[str]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=["AGaLiTe", "LSTM"])
+    parser.add_argument("--models", nargs="+", choices=[*MODELS, *VARIANTS], default=["AGaLiTe", "LSTM"])
     parser.add_argument("--task", choices=TASK_CHOICES, default=DEFAULT_TASK, help="a CueRecall task outside the test set")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, default=None, help="default: the task's budget in the memory suite")
