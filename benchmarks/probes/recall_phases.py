@@ -48,6 +48,7 @@ import numpy as np
 
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
 from benchmarks.probes.signal_budget import EpisodeStream
+from benchmarks.probes.tmaze_phases import first_step
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, build_model, final_score
 
@@ -143,11 +144,6 @@ def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes:
         flush=True,
     )
     return row
-
-
-def first_step(curve: list[dict], measure: str, level: float) -> int | None:
-    """The first check's step at which ``measure`` reached ``level`` (None: never)."""
-    return next((point["steps"] for point in curve if point[measure] >= level), None)
 
 
 def summary(rows: list[dict], models: list[str]) -> list[dict]:
