@@ -38,6 +38,7 @@ memory suite scores it; every seed. Curves go to ``recall_phases_runs.jsonl``; t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,7 +49,7 @@ import numpy as np
 
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
 from benchmarks.probes.signal_budget import EpisodeStream
-from benchmarks.probes.tmaze_phases import first_step
+from benchmarks.probes.tmaze_phases import SATURATED, actor_saturated, first_step, thousands
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, build_model, final_score
 
@@ -59,8 +60,6 @@ DEFAULT_TASK = "gauss-recall-32cues"
 #: held-out episodes per check (three quarters fit the read-out, a quarter scores it), and their seed base
 HELD_OUT, HELD_OUT_SEED = 2048, 30_000
 READABLE, ANSWERED = 0.9, 0.9
-#: a tanh unit whose output is beyond this is saturated (its derivative under 0.1)
-SATURATED = 0.95
 EVAL_EPISODES = 96
 #: probe-local variants: label -> (the memory suite's model, policy keywords added); ``"relu"`` heads
 #: are SB3's hidden layers with ``nn.ReLU`` instead of tanh (no unit saturates)
@@ -82,12 +81,7 @@ def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> d
         entropy = distribution.entropy().view(steps, n)
         logits = distribution.distribution.logits.view(steps, n, -1)[-1].numpy().astype(np.float64)
         query = latent.view(steps, n, -1)[-1]
-        first, activation = policy.mlp_extractor.policy_net[:2]
-        saturated = (
-            float((torch.tanh(first(query)).abs() > SATURATED).float().mean())
-            if isinstance(activation, torch.nn.Tanh)
-            else float("nan")  # relu units do not saturate
-        )
+        saturated = actor_saturated(policy, query)
     n_cues = logits.shape[1]
     cue_means = np.stack([logits[cues == cue].mean(0) for cue in range(n_cues) if (cues == cue).any()])
     x = np.c_[query.numpy().astype(np.float64), np.ones(n)]
@@ -107,11 +101,8 @@ def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> d
 
 def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes: int) -> dict:
     """One memory-suite run of ``model`` on ``task`` with its checks; its row."""
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    import dataclasses
-
     import torch
+    from stable_baselines3.common.callbacks import BaseCallback
 
     base, added = VARIANTS.get(model, (model, {}))
     spec = specs([base], [task], [seed], eval_episodes, timesteps=steps, gae_lambda=GAE_LAMBDA)[0]
@@ -148,9 +139,6 @@ def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes:
 
 def summary(rows: list[dict], models: list[str]) -> list[dict]:
     """One row per model: each seed's steps and last measures, in seed order."""
-
-    def thousands(step: int | None) -> str:
-        return "-" if step is None else f"{step / 1000:.0f}k"
 
     def last_success(runs: list[dict]) -> str:
         return " ".join(format(run["success"], ".2f") for run in runs)

@@ -359,6 +359,17 @@ def walks(env_kwargs: dict) -> tuple[Any, Any]:
     return np.stack(sequences, 1), np.array(cues)
 
 
+def actor_saturated(policy: Any, latent: Any) -> float:
+    """The fraction of the actor's first-layer tanh units beyond :data:`SATURATED` on ``latent`` (what
+    the heads read), NaN behind relu heads (their units do not saturate). Call under ``no_grad``."""
+    import torch
+
+    first, activation = policy.mlp_extractor.policy_net[:2]
+    if not isinstance(activation, torch.nn.Tanh):
+        return float("nan")
+    return float((torch.tanh(first(latent)).abs() > SATURATED).float().mean())
+
+
 def junction_measures(policy: Any, observations: Any, cues: Any) -> dict[str, float]:
     """The three measures of the module docstring, and a held-out linear read-out's accuracy."""
     import numpy as np
@@ -376,12 +387,7 @@ def junction_measures(policy: Any, observations: Any, cues: Any) -> dict[str, fl
         junction = latent.reshape(steps, n, -1)[-1]
         probs = torch.softmax(policy.action_net(policy.mlp_extractor.forward_actor(junction)), -1).numpy()
         # the actor's first layer over every step of the walks: how many of its tanh units are saturated
-        first, activation = policy.mlp_extractor.policy_net[:2]
-        saturated = (
-            float((torch.tanh(first(latent)).abs() > SATURATED).float().mean())
-            if isinstance(activation, torch.nn.Tanh)
-            else float("nan")  # relu units do not saturate
-        )
+        saturated = actor_saturated(policy, latent)
     x = junction.numpy().astype(np.float64)
     means = [x[cues == c].mean(0) for c in (0, 1)]
     total = x.var(0).sum()
@@ -463,6 +469,11 @@ def first_step(curve: list[dict], measure: str, level: float) -> int | None:
     return next((point["steps"] for point in curve if point[measure] >= level), None)
 
 
+def thousands(step: int | None) -> str:
+    """A step count in thousands for a table (``-``: never)."""
+    return "-" if step is None else f"{step / 1000:.0f}k"
+
+
 def seeds_text(values: Any) -> str:
     return " ".join(format(value, ".2f") for value in values)
 
@@ -479,9 +490,6 @@ def median_at_readable(runs: list[dict], measure: str, form: str) -> str:
 
 def summary(rows: list[dict], models: list[str]) -> list[dict]:
     """One row per model: each seed's two steps and success, in seed order."""
-
-    def thousands(step: int | None) -> str:
-        return "-" if step is None else f"{step / 1000:.0f}k"
 
     table = []
     for model in models:
