@@ -92,7 +92,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
     :param compile_acting: run the cells' acting step through ``torch.compile``
         (:meth:`~sb3_rtx.cells.base.RecurrentCell.compile_acting`): several times faster steps at
         small batch, after seconds of compiling per new batch size; training is unaffected
-    :param compile_training: run AGaLiTe's training form's element-wise work through ``torch.compile``
+    :param compile_training: run AGaLiTe's training form's chunk work through ``torch.compile``
         (:meth:`~sb3_rtx.cells.base.RecurrentCell.compile_training`): a faster training step on a CPU,
         after tens of seconds of compiling on the first update; other cells raise a ``ValueError``
     :param critic_init_scale: the critic head's first layer (the first ``vf`` layer of ``net_arch``, or

@@ -70,14 +70,16 @@ def test_gradients_equal_autograd_through_the_recurrence(group_elements, monkeyp
 
 
 @pytest.mark.filterwarnings("error:.*compile_training:RuntimeWarning")
-@pytest.mark.parametrize("saturated", [False, True])
-def test_compiled_kernels_equal_autograd_through_the_recurrence(saturated, monkeypatch):
-    """compiled=True (each group's element-wise work as the fused kernels of compiled_key_side):
-    outputs, the final state and the gradients of every factor and the incoming state equal
-    autograd through the recurrence, with each chunk split into row blocks and a padded last chunk;
-    with gates of 1 for three steps, the kernels' floored form (no gradient where the floor holds)."""
+@pytest.mark.parametrize(("saturated", "group_elements"), [(False, 3 * 8 * 15), (True, 3 * 8 * 15), (False, None), (True, 2 * 4 * 2 * 8 * 15)])
+def test_compiled_kernels_equal_autograd_through_the_recurrence(saturated, group_elements, monkeypatch):
+    """compiled=True (each group's whole work, the carry from chunk to chunk included, as the fused
+    kernels of compiled_key_side): outputs, the final state and the gradients of every factor and
+    the incoming state equal autograd through the recurrence, with each chunk split into row blocks,
+    with every chunk in one group and in groups of two chunks, and a padded last chunk; with gates
+    of 1 for three steps, the kernels' floored form (no gradient where the floor holds)."""
     needs_compiler()
-    monkeypatch.setattr(factored_attention, "GROUP_ELEMENTS", 3 * 8 * 15)
+    if group_elements is not None:
+        monkeypatch.setattr(factored_attention, "GROUP_ELEMENTS", group_elements)
     factors, weights, starts, state = random_inputs(21)
     if saturated:
         factors[4][3:6] = 1.0

@@ -62,11 +62,12 @@ class RecurrentCell(nn.Module, ABC):
         return self
 
     def compile_training(self, enabled: bool = True) -> RecurrentCell:
-        """Run the training form's element-wise work through ``torch.compile`` (AGaLiTe: the key
-        side's, :mod:`~sb3_rtx.cells.compiled_key_side`).
+        """Run the training form's chunk work through ``torch.compile`` (AGaLiTe: the key side's,
+        :mod:`~sb3_rtx.cells.compiled_key_side`).
 
-        On a CPU that work is a few dozen passes over wide tensors per chunk; compiled it is a few
-        fused loops per direction, and AGaLiTe's training step is faster (see the docs,
+        On a CPU that work is a few dozen passes over wide tensors per chunk; compiled it is one
+        fused kernel per group of chunks and direction, the carry from chunk to chunk included, and
+        AGaLiTe's training step is faster (see the docs,
         "Benchmarks"). The first training call compiles, which takes tens of seconds and needs a
         C++ compiler on CPU (inductor caches the kernels on disk for later processes); if compiling
         fails, a warning says why and training runs eagerly (calling this method again tries

@@ -38,12 +38,11 @@ gradient of its own).
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from sb3_rtx.cells.compiled_key_side import compiled_chunk_features, compiled_factor_gradients
+from sb3_rtx.cells.compiled_key_side import compiled_group_backward, compiled_group_forward
 from sb3_rtx.cells.scan import CHUNK_LEN, DECAY_FLOOR, GatedChunks, doubling_scan, launch_bound
 
 
@@ -73,8 +72,9 @@ def factored_gated_attention(
     :param starts: ``(T, B)`` episode starts (0/1)
     :param state: ``(B, H, J, A * D)`` state before the first step
     :param chunk_len: steps per chunk (see :data:`~sb3_rtx.cells.scan.LOG_DECAY_FLOOR` before raising it)
-    :param compiled: each group's element-wise work as the fused kernels of
-        :mod:`~sb3_rtx.cells.compiled_key_side` (``torch.compile``) instead of eager passes
+    :param compiled: each group's whole work (features, products, the carry between its chunks) as
+        the fused kernels of :mod:`~sb3_rtx.cells.compiled_key_side` (``torch.compile``) instead of
+        eager passes
     :return: ``out (T, B, H, J)`` and the final state ``(B, H, J, A * D)``
     """
     return _FactoredGatedAttention.apply(
@@ -176,19 +176,6 @@ class _ChunkFeatures:
         self.keys = outer(self.write_outer, self.write_inner).div_(self.inflate)  # K~ = w P_m / P_s
 
 
-class _CompiledChunkFeatures:
-    """What the chunk loops read of :class:`_ChunkFeatures`, from the fused kernel of
-    :mod:`~sb3_rtx.cells.compiled_key_side` (which keeps no other wide tensor)."""
-
-    def __init__(self, factors: tuple[torch.Tensor, ...], floored: bool) -> None:
-        self.queries, self.keys, self.at_middle, self.at_last = compiled_chunk_features(*factors, floored)
-
-
-def _features(factors: tuple[torch.Tensor, ...], middle: int, floored: bool, compiled: bool) -> Any:
-    """A group's chunk features, eager or from the fused kernel."""
-    return _CompiledChunkFeatures(factors, floored) if compiled else _ChunkFeatures(factors, middle, floored)
-
-
 def _eager_factor_gradients(
     chunk: _ChunkFeatures,
     factors: tuple[torch.Tensor, ...],
@@ -285,13 +272,24 @@ class _FactoredGatedAttention(torch.autograd.Function):
         out = state.new_empty((layout.n, rows, layout.length, n_values))
         zero = torch.zeros((), dtype=state.dtype, device=state.device)
         for group in _groups(layout, width, state.device):
-            chunk = _features(tuple(group(f) for f in factors), layout.length // 2, floored, compiled)
+            keeps = masks.keeps[group.first : group.end, group.rows]
+            if compiled:  # the group's whole work, carry included, as one fused kernel
+                group_out, after = compiled_group_forward(
+                    *(group(f) for f in factors),
+                    *(group(m) for m in (masks.weights, masks.pairs, masks.reads, masks.written)),
+                    keeps,
+                    boundaries[group.first, group.rows],
+                    floored,
+                )
+                group(out).copy_(group_out)
+                boundaries[group.first + 1 : group.end + 1, group.rows] = after
+                continue
+            chunk = _ChunkFeatures(tuple(group(f) for f in factors), layout.length // 2, floored)
             # what each chunk adds to the state by its end, over P_last: sum_s writes_s weights_s K~_s / P_m
             written = torch.bmm(group(masks.written).transpose(1, 2), chunk.keys).div_(chunk.at_middle)
             written, at_last = written.view(group.size, -1, n_values, width), chunk.at_last.view(group.size, -1, 1, width)
             # carry the state across the group's chunks: B_c+1 = P_last (keeps B_c + written)
             if launch_bound(state.device):  # as one scan: fewer ops than a step per chunk
-                keeps = masks.keeps[group.first : group.end, group.rows]
                 carried = doubling_scan(keeps * at_last, written.mul_(at_last), boundaries[group.first, group.rows])
                 boundaries[group.first + 1 : group.end + 1, group.rows] = carried
             else:
@@ -336,8 +334,23 @@ class _FactoredGatedAttention(torch.autograd.Function):
         upper = torch.ones(length, length, dtype=boundaries.dtype, device=boundaries.device).triu()
         for group in reversed(_groups(layout, width, boundaries.device)):
             group_factors = tuple(group(f) for f in factors)
-            chunk = _features(group_factors, length // 2, floored, compiled)
             d_out = group(grad_out)
+            if compiled:  # the group's whole backward, carry included, as one fused kernel
+                *grads, grad_state[group.rows] = compiled_group_backward(
+                    *group_factors,
+                    *(group(m) for m in (masks.weights, masks.pair_weights, masks.reads, masks.written)),
+                    masks.keeps[group.first : group.end, group.rows],
+                    boundaries[group.first : group.end, group.rows],
+                    boundaries[group.first + 1 : group.end + 1, group.rows],
+                    d_out,
+                    grad_state[group.rows],
+                    floored,
+                )
+                for (_, chunked), grad in zip(factor_grads, grads, strict=True):
+                    chunked[group.first : group.end, group.rows].copy_(grad.view(group.size, -1, length, grad.shape[-1]))
+                del grads
+                continue
+            chunk = _ChunkFeatures(group_factors, length // 2, floored)
             gate = torch.bmm(d_out, group(masks.weights).transpose(1, 2)).mul_(group(masks.pair_weights))
             d_read = d_out * group(masks.reads)
             before = chunk.at_middle * group(boundaries)
@@ -366,11 +379,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
             # d/dc_last of the chunk-end state, which is proportional to P_last
             d_last = (d_end * group(boundaries, shift=1)).sum(1, keepdim=True)
             del before, read_back, d_end, d_written
-            if compiled:
-                del chunk.queries, chunk.keys  # the fused kernel rebuilds what it needs from the factors
-                grads = compiled_factor_gradients(*group_factors, d_queries, d_keys, d_last, floored)
-            else:
-                grads = _eager_factor_gradients(chunk, group_factors, d_queries, d_keys, d_last, floored, upper)
+            grads = _eager_factor_gradients(chunk, group_factors, d_queries, d_keys, d_last, floored, upper)
             for (_, chunked), grad in zip(factor_grads, grads, strict=True):
                 chunked[group.first : group.end, group.rows].copy_(grad.view(group.size, -1, length, grad.shape[-1]))
             # free this group's wide tensors before the next group rebuilds its own (else both are live:
