@@ -57,17 +57,11 @@ class _Features(NamedTuple):
     at_last: torch.Tensor  # P_last
 
 
-def _features(
-    k_outer: torch.Tensor,
-    k_inner: torch.Tensor,
-    q_outer: torch.Tensor,
-    q_inner: torch.Tensor,
-    gate_outer: torch.Tensor,
-    gate_inner: torch.Tensor,
-    floored: bool,
-) -> _Features:
-    """The group's features from its ``(N, L, A)`` and ``(N, L, D)`` factors (the quantities of
+def _features(factors: tuple[torch.Tensor, ...], floored: bool) -> _Features:
+    """The group's features from its factors ``(k_outer, k_inner, q_outer, q_inner, gate_outer,
+    gate_inner)``, ``(N, L, A)`` and ``(N, L, D)`` (the quantities of
     :class:`~sb3_rtx.cells.factored_attention._ChunkFeatures`)."""
+    k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner = factors
     decay = 1.0 - _outer(gate_outer, gate_inner)
     if floored:
         decay = decay.clamp_min(DECAY_FLOOR)
@@ -87,12 +81,7 @@ def _features(
 
 
 def group_forward(
-    k_outer: torch.Tensor,
-    k_inner: torch.Tensor,
-    q_outer: torch.Tensor,
-    q_inner: torch.Tensor,
-    gate_outer: torch.Tensor,
-    gate_inner: torch.Tensor,
+    factors: tuple[torch.Tensor, ...],
     weights: torch.Tensor,
     pairs: torch.Tensor,
     reads: torch.Tensor,
@@ -103,7 +92,7 @@ def group_forward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A group's forward, ``C`` chunks of ``R`` rows (env-heads) each, rows ``N = C * R`` chunk-major.
 
-    :param k_outer, ..., gate_inner: ``(N, L, A)`` / ``(N, L, D)`` factors
+    :param factors: ``(k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner)``, ``(N, L, A)`` / ``(N, L, D)``
     :param weights: ``(N, L, J)`` value weights; ``written_weights`` the same where the write survives
         to the chunk's end
     :param pairs: ``(N, L, L)`` bool, step ``t`` reads step ``s``'s write; ``reads`` ``(N, L, 1)``, step
@@ -112,7 +101,7 @@ def group_forward(
     :param state: ``(R, J, F)``, the state entering the group's first chunk
     :return: the outputs ``(N, L, J)`` and the state after each chunk ``(C, R, J, F)``
     """
-    f = _features(k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, floored)
+    f = _features(factors, floored)
     chunks, rows = keeps.shape[:2]
     # outside the mask a product may be huge (P_t / P_s for s > t): where, not a multiplication by 0
     scores = torch.where(pairs, (f.queries.unsqueeze(2) * f.keys.unsqueeze(1)).sum(-1), 0.0)
@@ -134,12 +123,7 @@ def _outer_gradients(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tu
 
 
 def group_backward(
-    k_outer: torch.Tensor,
-    k_inner: torch.Tensor,
-    q_outer: torch.Tensor,
-    q_inner: torch.Tensor,
-    gate_outer: torch.Tensor,
-    gate_inner: torch.Tensor,
+    factors: tuple[torch.Tensor, ...],
     weights: torch.Tensor,
     pair_weights: torch.Tensor,
     reads: torch.Tensor,
@@ -160,7 +144,8 @@ def group_backward(
     :return: the six factors' gradients (in the factors' order) and the gradient of the state
         entering the group ``(R, J, F)``
     """
-    f = _features(k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner, floored)
+    k_outer, k_inner, q_outer, q_inner, gate_outer, gate_inner = factors
+    f = _features(factors, floored)
     chunks, rows = keeps.shape[:2]
     gate = (d_out.unsqueeze(2) * weights.unsqueeze(1)).sum(-1) * pair_weights  # G = mask (dout @ weights^T)
     d_read = d_out * reads

@@ -275,7 +275,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
             keeps = masks.keeps[group.first : group.end, group.rows]
             if compiled:  # the group's whole work, carry included, as one fused kernel
                 group_out, after = compiled_group_forward(
-                    *(group(f) for f in factors),
+                    tuple(group(f) for f in factors),
                     *(group(m) for m in (masks.weights, masks.pairs, masks.reads, masks.written)),
                     keeps,
                     boundaries[group.first, group.rows],
@@ -337,7 +337,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
             d_out = group(grad_out)
             if compiled:  # the group's whole backward, carry included, as one fused kernel
                 *grads, grad_state[group.rows] = compiled_group_backward(
-                    *group_factors,
+                    group_factors,
                     *(group(m) for m in (masks.weights, masks.pair_weights, masks.reads, masks.written)),
                     masks.keeps[group.first : group.end, group.rows],
                     boundaries[group.first : group.end, group.rows],
