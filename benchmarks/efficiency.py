@@ -15,10 +15,10 @@ eta 4, r 2; LSTM-64), with GTrXL at memory_len 32, 64, 128 and 256, it measures 
   (``torch.compile``, inductor with its C++ wrapper), both compiled so the comparison stays fair,
   with the seconds the first (compiling) step took. ``--no-compile`` skips it.
 * compiled training: the same two cells' training step again, compiled: AGaLiTe with
-  ``compile_training()`` (its key side's element-wise work as fused kernels), GTrXL M=128, which has
+  ``compile_training()`` (its key side's chunk work as fused kernels), GTrXL M=128, which has
   no compiled form in the library, with its whole forward through ``torch.compile`` (what a user
   could do; inductor fuses its element-wise ops and the backward's too), with the seconds the first
-  (compiling) step took. ``--no-compile`` skips it too.
+  (compiling) step took, and each compiled step's peak memory. ``--no-compile`` skips it too.
 
 How it measures:
 
@@ -346,6 +346,9 @@ def compiled_training_steps(device: torch.device, cells: dict, rows: dict, setti
         if cell.has_compiled_training and not cell.training_compiled:  # the warning said why
             print(f"{label}: torch.compile failed, compiled training not measured", flush=True)
             return {}
+        cell.zero_grad(set_to_none=True)  # gradients of earlier calls would count as live memory
+        rows[label]["train_compiled_peak_bytes"] = peak_bytes(step, device)
+        cell.zero_grad(set_to_none=True)
         steps[label + COMPILED_SUFFIX] = step
     return steps
 
@@ -357,7 +360,7 @@ def measure(device: torch.device, settings: Settings) -> list[dict]:
 
 
 RATIO_FIELDS = ("act_b1_ms", "act_b64_ms", "act_b1_flops", "state_bytes", "act_b64_peak_bytes", "train_ms", "train_peak_bytes")
-COMPILED_FIELDS = ("act_b1_compiled_ms", "act_b64_compiled_ms", "train_compiled_ms")
+COMPILED_FIELDS = ("act_b1_compiled_ms", "act_b64_compiled_ms", "train_compiled_ms", "train_compiled_peak_bytes")
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -474,6 +477,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     def compiled_train_ms(r: dict) -> str:
         return f"{r['train_compiled_ms']:.1f} ({r['compile_train_s']:.0f} s)" if "train_compiled_ms" in r else "-"
 
+    def compiled_train_peak(r: dict) -> str:
+        return f"{r['train_compiled_peak_bytes'] / 2**20:.1f}" if "train_compiled_peak_bytes" in r else "-"
+
     table = write_report(
         rows,
         args.out,
@@ -503,6 +509,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ("compiled B=64", ratio("act_b64_compiled_ms")),
             ("compiled train ms (compile)", compiled_train_ms),
             ("compiled train", ratio("train_compiled_ms")),
+            ("compiled train peak MiB", compiled_train_peak),
+            ("compiled train peak", ratio("train_compiled_peak_bytes")),
         ],
     )
     plot(rows, args.out / f"{name}.png")

@@ -59,7 +59,8 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
         assert "compiled act ms B=1" in text
         if any(shutil.which(compiler) for compiler in ("g++", "c++", "clang++")):  # inductor can compile
             # compiled acting ratio measured (--quick: at B=1 only), and the compiled training step's
-            assert re.search(r"\| 1\.00x \| - \| [0-9.]+ \([0-9]+ s\) \| 1\.00x \|$", reference_row), reference_row
+            # time and peak memory
+            assert re.search(r"\| 1\.00x \| - \| [0-9.]+ \([0-9]+ s\) \| 1\.00x \| [0-9.]+ \| 1\.00x \|$", reference_row), reference_row
 
 
 PLOTS = {
