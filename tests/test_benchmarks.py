@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("benchmarks.efficiency", "efficiency_quick.md"),
         ("benchmarks.op_count", "op_count_quick.md"),
         ("benchmarks.probes.flop_split", "flop_split_quick.md"),
+        ("benchmarks.probes.step_parts", "step_parts_quick.md"),
         ("benchmarks.zoo_scores", "zoo_scores_quick.md"),
         ("benchmarks.probes.state_precision", "state_precision_quick.md"),
         ("benchmarks.probes.recall_diagnostics", "recall_diagnostics_quick.md"),
