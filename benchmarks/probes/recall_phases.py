@@ -8,7 +8,7 @@ the actor answer with it?
 Outside PPO AGaLiTe learns Gaussian cue recall with many cues far sooner than the LSTM
 (``signal_budget --n-cues``); under PPO, with 16 or more cues, the LSTM starts sooner (docs,
 "Many cues"). This probe trains the memory suite's models on one of its CueRecall tasks, with its
-settings and seeds (RtxPPO's defaults: running advantage scale, GAE lambda 0.8), and every
+settings and seeds (RtxPPO's defaults: running advantage scale, GAE lambda 0.8, or ``--gae-lambda``), and every
 ``--every`` rollouts looks at the policy on ``HELD_OUT`` fresh episodes of the task (their own seeds,
 never a training or scoring seed):
 
@@ -99,13 +99,13 @@ def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> d
     )
 
 
-def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes: int) -> dict:
+def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes: int, gae_lambda: float = GAE_LAMBDA) -> dict:
     """One memory-suite run of ``model`` on ``task`` with its checks; its row."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
     base, added = VARIANTS.get(model, (model, {}))
-    spec = specs([base], [task], [seed], eval_episodes, timesteps=steps, gae_lambda=GAE_LAMBDA)[0]
+    spec = specs([base], [task], [seed], eval_episodes, timesteps=steps, gae_lambda=gae_lambda)[0]
     if added.get("activation_fn") == "relu":  # a class for SB3 (a string above: printable)
         added = dict(added, activation_fn=torch.nn.ReLU)
     spec = dataclasses.replace(spec, label=model, policy_kwargs=dict(spec.policy_kwargs, **added))
@@ -128,7 +128,16 @@ def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes:
     train_s = round(time.perf_counter() - start, 1)
     curve.append(dict(steps=agent.num_timesteps, **query_measures(agent.policy, observations, cues)))
     success, _ = final_score(agent, spec.env_id, spec.env_kwargs, seed, eval_episodes)  # the memory suite's score
-    row = dict(model=model, task=task, seed=seed, steps=steps, success=success, curve=curve, train_s=train_s)
+    row = dict(
+        model=model,
+        task=task,
+        seed=seed,
+        steps=steps,
+        gae_lambda=agent.gae_lambda,
+        success=success,
+        curve=curve,
+        train_s=train_s,
+    )
     print(
         f"{model:>12} {task} seed {seed}: success {success:.2f}, readable at {first_step(curve, 'readable', READABLE)}, "
         f"answered at {first_step(curve, 'answers', ANSWERED)}",
@@ -174,6 +183,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, default=None, help="default: the task's budget in the memory suite")
     parser.add_argument("--every", type=int, default=10, help="rollouts between checks")
+    parser.add_argument(
+        "--gae-lambda", type=float, default=GAE_LAMBDA, help=f"GAE lambda of every run (default: RtxPPO's {GAE_LAMBDA})"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
     parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -181,7 +193,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     steps, eval_episodes = args.steps or TASKS[args.task][2], EVAL_EPISODES
     if args.quick:
         args.models, args.seeds, steps, args.every, eval_episodes = ["AGaLiTe", "LSTM"], [0], 2 * N_ENVS * PPO["n_steps"], 1, 8
-    runs = [(m, args.task, s, steps, args.every, eval_episodes) for m in args.models for s in args.seeds]
+    runs = [(m, args.task, s, steps, args.every, eval_episodes, args.gae_lambda) for m in args.models for s in args.seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, *zip(*runs, strict=True)))
     name = "recall_phases_quick" if args.quick else "recall_phases"
@@ -190,7 +202,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for row in rows:
             runs_file.write(json.dumps(row) + "\n")
     n_cues = TASKS[args.task][1]["n_cues"]
-    settings = dict(PPO, gae_lambda=GAE_LAMBDA, normalize_advantage="running")
+    settings = dict(PPO, gae_lambda=args.gae_lambda, normalize_advantage="running")
     table = write_report(
         summary(rows, args.models),
         args.out,
