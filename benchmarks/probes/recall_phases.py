@@ -8,7 +8,8 @@ the actor answer with it?
 Outside PPO AGaLiTe learns Gaussian cue recall with many cues far sooner than the LSTM
 (``signal_budget --n-cues``); under PPO, with 16 or more cues, the LSTM starts sooner (docs,
 "Many cues"). This probe trains the memory suite's models on one of its CueRecall tasks, with its
-settings and seeds (RtxPPO's defaults: running advantage scale, GAE lambda 0.8, or ``--gae-lambda``), and every
+settings and seeds (RtxPPO's defaults: running advantage scale, GAE lambda 0.8, or ``--gae-lambda``;
+``--ent-coef`` for another entropy bonus), and every
 ``--every`` rollouts looks at the policy on ``HELD_OUT`` fresh episodes of the task (their own seeds,
 never a training or scoring seed):
 
@@ -99,8 +100,18 @@ def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> d
     )
 
 
-def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes: int, gae_lambda: float = GAE_LAMBDA) -> dict:
-    """One memory-suite run of ``model`` on ``task`` with its checks; its row."""
+def run(
+    model: str,
+    task: str,
+    seed: int,
+    steps: int,
+    every: int,
+    eval_episodes: int,
+    gae_lambda: float = GAE_LAMBDA,
+    ent_coef: float | None = None,
+) -> dict:
+    """One memory-suite run of ``model`` on ``task`` with its checks (``ent_coef``: the entropy bonus
+    instead of the suite's); its row."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -109,6 +120,8 @@ def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes:
     if added.get("activation_fn") == "relu":  # a class for SB3 (a string above: printable)
         added = dict(added, activation_fn=torch.nn.ReLU)
     spec = dataclasses.replace(spec, label=model, policy_kwargs=dict(spec.policy_kwargs, **added))
+    if ent_coef is not None:
+        spec = dataclasses.replace(spec, algo_kwargs=dict(spec.algo_kwargs, ent_coef=ent_coef))
     if spec.algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     agent = build_model(spec)
@@ -134,6 +147,7 @@ def run(model: str, task: str, seed: int, steps: int, every: int, eval_episodes:
         seed=seed,
         steps=steps,
         gae_lambda=agent.gae_lambda,
+        **({} if ent_coef is None else dict(ent_coef=agent.ent_coef)),
         success=success,
         curve=curve,
         train_s=train_s,
@@ -186,6 +200,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--gae-lambda", type=float, default=GAE_LAMBDA, help=f"GAE lambda of every run (default: RtxPPO's {GAE_LAMBDA})"
     )
+    parser.add_argument(
+        "--ent-coef", type=float, default=None, help=f"entropy bonus of every run (default: the suite's {PPO['ent_coef']})"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
     parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -193,7 +210,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     steps, eval_episodes = args.steps or TASKS[args.task][2], EVAL_EPISODES
     if args.quick:
         args.models, args.seeds, steps, args.every, eval_episodes = ["AGaLiTe", "LSTM"], [0], 2 * N_ENVS * PPO["n_steps"], 1, 8
-    runs = [(m, args.task, s, steps, args.every, eval_episodes, args.gae_lambda) for m in args.models for s in args.seeds]
+    runs = [
+        (m, args.task, s, steps, args.every, eval_episodes, args.gae_lambda, args.ent_coef)
+        for m in args.models
+        for s in args.seeds
+    ]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, *zip(*runs, strict=True)))
     name = "recall_phases_quick" if args.quick else "recall_phases"
@@ -203,6 +224,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             runs_file.write(json.dumps(row) + "\n")
     n_cues = TASKS[args.task][1]["n_cues"]
     settings = dict(PPO, gae_lambda=args.gae_lambda, normalize_advantage="running")
+    if args.ent_coef is not None:
+        settings["ent_coef"] = args.ent_coef
     table = write_report(
         summary(rows, args.models),
         args.out,
