@@ -9,7 +9,7 @@ Outside PPO AGaLiTe learns Gaussian cue recall with many cues far sooner than th
 (``signal_budget --n-cues``); under PPO, with 16 or more cues, the LSTM starts sooner (docs,
 "Many cues"). This probe trains the memory suite's models on one of its CueRecall tasks, with its
 settings and seeds (RtxPPO's defaults: running advantage scale, GAE lambda 0.8, or ``--gae-lambda``;
-``--ent-coef`` for another entropy bonus), and every
+``--ent-coef`` / ``--n-epochs`` for another entropy bonus or number of epochs), and every
 ``--every`` rollouts looks at the policy on ``HELD_OUT`` fresh episodes of the task (their own seeds,
 never a training or scoring seed):
 
@@ -64,6 +64,8 @@ READABLE, ANSWERED = 0.9, 0.9
 EVAL_EPISODES = 96
 #: probe-local variants: label -> (the memory suite's model, policy keywords added); ``"relu"`` heads
 #: are SB3's hidden layers with ``nn.ReLU`` instead of tanh (no unit saturates)
+#: PPO settings a run may take instead of the suite's (one change at a time), with their types
+OVERRIDABLE: dict[str, type] = {"ent_coef": float, "n_epochs": int}
 VARIANTS: dict[str, tuple[str, dict]] = {"AGaLiTe (relu heads)": ("AGaLiTe", dict(activation_fn="relu"))}
 
 
@@ -108,10 +110,10 @@ def run(
     every: int,
     eval_episodes: int,
     gae_lambda: float = GAE_LAMBDA,
-    ent_coef: float | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict:
-    """One memory-suite run of ``model`` on ``task`` with its checks (``ent_coef``: the entropy bonus
-    instead of the suite's); its row."""
+    """One memory-suite run of ``model`` on ``task`` with its checks (``overrides``: PPO settings
+    instead of the suite's, :data:`OVERRIDABLE`); its row."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -120,8 +122,8 @@ def run(
     if added.get("activation_fn") == "relu":  # a class for SB3 (a string above: printable)
         added = dict(added, activation_fn=torch.nn.ReLU)
     spec = dataclasses.replace(spec, label=model, policy_kwargs=dict(spec.policy_kwargs, **added))
-    if ent_coef is not None:
-        spec = dataclasses.replace(spec, algo_kwargs=dict(spec.algo_kwargs, ent_coef=ent_coef))
+    overrides = overrides or {}
+    spec = dataclasses.replace(spec, algo_kwargs=dict(spec.algo_kwargs, **overrides))
     if spec.algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     agent = build_model(spec)
@@ -147,7 +149,7 @@ def run(
         seed=seed,
         steps=steps,
         gae_lambda=agent.gae_lambda,
-        **({} if ent_coef is None else dict(ent_coef=agent.ent_coef)),
+        **{key: getattr(agent, key) for key in overrides},  # as the model has them
         success=success,
         curve=curve,
         train_s=train_s,
@@ -200,18 +202,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--gae-lambda", type=float, default=GAE_LAMBDA, help=f"GAE lambda of every run (default: RtxPPO's {GAE_LAMBDA})"
     )
-    parser.add_argument(
-        "--ent-coef", type=float, default=None, help=f"entropy bonus of every run (default: the suite's {PPO['ent_coef']})"
-    )
+    for key, kind in OVERRIDABLE.items():
+        flag = "--" + key.replace("_", "-")
+        parser.add_argument(flag, type=kind, default=None, help=f"{key} of every run (default: the suite's {PPO[key]})")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
     parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    overrides = {key: getattr(args, key) for key in OVERRIDABLE if getattr(args, key) is not None}
     steps, eval_episodes = args.steps or TASKS[args.task][2], EVAL_EPISODES
     if args.quick:
         args.models, args.seeds, steps, args.every, eval_episodes = ["AGaLiTe", "LSTM"], [0], 2 * N_ENVS * PPO["n_steps"], 1, 8
     runs = [
-        (m, args.task, s, steps, args.every, eval_episodes, args.gae_lambda, args.ent_coef)
+        (m, args.task, s, steps, args.every, eval_episodes, args.gae_lambda, overrides)
         for m in args.models
         for s in args.seeds
     ]
@@ -224,8 +227,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             runs_file.write(json.dumps(row) + "\n")
     n_cues = TASKS[args.task][1]["n_cues"]
     settings = dict(PPO, gae_lambda=args.gae_lambda, normalize_advantage="running")
-    if args.ent_coef is not None:
-        settings["ent_coef"] = args.ent_coef
+    settings.update(overrides)
     table = write_report(
         summary(rows, args.models),
         args.out,
