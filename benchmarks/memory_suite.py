@@ -188,7 +188,7 @@ TASKS: dict[str, tuple[str, dict, int, Any]] = {
     # a development-side probe task in neither set: the development set's Gaussian recall with many cues,
     # to ask on the development side what the test set's 16 cues show (docs/investigation.md, "Many cues")
     "gauss-recall-32cues": ("sb3_rtx/CueRecall-v0", dict(GAUSSIAN, n_cues=32, delay=8), 400_000, 1 / 32),
-    # and with 24 cues, between the test set's 16 and the 32 above, where neither model learns
+    # and with 24 cues, between the test set's 16 and the 32 above (where neither model learns)
     "gauss-recall-24cues": ("sb3_rtx/CueRecall-v0", dict(GAUSSIAN, n_cues=24, delay=8), 400_000, 1 / 24),
     # the test set's (see SETS)
     "gauss8-recall-16": ("sb3_rtx/CueRecall-v0", dict(GAUSSIAN, noise_dims=8, n_cues=8, delay=16), 300_000, 0.125),

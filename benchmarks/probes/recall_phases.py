@@ -62,10 +62,10 @@ DEFAULT_TASK = "gauss-recall-32cues"
 HELD_OUT, HELD_OUT_SEED = 2048, 30_000
 READABLE, ANSWERED = 0.9, 0.9
 EVAL_EPISODES = 96
-#: probe-local variants: label -> (the memory suite's model, policy keywords added); ``"relu"`` heads
-#: are SB3's hidden layers with ``nn.ReLU`` instead of tanh (no unit saturates)
 #: PPO settings a run may take instead of the suite's (one change at a time), with their types
 OVERRIDABLE: dict[str, type] = {"ent_coef": float, "n_epochs": int}
+#: probe-local variants: label -> (the memory suite's model, policy keywords added); ``"relu"`` heads
+#: are SB3's hidden layers with ``nn.ReLU`` instead of tanh (no unit saturates)
 VARIANTS: dict[str, tuple[str, dict]] = {"AGaLiTe (relu heads)": ("AGaLiTe", dict(activation_fn="relu"))}
 
 

@@ -83,7 +83,7 @@ def measure(sizes: tuple[str, ...], rounds: int) -> list[dict]:
     torch.set_num_threads(1)
     rows = []
     for size in sizes:
-        cells = dict((label, cell) for _, label, cell in seeded_cells((size,), ("AGaLiTe", REFERENCE)))
+        cells = {label: cell for _, label, cell in seeded_cells((size,), ("AGaLiTe", REFERENCE))}
         forms = {"eager": cells["AGaLiTe"], "compile_training": copy.deepcopy(cells["AGaLiTe"]).compile_training()}
         steps: dict[str, Callable[[], None]] = {
             form: training_step(cell, torch.device("cpu"), SEQ_LEN, BATCH) for form, cell in forms.items()
@@ -107,7 +107,7 @@ def measure(sizes: tuple[str, ...], rounds: int) -> list[dict]:
                     parts[form]["rest"].append(totals[form][-1] - sum(spent.values()))
         reference_ms = 1e3 * statistics.median(totals[REFERENCE])
         for form in (*forms, REFERENCE):
-            row: dict = {"size": size, "form": form if form != REFERENCE else REFERENCE}
+            row: dict = {"size": size, "form": form}
             row["step_ms"] = 1e3 * statistics.median(totals[form])
             row["ratio"] = row["step_ms"] / reference_ms
             for key, values in parts.get(form, {}).items():
