@@ -225,14 +225,15 @@ def test_recall_phases_probe_looks_only_at_development_side_tasks(capsys):
 
 
 def test_recall_phases_gae_lambda_and_entropy_bonus_reach_the_runs(tmp_path):
-    """``--gae-lambda``, ``--ent-coef`` and ``--n-epochs``: every run's model trains with them (read
+    """``--gae-lambda``, ``--ent-coef``, ``--n-epochs`` and ``--learning-rate``: every run's model trains with them (read
     back from the model), and the table says so."""
     from benchmarks.probes.recall_phases import main
 
-    rows = main(["--quick", "--gae-lambda", "0.5", "--ent-coef", "0.0", "--n-epochs", "2", "--out", str(tmp_path)])
-    assert [(row["gae_lambda"], row["ent_coef"], row["n_epochs"]) for row in rows] == [(0.5, 0.0, 2), (0.5, 0.0, 2)]
+    rows = main(["--quick", "--gae-lambda", "0.5", "--ent-coef", "0.0", "--n-epochs", "2", "--learning-rate", "1e-4",
+                 "--out", str(tmp_path)])  # fmt: skip
+    assert [(row["gae_lambda"], row["ent_coef"], row["n_epochs"], row["learning_rate"]) for row in rows] == [(0.5, 0.0, 2, 1e-4)] * 2
     text = (tmp_path / "recall_phases_quick.md").read_text()
-    assert "'gae_lambda': 0.5" in text and "'ent_coef': 0.0" in text and "'n_epochs': 2" in text
+    assert "'gae_lambda': 0.5" in text and "'ent_coef': 0.0" in text and "'n_epochs': 2" in text and "'learning_rate': 0.0001" in text
 
 
 def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tmp_path):

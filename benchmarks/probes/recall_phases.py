@@ -9,7 +9,8 @@ Outside PPO AGaLiTe learns Gaussian cue recall with many cues far sooner than th
 (``signal_budget --n-cues``); under PPO, with 16 or more cues, the LSTM starts sooner (docs,
 "Many cues"). This probe trains the memory suite's models on one of its CueRecall tasks, with its
 settings and seeds (RtxPPO's defaults: running advantage scale, GAE lambda 0.8, or ``--gae-lambda``;
-``--ent-coef`` / ``--n-epochs`` for another entropy bonus or number of epochs), and every
+``--ent-coef`` / ``--n-epochs`` / ``--learning-rate`` for another entropy bonus, number of epochs or
+learning rate), and every
 ``--every`` rollouts looks at the policy on ``HELD_OUT`` fresh episodes of the task (their own seeds,
 never a training or scoring seed):
 
@@ -63,7 +64,7 @@ HELD_OUT, HELD_OUT_SEED = 2048, 30_000
 READABLE, ANSWERED = 0.9, 0.9
 EVAL_EPISODES = 96
 #: PPO settings a run may take instead of the suite's (one change at a time), with their types
-OVERRIDABLE: dict[str, type] = {"ent_coef": float, "n_epochs": int}
+OVERRIDABLE: dict[str, type] = {"ent_coef": float, "n_epochs": int, "learning_rate": float}
 #: probe-local variants: label -> (the memory suite's model, policy keywords added); ``"relu"`` heads
 #: are SB3's hidden layers with ``nn.ReLU`` instead of tanh (no unit saturates)
 VARIANTS: dict[str, tuple[str, dict]] = {"AGaLiTe (relu heads)": ("AGaLiTe", dict(activation_fn="relu"))}
