@@ -231,9 +231,30 @@ def test_recall_phases_gae_lambda_and_entropy_bonus_reach_the_runs(tmp_path):
 
     rows = main(["--quick", "--gae-lambda", "0.5", "--ent-coef", "0.0", "--n-epochs", "2", "--learning-rate", "1e-4",
                  "--out", str(tmp_path)])  # fmt: skip
-    assert [(row["gae_lambda"], row["ent_coef"], row["n_epochs"], row["learning_rate"]) for row in rows] == [(0.5, 0.0, 2, 1e-4)] * 2
+    settings = [(row["gae_lambda"], row["ent_coef"], row["n_epochs"], row["learning_rate"]) for row in rows]
+    assert settings == [(0.5, 0.0, 2, 1e-4)] * 2
     text = (tmp_path / "recall_phases_quick.md").read_text()
-    assert "'gae_lambda': 0.5" in text and "'ent_coef': 0.0" in text and "'n_epochs': 2" in text and "'learning_rate': 0.0001" in text
+    for setting in ("'gae_lambda': 0.5", "'ent_coef': 0.0", "'n_epochs': 2", "'learning_rate': 0.0001"):
+        assert setting in text
+
+
+def test_recall_phases_actor_input_scale_reaches_the_actor_only():
+    """``AGaLiTe (actor reads output x0.2)``: the actor's logits are those of the output times 0.2,
+    the critic's value that of the output as it is."""
+    import gymnasium as gym
+    import torch
+
+    from benchmarks.probes.tmaze_phases import scale_actor_input
+    from sb3_rtx import RtxPPO
+
+    model = RtxPPO("MlpRtxPolicy", gym.make("sb3_rtx/CueRecall-v0"), n_steps=16, batch_size=16, seed=0)
+    policy, latent = model.policy, torch.randn(5, model.policy.cell_actor.output_dim)
+    with torch.no_grad():
+        logits_of_scaled = policy.action_net(policy.mlp_extractor.forward_actor(0.2 * latent))
+        value = policy.value_net(policy.mlp_extractor.forward_critic(latent))
+        scale_actor_input(policy, 0.2)
+        assert torch.allclose(policy.action_net(policy.mlp_extractor.forward_actor(latent)), logits_of_scaled)
+        assert torch.equal(policy.value_net(policy.mlp_extractor.forward_critic(latent)), value)
 
 
 def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tmp_path):

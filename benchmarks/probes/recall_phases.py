@@ -27,7 +27,8 @@ never a training or scoring seed):
 
 Models: the memory suite's RtxPPO models, by label, and probe-local variants of them
 (:data:`VARIANTS`): ``AGaLiTe (relu heads)``, the default with the heads' hidden layers relu
-(``activation_fn=nn.ReLU``) instead of SB3's tanh.
+(``activation_fn=nn.ReLU``) instead of SB3's tanh; ``AGaLiTe (actor reads output x0.2)``, the
+default whose actor head reads the cell's output times 0.2 (the critic's head reads it as it is).
 
 The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
 (the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at
@@ -51,7 +52,14 @@ import numpy as np
 
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
 from benchmarks.probes.signal_budget import EpisodeStream
-from benchmarks.probes.tmaze_phases import SATURATED, actor_saturated, first_step, thousands
+from benchmarks.probes.tmaze_phases import (
+    ACTOR_INPUT_SCALE,
+    SATURATED,
+    actor_saturated,
+    first_step,
+    scale_actor_input,
+    thousands,
+)
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, build_model, final_score
 
@@ -67,7 +75,11 @@ EVAL_EPISODES = 96
 OVERRIDABLE: dict[str, type] = {"ent_coef": float, "n_epochs": int, "learning_rate": float}
 #: probe-local variants: label -> (the memory suite's model, policy keywords added); ``"relu"`` heads
 #: are SB3's hidden layers with ``nn.ReLU`` instead of tanh (no unit saturates)
-VARIANTS: dict[str, tuple[str, dict]] = {"AGaLiTe (relu heads)": ("AGaLiTe", dict(activation_fn="relu"))}
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "AGaLiTe (relu heads)": ("AGaLiTe", dict(activation_fn="relu")),
+    **{label: ("AGaLiTe", {}) for label in ACTOR_INPUT_SCALE},
+}
+
 
 
 def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> dict[str, float]:
@@ -128,6 +140,8 @@ def run(
     if spec.algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     agent = build_model(spec)
+    if model in ACTOR_INPUT_SCALE:
+        scale_actor_input(agent.policy, ACTOR_INPUT_SCALE[model])
     observations, cues = EpisodeStream(spec.env_kwargs["delay"], HELD_OUT_SEED + seed, spec.env_kwargs).take(HELD_OUT)
     curve = [dict(steps=0, **query_measures(agent.policy, observations, cues))]
 

@@ -53,7 +53,8 @@ value head (first layer x0.04, its input's gradient stopped) whose value is PPO'
 the default head, which is fitted to the returns too and alone teaches the cell;
 ``AGaLiTe (dual critic, both gradients)``, the same with the quiet head's gradient reaching the cell
 too; ``AGaLiTe (critic input gain learned from 1)``, the critic's head reading the output times a
-learned scalar that starts at 1. All but two (``vf_coef``, ``value_init_scale``) are edited into the
+learned scalar that starts at 1; ``AGaLiTe (actor reads output x0.2)``, the actor's head reading the
+output times 0.2, the critic's reading it as it is. All but two (``vf_coef``, ``value_init_scale``) are edited into the
 built models, not options of the library.
 """
 
@@ -122,6 +123,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the critic's head reads the cell's output times a learned scalar starting at 1: the default's start
     # (its saturated head, its gradient into the memory), free to learn a quieter input where that pays
     "AGaLiTe (critic input gain learned from 1)": ("AGaLiTe", {}),
+    # the actor's head reads the cell's output x0.2, the critic's as it is (see ACTOR_INPUT_SCALE)
+    "AGaLiTe (actor reads output x0.2)": ("AGaLiTe", {}),
 }
 
 
@@ -236,6 +239,20 @@ CRITIC_INPUT_SCALE = {
     "AGaLiTe (critic gradient stopped)": (1.0, 0.0),
     "AGaLiTe (critic reads output x0.04, cell gradient kept)": (0.04, 1.0),
 }
+
+
+#: variants whose actor head reads the cell's output times a constant while the critic's reads it as it
+#: is: 0.2 is GTrXL's output size, so an Adam step on the actor's first layer moves its output a fifth
+#: as far, and the critic, whose gradient teaches the memory T-Maze's cue, keeps the default's view
+ACTOR_INPUT_SCALE: dict[str, float] = {"AGaLiTe (actor reads output x0.2)": 0.2}
+
+
+def scale_actor_input(policy: Any, scale: float) -> None:
+    """The actor head's first layer reads its input times ``scale`` (the product's gradient flows back)."""
+    from torch.nn import functional as F
+
+    first = policy.mlp_extractor.policy_net[0]
+    first.forward = lambda x: F.linear(x * scale, first.weight, first.bias)
 
 
 def edit_critic(agent: Any, model: str) -> None:
@@ -436,6 +453,8 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
         scale_reads(agent, READ_LAYER_SCALE[model])
     centre = OutputCentre(agent) if model in CENTRED else None
     edit_critic(agent, model)
+    if model in ACTOR_INPUT_SCALE:
+        scale_actor_input(agent.policy, ACTOR_INPUT_SCALE[model])
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
