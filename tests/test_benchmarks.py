@@ -224,9 +224,9 @@ def test_recall_phases_probe_looks_only_at_development_side_tasks(capsys):
     assert "invalid choice: 'gauss-recall-16cues'" in capsys.readouterr().err
 
 
-def test_recall_phases_gae_lambda_and_entropy_bonus_reach_the_runs(tmp_path):
-    """``--gae-lambda``, ``--ent-coef``, ``--n-epochs`` and ``--learning-rate``: every run's model trains with them (read
-    back from the model), and the table says so."""
+def test_recall_phases_ppo_overrides_reach_the_runs(tmp_path):
+    """``--gae-lambda``, ``--ent-coef``, ``--n-epochs`` and ``--learning-rate``: every run's model
+    trains with them (read back from the model), and the table says so."""
     from benchmarks.probes.recall_phases import main
 
     rows = main(["--quick", "--gae-lambda", "0.5", "--ent-coef", "0.0", "--n-epochs", "2", "--learning-rate", "1e-4",
@@ -238,7 +238,7 @@ def test_recall_phases_gae_lambda_and_entropy_bonus_reach_the_runs(tmp_path):
         assert setting in text
 
 
-def test_recall_phases_actor_input_scale_reaches_the_actor_only():
+def test_actor_input_scale_reaches_the_actor_only():
     """``AGaLiTe (actor reads output x0.2)``: the actor's logits are those of the output times 0.2,
     the critic's value that of the output as it is."""
     import gymnasium as gym

@@ -81,7 +81,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 
 
-
 def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> dict[str, float]:
     """The module docstring's measures on whole episodes ``(T, n, d)`` with their cues ``(n,)``."""
     import torch

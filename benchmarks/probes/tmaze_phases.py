@@ -54,8 +54,8 @@ the default head, which is fitted to the returns too and alone teaches the cell;
 ``AGaLiTe (dual critic, both gradients)``, the same with the quiet head's gradient reaching the cell
 too; ``AGaLiTe (critic input gain learned from 1)``, the critic's head reading the output times a
 learned scalar that starts at 1; ``AGaLiTe (actor reads output x0.2)``, the actor's head reading the
-output times 0.2, the critic's reading it as it is. All but two (``vf_coef``, ``value_init_scale``) are edited into the
-built models, not options of the library.
+output times 0.2, the critic's reading it as it is. All but two (``vf_coef``, ``value_init_scale``)
+are edited into the built models, not options of the library.
 """
 
 from __future__ import annotations
@@ -248,11 +248,9 @@ ACTOR_INPUT_SCALE: dict[str, float] = {"AGaLiTe (actor reads output x0.2)": 0.2}
 
 
 def scale_actor_input(policy: Any, scale: float) -> None:
-    """The actor head's first layer reads its input times ``scale`` (the product's gradient flows back)."""
-    from torch.nn import functional as F
-
-    first = policy.mlp_extractor.policy_net[0]
-    first.forward = lambda x: F.linear(x * scale, first.weight, first.bias)
+    """The actor head's first layer reads its input times ``scale`` (the plain product's gradient flows
+    back); its first layer, not the whole head, so that :func:`actor_saturated` sees what it computes."""
+    scale_module_input(policy.mlp_extractor.policy_net[0], scale, scale)
 
 
 def edit_critic(agent: Any, model: str) -> None:
@@ -275,6 +273,11 @@ def edit_critic(agent: Any, model: str) -> None:
 def scale_critic_input(agent: Any, forward: float, backward: float) -> None:
     """The critic's head reads the cell's output times ``forward``; the gradient it sends back into the
     cell is its gradient times ``backward`` (``backward == forward``: the plain product's gradient)."""
+    scale_module_input(agent.policy.mlp_extractor.value_net, forward, backward)
+
+
+def scale_module_input(module: Any, forward: float, backward: float) -> None:
+    """``module`` reads its input times ``forward`` and passes back its input's gradient times ``backward``."""
     import torch
 
     class Scaled(torch.autograd.Function):
@@ -286,9 +289,8 @@ def scale_critic_input(agent: Any, forward: float, backward: float) -> None:
         def backward(ctx, grad):
             return grad * backward
 
-    value_net = agent.policy.mlp_extractor.value_net
-    forward_pass = value_net.forward
-    value_net.forward = lambda x: forward_pass(Scaled.apply(x))
+    forward_pass = module.forward
+    module.forward = lambda x: forward_pass(Scaled.apply(x))
 
 
 class OutputCentre:
