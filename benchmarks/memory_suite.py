@@ -51,8 +51,9 @@ GAE_LAMBDA: float = inspect.signature(RtxPPO).parameters["gae_lambda"].default
 
 
 def _agalite(shared_cell: bool = True, value_init_scale: float = 1.0, **choices: Any) -> tuple[str, str, dict]:
-    """An AGaLiTe variant of the suite. Each was measured against the default of its time, whose value
-    output started at SB3's initialisation (``value_init_scale=1``) until the fifteenth cause, and whose
+    """An AGaLiTe variant of the suite. Each was measured against the default of its time, whose actor
+    head read the cell's output as it is (``actor_input_scale=1``) until the sixteenth cause, whose value
+    output started at SB3's initialisation (``value_init_scale=1``) until the fifteenth, and whose
     gates started with one span per head (``gate_init="per_head"``) from the eighth cause until
     ``"long_first"``: the variants keep those starts unless they name their own, so a label means what
     it measured (and its runs keep their keys). The paper's variant keeps its own start."""
@@ -62,6 +63,7 @@ def _agalite(shared_cell: bool = True, value_init_scale: float = 1.0, **choices:
     if not shared_cell:
         policy_kwargs["shared_cell"] = False
     policy_kwargs["value_init_scale"] = value_init_scale
+    policy_kwargs["actor_input_scale"] = 1.0
     return "RtxPPO", "MlpRtxPolicy", policy_kwargs
 
 
@@ -119,10 +121,13 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # today's defaults with a cell of the critic's own (RecurrentPPO's default has one: enable_critic_lstm)
     "AGaLiTe (own critic cell)": _agalite(shared_cell=False),
     "LSTM (own critic cell)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["LSTM"][2], shared_cell=False)),
-    # the same under today's starts (the label above keeps the starts it was measured with): the
-    # memory taught by the actor alone (benchmarks/probes/recall_phases.py, many cues)
+    # the same under the fifteenth cause's starts (the label above keeps the starts it was measured with;
+    # the actor's head reading the output as it is): the memory taught by the actor alone
+    # (benchmarks/probes/recall_phases.py, many cues)
     "AGaLiTe (own critic cell, default starts)": (
-        "RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["AGaLiTe"][2], shared_cell=False),
+        "RtxPPO",
+        "MlpRtxPolicy",
+        dict(LEARNING_MODELS["AGaLiTe"][2], shared_cell=False, actor_input_scale=1.0),
     ),
     # the cell's output times a fixed 0.04: the LSTM's output size at the start over AGaLiTe's (0.046 / 1.22,
     # benchmarks/probes/pendulum_control.py), so the heads start where they do behind the LSTM
@@ -157,6 +162,11 @@ MODELS: dict[str, tuple[str, str, dict]] = {
         "MlpRtxPolicy",
         dict(cell="gtrxl", cell_kwargs=dict(LEARNING_MODELS["GTrXL"][2]["cell_kwargs"], memory_input="observation")),
     ),
+    # the default of the fifteenth cause whose actor head reads the cell's output times 0.2 (the critic's
+    # reads it as it is): each update moves the policy less behind the loud output (the tmaze_phases and
+    # recall_phases probes); AGaLiTe's default since (the sixteenth cause), and that default before it
+    "AGaLiTe (actor input x0.2)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["AGaLiTe"][2], actor_input_scale=0.2)),
+    "AGaLiTe (actor input x1)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["AGaLiTe"][2], actor_input_scale=1.0)),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 

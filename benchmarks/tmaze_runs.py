@@ -86,32 +86,36 @@ class RunSpec:
 
 
 @lru_cache(maxsize=None)
-def _resolved_cell_kwargs(cell: str, cell_kwargs_json: str) -> tuple[str, float]:
-    """The cell's keywords with every choice resolved, and the policy's default value start behind it."""
+def _resolved_cell_kwargs(cell: str, cell_kwargs_json: str) -> tuple[str, dict[str, float]]:
+    """The cell's keywords with every choice resolved, and the policy's defaults that depend on the
+    cell (the value output's start, the actor's input scale) behind it."""
     from sb3_rtx.cells import make_cell
-    from sb3_rtx.policies import default_value_init_scale
+    from sb3_rtx.policies import default_actor_input_scale, default_value_init_scale
 
     cell_kwargs = json.loads(cell_kwargs_json)
     built = make_cell(cell, 1, **cell_kwargs)
-    return json.dumps({**cell_kwargs, **built.recorded_choices()}, sort_keys=True), default_value_init_scale(built)
+    defaults = dict(value_init_scale=default_value_init_scale(built), actor_input_scale=default_actor_input_scale(built))
+    return json.dumps({**cell_kwargs, **built.recorded_choices()}, sort_keys=True), defaults
 
 
 def resolved_policy_kwargs(algo: str, policy_kwargs: dict) -> dict:
     """RtxPPO's policy keywords with the cell, its keywords (the policy's default size if none) and
     every choice the cell resolves made explicit, as a saved model records them; the value output's
-    start (given, or the cell's default) too where it is not SB3's, so the runs made at SB3's start
-    before AGaLiTe's default changed keep their keys and never match a run under today's default."""
+    start and the actor's input scale (given, or the cell's default) too where they are not 1, so the
+    runs made at 1 before AGaLiTe's defaults changed keep their keys and never match a run under
+    today's defaults."""
     if algo != "RtxPPO":
         return policy_kwargs
     from sb3_rtx.policies import DEFAULT_CELL_KWARGS
 
     cell = policy_kwargs.get("cell", "agalite")
     cell_kwargs = policy_kwargs.get("cell_kwargs", DEFAULT_CELL_KWARGS.get(cell, {}))
-    resolved_json, value_scale = _resolved_cell_kwargs(cell, json.dumps(cell_kwargs, sort_keys=True))
+    resolved_json, defaults = _resolved_cell_kwargs(cell, json.dumps(cell_kwargs, sort_keys=True))
     resolved = {**policy_kwargs, "cell": cell, "cell_kwargs": json.loads(resolved_json)}
-    value_scale = float(resolved.pop("value_init_scale", value_scale))
-    if value_scale != 1.0:  # SB3's start is left out: the runs made before the keyword existed match
-        resolved["value_init_scale"] = value_scale
+    for keyword, default in defaults.items():
+        scale = float(resolved.pop(keyword, default))
+        if scale != 1.0:  # 1 is left out: the runs made before the keyword existed match
+            resolved[keyword] = scale
     return resolved
 
 

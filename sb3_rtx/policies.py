@@ -55,6 +55,19 @@ DEFAULT_CELL_KWARGS: dict[str, dict[str, Any]] = {
 }
 
 
+def _is_default_agalite(cell: RecurrentCell) -> bool:
+    return cell.name == "agalite" and getattr(cell, "variant", None) == "default"
+
+
+def default_actor_input_scale(cell: RecurrentCell) -> float:
+    """What the actor's head reads the cell's output times when ``actor_input_scale`` is not given: 0.2
+    behind AGaLiTe's default variant, whose output is about unit size per feature (26 times an LSTM's),
+    so that the same learning rate moves its policy about as far per update as behind a quieter cell
+    (docs, "How the defaults were found", "The actor's quieter input"); 1 behind every other cell,
+    where it was not measured, and behind the paper's variant, which stays as published."""
+    return 0.2 if _is_default_agalite(cell) else 1.0
+
+
 def default_value_init_scale(cell: RecurrentCell) -> float:
     """What the value output layer starts at, times SB3's initialisation, when ``value_init_scale`` is
     not given: 0 behind AGaLiTe's default variant, whose output starts at about unit size per feature,
@@ -62,7 +75,7 @@ def default_value_init_scale(cell: RecurrentCell) -> float:
     noise a function of the noise, as large as a whole episode's return (docs, "How the defaults were
     found", "The value's start and noisy recall"); 1 (SB3's) behind every other cell, where it was
     not measured, and behind the paper's variant, which stays as published."""
-    return 0.0 if cell.name == "agalite" and getattr(cell, "variant", None) == "default" else 1.0
+    return 0.0 if _is_default_agalite(cell) else 1.0
 
 
 def check_finite_observation(obs: PyTorchObs) -> None:
@@ -104,6 +117,12 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         exactly 0, while the critic's hidden layers keep their start); ``None`` (default) takes
         :func:`default_value_init_scale` of the cell: 0 for AGaLiTe's default variant, 1 (SB3's) for
         every other cell
+    :param actor_input_scale: the actor's head (its ``pi`` layers of ``net_arch``, then the action
+        output) reads the cell's output times this factor; the critic's head reads it as it is (1:
+        both read the same). A plain product, so the gradient the actor sends back into the cell is
+        scaled alike. Smaller makes each update move the policy less behind a cell whose output is
+        large. ``None`` (default) takes :func:`default_actor_input_scale` of the cell: 0.2 for
+        AGaLiTe's default variant, 1 for every other cell
     """
 
     def __init__(
@@ -132,9 +151,14 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         compile_training: bool = False,
         critic_init_scale: float = 1.0,
         value_init_scale: float | None = None,
+        actor_input_scale: float | None = None,
     ):
         self.cell_name = cell
         check_positive_number(type(self).__name__, critic_init_scale=critic_init_scale)
+        if actor_input_scale is not None:
+            check_positive_number(type(self).__name__, actor_input_scale=actor_input_scale)
+        # None until the cell is built: its default depends on the cell (default_actor_input_scale)
+        self.actor_input_scale: float | None = None if actor_input_scale is None else float(actor_input_scale)
         self.critic_init_scale = float(critic_init_scale)
         if value_init_scale is not None:
             check_positive_number(type(self).__name__, zero_allowed=True, value_init_scale=value_init_scale)
@@ -198,7 +222,10 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
             first = layers[0] if layers else self.value_net
             with torch.no_grad():
                 first.weight.mul_(self.critic_init_scale)
-        if self.value_init_scale is None:  # the cell's default, now that super()._build has built it
+        # the cell's defaults, now that super()._build has built it
+        if self.actor_input_scale is None:
+            self.actor_input_scale = default_actor_input_scale(self.cell_actor)
+        if self.value_init_scale is None:
             self.value_init_scale = default_value_init_scale(self.cell_actor)
         if self.value_init_scale != 1.0:
             with torch.no_grad():  # SB3 starts the bias at 0
@@ -214,6 +241,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
             compile_training=self.compile_training,
             critic_init_scale=self.critic_init_scale,
             value_init_scale=self.value_init_scale,
+            actor_input_scale=self.actor_input_scale,
         )
         return data
 
@@ -300,13 +328,20 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         latent_vf, new_critic = self._run_cell(self.cell_critic, vf_features, critic_state, episode_starts)
         return latent_pi, latent_vf, new_actor + new_critic
 
+    def latent_actor(self, latent_pi: torch.Tensor) -> torch.Tensor:
+        """The actor head's hidden layers on the actor cell's output (times ``actor_input_scale``): what
+        the action distribution is made from, in every path that acts or trains (the exports too)."""
+        if self.actor_input_scale != 1.0:  # (skipped at 1: a scale of 1 computes what it always has)
+            latent_pi = latent_pi * cast(float, self.actor_input_scale)
+        return self.mlp_extractor.forward_actor(latent_pi)
+
     def forward(  # type: ignore[override]  # takes and returns the state, as sb3-contrib's recurrent policies
         self, obs: PyTorchObs, state: CellState, episode_starts: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, CellState]:
         """One acting step (or a sequence): actions, values, log-probabilities and the new state."""
         latent_pi, latent_vf, new_state = self._latents(obs, state, episode_starts)
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
-        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        distribution = self._get_action_dist_from_latent(self.latent_actor(latent_pi))
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
@@ -317,7 +352,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Values, log-likelihoods and entropy for whole sequences (time-major, flat ``T * B``)."""
         latent_pi, latent_vf, _ = self._latents(obs, state, episode_starts)
-        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        distribution = self._get_action_dist_from_latent(self.latent_actor(latent_pi))
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         return values, distribution.log_prob(actions), distribution.entropy()
 
@@ -325,7 +360,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         self, obs: PyTorchObs, state: CellState, episode_starts: torch.Tensor
     ) -> tuple[Distribution, CellState]:
         latent_pi, _, new_state = self._latents(obs, state, episode_starts)
-        return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), new_state
+        return self._get_action_dist_from_latent(self.latent_actor(latent_pi)), new_state
 
     def predict_values(  # type: ignore[override]
         self, obs: PyTorchObs, state: CellState, episode_starts: torch.Tensor

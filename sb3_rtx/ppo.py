@@ -271,12 +271,13 @@ class RtxPPO(RecurrentPPO):
         self.policy = self.policy.to(self.device)
         if not isinstance(self.policy, RtxActorCriticPolicy):
             raise ValueError("RtxPPO needs a policy that subclasses RtxActorCriticPolicy (e.g. 'MlpRtxPolicy')")
-        # save the cell keywords as built (the default size, the variant): a saved model must not
-        # change when a later version changes the library's defaults
+        # save the cell keywords as built (the default size, the variant) and the actor's input scale as
+        # resolved: a saved model must not change when a later version changes the library's defaults
         self.policy_kwargs = {
             **self.policy_kwargs,
             "cell": self.policy.cell_name,
             "cell_kwargs": self.policy.resolved_cell_kwargs(),
+            "actor_input_scale": self.policy.actor_input_scale,
         }
         self._last_cell_states = self.policy.initial_state(self.n_envs)
         buffer_cls = RtxDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else RtxRolloutBuffer

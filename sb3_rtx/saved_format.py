@@ -14,7 +14,10 @@ Formats:
    the model was saved; a choice that did not exist yet was computed as :data:`CHOICES_BEFORE_RECORDED`
    says (relu features, no read norm, the gated read, the memory reading the stream, no value
    convolution).
-2. Today's: every choice recorded, and the format number.
+2. Every choice recorded, and the format number; the policy's ``actor_input_scale`` did not exist
+   yet, so the actor's head read the cell's output as it is (1).
+3. Today's: the policy's ``actor_input_scale`` recorded too (0.2 behind AGaLiTe's default variant
+   when not given).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 #: the format this release saves
-SAVE_FORMAT = 2
+SAVE_FORMAT = 3
 #: GaLiTe's and AGaLiTe's choices that format 1 may lack, with what a model computed before the
 #: choice existed (and so what it computes when loaded)
 CHOICES_BEFORE_RECORDED: dict[str, Any] = {
@@ -61,8 +64,17 @@ def _format_1_to_2(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**policy_kwargs, "cell_kwargs": cell_kwargs}
 
 
+#: what a policy keyword added after format 2 computed before it existed (and so what an older model
+#: computes when loaded)
+POLICY_KEYWORDS_BEFORE_RECORDED: dict[str, Any] = {"actor_input_scale": 1.0}
+
+
+def _format_2_to_3(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {**POLICY_KEYWORDS_BEFORE_RECORDED, **policy_kwargs}
+
+
 #: format n -> the conversion of its policy keywords to format n + 1
-CONVERSIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _format_1_to_2}
+CONVERSIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _format_1_to_2, 2: _format_2_to_3}
 
 
 def convert_policy_kwargs(policy_kwargs: dict[str, Any], saved_format: int | None) -> dict[str, Any]:

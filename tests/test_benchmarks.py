@@ -238,25 +238,6 @@ def test_recall_phases_ppo_overrides_reach_the_runs(tmp_path):
         assert setting in text
 
 
-def test_actor_input_scale_reaches_the_actor_only():
-    """``AGaLiTe (actor reads output x0.2)``: the actor's logits are those of the output times 0.2,
-    the critic's value that of the output as it is."""
-    import gymnasium as gym
-    import torch
-
-    from benchmarks.probes.tmaze_phases import scale_actor_input
-    from sb3_rtx import RtxPPO
-
-    model = RtxPPO("MlpRtxPolicy", gym.make("sb3_rtx/CueRecall-v0"), n_steps=16, batch_size=16, seed=0)
-    policy, latent = model.policy, torch.randn(5, model.policy.cell_actor.output_dim)
-    with torch.no_grad():
-        logits_of_scaled = policy.action_net(policy.mlp_extractor.forward_actor(0.2 * latent))
-        value = policy.value_net(policy.mlp_extractor.forward_critic(latent))
-        scale_actor_input(policy, 0.2)
-        assert torch.allclose(policy.action_net(policy.mlp_extractor.forward_actor(latent)), logits_of_scaled)
-        assert torch.equal(policy.value_net(policy.mlp_extractor.forward_critic(latent)), value)
-
-
 def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tmp_path):
     """``--set dev|test``: defaults are chosen on the development set, the test set only reported,
     so no task is in both; the test set is broad (at least 8 tasks). The table is headed by the

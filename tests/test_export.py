@@ -166,7 +166,9 @@ def export_both(model: Any, tmp_path: Path, **kwargs: Any) -> list[Any]:
 
 
 # ------------------------------------------------------------------------ equivalence, every cell
-@pytest.mark.parametrize("cell", ["agalite", "galite", "gtrxl", "lstm", "agalite-paper", "gtrxl-observation"])
+@pytest.mark.parametrize(
+    "cell", ["agalite", "galite", "gtrxl", "lstm", "agalite-paper", "gtrxl-observation", "agalite-actor-input"]
+)
 def test_every_cell_exports_and_acts_as_predict_for_1000_steps_with_resets(tmp_path, cell):
     venv = make_vec_env("CartPole-v1", n_envs=4, seed=0)
     policy_kwargs: dict[str, Any] = dict(cell=cell)
@@ -174,6 +176,8 @@ def test_every_cell_exports_and_acts_as_predict_for_1000_steps_with_resets(tmp_p
         policy_kwargs = dict(cell="agalite", cell_kwargs={**DEFAULT_CELL_KWARGS["agalite"], "variant": "paper"})
     if cell == "gtrxl-observation":  # a first layer with a state tensor of its own width
         policy_kwargs = dict(cell="gtrxl", cell_kwargs={**DEFAULT_CELL_KWARGS["gtrxl"], "memory_input": "observation"})
+    if cell == "agalite-actor-input":  # the actor's head reading a scaled output, the critic's not
+        policy_kwargs = dict(cell="agalite", actor_input_scale=0.2)
     # SB3's value start (AGaLiTe's default starts it at zero): the exported value path is compared at full size
     policy_kwargs["value_init_scale"] = 1.0
     model = RtxPPO("MlpRtxPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs=policy_kwargs, seed=0)

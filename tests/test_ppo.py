@@ -326,6 +326,55 @@ def test_bad_value_init_scale_is_refused_by_name(bad):
         tiny_model(policy_kwargs=dict(value_init_scale=bad))
 
 
+def test_actor_input_scale_scales_what_the_actor_head_reads_and_nothing_else(tmp_path):
+    """``actor_input_scale``: the same weights, the actor's logits those of the cell's output times the
+    factor, the critic's value that of the output as it is; training's log-probabilities go through it
+    too (evaluate_actions), and a saved model keeps it."""
+    plain, scaled = tiny_model(policy_kwargs=dict(actor_input_scale=1.0)), tiny_model(policy_kwargs=dict(actor_input_scale=0.2))
+    for key, value in plain.policy.state_dict().items():
+        assert torch.equal(value, scaled.policy.state_dict()[key]), key
+    obs = torch.as_tensor(plain.env.reset(), dtype=torch.float32)
+    state, starts = plain.policy.initial_state(4), torch.ones(4)
+    with torch.no_grad():
+        latent, _, _ = plain.policy._latents(obs, state, starts)
+        expected_logits = plain.policy.action_net(plain.policy.mlp_extractor.forward_actor(0.2 * latent))
+        distribution, _ = scaled.policy.get_distribution(obs, state, starts)
+        torch.testing.assert_close(distribution.distribution.logits, torch.log_softmax(expected_logits, -1))
+        plain_distribution, _ = plain.policy.get_distribution(obs, state, starts)
+        assert not torch.allclose(distribution.distribution.logits, plain_distribution.distribution.logits)
+        values = scaled.policy.predict_values(obs, state, starts)
+        torch.testing.assert_close(values, plain.policy.predict_values(obs, state, starts))
+        actions = distribution.get_actions(deterministic=True)
+        _, log_prob, _ = scaled.policy.evaluate_actions(obs, actions, state, starts)
+        torch.testing.assert_close(log_prob, distribution.log_prob(actions))
+    scaled.learn(64)
+    scaled.save(tmp_path / "model.zip")
+    loaded = RtxPPO.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.policy.actor_input_scale == 0.2
+    assert_same_predictions(scaled, loaded, steps=8, reset_prob=0.2)
+
+
+@pytest.mark.parametrize(
+    "cell, cell_kwargs, expected",
+    [("agalite", {}, 0.2), ("agalite", dict(variant="paper"), 1.0), ("galite", {}, 1.0), ("gtrxl", {}, 1.0), ("lstm", {}, 1.0)],
+)
+def test_actor_input_scale_defaults_by_cell_and_is_saved_resolved(cell, cell_kwargs, expected, tmp_path):
+    """0.2 behind AGaLiTe's default variant alone; a saved model records the value it ran with."""
+    model = RtxPPO(
+        "MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, sequence_length=8, seed=0,
+        policy_kwargs=dict(cell=cell, cell_kwargs={**TINY[cell], **cell_kwargs}),
+    )  # fmt: skip
+    assert model.policy.actor_input_scale == expected
+    model.save(tmp_path / "model.zip")
+    assert RtxPPO.load(tmp_path / "model.zip").policy._get_constructor_parameters()["actor_input_scale"] == expected
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, float("nan"), False, "0.2"])
+def test_bad_actor_input_scale_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match="actor_input_scale must be a finite number > 0"):
+        tiny_model(policy_kwargs=dict(actor_input_scale=bad))
+
+
 def test_load_with_env_continues_training(tmp_path):
     """A model saved after one rollout (4 envs) and loaded with 2 envs goes on from where it was: its
     step and update counts carry on, its rollouts are the new env's (2 envs), and it trains."""
@@ -401,7 +450,7 @@ def test_continuous_actions_replay_train_and_are_clipped_to_the_box():
     model.learn(64)
     assert not torch.equal(log_std, model.policy.log_std)
     with torch.no_grad():
-        model.policy.action_net.weight.mul_(10.0)  # mean torques of about +-5: past the box on both sides
+        model.policy.action_net.weight.mul_(30.0)  # mean torques up to about +-6: past the box on both sides
     obs = np.random.default_rng(0).uniform(-1, 1, (64, 3)).astype(np.float32)
     predicted, _ = model.predict(obs, None, np.ones(64, dtype=bool), deterministic=True)
     with torch.no_grad():

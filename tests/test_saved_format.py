@@ -15,7 +15,7 @@ from sb3_rtx.saved_format import SAVE_FORMAT, SavedFormatError, convert_policy_k
 
 FIXTURES = Path(__file__).parent / "data" / "saved_models"
 CELLS = ("agalite", "galite", "gtrxl", "lstm")
-FORMATS = ("format1", "format2")
+FORMATS = ("format1", "format2", "format3")
 
 
 def replay(policy: RtxActorCriticPolicy, predict, observations: np.ndarray, starts: np.ndarray):
@@ -44,6 +44,9 @@ def test_saved_model_loads_and_computes_what_it_computed_when_saved(cell, fmt):
         # what the release computed, recorded: format 1 predates the value convolution
         assert model.policy_kwargs["cell_kwargs"]["value_conv"] == (1 if fmt == "format1" else 4)
         assert model.policy.cell_actor.value_conv == model.policy_kwargs["cell_kwargs"]["value_conv"]
+    # formats 1 and 2 predate actor_input_scale: the actor's head read the output as it is
+    expected_scale = 0.2 if (cell, fmt) == ("agalite", "format3") else 1.0
+    assert model.policy.actor_input_scale == model.policy_kwargs["actor_input_scale"] == expected_scale
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -96,9 +99,17 @@ def test_format_1_conversion_fills_each_choice_with_what_it_was_before_it_existe
     kept = convert_policy_kwargs(dict(cell_kwargs=dict(saved["cell_kwargs"], feature_map="softplus")), None)
     assert kept["cell_kwargs"]["feature_map"] == "softplus" and kept["cell_kwargs"]["read_norm"] == "none"
     assert convert_policy_kwargs(dict(cell="lstm", cell_kwargs=dict(hidden_size=8)), None) == dict(
-        cell="lstm", cell_kwargs=dict(hidden_size=8)
+        cell="lstm", cell_kwargs=dict(hidden_size=8), actor_input_scale=1.0
     )
     assert convert_policy_kwargs(saved, SAVE_FORMAT) == saved  # today's format: as saved
+
+
+def test_format_2_conversion_keeps_the_actor_reading_the_output_as_it_is():
+    """A format-2 model's actor head read the cell's output unscaled (the keyword did not exist): it
+    loads with ``actor_input_scale=1``, not today's default behind AGaLiTe (0.2)."""
+    saved = dict(cell="agalite", cell_kwargs=dict(d_model=16, variant="default"))
+    assert convert_policy_kwargs(saved, 2) == dict(saved, actor_input_scale=1.0)
+    assert convert_policy_kwargs(dict(saved, actor_input_scale=0.5), 2)["actor_input_scale"] == 0.5
 
 
 def test_a_file_this_release_cannot_read_says_why():

@@ -126,7 +126,7 @@ def measure(model: Any, seed: int, episodes: int = 256) -> dict[str, float]:
     finally:
         if handle is not None:
             handle.remove()
-    logits = policy.action_net(policy.mlp_extractor.forward_actor(latent_pi)).view(length, episodes, -1)
+    logits = policy.action_net(policy.latent_actor(latent_pi)).view(length, episodes, -1)
     (grad,) = torch.autograd.grad(logits[-1].square().sum(), obs_t)
     grad = grad.view(length, episodes, -1).norm(dim=-1)
     result = {"cue_signal": float((grad[0] / grad[-1].clamp_min(1e-12)).mean())}

@@ -53,11 +53,9 @@ import numpy as np
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
 from benchmarks.probes.signal_budget import EpisodeStream
 from benchmarks.probes.tmaze_phases import (
-    ACTOR_INPUT_SCALE,
     SATURATED,
     actor_saturated,
     first_step,
-    scale_actor_input,
     thousands,
 )
 from benchmarks.report import command_line, write_report
@@ -77,7 +75,7 @@ OVERRIDABLE: dict[str, type] = {"ent_coef": float, "n_epochs": int, "learning_ra
 #: are SB3's hidden layers with ``nn.ReLU`` instead of tanh (no unit saturates)
 VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (relu heads)": ("AGaLiTe", dict(activation_fn="relu")),
-    **{label: ("AGaLiTe", {}) for label in ACTOR_INPUT_SCALE},
+    "AGaLiTe (actor reads output x0.2)": ("AGaLiTe", dict(actor_input_scale=0.2)),
 }
 
 
@@ -92,7 +90,7 @@ def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> d
         latent, _, _ = policy._latents(
             torch.as_tensor(observations.reshape(steps * n, -1)), policy.initial_state(n), starts.reshape(-1)
         )
-        distribution = policy._get_action_dist_from_latent(policy.mlp_extractor.forward_actor(latent))
+        distribution = policy._get_action_dist_from_latent(policy.latent_actor(latent))
         entropy = distribution.entropy().view(steps, n)
         logits = distribution.distribution.logits.view(steps, n, -1)[-1].numpy().astype(np.float64)
         query = latent.view(steps, n, -1)[-1]
@@ -139,8 +137,6 @@ def run(
     if spec.algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     agent = build_model(spec)
-    if model in ACTOR_INPUT_SCALE:
-        scale_actor_input(agent.policy, ACTOR_INPUT_SCALE[model])
     observations, cues = EpisodeStream(spec.env_kwargs["delay"], HELD_OUT_SEED + seed, spec.env_kwargs).take(HELD_OUT)
     curve = [dict(steps=0, **query_measures(agent.policy, observations, cues))]
 

@@ -131,7 +131,7 @@ def train(
         episode_starts[0] = 1.0
         latent_pi, latent_vf, _ = policy._latents(obs.reshape(length * n, -1), policy.initial_state(n), episode_starts)
         values = policy.value_net(policy.mlp_extractor.forward_critic(latent_vf)).view(length, n)
-        distribution = policy._get_action_dist_from_latent(policy.mlp_extractor.forward_actor(latent_pi))
+        distribution = policy._get_action_dist_from_latent(policy.latent_actor(latent_pi))
         return distribution, values
 
     def held_out_success() -> float:

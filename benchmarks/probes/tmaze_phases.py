@@ -54,8 +54,8 @@ the default head, which is fitted to the returns too and alone teaches the cell;
 ``AGaLiTe (dual critic, both gradients)``, the same with the quiet head's gradient reaching the cell
 too; ``AGaLiTe (critic input gain learned from 1)``, the critic's head reading the output times a
 learned scalar that starts at 1; ``AGaLiTe (actor reads output x0.2)``, the actor's head reading the
-output times 0.2, the critic's reading it as it is. All but two (``vf_coef``, ``value_init_scale``)
-are edited into the built models, not options of the library.
+output times 0.2, the critic's reading it as it is. All but three (``vf_coef``, ``value_init_scale``,
+``actor_input_scale``) are edited into the built models, not options of the library.
 """
 
 from __future__ import annotations
@@ -123,8 +123,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the critic's head reads the cell's output times a learned scalar starting at 1: the default's start
     # (its saturated head, its gradient into the memory), free to learn a quieter input where that pays
     "AGaLiTe (critic input gain learned from 1)": ("AGaLiTe", {}),
-    # the actor's head reads the cell's output x0.2, the critic's as it is (see ACTOR_INPUT_SCALE)
-    "AGaLiTe (actor reads output x0.2)": ("AGaLiTe", {}),
+    # the actor's head reads the cell's output x0.2, the critic's as it is (the policy's actor_input_scale;
+    # a plain product, so the actor's gradient into the cell is a fifth as large too)
+    "AGaLiTe (actor reads output x0.2)": ("AGaLiTe", dict(actor_input_scale=0.2)),
 }
 
 
@@ -244,15 +245,6 @@ CRITIC_INPUT_SCALE = {
 #: variants whose actor head reads the cell's output times a constant while the critic's reads it as it
 #: is: 0.2 is GTrXL's output size, so an Adam step on the actor's first layer moves its output a fifth
 #: as far, and the critic, whose gradient teaches the memory T-Maze's cue, keeps the default's view
-ACTOR_INPUT_SCALE: dict[str, float] = {"AGaLiTe (actor reads output x0.2)": 0.2}
-
-
-def scale_actor_input(policy: Any, scale: float) -> None:
-    """The actor head's first layer reads its input times ``scale`` (the plain product's gradient flows
-    back); its first layer, not the whole head, so that :func:`actor_saturated` sees what it computes."""
-    scale_module_input(policy.mlp_extractor.policy_net[0], scale, scale)
-
-
 def edit_critic(agent: Any, model: str) -> None:
     """Apply a variant's probe-local edit of the critic's head to a built ``agent`` (none for other labels);
     shared with the pendulum probe, whose critic variants are these."""
@@ -386,7 +378,7 @@ def actor_saturated(policy: Any, latent: Any) -> float:
     first, activation = policy.mlp_extractor.policy_net[:2]
     if not isinstance(activation, torch.nn.Tanh):
         return float("nan")
-    return float((torch.tanh(first(latent)).abs() > SATURATED).float().mean())
+    return float((torch.tanh(first(latent * policy.actor_input_scale)).abs() > SATURATED).float().mean())
 
 
 def junction_measures(policy: Any, observations: Any, cues: Any) -> dict[str, float]:
@@ -404,7 +396,7 @@ def junction_measures(policy: Any, observations: Any, cues: Any) -> dict[str, fl
             torch.as_tensor(observations.reshape(steps * n, -1)), policy.initial_state(n), starts.reshape(-1)
         )
         junction = latent.reshape(steps, n, -1)[-1]
-        probs = torch.softmax(policy.action_net(policy.mlp_extractor.forward_actor(junction)), -1).numpy()
+        probs = torch.softmax(policy.action_net(policy.latent_actor(junction)), -1).numpy()
         # the actor's first layer over every step of the walks: how many of its tanh units are saturated
         saturated = actor_saturated(policy, latent)
     x = junction.numpy().astype(np.float64)
@@ -455,8 +447,6 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
         scale_reads(agent, READ_LAYER_SCALE[model])
     centre = OutputCentre(agent) if model in CENTRED else None
     edit_critic(agent, model)
-    if model in ACTOR_INPUT_SCALE:
-        scale_actor_input(agent.policy, ACTOR_INPUT_SCALE[model])
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 

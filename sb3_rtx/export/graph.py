@@ -161,7 +161,7 @@ class PolicyStep(nn.Module):
             latent_vf, new_critic = self._cell_step(policy.cell_critic, vf_features, critic_state, starts)
             new_state = new_state + new_critic
         value = cast(nn.Module, policy.value_net)(policy.mlp_extractor.forward_critic(latent_vf)).reshape(-1)
-        action = self._deterministic_action(policy.mlp_extractor.forward_actor(latent_pi))
+        action = self._deterministic_action(policy.latent_actor(latent_pi))
         return (action, value, *new_state)
 
     @staticmethod
