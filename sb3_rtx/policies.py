@@ -61,9 +61,9 @@ def _is_default_agalite(cell: RecurrentCell) -> bool:
 
 def default_actor_input_scale(cell: RecurrentCell) -> float:
     """What the actor's head reads the cell's output times when ``actor_input_scale`` is not given: 0.2
-    behind AGaLiTe's default variant, whose output is about unit size per feature (26 times an LSTM's),
-    so that the same learning rate moves its policy about as far per update as behind a quieter cell
-    (docs, "How the defaults were found", "The actor's quieter input"); 1 behind every other cell,
+    behind AGaLiTe's default variant, whose output is about unit size per feature (26 times an LSTM's):
+    an Adam step moves a layer's output in proportion to its input's size, so each update moved the
+    actor far (docs, "How the defaults were found", "The actor's quieter input"); 1 behind every other cell,
     where it was not measured, and behind the paper's variant, which stays as published."""
     return 0.2 if _is_default_agalite(cell) else 1.0
 
