@@ -167,6 +167,9 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # recall_phases probes); AGaLiTe's default since (the sixteenth cause), and that default before it
     "AGaLiTe (actor input x0.2)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["AGaLiTe"][2], actor_input_scale=0.2)),
     "AGaLiTe (actor input x1)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["AGaLiTe"][2], actor_input_scale=1.0)),
+    # GaLiTe's default whose actor head reads its output times 0.2: GaLiTe shares AGaLiTe's loud,
+    # read-normalised output (the rule for it: docs, investigation, "The actor's quieter input")
+    "GaLiTe (actor input x0.2)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["GaLiTe"][2], actor_input_scale=0.2)),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 
