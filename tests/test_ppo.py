@@ -296,28 +296,32 @@ def test_value_init_scale_starts_the_value_output_smaller_and_nothing_else(scale
 
 
 @pytest.mark.parametrize(
-    "cell, cell_kwargs, expected",
+    "cell, cell_kwargs, value_start, actor_input",
     [
-        ("agalite", {}, 0.0),  # AGaLiTe's default variant: the value output starts at zero
-        ("agalite", dict(variant="paper"), 1.0),  # the paper's variant stays as published
-        ("galite", {}, 1.0),
-        ("gtrxl", {}, 1.0),
-        ("lstm", {}, 1.0),
+        # AGaLiTe's default variant: the value output starts at zero, the actor reads a fifth of the output
+        ("agalite", {}, 0.0, 0.2),
+        ("agalite", dict(variant="paper"), 1.0, 1.0),  # the paper's variant stays as published
+        ("galite", {}, 1.0, 1.0),
+        ("gtrxl", {}, 1.0, 1.0),
+        ("lstm", {}, 1.0, 1.0),
     ],
 )
-def test_value_output_start_defaults_by_cell_and_is_saved_resolved(cell, cell_kwargs, expected, tmp_path):
+def test_cell_dependent_defaults_resolve_by_cell_and_are_saved(cell, cell_kwargs, value_start, actor_input, tmp_path):
+    """``value_init_scale`` and ``actor_input_scale`` left at ``None`` take the cell's defaults; a saved
+    model records the values it ran with."""
     model = RtxPPO(
         "MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, sequence_length=8, seed=0,
         policy_kwargs=dict(cell=cell, cell_kwargs={**TINY[cell], **cell_kwargs}),
     )  # fmt: skip
-    assert model.policy.value_init_scale == expected
+    assert (model.policy.value_init_scale, model.policy.actor_input_scale) == (value_start, actor_input)
     reference = RtxPPO(
         "MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, sequence_length=8, seed=0,
         policy_kwargs=dict(cell=cell, cell_kwargs={**TINY[cell], **cell_kwargs}, value_init_scale=1.0),
     )  # fmt: skip
-    torch.testing.assert_close(model.policy.value_net.weight, expected * reference.policy.value_net.weight)
+    torch.testing.assert_close(model.policy.value_net.weight, value_start * reference.policy.value_net.weight)
     model.save(tmp_path / "model.zip")
-    assert RtxPPO.load(tmp_path / "model.zip").policy._get_constructor_parameters()["value_init_scale"] == expected
+    saved = RtxPPO.load(tmp_path / "model.zip").policy._get_constructor_parameters()
+    assert (saved["value_init_scale"], saved["actor_input_scale"]) == (value_start, actor_input)
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("inf"), True, "0"])
@@ -352,21 +356,6 @@ def test_actor_input_scale_scales_what_the_actor_head_reads_and_nothing_else(tmp
     loaded = RtxPPO.load(tmp_path / "model.zip", device="cpu")
     assert loaded.policy.actor_input_scale == 0.2
     assert_same_predictions(scaled, loaded, steps=8, reset_prob=0.2)
-
-
-@pytest.mark.parametrize(
-    "cell, cell_kwargs, expected",
-    [("agalite", {}, 0.2), ("agalite", dict(variant="paper"), 1.0), ("galite", {}, 1.0), ("gtrxl", {}, 1.0), ("lstm", {}, 1.0)],
-)
-def test_actor_input_scale_defaults_by_cell_and_is_saved_resolved(cell, cell_kwargs, expected, tmp_path):
-    """0.2 behind AGaLiTe's default variant alone; a saved model records the value it ran with."""
-    model = RtxPPO(
-        "MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, sequence_length=8, seed=0,
-        policy_kwargs=dict(cell=cell, cell_kwargs={**TINY[cell], **cell_kwargs}),
-    )  # fmt: skip
-    assert model.policy.actor_input_scale == expected
-    model.save(tmp_path / "model.zip")
-    assert RtxPPO.load(tmp_path / "model.zip").policy._get_constructor_parameters()["actor_input_scale"] == expected
 
 
 @pytest.mark.parametrize("bad", [0, -0.5, float("nan"), False, "0.2"])
