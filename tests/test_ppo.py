@@ -334,7 +334,8 @@ def test_actor_input_scale_scales_what_the_actor_head_reads_and_nothing_else(tmp
     """``actor_input_scale``: the same weights, the actor's logits those of the cell's output times the
     factor, the critic's value that of the output as it is; training's log-probabilities go through it
     too (evaluate_actions), and a saved model keeps it."""
-    plain, scaled = tiny_model(policy_kwargs=dict(actor_input_scale=1.0)), tiny_model(policy_kwargs=dict(actor_input_scale=0.2))
+    plain = tiny_model(policy_kwargs=dict(actor_input_scale=1.0))
+    scaled = tiny_model(policy_kwargs=dict(actor_input_scale=0.2))
     for key, value in plain.policy.state_dict().items():
         assert torch.equal(value, scaled.policy.state_dict()[key]), key
     obs = torch.as_tensor(plain.env.reset(), dtype=torch.float32)
