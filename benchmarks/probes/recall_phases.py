@@ -52,12 +52,7 @@ import numpy as np
 
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
 from benchmarks.probes.signal_budget import EpisodeStream
-from benchmarks.probes.tmaze_phases import (
-    SATURATED,
-    actor_saturated,
-    first_step,
-    thousands,
-)
+from benchmarks.probes.tmaze_phases import SATURATED, actor_saturated, first_step, thousands
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, build_model, final_score
 

@@ -124,7 +124,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # (its saturated head, its gradient into the memory), free to learn a quieter input where that pays
     "AGaLiTe (critic input gain learned from 1)": ("AGaLiTe", {}),
     # the actor's head reads the cell's output x0.2, the critic's as it is (the policy's actor_input_scale;
-    # a plain product, so the actor's gradient into the cell is a fifth as large too)
+    # a plain product, so the actor's gradient into the cell is a fifth as large too): 0.2 is GTrXL's output
+    # size, so an Adam step on the actor's first layer moves its output a fifth as far, while the critic,
+    # whose gradient teaches the memory T-Maze's cue, keeps the default's view
     "AGaLiTe (actor reads output x0.2)": ("AGaLiTe", dict(actor_input_scale=0.2)),
 }
 
@@ -242,9 +244,6 @@ CRITIC_INPUT_SCALE = {
 }
 
 
-#: variants whose actor head reads the cell's output times a constant while the critic's reads it as it
-#: is: 0.2 is GTrXL's output size, so an Adam step on the actor's first layer moves its output a fifth
-#: as far, and the critic, whose gradient teaches the memory T-Maze's cue, keeps the default's view
 def edit_critic(agent: Any, model: str) -> None:
     """Apply a variant's probe-local edit of the critic's head to a built ``agent`` (none for other labels);
     shared with the pendulum probe, whose critic variants are these."""
