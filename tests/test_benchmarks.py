@@ -238,6 +238,25 @@ def test_recall_phases_ppo_overrides_reach_the_runs(tmp_path):
         assert setting in text
 
 
+def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
+    """The probes' learning-rate split (the cells at one fraction of the rate, the heads at another):
+    every parameter in exactly one group, and after training each group's rate is its fraction of
+    the schedule's (SB3 sets every group to the schedule's rate before each update)."""
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.tmaze_phases import scale_cell_learning_rate
+    from benchmarks.tmaze_runs import PPO, build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
+    scale_cell_learning_rate(agent, 0.25, 0.5)
+    agent.learn(1024)
+    groups = agent.policy.optimizer.param_groups
+    grouped = [id(parameter) for group in groups for parameter in group["params"]]
+    assert sorted(grouped) == sorted(id(parameter) for parameter in agent.policy.parameters())
+    cell = {id(parameter) for parameter in agent.policy.cell_actor.parameters()}
+    rates = {all(id(parameter) in cell for parameter in group["params"]): group["lr"] for group in groups}
+    assert rates == {True: pytest.approx(0.25 * PPO["learning_rate"]), False: pytest.approx(0.5 * PPO["learning_rate"])}
+
+
 def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tmp_path):
     """``--set dev|test``: defaults are chosen on the development set, the test set only reported,
     so no task is in both; the test set is broad (at least 8 tasks). The table is headed by the

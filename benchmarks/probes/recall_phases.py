@@ -10,7 +10,8 @@ Outside PPO AGaLiTe learns Gaussian cue recall with many cues far sooner than th
 "Many cues"). This probe trains the memory suite's models on one of its CueRecall tasks, with its
 settings and seeds (RtxPPO's defaults: running advantage scale, GAE lambda 0.8, or ``--gae-lambda``;
 ``--ent-coef`` / ``--n-epochs`` / ``--learning-rate`` for another entropy bonus, number of epochs or
-learning rate), and every
+learning rate; ``--query-flag-scale`` for a task whose query flag reads that value instead of 1, a
+diagnostic of how loud the step to answer at must be), and every
 ``--every`` rollouts looks at the policy on ``HELD_OUT`` fresh episodes of the task (their own seeds,
 never a training or scoring seed):
 
@@ -52,7 +53,14 @@ import numpy as np
 
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
 from benchmarks.probes.signal_budget import EpisodeStream
-from benchmarks.probes.tmaze_phases import SATURATED, actor_saturated, first_step, thousands
+from benchmarks.probes.tmaze_phases import (
+    LEARNING_RATE_SCALES,
+    SATURATED,
+    actor_saturated,
+    first_step,
+    scale_cell_learning_rate,
+    thousands,
+)
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, build_model, final_score
 
@@ -71,7 +79,31 @@ OVERRIDABLE: dict[str, type] = {"ent_coef": float, "n_epochs": int, "learning_ra
 VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (relu heads)": ("AGaLiTe", dict(activation_fn="relu")),
     "AGaLiTe (actor reads output x0.2)": ("AGaLiTe", dict(actor_input_scale=0.2)),
+    "AGaLiTe (cell learns at x0.25)": ("AGaLiTe", {}),
+    "AGaLiTe (heads learn at x0.25)": ("AGaLiTe", {}),
 }
+
+
+def query_scaled_cue_recall(query_flag_scale: float = 1.0, **kwargs: Any) -> Any:
+    """CueRecall (``kwargs``) whose query flag reads ``query_flag_scale`` instead of 1: a probe-local
+    edit of the task, for training, scoring and the held-out checks alike."""
+    import gymnasium as gym
+
+    from sb3_rtx.envs.cue_recall import CueRecallEnv
+
+    env = CueRecallEnv(**kwargs)
+    flag = env.n_cues  # the query flag follows the cue bits
+    space = env.observation_space
+    high = space.high.copy()
+    high[flag] = max(1.0, query_flag_scale)
+    scaled_space = gym.spaces.Box(space.low, high, dtype=space.dtype)
+
+    def scale_flag(observation: np.ndarray) -> np.ndarray:
+        observation = observation.copy()
+        observation[flag] *= query_flag_scale
+        return observation
+
+    return gym.wrappers.TransformObservation(env, scale_flag, scaled_space)
 
 
 def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> dict[str, float]:
@@ -116,9 +148,11 @@ def run(
     eval_episodes: int,
     gae_lambda: float = GAE_LAMBDA,
     overrides: dict[str, Any] | None = None,
+    query_flag_scale: float = 1.0,
 ) -> dict:
     """One memory-suite run of ``model`` on ``task`` with its checks (``overrides``: PPO settings
-    instead of the suite's, :data:`OVERRIDABLE`); its row."""
+    instead of the suite's, :data:`OVERRIDABLE`; ``query_flag_scale``: see
+    :func:`query_scaled_cue_recall`); its row."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -132,7 +166,14 @@ def run(
     if spec.algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     agent = build_model(spec)
+    if model in LEARNING_RATE_SCALES:
+        scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
     observations, cues = EpisodeStream(spec.env_kwargs["delay"], HELD_OUT_SEED + seed, spec.env_kwargs).take(HELD_OUT)
+    if query_flag_scale != 1.0:
+        observations = observations.copy()
+        observations[..., spec.env_kwargs["n_cues"]] *= query_flag_scale
+        task_kwargs = dict(spec.env_kwargs, query_flag_scale=query_flag_scale)
+        spec = dataclasses.replace(spec, env_id=query_scaled_cue_recall, env_kwargs=task_kwargs)
     curve = [dict(steps=0, **query_measures(agent.policy, observations, cues))]
 
     class Check(BaseCallback):
@@ -155,6 +196,7 @@ def run(
         steps=steps,
         gae_lambda=agent.gae_lambda,
         **{key: getattr(agent, key) for key in overrides},  # as the model has them
+        **({"query_flag_scale": query_flag_scale} if query_flag_scale != 1.0 else {}),
         success=success,
         curve=curve,
         train_s=train_s,
@@ -210,6 +252,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for key, kind in OVERRIDABLE.items():
         flag = "--" + key.replace("_", "-")
         parser.add_argument(flag, type=kind, default=None, help=f"{key} of every run (default: the suite's {PPO[key]})")
+    parser.add_argument(
+        "--query-flag-scale", type=float, default=1.0, help="the task's query flag reads this instead of 1 (a diagnostic)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
     parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -219,7 +264,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.quick:
         args.models, args.seeds, steps, args.every, eval_episodes = ["AGaLiTe", "LSTM"], [0], 2 * N_ENVS * PPO["n_steps"], 1, 8
     runs = [
-        (m, args.task, s, steps, args.every, eval_episodes, args.gae_lambda, overrides)
+        (m, args.task, s, steps, args.every, eval_episodes, args.gae_lambda, overrides, args.query_flag_scale)
         for m in args.models
         for s in args.seeds
     ]
@@ -233,6 +278,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     n_cues = TASKS[args.task][1]["n_cues"]
     settings = dict(PPO, gae_lambda=args.gae_lambda, normalize_advantage="running")
     settings.update(overrides)
+    flag_note = "" if args.query_flag_scale == 1.0 else f"; its query flag reads {args.query_flag_scale:g} instead of 1"
     table = write_report(
         summary(rows, args.models),
         args.out,
@@ -240,7 +286,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"Noisy cue recall under PPO ({args.task}): when the cue becomes readable at the query, "
         "and when the actor answers with it",
         f"Made by `{command_line('benchmarks.probes.recall_phases', argv)}`. The memory suite's {args.task} "
-        f"({TASKS[args.task][1]}), its settings ({N_ENVS} envs, {settings}, "
+        f"({TASKS[args.task][1]}{flag_note}), its settings ({N_ENVS} envs, {settings}, "
         f"heads {NET_ARCH}) and cells, {steps / 1000:g}k steps; checked every {args.every} rollouts on {HELD_OUT} "
         f"held-out episodes. Readable at: the first check at which a linear read-out of the cue from what the heads "
         f"read at the query names it in >= {READABLE} of held-out episodes; answered at: the first check at which "

@@ -128,6 +128,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # size, so an Adam step on the actor's first layer moves its output a fifth as far, while the critic,
     # whose gradient teaches the memory T-Maze's cue, keeps the default's view
     "AGaLiTe (actor reads output x0.2)": ("AGaLiTe", dict(actor_input_scale=0.2)),
+    # the cell's parameters step at a quarter of the learning rate, the heads' at the full rate (an Adam
+    # step's size does not follow the gradient's, so a smaller gradient would not do it): is what washes
+    # a faint cue out the memory's own updates, while the heads need the full rate to use it?
+    "AGaLiTe (cell learns at x0.25)": ("AGaLiTe", {}),
+    # the complement: the heads at a quarter of the rate, the cell at the full rate
+    "AGaLiTe (heads learn at x0.25)": ("AGaLiTe", {}),
 }
 
 
@@ -242,6 +248,32 @@ CRITIC_INPUT_SCALE = {
     "AGaLiTe (critic gradient stopped)": (1.0, 0.0),
     "AGaLiTe (critic reads output x0.04, cell gradient kept)": (0.04, 1.0),
 }
+
+
+#: the variants whose cells or heads learn at a fraction of the learning rate: label -> (the cells'
+#: fraction, every other parameter's)
+LEARNING_RATE_SCALES = {"AGaLiTe (cell learns at x0.25)": (0.25, 1.0), "AGaLiTe (heads learn at x0.25)": (1.0, 0.25)}
+
+
+def scale_cell_learning_rate(agent: Any, scale: float, rest_scale: float = 1.0) -> None:
+    """The cells' parameters learn at ``scale`` times the schedule's rate, every other parameter (the
+    heads) at ``rest_scale`` times it: the optimiser is rebuilt with two parameter groups, and the
+    agent's per-update setting of the rate (SB3's ``_update_learning_rate``, which gives every group
+    the schedule's value) is followed by each group's factor."""
+    policy = agent.policy
+    in_cells = {id(parameter) for cell in policy.cells for parameter in cell.parameters()}
+    cell = [parameter for parameter in policy.parameters() if id(parameter) in in_cells]
+    rest = [parameter for parameter in policy.parameters() if id(parameter) not in in_cells]
+    groups = [dict(params=rest, rate_scale=rest_scale), dict(params=cell, rate_scale=scale)]
+    policy.optimizer = policy.optimizer_class(groups, lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+    set_rate = agent._update_learning_rate
+
+    def set_scaled_rate(optimizers: Any) -> None:
+        set_rate(optimizers)
+        for group in policy.optimizer.param_groups:
+            group["lr"] *= group["rate_scale"]
+
+    agent._update_learning_rate = set_scaled_rate
 
 
 def edit_critic(agent: Any, model: str) -> None:
@@ -446,6 +478,8 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
         scale_reads(agent, READ_LAYER_SCALE[model])
     centre = OutputCentre(agent) if model in CENTRED else None
     edit_critic(agent, model)
+    if model in LEARNING_RATE_SCALES:
+        scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
