@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning import MODELS as CELL_MODELS
-from benchmarks.probes.tmaze_phases import edit_critic
+from benchmarks.probes.tmaze_phases import edit_critic, rebuild_optimizer
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
@@ -142,7 +142,7 @@ def learned_gain(agent: Any, start: float) -> None:
             return y * cell.probe_gain, new_state
 
         cell._forward = gained
-    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+    rebuild_optimizer(agent)
 
 
 def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int, gae_lambda: float | None = None) -> dict:

@@ -84,6 +84,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 
 
+def with_query_flag_scaled(observations: np.ndarray, n_cues: int, scale: float) -> np.ndarray:
+    """A copy of CueRecall observations (one or many, the features last) whose query flag, the
+    feature after the ``n_cues`` cue bits, is ``scale`` times what it was."""
+    observations = observations.copy()
+    observations[..., n_cues] *= scale
+    return observations
+
+
 def query_scaled_cue_recall(query_flag_scale: float = 1.0, **kwargs: Any) -> Any:
     """CueRecall (``kwargs``) whose query flag reads ``query_flag_scale`` instead of 1: a probe-local
     edit of the task, for training, scoring and the held-out checks alike."""
@@ -92,18 +100,13 @@ def query_scaled_cue_recall(query_flag_scale: float = 1.0, **kwargs: Any) -> Any
     from sb3_rtx.envs.cue_recall import CueRecallEnv
 
     env = CueRecallEnv(**kwargs)
-    flag = env.n_cues  # the query flag follows the cue bits
     space = env.observation_space
     high = space.high.copy()
-    high[flag] = max(1.0, query_flag_scale)
+    high[env.n_cues] = max(1.0, query_flag_scale)
     scaled_space = gym.spaces.Box(space.low, high, dtype=space.dtype)
-
-    def scale_flag(observation: np.ndarray) -> np.ndarray:
-        observation = observation.copy()
-        observation[flag] *= query_flag_scale
-        return observation
-
-    return gym.wrappers.TransformObservation(env, scale_flag, scaled_space)
+    return gym.wrappers.TransformObservation(
+        env, lambda observation: with_query_flag_scaled(observation, env.n_cues, query_flag_scale), scaled_space
+    )
 
 
 def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> dict[str, float]:
@@ -170,8 +173,7 @@ def run(
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
     observations, cues = EpisodeStream(spec.env_kwargs["delay"], HELD_OUT_SEED + seed, spec.env_kwargs).take(HELD_OUT)
     if query_flag_scale != 1.0:
-        observations = observations.copy()
-        observations[..., spec.env_kwargs["n_cues"]] *= query_flag_scale
+        observations = with_query_flag_scaled(observations, spec.env_kwargs["n_cues"], query_flag_scale)
         task_kwargs = dict(spec.env_kwargs, query_flag_scale=query_flag_scale)
         spec = dataclasses.replace(spec, env_id=query_scaled_cue_recall, env_kwargs=task_kwargs)
     curve = [dict(steps=0, **query_measures(agent.policy, observations, cues))]

@@ -137,6 +137,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def rebuild_optimizer(agent: Any, params: Any = None) -> None:
+    """Build the policy's optimiser again as SB3 built it (its class and keywords, the schedule's first
+    rate) over ``params`` (default: every parameter of the policy), after a probe edit added parameters
+    or splits them into groups."""
+    policy = agent.policy
+    params = policy.parameters() if params is None else params
+    policy.optimizer = policy.optimizer_class(params, lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+
+
 def relu_critic(agent: Any) -> None:
     """Replace the critic head's hidden activations (SB3's tanh) by relu; the actor's stay tanh."""
     import torch
@@ -169,7 +178,7 @@ def linear_value_path(agent: Any) -> None:
 
     extractor.forward_critic = lambda features: torch.cat([forward_critic(features), features], dim=-1)
     policy.value_net = WithLinearPath(policy.value_net)
-    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+    rebuild_optimizer(agent)
 
 
 def learned_critic_input_gain(agent: Any, start: float) -> None:
@@ -182,7 +191,7 @@ def learned_critic_input_gain(agent: Any, start: float) -> None:
     value_net.register_parameter("probe_input_gain", torch.nn.Parameter(torch.tensor(float(start))))
     forward_pass = value_net.forward
     value_net.forward = lambda x: forward_pass(x * value_net.probe_input_gain)
-    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+    rebuild_optimizer(agent)
 
 
 def dual_critic(agent: Any, quiet_scale: float, quiet_gradient: bool = False) -> None:
@@ -233,7 +242,7 @@ def dual_critic(agent: Any, quiet_scale: float, quiet_gradient: bool = False) ->
 
     extractor.forward_critic = lambda features: torch.cat([forward_critic(features), quiet_input(features)], dim=-1)
     policy.value_net = DualValue(policy.value_net)
-    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+    rebuild_optimizer(agent)
 
 
 #: keywords in a variant's additions that go to RtxPPO, not to the policy
@@ -265,7 +274,7 @@ def scale_cell_learning_rate(agent: Any, scale: float, rest_scale: float = 1.0) 
     cell = [parameter for parameter in policy.parameters() if id(parameter) in in_cells]
     rest = [parameter for parameter in policy.parameters() if id(parameter) not in in_cells]
     groups = [dict(params=rest, rate_scale=rest_scale), dict(params=cell, rate_scale=scale)]
-    policy.optimizer = policy.optimizer_class(groups, lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+    rebuild_optimizer(agent, groups)
     set_rate = agent._update_learning_rate
 
     def set_scaled_rate(optimizers: Any) -> None:
@@ -364,7 +373,7 @@ def scale_reads(agent: Any, start: float) -> None:
                 return mixed * mixer.probe_scale, new_state
 
             mixer.forward = scaled
-    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=agent.lr_schedule(1), **policy.optimizer_kwargs)
+    rebuild_optimizer(agent)
 
 
 DEFAULT_MODELS = [
