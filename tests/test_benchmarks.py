@@ -238,6 +238,36 @@ def test_recall_phases_ppo_overrides_reach_the_runs(tmp_path):
         assert setting in text
 
 
+@pytest.mark.parametrize("model", ["AGaLiTe", "LSTM"])
+def test_recall_phases_input_selection_reads_the_memorys_input_weights(model):
+    """The probe's input selection: about 1 for a fresh memory (no input favoured); weighing the
+    memory's cue inputs twice (AGaLiTe's value rows, the LSTM's input weights) doubles it, and
+    changing the weights of inputs it does not read (the query flag; AGaLiTe's key rows) does not."""
+    from benchmarks.memory_suite import specs
+    import torch
+
+    from benchmarks.probes.recall_phases import input_selection
+    from benchmarks.tmaze_runs import build_model
+
+    spec = specs([model], ["gauss-recall-24cues"], [0], 8, timesteps=256)[0]
+    policy = build_model(spec).policy
+    n_cues = spec.env_kwargs["n_cues"]
+    fresh = input_selection(policy, n_cues)
+    assert 0.7 < fresh < 1.4
+    cell = policy.cell_actor
+    with torch.no_grad():
+        if model == "LSTM":
+            weight = cell.lstm.weight_ih_l0
+            weight[:, n_cues] *= 10.0  # the query flag
+        else:
+            features = cell.blocks[0].mixer.features
+            features.project.weight.view(features.n_heads, -1, cell.input_dim)[:, : features.d_head] *= 10.0  # keys
+            weight = features.value_weight()
+        assert input_selection(policy, n_cues) == pytest.approx(fresh)
+        weight[..., :n_cues] *= 2.0
+    assert input_selection(policy, n_cues) == pytest.approx(2 * fresh)
+
+
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
     """The probes' learning-rate split (the cells at one fraction of the rate, the heads at another):
     every parameter in exactly one group, and after training each group's rate is its fraction of

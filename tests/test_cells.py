@@ -412,6 +412,23 @@ def test_agalite_counter_restarts_with_each_episode_and_stays_small(seq_len):
     assert 0 <= counter.min() and counter.max() < cell.period
 
 
+@pytest.mark.parametrize("variant", ["agalite", "galite"])
+def test_value_weight_is_what_makes_the_values(variant):
+    """``GatedFeatures.value_weight`` (what the probes read the values' input selection from) is the
+    projection's rows that make ``v``, in both forms: changing them changes ``v`` and nothing else."""
+    features = build(variant).blocks[0].mixer.features
+    h = torch.randn(5, 3, features.project.in_features, dtype=torch.float64)
+    before = [features.factors(x) for x in (h, h[0])]
+    with torch.no_grad():
+        features.value_weight().mul_(2.0)
+    for (wk, wq, p1, p2, v, beta, g, p3), x in zip(before, (h, h[0]), strict=True):
+        after = features.factors(x)
+        bias = features.project.bias.view(features.n_heads, -1)[:, 2 * features.d_head : 3 * features.d_head]
+        torch.testing.assert_close(after[4] - bias, 2 * (v - bias))
+        for old, new in zip((wk, wq, p1, p2, beta, g, p3), (*after[:4], *after[5:]), strict=True):
+            torch.testing.assert_close(new, old)
+
+
 # ------------------------------------------------------------------ bad input
 
 

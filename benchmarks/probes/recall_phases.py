@@ -24,7 +24,10 @@ never a training or scoring seed):
 * **answers**: how often the deterministic policy's answer at the query is the cue;
 * **entropy** of the policy at the query and, averaged, at the unscored steps before it;
 * **actor saturated**: the fraction of the actor's first-layer tanh units beyond ``SATURATED`` at the
-  query.
+  query;
+* **input selection**: how much more the memory's first layer weighs the cue's inputs than the noise's
+  (:func:`input_selection`): 1 at the start, growing as the memory learns to keep the cue and leave
+  the noise out of what it stores.
 
 Models: the memory suite's RtxPPO models, by label, and probe-local variants of them
 (:data:`VARIANTS`): ``AGaLiTe (relu heads)``, the default with the heads' hidden layers relu
@@ -109,6 +112,25 @@ def query_scaled_cue_recall(query_flag_scale: float = 1.0, **kwargs: Any) -> Any
     )
 
 
+def input_selection(policy: Any, n_cues: int) -> float:
+    """The root mean square of the memory's first-layer input weights on the ``n_cues`` cue inputs over
+    that on the noise inputs (those after the query flag): for AGaLiTe and GaLiTe, the values' rows of
+    their first layer's projection, which reads the observation (the values are what the memory
+    averages over the steps it keeps, so they must weigh the cue above the noise for the average to
+    carry it); for the LSTM, its first layer's input weights (every gate). NaN for another cell, or a
+    first layer that reads the stream rather than the observation."""
+    cell = policy.cell_actor
+    if cell.name == "lstm":
+        weight = cell.lstm.weight_ih_l0
+    else:
+        features = getattr(getattr(cell.blocks[0], "mixer", None), "features", None)
+        if features is None or features.project.in_features != cell.input_dim:
+            return float("nan")
+        weight = features.value_weight()
+    weight = weight.detach().reshape(-1, weight.shape[-1])
+    return float(weight[:, :n_cues].pow(2).mean().sqrt() / weight[:, n_cues + 1 :].pow(2).mean().sqrt())
+
+
 def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> dict[str, float]:
     """The module docstring's measures on whole episodes ``(T, n, d)`` with their cues ``(n,)``."""
     import torch
@@ -139,6 +161,7 @@ def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> d
         entropy_query=float(entropy[-1].mean()),
         entropy_delay=float(entropy[:-1].mean()),
         actor_saturated=saturated,
+        input_selection=input_selection(policy, n_cues),
     )
 
 
@@ -235,6 +258,7 @@ def summary(rows: list[dict], models: list[str]) -> list[dict]:
                         f"{r['curve'][-1]['entropy_query']:.2f}/{r['curve'][-1]['entropy_delay']:.2f}" for r in runs
                     ),
                     saturated=last(runs, "actor_saturated"),
+                    input_selection=" ".join(f"{r['curve'][-1].get('input_selection', float('nan')):.1f}" for r in runs),
                     success=f"{np.mean([r['success'] for r in runs]):.2f} ({last_success(runs)})",
                 )
             )
@@ -296,7 +320,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"readable (the read-out's accuracy; chance {1 / n_cues:.2f}), cue share (the fraction of the query "
         f"logits' variance across episodes that the cue explains), entropy of the policy at the query / averaged "
         f"over the unscored steps before it (uniform: {np.log(n_cues):.2f}), actor saturated (the actor's "
-        f"first-layer tanh units beyond {SATURATED} at the query). Success: the final policy, deterministic, "
+        f"first-layer tanh units beyond {SATURATED} at the query), input selection (the RMS of the memory's "
+        f"first-layer input weights on the cue inputs over that on the noise inputs: AGaLiTe's values', the LSTM's "
+        f"input weights; 1 at the start). Success: the final policy, deterministic, "
         f"{eval_episodes} episodes (the suite's score). Seeds {', '.join(map(str, args.seeds))}, in order.",
         [
             ("model:", lambda r: r["model"]),
@@ -306,6 +332,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ("cue share", lambda r: r["cue_share"]),
             ("entropy query/delay", lambda r: r["entropy"]),
             ("actor saturated", lambda r: r["saturated"]),
+            ("input selection", lambda r: r["input_selection"]),
             ("success", lambda r: r["success"]),
         ],
     )

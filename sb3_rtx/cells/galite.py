@@ -245,6 +245,11 @@ class GatedFeatures(nn.Module):
             return None
         return WRITE_LOG_BOUND * torch.tanh(linear(gate, h) / WRITE_LOG_BOUND)
 
+    def value_weight(self) -> torch.Tensor:
+        """The projection's rows that make the values ``v``, ``(n_heads, d_head, in_features)`` (a view)."""
+        d = self.d_head
+        return self.project.weight.view(self.n_heads, 5 * d + 3 * self.eta, -1)[:, 2 * d : 3 * d]
+
     def select_writes(self, factors: tuple[torch.Tensor, ...], h: torch.Tensor, values: bool) -> tuple[torch.Tensor, ...]:
         """The :meth:`factors` with what each step writes scaled by its head's write strength
         ``i = exp(c tanh(z / c))``, ``z`` a projection of ``h`` (``write_gate="exp"``; unchanged without).
