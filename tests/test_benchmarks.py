@@ -268,6 +268,39 @@ def test_recall_phases_input_selection_reads_the_memorys_input_weights(model):
     assert input_selection(policy, n_cues) == pytest.approx(2 * fresh)
 
 
+def test_recall_phases_value_start_scale_keeps_the_policy_and_shrinks_the_values():
+    """The probe's smaller value start: the value rows a quarter as large in every layer, and the
+    cell's output, the logits and the critic's hidden features on a sequence of observations about
+    as before (the read is normalised, the value convolution linear, and the direct path
+    compensates; only the read norm's epsilon, where a head's read is tiny, tells them apart)."""
+    import copy
+
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.recall_phases import scale_value_start
+    from benchmarks.tmaze_runs import build_model
+
+    spec = specs(["AGaLiTe"], ["gauss-recall-24cues"], [0], 8, timesteps=256)[0]
+    agent = build_model(spec)
+    before = copy.deepcopy(agent.policy)
+    scale_value_start(agent, 0.25)
+    for old, new in zip(before.cell_actor.blocks, agent.policy.cell_actor.blocks, strict=True):
+        torch.testing.assert_close(new.mixer.features.value_weight(), 0.25 * old.mixer.features.value_weight())
+    steps, n = 10, 6
+    observations = torch.randn(steps * n, agent.observation_space.shape[0])
+    starts = torch.zeros(steps, n)
+    starts[0] = 1.0
+    outputs = []
+    for policy in (before, agent.policy):
+        with torch.no_grad():
+            latent, latent_vf, _ = policy._latents(observations, policy.initial_state(n), starts.reshape(-1))
+            logits = policy._get_action_dist_from_latent(policy.latent_actor(latent)).distribution.logits
+            outputs.append((latent, logits, policy.mlp_extractor.forward_critic(latent_vf)))
+    for old, new in zip(*outputs, strict=True):
+        torch.testing.assert_close(new, old, rtol=0.0, atol=0.02)
+
+
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
     """The probes' learning-rate split (the cells at one fraction of the rate, the heads at another):
     every parameter in exactly one group, and after training each group's rate is its fraction of

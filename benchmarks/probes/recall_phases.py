@@ -33,6 +33,10 @@ Models: the memory suite's RtxPPO models, by label, and probe-local variants of 
 (:data:`VARIANTS`): ``AGaLiTe (relu heads)``, the default with the heads' hidden layers relu
 (``activation_fn=nn.ReLU``) instead of SB3's tanh; ``AGaLiTe (actor reads output x0.2)``, the
 default whose actor head reads the cell's output times 0.2 (the critic's head reads it as it is).
+``AGaLiTe (two layers)``, the default with a second layer (its gates then read what the first
+layer's memory read); ``AGaLiTe (values start x0.25)``, the default whose values start a quarter as
+large (:func:`scale_value_start`: about the same policy at the start, value rows that an Adam step moves
+four times as far relative to their size).
 
 The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
 (the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at
@@ -54,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.learning import MODELS as LEARNING_MODELS
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
 from benchmarks.probes.signal_budget import EpisodeStream
 from benchmarks.probes.tmaze_phases import (
@@ -84,7 +89,31 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (actor reads output x0.2)": ("AGaLiTe", dict(actor_input_scale=0.2)),
     "AGaLiTe (cell learns at x0.25)": ("AGaLiTe", {}),
     "AGaLiTe (heads learn at x0.25)": ("AGaLiTe", {}),
+    "AGaLiTe (two layers)": ("AGaLiTe", dict(cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], n_layers=2))),
+    "AGaLiTe (values start x0.25)": ("AGaLiTe", {}),
 }
+#: variants whose values' input weights start smaller (:func:`scale_value_start`): variant -> factor
+VALUE_START_SCALES = {"AGaLiTe (values start x0.25)": 0.25}
+
+
+def scale_value_start(agent: Any, scale: float) -> None:
+    """Start every memory layer's values (the projection's value rows and their bias) ``scale`` times
+    as large and the values' direct path (``value_skip``) ``1 / scale`` times, so the policy computes
+    about what it did (each head's read is divided by its root mean square, and the value convolution
+    is linear; only the norm's epsilon differs, where a head's read is tiny) while an Adam step of a
+    fixed size moves the value rows further relative to their size."""
+    import torch
+
+    with torch.no_grad():
+        for cell in filter(None, (agent.policy.cell_actor, agent.policy.cell_critic)):
+            for block in cell.blocks:
+                features = block.mixer.features
+                features.value_weight().mul_(scale)
+                if features.project.bias is not None:
+                    d = features.d_head
+                    features.project.bias.view(features.n_heads, -1)[:, 2 * d : 3 * d].mul_(scale)
+                if features.value_skip is not None:
+                    features.value_skip.div_(scale)
 
 
 def with_query_flag_scaled(observations: np.ndarray, n_cues: int, scale: float) -> np.ndarray:
@@ -194,6 +223,8 @@ def run(
     agent = build_model(spec)
     if model in LEARNING_RATE_SCALES:
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
+    if model in VALUE_START_SCALES:
+        scale_value_start(agent, VALUE_START_SCALES[model])
     observations, cues = EpisodeStream(spec.env_kwargs["delay"], HELD_OUT_SEED + seed, spec.env_kwargs).take(HELD_OUT)
     if query_flag_scale != 1.0:
         observations = with_query_flag_scaled(observations, spec.env_kwargs["n_cues"], query_flag_scale)
