@@ -35,8 +35,10 @@ Models: the memory suite's RtxPPO models, by label, and probe-local variants of 
 default whose actor head reads the cell's output times 0.2 (the critic's head reads it as it is).
 ``AGaLiTe (two layers)``, the default with a second layer (its gates then read what the first
 layer's memory read); ``AGaLiTe (values start x0.25)``, the default whose values start a quarter as
-large (:func:`scale_value_start`: about the same policy at the start, value rows that an Adam step moves
-four times as far relative to their size).
+large (:func:`scale_value_start`: about the same policy at the start, value rows that an Adam step
+moves four times as far relative to their size), and ``AGaLiTe (values start x4)`` the other way.
+``AGaLiTe (exp write gate)``, today's default with ``write_gate="exp"`` (the memory suite's
+``AGaLiTe (selective write)`` keeps the starts of the default it was measured against).
 
 The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
 (the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at
@@ -82,6 +84,8 @@ READABLE, ANSWERED = 0.9, 0.9
 EVAL_EPISODES = 96
 #: PPO settings a run may take instead of the suite's (one change at a time), with their types
 OVERRIDABLE: dict[str, type] = {"ent_coef": float, "n_epochs": int, "learning_rate": float}
+#: the memory suite's AGaLiTe cell keywords (its size), which variants that set ``cell_kwargs`` extend
+AGALITE_CELL = LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"]
 #: probe-local variants: label -> (the memory suite's model, policy keywords added); ``"relu"`` heads
 #: are SB3's hidden layers with ``nn.ReLU`` instead of tanh (no unit saturates)
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -89,11 +93,13 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (actor reads output x0.2)": ("AGaLiTe", dict(actor_input_scale=0.2)),
     "AGaLiTe (cell learns at x0.25)": ("AGaLiTe", {}),
     "AGaLiTe (heads learn at x0.25)": ("AGaLiTe", {}),
-    "AGaLiTe (two layers)": ("AGaLiTe", dict(cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], n_layers=2))),
+    "AGaLiTe (two layers)": ("AGaLiTe", dict(cell_kwargs=dict(AGALITE_CELL, n_layers=2))),
     "AGaLiTe (values start x0.25)": ("AGaLiTe", {}),
+    "AGaLiTe (values start x4)": ("AGaLiTe", {}),
+    "AGaLiTe (exp write gate)": ("AGaLiTe", dict(cell_kwargs=dict(AGALITE_CELL, write_gate="exp"))),
 }
-#: variants whose values' input weights start smaller (:func:`scale_value_start`): variant -> factor
-VALUE_START_SCALES = {"AGaLiTe (values start x0.25)": 0.25}
+#: variants whose values' input weights start at another scale (:func:`scale_value_start`): variant -> factor
+VALUE_START_SCALES = {"AGaLiTe (values start x0.25)": 0.25, "AGaLiTe (values start x4)": 4.0}
 
 
 def scale_value_start(agent: Any, scale: float) -> None:
