@@ -241,12 +241,13 @@ def test_recall_phases_ppo_overrides_reach_the_runs(tmp_path):
 @pytest.mark.parametrize("model", ["AGaLiTe", "LSTM"])
 def test_recall_phases_input_selection_reads_the_memorys_input_weights(model):
     """The probe's input selection: about 1 for a fresh memory (no input favoured); weighing the
-    memory's cue inputs twice (AGaLiTe's value rows, the LSTM's input weights) doubles it, and
-    changing the weights of inputs it does not read (the query flag; AGaLiTe's key rows) does not."""
+    memory's cue inputs twice (AGaLiTe's value rows, the LSTM's input weights) doubles it and the cue
+    side of the input weights, and changing the weights of inputs it does not read (the query flag;
+    AGaLiTe's key rows) does not."""
     from benchmarks.memory_suite import specs
     import torch
 
-    from benchmarks.probes.recall_phases import input_selection
+    from benchmarks.probes.recall_phases import input_selection, input_weights
     from benchmarks.tmaze_runs import build_model
 
     spec = specs([model], ["gauss-recall-24cues"], [0], 8, timesteps=256)[0]
@@ -264,8 +265,10 @@ def test_recall_phases_input_selection_reads_the_memorys_input_weights(model):
             features.project.weight.view(features.n_heads, -1, cell.input_dim)[:, : features.d_head] *= 10.0  # keys
             weight = features.value_weight()
         assert input_selection(policy, n_cues) == pytest.approx(fresh)
+        cue, noise = input_weights(policy, n_cues)
         weight[..., :n_cues] *= 2.0
     assert input_selection(policy, n_cues) == pytest.approx(2 * fresh)
+    assert input_weights(policy, n_cues) == pytest.approx((2 * cue, noise))
 
 
 def test_recall_phases_value_start_scale_keeps_the_policy_and_shrinks_the_values():

@@ -27,7 +27,8 @@ never a training or scoring seed):
   query;
 * **input selection**: how much more the memory's first layer weighs the cue's inputs than the noise's
   (:func:`input_selection`): 1 at the start, growing as the memory learns to keep the cue and leave
-  the noise out of what it stores.
+  the noise out of what it stores; and its two sides apart (:func:`input_weights`), which says
+  whether the cue's weights grow or the noise's shrink.
 
 Models: the memory suite's RtxPPO models, by label, and probe-local variants of them
 (:data:`VARIANTS`): ``AGaLiTe (relu heads)``, the default with the heads' hidden layers relu
@@ -147,12 +148,12 @@ def query_scaled_cue_recall(query_flag_scale: float = 1.0, **kwargs: Any) -> Any
     )
 
 
-def input_selection(policy: Any, n_cues: int) -> float:
-    """The root mean square of the memory's first-layer input weights on the ``n_cues`` cue inputs over
-    that on the noise inputs (those after the query flag): for AGaLiTe and GaLiTe, the values' rows of
+def input_weights(policy: Any, n_cues: int) -> tuple[float, float]:
+    """The root mean square of the memory's first-layer input weights on the ``n_cues`` cue inputs and
+    on the noise inputs (those after the query flag): for AGaLiTe and GaLiTe, the values' rows of
     their first layer's projection, which reads the observation (the values are what the memory
     averages over the steps it keeps, so they must weigh the cue above the noise for the average to
-    carry it); for the LSTM, its first layer's input weights (every gate). NaN for another cell, or a
+    carry it); for the LSTM, its first layer's input weights (every gate). NaNs for another cell, or a
     first layer that reads the stream rather than the observation."""
     cell = policy.cell_actor
     if cell.name == "lstm":
@@ -160,10 +161,17 @@ def input_selection(policy: Any, n_cues: int) -> float:
     else:
         features = getattr(getattr(cell.blocks[0], "mixer", None), "features", None)
         if features is None or features.project.in_features != cell.input_dim:
-            return float("nan")
+            return float("nan"), float("nan")
         weight = features.value_weight()
     weight = weight.detach().reshape(-1, weight.shape[-1])
-    return float(weight[:, :n_cues].pow(2).mean().sqrt() / weight[:, n_cues + 1 :].pow(2).mean().sqrt())
+    return float(weight[:, :n_cues].pow(2).mean().sqrt()), float(weight[:, n_cues + 1 :].pow(2).mean().sqrt())
+
+
+def input_selection(policy: Any, n_cues: int) -> float:
+    """How much more the memory's first layer weighs the cue's inputs than the noise's: the ratio of
+    :func:`input_weights`' two root mean squares."""
+    cue, noise = input_weights(policy, n_cues)
+    return cue / noise
 
 
 def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> dict[str, float]:
@@ -197,6 +205,7 @@ def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> d
         entropy_delay=float(entropy[:-1].mean()),
         actor_saturated=saturated,
         input_selection=input_selection(policy, n_cues),
+        **dict(zip(("cue_weights", "noise_weights"), input_weights(policy, n_cues), strict=True)),
     )
 
 
@@ -277,6 +286,9 @@ def summary(rows: list[dict], models: list[str]) -> list[dict]:
     def last_success(runs: list[dict]) -> str:
         return " ".join(format(run["success"], ".2f") for run in runs)
 
+    def last_of(run: dict, measure: str) -> float:  # NaN in runs made before the measure existed
+        return run["curve"][-1].get(measure, float("nan"))
+
     def last(runs: list[dict], measure: str) -> str:
         return " ".join(f"{run['curve'][-1][measure]:.2f}" for run in runs)
 
@@ -296,6 +308,7 @@ def summary(rows: list[dict], models: list[str]) -> list[dict]:
                     ),
                     saturated=last(runs, "actor_saturated"),
                     input_selection=" ".join(f"{r['curve'][-1].get('input_selection', float('nan')):.1f}" for r in runs),
+                    input_weights=" ".join(f"{last_of(r, 'cue_weights'):.3f}/{last_of(r, 'noise_weights'):.3f}" for r in runs),
                     success=f"{np.mean([r['success'] for r in runs]):.2f} ({last_success(runs)})",
                 )
             )
@@ -359,7 +372,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"over the unscored steps before it (uniform: {np.log(n_cues):.2f}), actor saturated (the actor's "
         f"first-layer tanh units beyond {SATURATED} at the query), input selection (the RMS of the memory's "
         f"first-layer input weights on the cue inputs over that on the noise inputs: AGaLiTe's values', the LSTM's "
-        f"input weights; 1 at the start). Success: the final policy, deterministic, "
+        f"input weights; 1 at the start) and the two root mean squares apart "
+        f"(input weights cue/noise). Success: the final policy, deterministic, "
         f"{eval_episodes} episodes (the suite's score). Seeds {', '.join(map(str, args.seeds))}, in order.",
         [
             ("model:", lambda r: r["model"]),
@@ -370,6 +384,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ("entropy query/delay", lambda r: r["entropy"]),
             ("actor saturated", lambda r: r["saturated"]),
             ("input selection", lambda r: r["input_selection"]),
+            ("input weights cue/noise", lambda r: r["input_weights"]),
             ("success", lambda r: r["success"]),
         ],
     )
