@@ -191,6 +191,7 @@ def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> d
         query = latent.view(steps, n, -1)[-1]
         saturated = actor_saturated(policy, query)
     n_cues = logits.shape[1]
+    cue_weights, noise_weights = input_weights(policy, n_cues)
     cue_means = np.stack([logits[cues == cue].mean(0) for cue in range(n_cues) if (cues == cue).any()])
     x = np.c_[query.numpy().astype(np.float64), np.ones(n)]
     targets = np.eye(n_cues)[cues]
@@ -204,8 +205,9 @@ def query_measures(policy: Any, observations: np.ndarray, cues: np.ndarray) -> d
         entropy_query=float(entropy[-1].mean()),
         entropy_delay=float(entropy[:-1].mean()),
         actor_saturated=saturated,
-        input_selection=input_selection(policy, n_cues),
-        **dict(zip(("cue_weights", "noise_weights"), input_weights(policy, n_cues), strict=True)),
+        input_selection=cue_weights / noise_weights,
+        cue_weights=cue_weights,
+        noise_weights=noise_weights,
     )
 
 
@@ -307,7 +309,7 @@ def summary(rows: list[dict], models: list[str]) -> list[dict]:
                         f"{r['curve'][-1]['entropy_query']:.2f}/{r['curve'][-1]['entropy_delay']:.2f}" for r in runs
                     ),
                     saturated=last(runs, "actor_saturated"),
-                    input_selection=" ".join(f"{r['curve'][-1].get('input_selection', float('nan')):.1f}" for r in runs),
+                    input_selection=" ".join(f"{last_of(r, 'input_selection'):.1f}" for r in runs),
                     input_weights=" ".join(f"{last_of(r, 'cue_weights'):.3f}/{last_of(r, 'noise_weights'):.3f}" for r in runs),
                     success=f"{np.mean([r['success'] for r in runs]):.2f} ({last_success(runs)})",
                 )
