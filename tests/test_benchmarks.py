@@ -244,9 +244,9 @@ def test_recall_phases_input_selection_reads_the_memorys_input_weights(model):
     memory's cue inputs twice (AGaLiTe's value rows, the LSTM's input weights) doubles it and the cue
     side of the input weights, and changing the weights of inputs it does not read (the query flag;
     AGaLiTe's key rows) does not."""
-    from benchmarks.memory_suite import specs
     import torch
 
+    from benchmarks.memory_suite import specs
     from benchmarks.probes.recall_phases import input_selection, input_weights
     from benchmarks.tmaze_runs import build_model
 

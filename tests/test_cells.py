@@ -423,7 +423,7 @@ def test_value_weight_is_what_makes_the_values(variant):
         features.value_weight().mul_(2.0)
     for (wk, wq, p1, p2, v, beta, g, p3), x in zip(before, (h, h[0]), strict=True):
         after = features.factors(x)
-        bias = features.project.bias.view(features.n_heads, -1)[:, 2 * features.d_head : 3 * features.d_head]
+        bias = features.value_bias()
         torch.testing.assert_close(after[4] - bias, 2 * (v - bias))
         for old, new in zip((wk, wq, p1, p2, beta, g, p3), (*after[:4], *after[5:]), strict=True):
             torch.testing.assert_close(new, old)
@@ -786,9 +786,8 @@ def test_read_norm_gives_each_head_a_unit_scale_read_whatever_the_write_scale(na
                     gate_init="slower",
                     value_conv_init="identity",
                 ).double()
-                with torch.no_grad():  # W_v: columns 2d-3d of each head
-                    weight = cell.blocks[0].mixer.features.project.weight.view(n_heads, 5 * d + 3 * 3, -1)
-                    weight[:, 2 * d : 3 * d] *= value_scale
+                with torch.no_grad():  # W_v
+                    cell.blocks[0].mixer.features.value_weight().mul_(value_scale)
                 outputs[read_norm, normaliser, value_scale] = cell(x, None, None)[0]
         # each head's read on its own: scaling one head leaves the projection's input unchanged with "rms"
         features = cell.blocks[0].mixer.features

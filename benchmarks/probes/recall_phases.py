@@ -116,9 +116,9 @@ def scale_value_start(agent: Any, scale: float) -> None:
             for block in cell.blocks:
                 features = block.mixer.features
                 features.value_weight().mul_(scale)
-                if features.project.bias is not None:
-                    d = features.d_head
-                    features.project.bias.view(features.n_heads, -1)[:, 2 * d : 3 * d].mul_(scale)
+                bias = features.value_bias()
+                if bias is not None:
+                    bias.mul_(scale)
                 if features.value_skip is not None:
                     features.value_skip.div_(scale)
 

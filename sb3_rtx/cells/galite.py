@@ -245,10 +245,18 @@ class GatedFeatures(nn.Module):
             return None
         return WRITE_LOG_BOUND * torch.tanh(linear(gate, h) / WRITE_LOG_BOUND)
 
+    def _value_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """The value rows ``(n_heads, d_head, ...)`` of a tensor laid out as the projection's outputs."""
+        d = self.d_head
+        return rows.view(self.n_heads, 5 * d + 3 * self.eta, *rows.shape[1:])[:, 2 * d : 3 * d]
+
     def value_weight(self) -> torch.Tensor:
         """The projection's rows that make the values ``v``, ``(n_heads, d_head, in_features)`` (a view)."""
-        d = self.d_head
-        return self.project.weight.view(self.n_heads, 5 * d + 3 * self.eta, -1)[:, 2 * d : 3 * d]
+        return self._value_rows(self.project.weight)
+
+    def value_bias(self) -> torch.Tensor | None:
+        """The projection's bias of the values ``v``, ``(n_heads, d_head)`` (a view), or None without a bias."""
+        return None if self.project.bias is None else self._value_rows(self.project.bias)
 
     def select_writes(self, factors: tuple[torch.Tensor, ...], h: torch.Tensor, values: bool) -> tuple[torch.Tensor, ...]:
         """The :meth:`factors` with what each step writes scaled by its head's write strength
