@@ -304,6 +304,36 @@ def test_recall_phases_value_start_scale_keeps_the_policy_and_shrinks_the_values
         torch.testing.assert_close(new, old, rtol=0.0, atol=0.02)
 
 
+def test_recall_phases_value_decay_shrinks_the_value_rows_alone():
+    """The probe's decay of the value rows: an optimiser step whose gradient is zero leaves every
+    parameter as it was except each memory layer's value rows, which shrink by exactly
+    ``1 - lr * weight_decay`` (the value bias and the projection's other rows untouched)."""
+    import copy
+
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.recall_phases import decay_value_rows
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall-24cues"], [0], 8, timesteps=256)[0])
+    policy = agent.policy
+    before = copy.deepcopy(policy)
+    decay_value_rows(agent, 2.0)
+    rate = policy.optimizer.param_groups[0]["lr"]
+    for parameter in policy.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+    policy.optimizer.step()
+    value_rows = 0
+    for old, new in zip(before.cell_actor.blocks, policy.cell_actor.blocks, strict=True):
+        old_features, new_features = old.mixer.features, new.mixer.features
+        torch.testing.assert_close(new_features.value_weight(), (1 - rate * 2.0) * old_features.value_weight())
+        torch.testing.assert_close(new_features.value_bias(), old_features.value_bias())
+        value_rows += new_features.value_weight().numel()
+    changed = sum(int((new != old).sum()) for old, new in zip(before.parameters(), policy.parameters(), strict=True))
+    assert changed == value_rows
+
+
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
     """The probes' learning-rate split (the cells at one fraction of the rate, the heads at another):
     every parameter in exactly one group, and after training each group's rate is its fraction of

@@ -40,6 +40,8 @@ large (:func:`scale_value_start`: about the same policy at the start, value rows
 moves four times as far relative to their size), and ``AGaLiTe (values start x4)`` the other way.
 ``AGaLiTe (exp write gate)``, today's default with ``write_gate="exp"`` (the memory suite's
 ``AGaLiTe (selective write)`` keeps the starts of the default it was measured against).
+``AGaLiTe (value rows decay 1)``, the default whose value rows decay after every update
+(:func:`decay_value_rows`, coefficient 1).
 
 The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
 (the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at
@@ -98,9 +100,32 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (values start x0.25)": ("AGaLiTe", {}),
     "AGaLiTe (values start x4)": ("AGaLiTe", {}),
     "AGaLiTe (exp write gate)": ("AGaLiTe", dict(cell_kwargs=dict(AGALITE_CELL, write_gate="exp"))),
+    "AGaLiTe (value rows decay 1)": ("AGaLiTe", {}),
 }
 #: variants whose values' input weights start at another scale (:func:`scale_value_start`): variant -> factor
 VALUE_START_SCALES = {"AGaLiTe (values start x0.25)": 0.25, "AGaLiTe (values start x4)": 4.0}
+#: variants whose memory value rows decay after every optimiser step (:func:`decay_value_rows`): variant -> coefficient
+VALUE_DECAYS = {"AGaLiTe (value rows decay 1)": 1.0}
+
+
+def decay_value_rows(agent: Any, weight_decay: float) -> None:
+    """After every optimiser step, shrink every memory layer's value rows (the projection's rows that
+    make ``v``, not their bias) by ``1 - lr * weight_decay``, the decoupled decay of AdamW (Loshchilov
+    and Hutter 2019) on those rows alone. Why these rows: an input weight whose gradient averages zero
+    (the noise's, which nothing in the return follows) then relaxes towards zero with the time constant
+    ``1 / (lr * weight_decay)`` updates, while one that a consistent gradient pushes (Adam moves it by
+    about ``lr`` per update) settles near ``1 / weight_decay``, far above the size the value rows reach."""
+    import torch
+
+    rows = [block.mixer.features for cell in agent.policy.cells for block in cell.blocks]
+
+    def decay(optimizer: Any, *_: Any) -> None:
+        shrink = 1.0 - optimizer.param_groups[0]["lr"] * weight_decay
+        with torch.no_grad():
+            for features in rows:
+                features.value_weight().mul_(shrink)
+
+    agent.policy.optimizer.register_step_post_hook(decay)
 
 
 def scale_value_start(agent: Any, scale: float) -> None:
@@ -242,6 +267,8 @@ def run(
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
     if model in VALUE_START_SCALES:
         scale_value_start(agent, VALUE_START_SCALES[model])
+    if model in VALUE_DECAYS:
+        decay_value_rows(agent, VALUE_DECAYS[model])
     observations, cues = EpisodeStream(spec.env_kwargs["delay"], HELD_OUT_SEED + seed, spec.env_kwargs).take(HELD_OUT)
     if query_flag_scale != 1.0:
         observations = with_query_flag_scaled(observations, spec.env_kwargs["n_cues"], query_flag_scale)
