@@ -1031,9 +1031,14 @@ def test_value_convolution_reads_an_exact_earlier_step_within_the_episode():
     assert torch.equal(torch.stack(stepped), y) and torch.equal(state, new_past)
 
 
-def test_value_convolution_backward_matches_numerical_gradients():
+@pytest.mark.filterwarnings("error:.*compile_training:RuntimeWarning")
+@pytest.mark.parametrize("compiled", [False, True])
+def test_value_convolution_backward_matches_numerical_gradients(compiled):
     """The convolution's hand-written backward (it keeps one padded copy of the inputs, not one per
-    tap): gradients of the inputs, the carried past and the taps, with an episode start inside."""
+    tap), and with ``compiled`` its fused kernels (compile_training): gradients of the inputs, the
+    carried past and the taps, with an episode start inside."""
+    if compiled:
+        needs_compiler()
     gen = torch.Generator().manual_seed(0)
     conv = ShortConvolution(channels=3, kernel=4).to(torch.float64)
     with torch.no_grad():
@@ -1045,7 +1050,7 @@ def test_value_convolution_backward_matches_numerical_gradients():
 
     weight = conv.weight.detach().clone().requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda x, past, w: torch.func.functional_call(conv, {"weight": w}, (x, past, starts)), (x, past, weight)
+        lambda x, past, w: torch.func.functional_call(conv, {"weight": w}, (x, past, starts, compiled)), (x, past, weight)
     )
 
 

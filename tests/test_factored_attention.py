@@ -8,7 +8,7 @@ import torch
 
 from conftest import needs_compiler
 from sb3_rtx.cells import factored_attention
-from sb3_rtx.cells.compiled_key_side import compiling_failed
+from sb3_rtx.cells.compiled_kernels import compiling_failed
 from sb3_rtx.cells.factored_attention import (
     DECAY_FLOOR,
     factored_gated_attention,

@@ -11,7 +11,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from conftest import needs_compiler
 from sb3_rtx.cells.activated_projection import activated_projection
+from sb3_rtx.cells.compiled_kernels import compiling_failed
 from sb3_rtx.cells.merged_read import merged_read
 from sb3_rtx.cells.oscillating_values import oscillating_value_read, oscillating_value_read_sequential
 from sb3_rtx.cells.scan import DECAY_FLOOR
@@ -58,6 +60,33 @@ def test_value_read_equals_the_recurrence_in_values_and_gradients(seq_len, bound
     for name, grad, want in zip(("beta", "v", "vt", "kq", "sq"), grads, want_grads, strict=True):
         assert (grad - want).abs().max() <= 1e-10, name
     assert grads[0][1, 0, 0, :2].abs().max() > 0  # beta's write path still has a gradient at the floor
+
+
+@pytest.mark.filterwarnings("error:.*compile_training:RuntimeWarning")
+@pytest.mark.parametrize(("bounded", "block_len", "final_gradient"), [(False, None, True), (True, 7, True), (True, 7, False)])
+def test_compiled_value_read_equals_the_recurrence(bounded, block_len, final_gradient):
+    """compiled=True (each block's scan and read as the fused kernels of compiled_values): the reads,
+    the final state and the gradients of beta, v, the incoming state, kq and sq equal autograd
+    through the recurrence, in one block and walking back over blocks (a shorter last one), with
+    and without a gradient of the final state, across episode starts and the decay floor."""
+    needs_compiler()
+    beta, v, weights, starts, vt, kq, sq = value_inputs(17)
+    gen = torch.Generator().manual_seed(1)
+    read_weights = torch.randn(*beta.shape, generator=gen, dtype=torch.float64)
+    results = []
+    compiled = functools.partial(oscillating_value_read, block_len=block_len, compiled=True)
+    for fn in (compiled, oscillating_value_read_sequential):
+        leaves = [t.clone().requires_grad_() for t in (beta, v, vt, kq, sq)]
+        read, final = fn(leaves[0], leaves[1], weights, starts, *leaves[2:], 1.5, bounded)
+        loss = (read * read_weights).sum() + (final.square().sum() if final_gradient else 0.0)
+        loss.backward()
+        results.append((read.detach(), final.detach(), [leaf.grad for leaf in leaves]))
+    assert not compiling_failed()  # the kernels ran compiled
+    (read, final, grads), (want_read, want_final, want_grads) = results
+    assert (read - want_read).abs().max() <= 1e-12
+    assert (final - want_final).abs().max() <= 1e-12
+    for name, grad, want in zip(("beta", "v", "vt", "kq", "sq"), grads, want_grads, strict=True):
+        assert (grad - want).abs().max() <= 1e-10 * (1.0 + want.abs().max()), name
     assert 1.0 - beta[1, 0, 0, 0] <= DECAY_FLOOR
 
 

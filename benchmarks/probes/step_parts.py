@@ -9,9 +9,11 @@ Functions, forward and backward, by wrapping them with a clock:
   one matrix product per layer that runs at the CPU's rate;
 * ``key side``: the chunked gated attention over eta * d-wide features (``_FactoredGatedAttention``;
   with ``compile_training`` its fused kernels, :mod:`sb3_rtx.cells.compiled_key_side`);
-* ``value read``: the value memory's scan and read (``_OscillatingValueRead``);
+* ``value read``: the value memory's scan and read (``_OscillatingValueRead``; with
+  ``compile_training`` ``_CompiledValueRead``, the fused kernels of :mod:`sb3_rtx.cells.compiled_values`);
 * ``merged read``: the read's norm, the values' direct path and the output projection (``_MergedRead``);
-* ``value conv``: the values' short causal convolution (``_MaskedCausalConvolution``);
+* ``value conv``: the values' short causal convolution (``_MaskedCausalConvolution``; with
+  ``compile_training`` its fused kernels, :mod:`sb3_rtx.cells.compiled_convolution`);
 * ``rest``: everything else in the step (the embedding, layer norms, GRU gates and MLP, which
   GTrXL's blocks have too, and the glue between the parts).
 
@@ -42,13 +44,14 @@ from benchmarks.report import command_line, write_report
 from sb3_rtx.cells import activated_projection, factored_attention, merged_read, oscillating_values, short_conv
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
-#: the parts: label -> the autograd Function whose forward and backward are timed
-PARTS: dict[str, type] = {
-    "projection": activated_projection.ActivatedProjection,
-    "key side": factored_attention._FactoredGatedAttention,
-    "value read": oscillating_values._OscillatingValueRead,
-    "merged read": merged_read._MergedRead,
-    "value conv": short_conv._MaskedCausalConvolution,
+#: the parts: label -> the autograd Functions whose forward and backward are timed (the value read's
+#: eager and compiled forms are two Functions)
+PARTS: dict[str, tuple[type, ...]] = {
+    "projection": (activated_projection.ActivatedProjection,),
+    "key side": (factored_attention._FactoredGatedAttention,),
+    "value read": (oscillating_values._OscillatingValueRead, oscillating_values._CompiledValueRead),
+    "merged read": (merged_read._MergedRead,),
+    "value conv": (short_conv._MaskedCausalConvolution,),
 }
 #: the training step's shape (the efficiency benchmark's)
 SEQ_LEN, BATCH = 128, 16
@@ -60,7 +63,7 @@ def clocked_parts(spent: dict[str, float]) -> Iterator[None]:
     """While open, every call of a part's forward or backward adds its seconds to ``spent["<part> fwd"]``
     / ``spent["<part> bwd"]``; the Functions are restored on exit."""
     saved = {}
-    for part, function in PARTS.items():
+    for part, function in ((part, function) for part, functions in PARTS.items() for function in functions):
         for method, short in (("forward", "fwd"), ("backward", "bwd")):
             original = function.__dict__[method]
             saved[(function, method)] = original

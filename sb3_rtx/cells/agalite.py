@@ -167,7 +167,7 @@ class AGaLiTeContext:
         self, starts: torch.Tensor, weights: torch.Tensor, r: int, final_counter: torch.Tensor, compiled: bool = False
     ) -> None:
         self.starts = starts  # (T, B)
-        self.compiled = compiled  # the key side's fused kernels (the cell's compile_training)
+        self.compiled = compiled  # the key and value sides' fused kernels (the cell's compile_training)
         self.value_weights = weights[..., :r]  # (T, B, r)
         self.key_weights = weights[..., r:]  # (T, B, K): K key memories
         self.final_counter = final_counter
@@ -204,7 +204,9 @@ class AGaLiTeMixer(SequenceMixer):
         x = h[0] if acting else h
         factors = self.features.factors(x)
         keep = context.keep if acting else None
-        factors, conv_state = self.features.convolve_values(factors, layer_state[2:], context.starts, keep)
+        factors, conv_state = self.features.convolve_values(
+            factors, layer_state[2:], context.starts, keep, compiled=context.compiled
+        )
         written = self.features.select_writes(factors, x, values=True)  # the direct path reads factors' v
         if acting:
             a, new_state = self._step(context, written, layer_state[:2])
@@ -242,7 +244,16 @@ class AGaLiTeMixer(SequenceMixer):
         ksq, ks = factored_gated_attention(p1, wk, p2, wq, p3, g, context.key_weights, starts, ks, compiled=context.compiled)
         # value side: r small vectors per head, scanned, read, and scanned again in backward
         a, vt = oscillating_value_read(
-            beta, v, context.value_weights, starts, vt, ksq[..., self.kq_rows], ksq[..., 0], self.divisor, self.bounded
+            beta,
+            v,
+            context.value_weights,
+            starts,
+            vt,
+            ksq[..., self.kq_rows],
+            ksq[..., 0],
+            self.divisor,
+            self.bounded,
+            compiled=context.compiled,
         )
         return a, (vt, ks)
 

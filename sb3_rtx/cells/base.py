@@ -63,11 +63,12 @@ class RecurrentCell(nn.Module, ABC):
 
     def compile_training(self, enabled: bool = True) -> RecurrentCell:
         """Run the training form's chunk work through ``torch.compile`` (AGaLiTe: the key side's,
-        :mod:`~sb3_rtx.cells.compiled_key_side`).
+        :mod:`~sb3_rtx.cells.compiled_key_side`, the value side's, :mod:`~sb3_rtx.cells.compiled_values`,
+        and the value convolution's, :mod:`~sb3_rtx.cells.compiled_convolution`).
 
         On a CPU that work is a few dozen passes over wide tensors per chunk; compiled it is one
-        fused kernel per group of chunks and direction, the carry from chunk to chunk included, and
-        AGaLiTe's training step is faster (see the docs,
+        fused kernel per group of chunks (or block of steps) and direction, the carry from chunk to
+        chunk included, and AGaLiTe's training step is faster (see the docs,
         "Benchmarks"). The first training call compiles, which takes tens of seconds and needs a
         C++ compiler on CPU (inductor caches the kernels on disk for later processes); if compiling
         fails, a warning says why and training runs eagerly (calling this method again tries
@@ -81,7 +82,7 @@ class RecurrentCell(nn.Module, ABC):
                 "(its key side); this cell trains eagerly"
             )
         if enabled:
-            from sb3_rtx.cells.compiled_key_side import retry_compiling  # (it imports this module)
+            from sb3_rtx.cells.compiled_kernels import retry_compiling  # (it imports this module)
 
             retry_compiling()
         self._training_compiled = bool(enabled)
@@ -90,7 +91,7 @@ class RecurrentCell(nn.Module, ABC):
     @property
     def training_compiled(self) -> bool:
         """Whether :meth:`compile_training` is on and its kernels compiled (no failure fell back to eager)."""
-        from sb3_rtx.cells.compiled_key_side import compiling_failed
+        from sb3_rtx.cells.compiled_kernels import compiling_failed
 
         return self._training_compiled and not compiling_failed()
 

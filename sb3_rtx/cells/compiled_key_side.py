@@ -24,19 +24,17 @@ chunked gated linear attention kernels of flash-linear-attention (Yang et al. 20
 
 Compiling needs a C++ compiler on a CPU and takes tens of seconds the first time (inductor caches
 its kernels on disk for later processes); if it fails, a warning says why and the same expressions
-run eagerly (correct, and slower than the hand-tuned eager form). Used when a cell's
-``compile_training`` is on (:meth:`~sb3_rtx.cells.base.RecurrentCell.compile_training`).
+run eagerly (correct, and slower than the hand-tuned eager form; :mod:`~sb3_rtx.cells.compiled_kernels`).
+Used when a cell's ``compile_training`` is on (:meth:`~sb3_rtx.cells.base.RecurrentCell.compile_training`).
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 
-from sb3_rtx.cells.base import is_compile_failure
+from sb3_rtx.cells.compiled_kernels import Kernel
 from sb3_rtx.cells.scan import DECAY_FLOOR
 
 
@@ -188,49 +186,6 @@ def group_backward(
     )
 
 
-class _Kernel:
-    """``function`` through ``torch.compile``, compiled on first use; eager from then on if compiling
-    fails (until :func:`retry_compiling`)."""
-
-    def __init__(self, function: Callable[..., Any]) -> None:
-        self.function = function
-        self.compiled: Callable[..., Any] | None = None
-        self.failed = False
-
-    def __call__(self, *args: Any) -> Any:
-        if self.failed:
-            return self.function(*args)
-        if self.compiled is None:
-            # one kernel per shape (a training run meets a few: its minibatch's groups, a smaller last
-            # group): kernels compiled for dynamic sizes ran slower than the eager form
-            self.compiled = torch.compile(self.function, dynamic=False)
-        try:
-            return self.compiled(*args)
-        except Exception as error:  # no C++ compiler, an unsupported backend, ...
-            if not is_compile_failure(error):
-                raise
-            warnings.warn(
-                f"compile_training: torch.compile failed ({type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}); the key side trains eagerly",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            self.failed = True
-            return self.function(*args)
-
-
 #: the compiled kernels, shared by every cell in the process (inductor caches per shape)
-compiled_group_forward = _Kernel(group_forward)
-compiled_group_backward = _Kernel(group_backward)
-_KERNELS = (compiled_group_forward, compiled_group_backward)
-
-
-def compiling_failed() -> bool:
-    """Whether compiling a kernel failed in this process (the key side then runs their eager form)."""
-    return any(kernel.failed for kernel in _KERNELS)
-
-
-def retry_compiling() -> None:
-    """Forget an earlier failure: the next call compiles again (a cell's ``compile_training`` calls this)."""
-    for kernel in _KERNELS:
-        kernel.failed = False
+compiled_group_forward = Kernel(group_forward, "the key side")
+compiled_group_backward = Kernel(group_backward, "the key side")

@@ -284,11 +284,17 @@ class GatedFeatures(nn.Module):
         return () if self.value_conv is None else (self.value_conv.state_shape(),)
 
     def convolve_values(
-        self, factors: tuple[torch.Tensor, ...], conv_state: CellState, starts: torch.Tensor, keep: torch.Tensor | None
+        self,
+        factors: tuple[torch.Tensor, ...],
+        conv_state: CellState,
+        starts: torch.Tensor,
+        keep: torch.Tensor | None,
+        compiled: bool = False,
     ) -> tuple[tuple[torch.Tensor, ...], CellState]:
         """The :meth:`factors` with ``v`` convolved over time (``value_conv``), and the convolution's
         new state; unchanged without a convolution. ``keep`` is the acting step's reset multiplier
-        (:func:`step_keep`), ``starts: (T, B)`` the sequence's episode starts."""
+        (:func:`step_keep`), ``starts: (T, B)`` the sequence's episode starts; ``compiled``: a
+        sequence's convolution as fused kernels (AGaLiTe's ``compile_training``)."""
         if self.value_conv is None:
             return factors, conv_state
         (past,) = conv_state
@@ -296,7 +302,7 @@ class GatedFeatures(nn.Module):
         if v.dim() == 3:  # acting: (B, H, d)
             shifted, past = self.value_conv.step(v.flatten(-2), past, keep)
         else:
-            shifted, past = self.value_conv(v.flatten(-2), past, starts)
+            shifted, past = self.value_conv(v.flatten(-2), past, starts, compiled)
         return (*factors[:4], shifted.view_as(v), *factors[5:]), (past,)
 
     def forward(self, h: torch.Tensor, log_decays: bool = False) -> tuple[torch.Tensor, ...]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from sb3_rtx.cells.compiled_values import COMPILED_BLOCK_LEN, compiled_block_backward, compiled_block_forward
 from sb3_rtx.cells.galite import NORMALISER_EPS, normalise
 from sb3_rtx.cells.scan import DECAY_FLOOR, chunked_scan, default_chunk_len, launch_bound
 
@@ -43,6 +44,7 @@ def oscillating_value_read(
     divisor: float,
     bounded: bool,
     block_len: int | None = None,
+    compiled: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The read ``a`` and the last value state, for a whole sequence (see the module docstring).
 
@@ -53,9 +55,14 @@ def oscillating_value_read(
     :param kq, sq: ``(T, B, H, r)`` and ``(T, B, H)``, the key side's products
     :param divisor: multiplies ``sq`` in the normaliser
     :param bounded: ``max(divisor sq, 1)`` as the normaliser, else ``divisor sq + eps``
-    :param block_len: steps per block of the backward (default: :func:`backward_block_len`)
+    :param block_len: steps per block of the backward (default: :func:`backward_block_len`, or
+        :data:`~sb3_rtx.cells.compiled_values.COMPILED_BLOCK_LEN` with ``compiled``)
+    :param compiled: each block's scan and read, forward and backward, as the fused kernels of
+        :mod:`~sb3_rtx.cells.compiled_values` (``torch.compile``) instead of eager passes
     :return: ``a: (T, B, H, d)`` and ``vt`` after the last step ``(B, H, r, d)``
     """
+    if compiled:
+        return _CompiledValueRead.apply(beta, v, weights, starts, vt, kq, sq, divisor, bounded, block_len)
     return _OscillatingValueRead.apply(beta, v, weights, starts, vt, kq, sq, divisor, bounded, block_len)
 
 
@@ -177,3 +184,49 @@ def _block_backward(divisor, bounded, inputs, first_state, carry, grads):
     torch.mul(grad_written, v, out=grad_beta).sub_(grad_decay)
     torch.mul(grad_written, beta, out=grad_v)
     return carry_back
+
+
+class _CompiledValueRead(torch.autograd.Function):
+    """The same function as :class:`_OscillatingValueRead`, a block of steps at a time through the
+    fused kernels of :mod:`~sb3_rtx.cells.compiled_values`: forward keeps the state entering each
+    block, backward walks back over the blocks, each kernel running its block's scan again."""
+
+    @staticmethod
+    def forward(ctx, beta, v, weights, starts, vt, kq, sq, divisor, bounded, block_len):
+        seq_len = beta.shape[0]
+        block_len = block_len or COMPILED_BLOCK_LEN
+        blocks = [slice(first, min(first + block_len, seq_len)) for first in range(0, seq_len, block_len)]
+        keep = 1.0 - starts
+        entering, reads = [vt], []
+        for block in blocks:
+            read, after = compiled_block_forward(
+                beta[block], v[block], weights[block], keep[block], entering[-1], kq[block], sq[block], divisor, bounded
+            )
+            reads.append(read)
+            entering.append(after)
+        final = entering.pop()
+        ctx.save_for_backward(beta, v, weights, keep, kq, sq, *entering)
+        ctx.divisor, ctx.bounded, ctx.blocks = divisor, bounded, blocks
+        return torch.cat(reads), final
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_read, grad_final):
+        beta, v, weights, keep, kq, sq, *entering = ctx.saved_tensors
+        grads = [torch.empty_like(x) for x in (beta, v, kq, sq)]
+        carry = torch.zeros_like(entering[0]) if grad_final is None else grad_final
+        for block, first_state in zip(reversed(ctx.blocks), reversed(entering), strict=True):
+            *block_grads, carry = compiled_block_backward(
+                *(x[block] for x in (beta, v, weights, keep)),
+                first_state,
+                kq[block],
+                sq[block],
+                grad_read[block],
+                carry,
+                ctx.divisor,
+                ctx.bounded,
+            )
+            for grad, block_grad in zip(grads, block_grads, strict=True):
+                grad[block] = block_grad
+        grad_beta, grad_v, grad_kq, grad_sq = grads
+        return grad_beta, grad_v, None, None, carry, grad_kq, grad_sq, None, None, None

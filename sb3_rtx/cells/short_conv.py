@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from sb3_rtx.cells.base import check_positive_int
+from sb3_rtx.cells.compiled_convolution import compiled_convolution_backward, compiled_convolution_forward
 from sb3_rtx.cells.variants import check_choice
 
 
@@ -72,9 +73,12 @@ class ShortConvolution(nn.Module):
         y = (window * self.weight.t()).sum(1)
         return y, window[:, :-1]
 
-    def forward(self, x: torch.Tensor, past: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, past: torch.Tensor, starts: torch.Tensor, compiled: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """A sequence: ``x: (T, B, C)``, ``past: (B, kernel - 1, C)``, ``starts: (T, B)`` (1 where an
-        episode starts, before that step) -> ``y: (T, B, C)`` and the ``past`` after the last step."""
+        episode starts, before that step) -> ``y: (T, B, C)`` and the ``past`` after the last step;
+        ``compiled``: the convolution as the fused kernels of :mod:`~sb3_rtx.cells.compiled_convolution`."""
         seq_len, kernel = x.shape[0], self.kernel
         # every input, oldest first: the carried ones, then the sequence's
         padded = torch.cat([past.flip(1).transpose(0, 1), x], dim=0)  # (kernel - 1 + T, B, C)
@@ -86,7 +90,7 @@ class ShortConvolution(nn.Module):
         same_episode = torch.stack(
             [(started[kernel - 1 - j : kernel - 1 - j + seq_len] == latest) for j in range(kernel)], dim=-1
         ).to(x.dtype)  # (T, B, kernel), tap 0 always 1
-        y = _MaskedCausalConvolution.apply(padded, same_episode, self.weight)
+        y = _MaskedCausalConvolution.apply(padded, same_episode, self.weight, compiled)
         # the new past: x_{T-1-j} for j < kernel - 1, zero where an episode started after it
         new_past = (padded[-kernel + 1 :].flip(0) * same_episode[-1, :, : kernel - 1].t().unsqueeze(-1)).transpose(0, 1)
         return y, new_past
@@ -98,18 +102,24 @@ class _MaskedCausalConvolution(torch.autograd.Function):
     the input was kept: ``kernel`` copies of the values per layer)."""
 
     @staticmethod
-    def forward(ctx, padded: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, padded: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, compiled: bool) -> torch.Tensor:
+        ctx.save_for_backward(padded, mask, weight)
+        ctx.compiled = compiled
+        if compiled:
+            return compiled_convolution_forward(padded, mask, weight)
         kernel = weight.shape[1]
         seq_len = padded.shape[0] - kernel + 1
         y = padded[kernel - 1 :] * weight[:, 0]
         for j in range(1, kernel):
             y.addcmul_(padded[kernel - 1 - j : kernel - 1 - j + seq_len], mask[..., j : j + 1] * weight[:, j])
-        ctx.save_for_backward(padded, mask, weight)
         return y
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):
         padded, mask, weight = ctx.saved_tensors
+        if ctx.compiled:
+            grad_padded, grad_weight = compiled_convolution_backward(grad_y, padded, mask, weight)
+            return grad_padded, None, grad_weight, None
         kernel = weight.shape[1]
         seq_len = grad_y.shape[0]
         grad_padded = torch.zeros_like(padded) if ctx.needs_input_grad[0] else None
@@ -121,4 +131,4 @@ class _MaskedCausalConvolution(torch.autograd.Function):
                 grad_padded[window].addcmul_(masked, weight[:, j])
             if grad_weight is not None:
                 grad_weight[:, j] = (masked * padded[window]).sum((0, 1))
-        return grad_padded, None, grad_weight
+        return grad_padded, None, grad_weight, None
