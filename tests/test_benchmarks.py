@@ -334,6 +334,40 @@ def test_recall_phases_value_decay_shrinks_the_value_rows_alone():
     assert changed == value_rows
 
 
+def test_probe_lambda_split_fits_the_critic_at_its_own_lambda():
+    """The probes' split lambdas: on one filled rollout buffer, the advantages are GAE's at the agent's
+    gae_lambda and the critic's targets (returns) are values plus GAE's advantages at value_lambda,
+    each as SB3's own computation at that lambda gives them; the buffer keeps its gae_lambda."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.tmaze_phases import split_lambdas
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
+    buffer = agent.rollout_buffer
+    rng = np.random.default_rng(0)
+    buffer.rewards[:] = rng.normal(size=buffer.rewards.shape)
+    buffer.values[:] = rng.normal(size=buffer.values.shape)
+    buffer.episode_starts[:] = rng.random(buffer.episode_starts.shape) < 0.05
+    last_values, dones = torch.as_tensor(rng.normal(size=buffer.n_envs)), rng.random(buffer.n_envs) < 0.5
+    expected = {}
+    for lam in (0.0, agent.gae_lambda):
+        reference = copy.deepcopy(buffer)
+        reference.gae_lambda = lam
+        reference.compute_returns_and_advantage(last_values=last_values, dones=dones)
+        expected[lam] = reference
+    split_lambdas(agent, 0.0)
+    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    assert buffer.gae_lambda == agent.gae_lambda != 0.0
+    np.testing.assert_array_equal(buffer.advantages, expected[agent.gae_lambda].advantages)
+    np.testing.assert_array_equal(buffer.returns, expected[0.0].returns)
+    assert not np.allclose(buffer.returns, expected[agent.gae_lambda].returns)
+
+
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
     """The probes' learning-rate split (the cells at one fraction of the rate, the heads at another):
     every parameter in exactly one group, and after training each group's rate is its fraction of

@@ -10,8 +10,9 @@ Outside PPO AGaLiTe learns Gaussian cue recall with many cues far sooner than th
 "Many cues"). This probe trains the memory suite's models on one of its CueRecall tasks, with its
 settings and seeds (RtxPPO's defaults: running advantage scale, GAE lambda 0.8, or ``--gae-lambda``;
 ``--ent-coef`` / ``--n-epochs`` / ``--learning-rate`` for another entropy bonus, number of epochs or
-learning rate; ``--query-flag-scale`` for a task whose query flag reads that value instead of 1, a
-diagnostic of how loud the step to answer at must be), and every
+learning rate; ``--value-lambda`` for the critic's targets at another lambda than the advantages;
+``--query-flag-scale`` for a task whose query flag reads that value instead of 1, a diagnostic of
+how loud the step to answer at must be), and every
 ``--every`` rollouts looks at the policy on ``HELD_OUT`` fresh episodes of the task (their own seeds,
 never a training or scoring seed):
 
@@ -72,6 +73,7 @@ from benchmarks.probes.tmaze_phases import (
     actor_saturated,
     first_step,
     scale_cell_learning_rate,
+    split_lambdas,
     thousands,
 )
 from benchmarks.report import command_line, write_report
@@ -246,10 +248,12 @@ def run(
     gae_lambda: float = GAE_LAMBDA,
     overrides: dict[str, Any] | None = None,
     query_flag_scale: float = 1.0,
+    value_lambda: float | None = None,
 ) -> dict:
     """One memory-suite run of ``model`` on ``task`` with its checks (``overrides``: PPO settings
     instead of the suite's, :data:`OVERRIDABLE`; ``query_flag_scale``: see
-    :func:`query_scaled_cue_recall`); its row."""
+    :func:`query_scaled_cue_recall`; ``value_lambda``: the critic's targets at another lambda than the
+    advantages, :func:`~benchmarks.probes.tmaze_phases.split_lambdas`); its row."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -269,6 +273,8 @@ def run(
         scale_value_start(agent, VALUE_START_SCALES[model])
     if model in VALUE_DECAYS:
         decay_value_rows(agent, VALUE_DECAYS[model])
+    if value_lambda is not None:
+        split_lambdas(agent, value_lambda)
     observations, cues = EpisodeStream(spec.env_kwargs["delay"], HELD_OUT_SEED + seed, spec.env_kwargs).take(HELD_OUT)
     if query_flag_scale != 1.0:
         observations = with_query_flag_scaled(observations, spec.env_kwargs["n_cues"], query_flag_scale)
@@ -295,6 +301,7 @@ def run(
         seed=seed,
         steps=steps,
         gae_lambda=agent.gae_lambda,
+        **({"value_lambda": value_lambda} if value_lambda is not None else {}),
         **{key: getattr(agent, key) for key in overrides},  # as the model has them
         **({"query_flag_scale": query_flag_scale} if query_flag_scale != 1.0 else {}),
         success=success,
@@ -360,6 +367,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--query-flag-scale", type=float, default=1.0, help="the task's query flag reads this instead of 1 (a diagnostic)"
     )
+    parser.add_argument(
+        "--value-lambda", type=float, default=None, help="the critic's targets at this lambda (default: --gae-lambda's)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
     parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -368,11 +378,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     steps, eval_episodes = args.steps or TASKS[args.task][2], EVAL_EPISODES
     if args.quick:
         args.models, args.seeds, steps, args.every, eval_episodes = ["AGaLiTe", "LSTM"], [0], 2 * N_ENVS * PPO["n_steps"], 1, 8
-    runs = [
-        (m, args.task, s, steps, args.every, eval_episodes, args.gae_lambda, overrides, args.query_flag_scale)
-        for m in args.models
-        for s in args.seeds
-    ]
+    settings_of_runs = (args.gae_lambda, overrides, args.query_flag_scale, args.value_lambda)
+    runs = [(m, args.task, s, steps, args.every, eval_episodes, *settings_of_runs) for m in args.models for s in args.seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, *zip(*runs, strict=True)))
     name = "recall_phases_quick" if args.quick else "recall_phases"
@@ -383,6 +390,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     n_cues = TASKS[args.task][1]["n_cues"]
     settings = dict(PPO, gae_lambda=args.gae_lambda, normalize_advantage="running")
     settings.update(overrides)
+    if args.value_lambda is not None:
+        settings["value_lambda"] = args.value_lambda  # the critic's targets' (split_lambdas)
     flag_note = "" if args.query_flag_scale == 1.0 else f"; its query flag reads {args.query_flag_scale:g} instead of 1"
     table = write_report(
         summary(rows, args.models),

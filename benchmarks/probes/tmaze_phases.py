@@ -5,10 +5,11 @@
 
 On the development set AGaLiTe solves T-Maze 40 (4 distractor bits, 150k steps) in some seeds and
 not others (docs, "Learning memory"); the seeds that fail walk to the junction and guess. This
-probe trains the memory suite's models on that task, with its settings and seeds, and every
-``--every`` rollouts looks at the policy on a fixed set of walks: 384 episodes (their own seeds,
-half of each cue) in which the agent walks straight to the junction, fed through the policy as
-one sequence each. At the junction it measures:
+probe trains the memory suite's models on that task, with its settings and seeds (``--gae-lambda``
+for another lambda, ``--value-lambda`` for the critic's targets at another lambda than the
+advantages, :func:`split_lambdas`), and every ``--every`` rollouts looks at the policy on a fixed
+set of walks: 384 episodes (their own seeds, half of each cue) in which the agent walks straight
+to the junction, fed through the policy as one sequence each. At the junction it measures:
 
 * **cue share**: the fraction of the variance of the cell's output (what the actor's head reads),
   across the 384 walks, that the cue explains (between-cue variance over total, summed over the
@@ -285,6 +286,27 @@ def scale_cell_learning_rate(agent: Any, scale: float, rest_scale: float = 1.0) 
     agent._update_learning_rate = set_scaled_rate
 
 
+def split_lambdas(agent: Any, value_lambda: float) -> None:
+    """Fit the critic to GAE returns at ``value_lambda`` while the actor's advantages keep the agent's
+    ``gae_lambda`` (SB3 takes both from one lambda): the rollout buffer's
+    ``compute_returns_and_advantage`` runs twice, and the first run's returns (advantages plus values
+    at ``value_lambda``) replace the second's. A diagnostic of which of the two uses of lambda a task
+    needs (the actor's credit for earlier actions, or the critic's targets)."""
+    buffer = agent.rollout_buffer
+    compute = buffer.compute_returns_and_advantage
+
+    def compute_split(last_values: Any, dones: Any) -> None:
+        advantage_lambda = buffer.gae_lambda
+        buffer.gae_lambda = value_lambda
+        compute(last_values=last_values, dones=dones)
+        returns = buffer.returns.copy()
+        buffer.gae_lambda = advantage_lambda
+        compute(last_values=last_values, dones=dones)
+        buffer.returns = returns
+
+    buffer.compute_returns_and_advantage = compute_split
+
+
 def edit_critic(agent: Any, model: str) -> None:
     """Apply a variant's probe-local edit of the critic's head to a built ``agent`` (none for other labels);
     shared with the pendulum probe, whose critic variants are these."""
@@ -461,8 +483,17 @@ def junction_measures(policy: Any, observations: Any, cues: Any) -> dict[str, fl
     )
 
 
-def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_lambda: float | None = None) -> dict:
-    """One training run with its checks; its row (``gae_lambda``: the suite's, 0.95, unless given)."""
+def run(
+    model: str,
+    seed: int,
+    steps: int,
+    every: int,
+    eval_episodes: int,
+    gae_lambda: float | None = None,
+    value_lambda: float | None = None,
+) -> dict:
+    """One training run with its checks; its row (``gae_lambda``: the suite's, 0.95, unless given;
+    ``value_lambda``: the critic's targets at another lambda than the advantages, :func:`split_lambdas`)."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -483,6 +514,8 @@ def run(model: str, seed: int, steps: int, every: int, eval_episodes: int, gae_l
     spec = RunSpec(model, algo, policy_name, policy_kwargs, env_kwargs, seed, steps, eval_episodes,
                    algo_kwargs=algo_kwargs, env_id=env_id)  # fmt: skip
     agent = build_model(spec)
+    if value_lambda is not None:
+        split_lambdas(agent, value_lambda)
     if model in READ_LAYER_SCALE:
         scale_reads(agent, READ_LAYER_SCALE[model])
     centre = OutputCentre(agent) if model in CENTRED else None
@@ -575,7 +608,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--every", type=int, default=4, help="rollouts between checks")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
     parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
-    parser.add_argument("--gae-lambda", type=float, default=None, help=f"GAE lambda (default: the suite's, {PPO['gae_lambda']})")
+    parser.add_argument(
+        "--gae-lambda", type=float, default=None, help=f"GAE lambda (default: the suite's, {PPO['gae_lambda']})"
+    )
+    parser.add_argument(
+        "--value-lambda", type=float, default=None, help="the critic's targets at this lambda (default: --gae-lambda's)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     eval_episodes = EVAL_EPISODES
@@ -587,7 +625,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
             1,
             8,
         )
-    runs = [(m, s, args.steps, args.every, eval_episodes, args.gae_lambda) for m in args.models for s in args.seeds]
+    runs = [
+        (m, s, args.steps, args.every, eval_episodes, args.gae_lambda, args.value_lambda)
+        for m in args.models
+        for s in args.seeds
+    ]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, *zip(*runs, strict=True)))
     name = "tmaze_phases_quick" if args.quick else "tmaze_phases"
@@ -598,6 +640,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     settings = dict(PPO, normalize_advantage="running")
     if args.gae_lambda is not None:
         settings["gae_lambda"] = args.gae_lambda
+    if args.value_lambda is not None:
+        settings["value_lambda"] = args.value_lambda  # the critic's targets' (split_lambdas)
     table = write_report(
         summary(rows, args.models),
         args.out,
