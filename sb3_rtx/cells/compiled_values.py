@@ -82,19 +82,18 @@ def block_backward(
     to its last state (zeros for the sequence's last block without a final-state gradient)."""
     decay, written = _decays(beta, keep), beta * v
     length = beta.shape[0]
-    before = [first_state]  # the state before each step
-    for t in range(length - 1):
-        before.append(_step(before[-1], decay[t], weights[t], written[t]))
-    states = [_step(before[t], decay[t], weights[t], written[t]) for t in range(length)]
+    states = [first_state]  # states[t + 1]: the state after step t
+    for t in range(length):
+        states.append(_step(states[t], decay[t], weights[t], written[t]))
     scaled = divisor * sq.unsqueeze(-1)
     denominator = scaled.clamp_min(1.0) if bounded else scaled + NORMALISER_EPS
     grad_numerator = grad_read / denominator
-    numerators = torch.stack([(states[t] * kq[t].unsqueeze(-1)).sum(-2) for t in range(length)])
+    numerators = torch.stack([(states[t + 1] * kq[t].unsqueeze(-1)).sum(-2) for t in range(length)])
     grad_denominator = -(grad_numerator * numerators).sum(-1, keepdim=True) / denominator
     if bounded:
         grad_denominator = grad_denominator * (scaled > 1.0)
     grad_sq = grad_denominator.squeeze(-1) * divisor
-    grad_kq = torch.stack([(states[t] * grad_numerator[t].unsqueeze(2)).sum(-1) for t in range(length)])
+    grad_kq = torch.stack([(states[t + 1] * grad_numerator[t].unsqueeze(2)).sum(-1) for t in range(length)])
     # every state's gradient, carried back in time: G_t = dvt_t + D_t+1 G_t+1 (G_L := carry)
     carried = carry
     grad_written, grad_decay = [carry] * length, [carry] * length
@@ -103,7 +102,7 @@ def block_backward(
             carried = decay[t + 1].unsqueeze(2) * carried
         carried = carried + grad_numerator[t].unsqueeze(2) * kq[t].unsqueeze(-1)
         grad_written[t] = (carried * weights[t][:, None, :, None]).sum(2)  # d(beta v)
-        grad_decay[t] = (carried * before[t]).sum(2)  # dD_t = sum_j G_t,j . vt_j,t-1
+        grad_decay[t] = (carried * states[t]).sum(2)  # dD_t = sum_j G_t,j . vt_j,t-1
     written_grad, decay_grad = torch.stack(grad_written), torch.stack(grad_decay)
     # no gradient where an episode starts or the floor holds the decay
     decay_grad = torch.where((1.0 - beta) > DECAY_FLOOR, decay_grad * keep[:, :, None, None], 0.0)
