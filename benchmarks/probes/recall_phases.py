@@ -139,7 +139,7 @@ def scale_value_start(agent: Any, scale: float) -> None:
     import torch
 
     with torch.no_grad():
-        for cell in filter(None, (agent.policy.cell_actor, agent.policy.cell_critic)):
+        for cell in agent.policy.cells:
             for block in cell.blocks:
                 features = block.mixer.features
                 features.value_weight().mul_(scale)

@@ -79,7 +79,7 @@ class RecurrentCell(nn.Module, ABC):
         if enabled and not self.has_compiled_training:
             raise ValueError(
                 f"{type(self).__name__} has no compiled training form: compile_training is for AGaLiTe "
-                "(its key side); this cell trains eagerly"
+                "(its key and value sides); this cell trains eagerly"
             )
         if enabled:
             from sb3_rtx.cells.compiled_kernels import retry_compiling  # (it imports this module)

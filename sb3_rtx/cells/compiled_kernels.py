@@ -2,8 +2,9 @@
 
 AGaLiTe's compiled training form (:meth:`~sb3_rtx.cells.base.RecurrentCell.compile_training`) runs
 a few functions, written as plain tensor expressions, through ``torch.compile`` (inductor: C++ loops
-on a CPU, Triton on a GPU): the key side's per-group work (:mod:`~sb3_rtx.cells.compiled_key_side`)
-and the value side's per-block scan and read (:mod:`~sb3_rtx.cells.compiled_values`). Each is a
+on a CPU, Triton on a GPU): the key side's per-group work (:mod:`~sb3_rtx.cells.compiled_key_side`),
+the value side's per-block scan and read (:mod:`~sb3_rtx.cells.compiled_values`) and the value
+convolution (:mod:`~sb3_rtx.cells.compiled_convolution`). Each is a
 :class:`Kernel`; they share one failure flag per kernel, which :func:`compiling_failed` reads and
 :func:`retry_compiling` clears.
 """

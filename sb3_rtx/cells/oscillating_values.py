@@ -113,6 +113,11 @@ def backward_block_len(beta: torch.Tensor, r: int) -> int:
     return max(1, min(beta.shape[0], budget // max(1, per_step)))
 
 
+def _blocks(seq_len: int, block_len: int) -> list[slice]:
+    """The steps ``0:seq_len`` in consecutive blocks of ``block_len`` (the last one may be shorter)."""
+    return [slice(first, min(first + block_len, seq_len)) for first in range(0, seq_len, block_len)]
+
+
 class _OscillatingValueRead(torch.autograd.Function):
     @staticmethod
     def forward(ctx, beta, v, weights, starts, vt, kq, sq, divisor, bounded, block_len):
@@ -130,8 +135,7 @@ class _OscillatingValueRead(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_read, grad_final):
         beta, v, weights, starts, vt, kq, sq, later_entering = ctx.saved_tensors
-        seq_len, block_len = beta.shape[0], ctx.block_len
-        blocks = [slice(first, min(first + block_len, seq_len)) for first in range(0, seq_len, block_len)]
+        blocks = _blocks(beta.shape[0], ctx.block_len)
         entering = [vt, *later_entering.unbind(0)]  # the value state entering each block
         grads = [torch.empty_like(x) for x in (beta, v, kq, sq)]
         carry = grad_final  # D_e G_e: what the steps after a block pass back to its last state
@@ -193,9 +197,7 @@ class _CompiledValueRead(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, beta, v, weights, starts, vt, kq, sq, divisor, bounded, block_len):
-        seq_len = beta.shape[0]
-        block_len = block_len or COMPILED_BLOCK_LEN
-        blocks = [slice(first, min(first + block_len, seq_len)) for first in range(0, seq_len, block_len)]
+        blocks = _blocks(beta.shape[0], block_len or COMPILED_BLOCK_LEN)
         keep = 1.0 - starts
         entering, reads = [vt], []
         for block in blocks:
