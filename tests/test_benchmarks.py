@@ -368,6 +368,35 @@ def test_probe_lambda_split_fits_the_critic_at_its_own_lambda():
     assert not np.allclose(buffer.returns, expected[agent.gae_lambda].returns)
 
 
+@pytest.mark.parametrize("dueling", [False, True])
+def test_probe_action_value_advantages_are_the_taken_actions_value_less_the_expected(dueling):
+    """The action-value probe edit: after a rollout, the value GAE bootstrapped from is
+    ``sum_a pi(a|s) Q(s, a)`` and each step's advantage ``Q(s, a_t)`` less it, ``Q(s, a_t)`` being
+    what the training loss fits (all recomputed from the rollout's observations and states, at a
+    learning rate of 0 so that the update after the rollout leaves the network as it acted)."""
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.action_values import action_value_critic
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
+    action_value_critic(agent, dueling=dueling)
+    with torch.no_grad():  # the value output starts at zero, and with it every advantage: start it elsewhere
+        agent.policy.value_net.weight.normal_()
+    agent.lr_schedule = lambda _: 0.0
+    agent.learn(agent.n_steps * agent.n_envs)
+    (sample,) = agent.rollout_buffer.get(batch_size=None)
+    assert sample.advantages.abs().max() > 1e-2
+    with torch.no_grad():
+        q_taken, _, _ = agent.policy.evaluate_actions(
+            sample.observations, sample.actions.long().flatten(), sample.cell_states, sample.episode_starts
+        )
+        expected = agent.policy.predict_values(sample.observations, sample.cell_states, sample.episode_starts)
+    torch.testing.assert_close(expected.flatten(), sample.old_values, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(q_taken.flatten(), sample.old_values + sample.advantages, atol=1e-4, rtol=1e-4)
+
+
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
     """The probes' learning-rate split (the cells at one fraction of the rate, the heads at another):
     every parameter in exactly one group, and after training each group's rate is its fraction of

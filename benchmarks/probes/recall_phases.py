@@ -42,7 +42,10 @@ moves four times as far relative to their size), and ``AGaLiTe (values start x4)
 ``AGaLiTe (exp write gate)``, today's default with ``write_gate="exp"`` (the memory suite's
 ``AGaLiTe (selective write)`` keeps the starts of the default it was measured against).
 ``AGaLiTe (value rows decay 1)``, the default whose value rows decay after every update
-(:func:`decay_value_rows`, coefficient 1).
+(:func:`decay_value_rows`, coefficient 1). ``AGaLiTe (action-value advantages)``, the default whose
+critic gives one value per action and whose actor's advantages come from them
+(:mod:`benchmarks.probes.action_values`); ``AGaLiTe (dueling action values)``, the same with the
+action values split into a state value and the actions' advantages.
 
 The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
 (the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at
@@ -66,6 +69,7 @@ import numpy as np
 
 from benchmarks.learning import MODELS as LEARNING_MODELS
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
+from benchmarks.probes.action_values import action_value_critic
 from benchmarks.probes.signal_budget import EpisodeStream
 from benchmarks.probes.tmaze_phases import (
     LEARNING_RATE_SCALES,
@@ -103,11 +107,15 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (values start x4)": ("AGaLiTe", {}),
     "AGaLiTe (exp write gate)": ("AGaLiTe", dict(cell_kwargs=dict(AGALITE_CELL, write_gate="exp"))),
     "AGaLiTe (value rows decay 1)": ("AGaLiTe", {}),
+    "AGaLiTe (action-value advantages)": ("AGaLiTe", {}),
+    "AGaLiTe (dueling action values)": ("AGaLiTe", {}),
 }
 #: variants whose values' input weights start at another scale (:func:`scale_value_start`): variant -> factor
 VALUE_START_SCALES = {"AGaLiTe (values start x0.25)": 0.25, "AGaLiTe (values start x4)": 4.0}
 #: variants whose memory value rows decay after every optimiser step (:func:`decay_value_rows`): variant -> coefficient
 VALUE_DECAYS = {"AGaLiTe (value rows decay 1)": 1.0}
+#: variants whose critic gives action values and whose advantages come from them (:mod:`~benchmarks.probes.action_values`)
+ACTION_VALUES = {"AGaLiTe (action-value advantages)": False, "AGaLiTe (dueling action values)": True}
 
 
 def decay_value_rows(agent: Any, weight_decay: float) -> None:
@@ -267,6 +275,8 @@ def run(
     if spec.algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     agent = build_model(spec)
+    if model in ACTION_VALUES:  # first: it rebuilds the optimiser
+        action_value_critic(agent, dueling=ACTION_VALUES[model])
     if model in LEARNING_RATE_SCALES:
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
     if model in VALUE_START_SCALES:

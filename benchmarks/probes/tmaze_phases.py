@@ -55,7 +55,10 @@ the default head, which is fitted to the returns too and alone teaches the cell;
 ``AGaLiTe (dual critic, both gradients)``, the same with the quiet head's gradient reaching the cell
 too; ``AGaLiTe (critic input gain learned from 1)``, the critic's head reading the output times a
 learned scalar that starts at 1; ``AGaLiTe (actor reads output x0.2)``, the actor's head reading the
-output times 0.2, the critic's reading it as it is. All but three (``vf_coef``, ``value_init_scale``,
+output times 0.2, the critic's reading it as it is; ``AGaLiTe (action-value advantages)``, a critic of
+one value per action whose advantages carry no later step's surprise (:mod:`benchmarks.probes.action_values`),
+and ``AGaLiTe (dueling action values)``, the same split into a state value and the actions' advantages.
+All but three (``vf_coef``, ``value_init_scale``,
 ``actor_input_scale``) are edited into the built models, not options of the library.
 """
 
@@ -135,6 +138,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "AGaLiTe (cell learns at x0.25)": ("AGaLiTe", {}),
     # the complement: the heads at a quarter of the rate, the cell at the full rate
     "AGaLiTe (heads learn at x0.25)": ("AGaLiTe", {}),
+    # a critic of action values, the actor's advantages Q(s, a_t) - sum_a pi(a|s) Q(s, a): no share of a
+    # later surprise at steps whose action does not matter (benchmarks.probes.action_values)
+    "AGaLiTe (action-value advantages)": ("AGaLiTe", {}),
+    # the same, the action values split into a state value and the actions' advantages (dueling)
+    "AGaLiTe (dueling action values)": ("AGaLiTe", {}),
 }
 
 
@@ -322,6 +330,10 @@ def edit_critic(agent: Any, model: str) -> None:
         dual_critic(agent, quiet_scale=0.04, quiet_gradient=True)
     elif model == "AGaLiTe (critic input gain learned from 1)":
         learned_critic_input_gain(agent, start=1.0)
+    elif model in ("AGaLiTe (action-value advantages)", "AGaLiTe (dueling action values)"):
+        from benchmarks.probes.action_values import action_value_critic  # (it imports this module)
+
+        action_value_critic(agent, dueling=model == "AGaLiTe (dueling action values)")
 
 
 def scale_critic_input(agent: Any, forward: float, backward: float) -> None:
