@@ -397,6 +397,43 @@ def test_probe_action_value_advantages_are_the_taken_actions_value_less_the_expe
     torch.testing.assert_close(q_taken.flatten(), sample.old_values + sample.advantages, atol=1e-4, rtol=1e-4)
 
 
+def test_probe_tree_backup_advantages_weigh_what_they_carry_back_by_the_action_taken():
+    """Tree-backup advantages: with every action taken surely (probability 1) they are SB3's GAE;
+    an action taken with probability p passes back p of what it would have, and an episode start
+    passes back nothing (a two-step hand example)."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.credit import tree_backup_gae
+    from benchmarks.tmaze_runs import build_model
+
+    buffer = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0]).rollout_buffer
+    rng = np.random.default_rng(0)
+    buffer.rewards[:] = rng.normal(size=buffer.rewards.shape)
+    buffer.values[:] = rng.normal(size=buffer.values.shape)
+    buffer.episode_starts[:] = rng.random(buffer.episode_starts.shape) < 0.05
+    last_values, dones = torch.as_tensor(rng.normal(size=buffer.n_envs)), rng.random(buffer.n_envs) < 0.5
+    reference = copy.deepcopy(buffer)
+    reference.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    sure = np.ones_like(buffer.values)
+    gae = tree_backup_gae(
+        buffer.rewards, buffer.values, buffer.episode_starts, sure, last_values.numpy(), dones, buffer.gamma, buffer.gae_lambda
+    )
+    np.testing.assert_allclose(gae, reference.advantages, rtol=1e-6, atol=1e-6)
+
+    # two steps, one env: rewards 0 and 1, values 0, nothing after the second step (done)
+    rewards, values = np.array([[0.0], [1.0]]), np.zeros((2, 1))
+    for start, probability, first in ((0.0, 0.25, 0.99 * 0.8 * 0.25), (1.0, 0.25, 0.0)):
+        starts = np.array([[0.0], [start]])
+        advantages = tree_backup_gae(
+            rewards, values, starts, np.array([[1.0], [probability]]), np.zeros(1), np.array([True]), 0.99, 0.8
+        )
+        np.testing.assert_allclose(advantages, [[first], [1.0]])
+
+
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
     """The probes' learning-rate split (the cells at one fraction of the rate, the heads at another):
     every parameter in exactly one group, and after training each group's rate is its fraction of

@@ -45,7 +45,9 @@ moves four times as far relative to their size), and ``AGaLiTe (values start x4)
 (:func:`decay_value_rows`, coefficient 1). ``AGaLiTe (action-value advantages)``, the default whose
 critic gives one value per action and whose actor's advantages come from them
 (:mod:`benchmarks.probes.action_values`); ``AGaLiTe (dueling action values)``, the same with the
-action values split into a state value and the actions' advantages.
+action values split into a state value and the actions' advantages. ``AGaLiTe (tree-backup
+advantages)``, the default whose actor's advantages carry a later surprise back weighed by the
+probability of each action taken on the way (:mod:`benchmarks.probes.credit`).
 
 The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
 (the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at
@@ -70,6 +72,7 @@ import numpy as np
 from benchmarks.learning import MODELS as LEARNING_MODELS
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
 from benchmarks.probes.action_values import action_value_critic
+from benchmarks.probes.credit import tree_backup_advantages
 from benchmarks.probes.signal_budget import EpisodeStream
 from benchmarks.probes.tmaze_phases import (
     LEARNING_RATE_SCALES,
@@ -109,6 +112,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (value rows decay 1)": ("AGaLiTe", {}),
     "AGaLiTe (action-value advantages)": ("AGaLiTe", {}),
     "AGaLiTe (dueling action values)": ("AGaLiTe", {}),
+    "AGaLiTe (tree-backup advantages)": ("AGaLiTe", {}),
 }
 #: variants whose values' input weights start at another scale (:func:`scale_value_start`): variant -> factor
 VALUE_START_SCALES = {"AGaLiTe (values start x0.25)": 0.25, "AGaLiTe (values start x4)": 4.0}
@@ -279,6 +283,8 @@ def run(
         action_value_critic(agent, dueling=ACTION_VALUES[model])
     if model in LEARNING_RATE_SCALES:
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
+    if model == "AGaLiTe (tree-backup advantages)":
+        tree_backup_advantages(agent)
     if model in VALUE_START_SCALES:
         scale_value_start(agent, VALUE_START_SCALES[model])
     if model in VALUE_DECAYS:

@@ -57,7 +57,8 @@ too; ``AGaLiTe (critic input gain learned from 1)``, the critic's head reading t
 learned scalar that starts at 1; ``AGaLiTe (actor reads output x0.2)``, the actor's head reading the
 output times 0.2, the critic's reading it as it is; ``AGaLiTe (action-value advantages)``, a critic of
 one value per action whose advantages carry no later step's surprise (:mod:`benchmarks.probes.action_values`),
-and ``AGaLiTe (dueling action values)``, the same split into a state value and the actions' advantages.
+``AGaLiTe (dueling action values)``, the same split into a state value and the actions' advantages,
+and ``AGaLiTe (tree-backup advantages)``, the actor's advantages with tree-backup traces (:mod:`benchmarks.probes.credit`).
 All but three (``vf_coef``, ``value_init_scale``,
 ``actor_input_scale``) are edited into the built models, not options of the library.
 """
@@ -73,6 +74,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.memory_suite import MODELS, TASKS
+from benchmarks.probes.credit import tree_backup_advantages
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, RunSpec, build_model, final_score
 
@@ -143,6 +145,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "AGaLiTe (action-value advantages)": ("AGaLiTe", {}),
     # the same, the action values split into a state value and the actions' advantages (dueling)
     "AGaLiTe (dueling action values)": ("AGaLiTe", {}),
+    # the actor's advantages with tree-backup traces: a later surprise carried back weighed by the
+    # probability of each action taken on the way (benchmarks.probes.credit)
+    "AGaLiTe (tree-backup advantages)": ("AGaLiTe", {}),
 }
 
 
@@ -534,6 +539,8 @@ def run(
     edit_critic(agent, model)
     if model in LEARNING_RATE_SCALES:
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
+    if model == "AGaLiTe (tree-backup advantages)":
+        tree_backup_advantages(agent)
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
