@@ -33,7 +33,7 @@ from stable_baselines3.common.utils import FloatSchedule, explained_variance, ob
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_rtx.advantages import RunningAdvantageScale, check_normalize_advantage, scale_advantages
-from sb3_rtx.buffers import RtxDictRolloutBuffer, RtxRolloutBuffer
+from sb3_rtx.buffers import RtxDictRolloutBuffer, RtxRolloutBuffer, RtxRolloutBufferSamples
 from sb3_rtx.cells import CellState
 from sb3_rtx.cells.base import check_positive_int
 from sb3_rtx.saved_format import SAVE_FORMAT, convert_policy_kwargs
@@ -381,6 +381,16 @@ class RtxPPO(RecurrentPPO):
         return True
 
     # ---------------------------------------------------------------- training
+    def _policy_loss(
+        self, rollout_data: RtxRolloutBufferSamples, log_prob: torch.Tensor, running_scale: float, clip_range: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """PPO's clipped surrogate loss on one minibatch, and the probability ratio it clipped."""
+        advantages = scale_advantages(rollout_data.advantages, self.normalize_advantage, running_scale)
+        ratio = torch.exp(log_prob - rollout_data.old_log_prob)
+        policy_loss_1 = advantages * ratio
+        policy_loss_2 = advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+        return -torch.min(policy_loss_1, policy_loss_2).mean(), ratio
+
     def train(self) -> None:
         """One PPO update over the rollout, minibatch by minibatch of whole sequences."""
         self.policy.set_training_mode(True)
@@ -408,12 +418,7 @@ class RtxPPO(RecurrentPPO):
                     rollout_data.observations, actions, rollout_data.cell_states, rollout_data.episode_starts
                 )
                 values = values.flatten()
-                advantages = scale_advantages(rollout_data.advantages, self.normalize_advantage, running_scale)
-
-                ratio = torch.exp(log_prob - rollout_data.old_log_prob)
-                policy_loss_1 = advantages * ratio
-                policy_loss_2 = advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
-                policy_loss = -torch.min(policy_loss_1, policy_loss_2).mean()
+                policy_loss, ratio = self._policy_loss(rollout_data, log_prob, running_scale, clip_range)
                 pg_losses.append(policy_loss.item())
                 clip_fractions.append(torch.mean((torch.abs(ratio - 1) > clip_range).float()).item())
 

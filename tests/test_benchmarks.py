@@ -434,6 +434,46 @@ def test_probe_tree_backup_advantages_weigh_what_they_carry_back_by_the_action_t
         np.testing.assert_allclose(advantages, [[first], [1.0]])
 
 
+def test_probe_split_actor_credit_at_the_agents_lambda_is_ppos_gradient():
+    """The split of the actor's credit (the cell's gradient from advantages at another lambda than the
+    head's) at the agent's own lambda: the same policy-loss gradient on every parameter as RtxPPO's
+    one surrogate; at lambda 0 the head's gradient stays that one and the cell's changes."""
+    import numpy as np
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.credit import split_actor_credit
+    from benchmarks.tmaze_runs import build_model
+
+    def policy_loss_gradients(cell_lambda: float | None) -> dict[str, torch.Tensor]:
+        agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
+        if cell_lambda is not None:
+            split_actor_credit(agent, cell_lambda)
+        agent.lr_schedule = lambda _: 0.0  # the rollout's network stays as it acted
+        agent.learn(agent.n_steps * agent.n_envs)
+        torch.manual_seed(0)
+        np.random.seed(0)
+        (sample,) = agent.rollout_buffer.get(batch_size=None)
+        _, log_prob, _ = agent.policy.evaluate_actions(
+            sample.observations, sample.actions.long().flatten(), sample.cell_states, sample.episode_starts
+        )
+        loss, _ = agent._policy_loss(sample, log_prob, agent.advantage_scale.scale, 0.2)
+        agent.policy.zero_grad()
+        loss.backward()
+        return {name: p.grad.clone() for name, p in agent.policy.named_parameters() if p.grad is not None}
+
+    plain, same, cell_at_0 = policy_loss_gradients(None), policy_loss_gradients(0.8), policy_loss_gradients(0.0)
+    assert plain.keys() == same.keys()
+    for name in plain:
+        torch.testing.assert_close(same[name], plain[name], atol=1e-6, rtol=1e-4)
+    head = [name for name in plain if name.startswith(("mlp_extractor.policy_net", "action_net"))]
+    cell = [name for name in plain if name.startswith("cell_actor")]
+    assert head and cell
+    for name in head:
+        torch.testing.assert_close(cell_at_0[name], plain[name], atol=1e-6, rtol=1e-4)
+    assert any(not torch.allclose(cell_at_0[name], plain[name], atol=1e-5) for name in cell)
+
+
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
     """The probes' learning-rate split (the cells at one fraction of the rate, the heads at another):
     every parameter in exactly one group, and after training each group's rate is its fraction of

@@ -1,4 +1,4 @@
-"""Probe edit: the actor's advantages with tree-backup traces, the critic's targets as they are.
+"""Probe edits of the actor's credit: tree-backup traces, and the cell's share of it apart.
 
 With GAE at lambda each step's advantage is ``delta_t + gamma lambda A_t+1``: it carries a share of
 every later surprise, including the part of a later step's surprise that the later step's own action
@@ -11,7 +11,8 @@ so the surprise of a step whose action was a long shot (one answer of 24, at the
 with that step, while the surprise after an action the policy takes almost surely (a step down a
 corridor it has learned to walk) travels back as GAE's does. The critic keeps GAE's lambda-returns
 (SB3's, from the same rollout). Edited into a built RtxPPO agent's rollout buffer; not an option of
-the library.
+the library. :func:`split_actor_credit` gives the actor's gradient into the cell advantages at another
+lambda than the gradient into the actor's own head.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+#: the probes' variants whose actor's gradient into the cell comes from advantages at another lambda
+#: (:func:`split_actor_credit`): variant -> that lambda
+CELL_LAMBDAS = {"AGaLiTe (cell credit at lambda 0)": 0.0, "AGaLiTe (cell credit at lambda 0.5)": 0.5}
 
 
 def tree_backup_gae(
@@ -68,3 +73,61 @@ def tree_backup_advantages(agent: Any) -> None:
         ).astype(np.float32)
 
     buffer.compute_returns_and_advantage = compute_tree_backup
+
+
+def split_actor_credit(agent: Any, cell_lambda: float) -> None:
+    """The actor's gradient into the cell from advantages at ``cell_lambda``, its gradient into its own
+    head from the agent's (GAE at ``gae_lambda``); the critic as it is.
+
+    The washer of a faint cue is the memory's share of the actor's credit for unscored actions, while
+    T-Maze's corridor is learned by the actor's head (the position is in the observation) from the
+    long credit. Each minibatch's policy loss is two clipped surrogates with the same probability
+    ratio: one with the agent's advantages through a head that reads the cell's output detached, one
+    with the cell's advantages through the head's parameters detached. The rollout buffer keeps the
+    two advantages as two columns; the running advantage scale counts the first, and scales both.
+    Discrete actions (the probes' tasks)."""
+    import torch
+    from torch.func import functional_call
+
+    from sb3_rtx.advantages import scale_advantages
+
+    policy, buffer = agent.policy, agent.rollout_buffer
+    compute = buffer.compute_returns_and_advantage
+
+    def compute_both(last_values: Any, dones: Any) -> None:
+        actor_lambda = buffer.gae_lambda
+        buffer.gae_lambda = cell_lambda
+        compute(last_values=last_values, dones=dones)
+        for_cell = buffer.advantages.copy()
+        buffer.gae_lambda = actor_lambda
+        compute(last_values=last_values, dones=dones)  # the critic's returns at the agent's lambda
+        buffer.advantages = np.stack([buffer.advantages, for_cell], axis=-1)
+
+    buffer.compute_returns_and_advantage = compute_both
+    update_scale = agent.advantage_scale.update
+    agent.advantage_scale.update = lambda advantages: update_scale(advantages[..., 0])
+
+    head = torch.nn.Sequential(policy.mlp_extractor.policy_net, policy.action_net)
+    split: dict[str, torch.Tensor] = {}
+
+    def evaluate_actions(obs: Any, actions: torch.Tensor, state: Any, episode_starts: Any) -> tuple:
+        latent_pi, latent_vf, _ = policy._latents(obs, state, episode_starts)
+        scaled = latent_pi * policy.actor_input_scale
+        detached = {name: parameter.detach() for name, parameter in head.named_parameters()}
+        split["head"] = torch.distributions.Categorical(logits=head(scaled.detach())).log_prob(actions)
+        split["cell"] = torch.distributions.Categorical(logits=functional_call(head, detached, (scaled,))).log_prob(actions)
+        distribution = policy._get_action_dist_from_latent(policy.latent_actor(latent_pi))
+        values = policy.value_net(policy.mlp_extractor.forward_critic(latent_vf))
+        return values, distribution.log_prob(actions), distribution.entropy()
+
+    def policy_loss(rollout_data: Any, log_prob: torch.Tensor, running_scale: float, clip_range: float) -> tuple:
+        loss = torch.zeros(())
+        for column, path in enumerate(("head", "cell")):
+            advantages = scale_advantages(rollout_data.advantages[:, column], agent.normalize_advantage, running_scale)
+            ratio = torch.exp(split[path] - rollout_data.old_log_prob)
+            clipped = torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+            loss = loss - torch.min(advantages * ratio, advantages * clipped).mean()
+        return loss, torch.exp(log_prob - rollout_data.old_log_prob)
+
+    policy.evaluate_actions = evaluate_actions
+    agent._policy_loss = policy_loss

@@ -58,7 +58,9 @@ learned scalar that starts at 1; ``AGaLiTe (actor reads output x0.2)``, the acto
 output times 0.2, the critic's reading it as it is; ``AGaLiTe (action-value advantages)``, a critic of
 one value per action whose advantages carry no later step's surprise (:mod:`benchmarks.probes.action_values`),
 ``AGaLiTe (dueling action values)``, the same split into a state value and the actions' advantages,
-and ``AGaLiTe (tree-backup advantages)``, the actor's advantages with tree-backup traces (:mod:`benchmarks.probes.credit`).
+``AGaLiTe (tree-backup advantages)``, the actor's advantages with tree-backup traces (:mod:`benchmarks.probes.credit`),
+and ``AGaLiTe (cell credit at lambda 0)`` / ``(... 0.5)``, the actor's gradient into the cell from
+advantages at lambda 0 / 0.5 (:func:`~benchmarks.probes.credit.split_actor_credit`).
 All but three (``vf_coef``, ``value_init_scale``,
 ``actor_input_scale``) are edited into the built models, not options of the library.
 """
@@ -74,7 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.memory_suite import MODELS, TASKS
-from benchmarks.probes.credit import tree_backup_advantages
+from benchmarks.probes.credit import CELL_LAMBDAS, split_actor_credit, tree_backup_advantages
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, RunSpec, build_model, final_score
 
@@ -148,6 +150,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the actor's advantages with tree-backup traces: a later surprise carried back weighed by the
     # probability of each action taken on the way (benchmarks.probes.credit)
     "AGaLiTe (tree-backup advantages)": ("AGaLiTe", {}),
+    # the actor's gradient into the cell from advantages at lambda 0 (0.5), into its head at the agent's
+    # (benchmarks.probes.credit.split_actor_credit)
+    "AGaLiTe (cell credit at lambda 0)": ("AGaLiTe", {}),
+    "AGaLiTe (cell credit at lambda 0.5)": ("AGaLiTe", {}),
 }
 
 
@@ -541,6 +547,8 @@ def run(
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
     if model == "AGaLiTe (tree-backup advantages)":
         tree_backup_advantages(agent)
+    if model in CELL_LAMBDAS:
+        split_actor_credit(agent, CELL_LAMBDAS[model])
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
