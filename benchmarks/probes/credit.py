@@ -24,6 +24,9 @@ import numpy as np
 #: the probes' variants whose actor's gradient into the cell comes from advantages at another lambda
 #: (:func:`split_actor_credit`): variant -> that lambda
 CELL_LAMBDAS = {"AGaLiTe (cell credit at lambda 0)": 0.0, "AGaLiTe (cell credit at lambda 0.5)": 0.5}
+#: the probes' variant whose actor's gradient into the cell comes from tree-backup advantages at the
+#: agent's lambda, its gradient into the head from GAE's (:func:`split_actor_credit` with ``tree_backup``)
+CELL_TREE_BACKUP = "AGaLiTe (cell credit by tree backup)"
 
 
 def tree_backup_gae(
@@ -52,6 +55,22 @@ def tree_backup_gae(
     return advantages
 
 
+def buffer_tree_backup(buffer: Any, last_values: Any, dones: Any) -> np.ndarray:
+    """:func:`tree_backup_gae` of a full rollout buffer at its own gamma and lambda (the probabilities
+    of the actions taken from its log-probabilities; ``last_values`` and ``dones`` as SB3's
+    ``compute_returns_and_advantage`` takes them)."""
+    return tree_backup_gae(
+        buffer.rewards,
+        buffer.values,
+        buffer.episode_starts,
+        np.exp(buffer.log_probs),
+        last_values.clone().cpu().numpy().flatten(),
+        np.asarray(dones),
+        buffer.gamma,
+        buffer.gae_lambda,
+    ).astype(np.float32)
+
+
 def tree_backup_advantages(agent: Any) -> None:
     """After each rollout, replace ``agent``'s advantages by :func:`tree_backup_gae`'s (the
     probabilities of the actions taken, under the rollout's policy, from the buffer's log-probabilities),
@@ -61,23 +80,15 @@ def tree_backup_advantages(agent: Any) -> None:
 
     def compute_tree_backup(last_values: Any, dones: Any) -> None:
         compute(last_values=last_values, dones=dones)
-        buffer.advantages = tree_backup_gae(
-            buffer.rewards,
-            buffer.values,
-            buffer.episode_starts,
-            np.exp(buffer.log_probs),
-            last_values.clone().cpu().numpy().flatten(),
-            np.asarray(dones),
-            buffer.gamma,
-            buffer.gae_lambda,
-        ).astype(np.float32)
+        buffer.advantages = buffer_tree_backup(buffer, last_values, dones)
 
     buffer.compute_returns_and_advantage = compute_tree_backup
 
 
-def split_actor_credit(agent: Any, cell_lambda: float) -> None:
-    """The actor's gradient into the cell from advantages at ``cell_lambda``, its gradient into its own
-    head from the agent's (GAE at ``gae_lambda``); the critic as it is.
+def split_actor_credit(agent: Any, cell_lambda: float | None, tree_backup: bool = False) -> None:
+    """The actor's gradient into the cell from advantages at ``cell_lambda`` (None: the agent's), with
+    ``tree_backup`` by :func:`tree_backup_gae`'s traces, its gradient into its own head from the
+    agent's (GAE at ``gae_lambda``); the critic as it is.
 
     The washer of a faint cue is the memory's share of the actor's credit for unscored actions, while
     T-Maze's corridor is learned by the actor's head (the position is in the observation) from the
@@ -96,9 +107,11 @@ def split_actor_credit(agent: Any, cell_lambda: float) -> None:
 
     def compute_both(last_values: Any, dones: Any) -> None:
         actor_lambda = buffer.gae_lambda
-        buffer.gae_lambda = cell_lambda
+        buffer.gae_lambda = actor_lambda if cell_lambda is None else cell_lambda
         compute(last_values=last_values, dones=dones)
         for_cell = buffer.advantages.copy()
+        if tree_backup:
+            for_cell = buffer_tree_backup(buffer, last_values, dones)
         buffer.gae_lambda = actor_lambda
         compute(last_values=last_values, dones=dones)  # the critic's returns at the agent's lambda
         buffer.advantages = np.stack([buffer.advantages, for_cell], axis=-1)

@@ -50,7 +50,8 @@ advantages)``, the default whose actor's advantages carry a later surprise back 
 probability of each action taken on the way (:mod:`benchmarks.probes.credit`); ``AGaLiTe (cell credit
 at lambda 0)``, the default whose actor's gradient into the cell comes from advantages at lambda 0
 and into its head from RtxPPO's (:func:`~benchmarks.probes.credit.split_actor_credit`), and ``AGaLiTe
-(cell credit at lambda 0.5)`` the same with the cell's at lambda 0.5.
+(cell credit at lambda 0.5)`` the same with the cell's at lambda 0.5, ``AGaLiTe (cell credit by tree
+backup)`` with the cell's by tree-backup traces at RtxPPO's lambda.
 
 The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
 (the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at
@@ -75,7 +76,7 @@ import numpy as np
 from benchmarks.learning import MODELS as LEARNING_MODELS
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
 from benchmarks.probes.action_values import action_value_critic
-from benchmarks.probes.credit import CELL_LAMBDAS, split_actor_credit, tree_backup_advantages
+from benchmarks.probes.credit import CELL_LAMBDAS, CELL_TREE_BACKUP, split_actor_credit, tree_backup_advantages
 from benchmarks.probes.signal_budget import EpisodeStream
 from benchmarks.probes.tmaze_phases import (
     LEARNING_RATE_SCALES,
@@ -118,6 +119,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (tree-backup advantages)": ("AGaLiTe", {}),
     "AGaLiTe (cell credit at lambda 0)": ("AGaLiTe", {}),
     "AGaLiTe (cell credit at lambda 0.5)": ("AGaLiTe", {}),
+    "AGaLiTe (cell credit by tree backup)": ("AGaLiTe", {}),
 }
 #: variants whose values' input weights start at another scale (:func:`scale_value_start`): variant -> factor
 VALUE_START_SCALES = {"AGaLiTe (values start x0.25)": 0.25, "AGaLiTe (values start x4)": 4.0}
@@ -292,6 +294,8 @@ def run(
         tree_backup_advantages(agent)
     if model in CELL_LAMBDAS:
         split_actor_credit(agent, CELL_LAMBDAS[model])
+    if model == CELL_TREE_BACKUP:
+        split_actor_credit(agent, None, tree_backup=True)
     if model in VALUE_START_SCALES:
         scale_value_start(agent, VALUE_START_SCALES[model])
     if model in VALUE_DECAYS:

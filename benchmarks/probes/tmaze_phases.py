@@ -60,7 +60,8 @@ one value per action whose advantages carry no later step's surprise (:mod:`benc
 ``AGaLiTe (dueling action values)``, the same split into a state value and the actions' advantages,
 ``AGaLiTe (tree-backup advantages)``, the actor's advantages with tree-backup traces (:mod:`benchmarks.probes.credit`),
 and ``AGaLiTe (cell credit at lambda 0)`` / ``(... 0.5)``, the actor's gradient into the cell from
-advantages at lambda 0 / 0.5 (:func:`~benchmarks.probes.credit.split_actor_credit`).
+advantages at lambda 0 / 0.5, and ``AGaLiTe (cell credit by tree backup)``, from tree-backup
+advantages (:func:`~benchmarks.probes.credit.split_actor_credit`).
 All but three (``vf_coef``, ``value_init_scale``,
 ``actor_input_scale``) are edited into the built models, not options of the library.
 """
@@ -76,7 +77,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.memory_suite import MODELS, TASKS
-from benchmarks.probes.credit import CELL_LAMBDAS, split_actor_credit, tree_backup_advantages
+from benchmarks.probes.credit import CELL_LAMBDAS, CELL_TREE_BACKUP, split_actor_credit, tree_backup_advantages
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, RunSpec, build_model, final_score
 
@@ -154,6 +155,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # (benchmarks.probes.credit.split_actor_credit)
     "AGaLiTe (cell credit at lambda 0)": ("AGaLiTe", {}),
     "AGaLiTe (cell credit at lambda 0.5)": ("AGaLiTe", {}),
+    # the actor's gradient into the cell from tree-backup advantages, into its head from GAE's
+    "AGaLiTe (cell credit by tree backup)": ("AGaLiTe", {}),
 }
 
 
@@ -549,6 +552,8 @@ def run(
         tree_backup_advantages(agent)
     if model in CELL_LAMBDAS:
         split_actor_credit(agent, CELL_LAMBDAS[model])
+    if model == CELL_TREE_BACKUP:
+        split_actor_credit(agent, None, tree_backup=True)
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
