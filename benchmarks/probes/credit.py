@@ -23,7 +23,11 @@ import numpy as np
 
 #: the probes' variants whose actor's gradient into the cell comes from advantages at another lambda
 #: (:func:`split_actor_credit`): variant -> that lambda
-CELL_LAMBDAS = {"AGaLiTe (cell credit at lambda 0)": 0.0, "AGaLiTe (cell credit at lambda 0.5)": 0.5}
+CELL_LAMBDAS = {
+    "AGaLiTe (cell credit at lambda 0)": 0.0,
+    "AGaLiTe (cell credit at lambda 0.5)": 0.5,
+    "LSTM (cell credit at lambda 0)": 0.0,
+}
 #: the probes' variant whose actor's gradient into the cell comes from tree-backup advantages at the
 #: agent's lambda, its gradient into the head from GAE's (:func:`split_actor_credit` with ``tree_backup``)
 CELL_TREE_BACKUP = "AGaLiTe (cell credit by tree backup)"

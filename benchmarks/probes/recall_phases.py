@@ -51,7 +51,8 @@ probability of each action taken on the way (:mod:`benchmarks.probes.credit`); `
 at lambda 0)``, the default whose actor's gradient into the cell comes from advantages at lambda 0
 and into its head from RtxPPO's (:func:`~benchmarks.probes.credit.split_actor_credit`), and ``AGaLiTe
 (cell credit at lambda 0.5)`` the same with the cell's at lambda 0.5, ``AGaLiTe (cell credit by tree
-backup)`` with the cell's by tree-backup traces at RtxPPO's lambda.
+backup)`` with the cell's by tree-backup traces at RtxPPO's lambda; ``LSTM (cell credit at lambda 0)``,
+RtxPPO's LSTM with the cell's at lambda 0.
 
 The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
 (the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at
@@ -120,6 +121,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (cell credit at lambda 0)": ("AGaLiTe", {}),
     "AGaLiTe (cell credit at lambda 0.5)": ("AGaLiTe", {}),
     "AGaLiTe (cell credit by tree backup)": ("AGaLiTe", {}),
+    "LSTM (cell credit at lambda 0)": ("LSTM", {}),
 }
 #: variants whose values' input weights start at another scale (:func:`scale_value_start`): variant -> factor
 VALUE_START_SCALES = {"AGaLiTe (values start x0.25)": 0.25, "AGaLiTe (values start x4)": 4.0}
