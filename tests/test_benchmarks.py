@@ -474,6 +474,46 @@ def test_probe_split_actor_credit_at_the_agents_lambda_is_ppos_gradient():
     assert any(not torch.allclose(cell_at_0[name], plain[name], atol=1e-5) for name in cell)
 
 
+def test_probe_split_credit_random_signs_flip_the_rest_per_episode():
+    """The cell's credit at lambda 0 plus the rest of GAE's by random signs: in every episode the cell's
+    advantages are either the agent's (sign +1) or lambda 0's less the rest (sign -1), one sign for the
+    whole episode, and both signs occur."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.credit import split_actor_credit
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
+    buffer = agent.rollout_buffer
+    rng = np.random.default_rng(0)
+    buffer.rewards[:] = rng.normal(size=buffer.rewards.shape)
+    buffer.values[:] = rng.normal(size=buffer.values.shape)
+    buffer.episode_starts[:] = rng.random(buffer.episode_starts.shape) < 0.05
+    last_values, dones = torch.as_tensor(rng.normal(size=buffer.n_envs)), rng.random(buffer.n_envs) < 0.5
+    at_zero = copy.deepcopy(buffer)
+    at_zero.gae_lambda = 0.0
+    at_zero.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    split_actor_credit(agent, 0.0, rest_signs_seed=0)
+    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    full, cell = buffer.advantages[..., 0], buffer.advantages[..., 1]
+    rest = full - at_zero.advantages
+    episodes = np.cumsum(buffer.episode_starts, axis=0)
+    signs = set()
+    for env in range(buffer.n_envs):
+        for episode in np.unique(episodes[:, env]):
+            steps = episodes[:, env] == episode
+            plus = np.allclose(cell[steps, env], full[steps, env], atol=1e-5)
+            minus = np.allclose(cell[steps, env], at_zero.advantages[steps, env] - rest[steps, env], atol=1e-5)
+            assert plus or minus
+            if np.abs(rest[steps, env]).max() > 1e-3:
+                signs.add(plus)
+    assert signs == {True, False}
+
+
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
     """The probes' learning-rate split (the cells at one fraction of the rate, the heads at another):
     every parameter in exactly one group, and after training each group's rate is its fraction of

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+#: the probes' variant whose actor's advantages are tree backup's (:func:`tree_backup_advantages`)
+TREE_BACKUP = "AGaLiTe (tree-backup advantages)"
 #: the probes' variants whose actor's gradient into the cell comes from advantages at another lambda
 #: (:func:`split_actor_credit`): variant -> that lambda
 CELL_LAMBDAS = {
@@ -31,6 +33,9 @@ CELL_LAMBDAS = {
 #: the probes' variant whose actor's gradient into the cell comes from tree-backup advantages at the
 #: agent's lambda, its gradient into the head from GAE's (:func:`split_actor_credit` with ``tree_backup``)
 CELL_TREE_BACKUP = "AGaLiTe (cell credit by tree backup)"
+#: the probes' variant whose cell's credit is that at lambda 0 plus the rest of GAE's with a random sign
+#: per episode (:func:`split_actor_credit` with ``rest_signs_seed``)
+CELL_RANDOM_REST = "AGaLiTe (cell credit: lambda 0, the rest by random signs)"
 
 
 def tree_backup_gae(
@@ -89,10 +94,15 @@ def tree_backup_advantages(agent: Any) -> None:
     buffer.compute_returns_and_advantage = compute_tree_backup
 
 
-def split_actor_credit(agent: Any, cell_lambda: float | None, tree_backup: bool = False) -> None:
+def split_actor_credit(
+    agent: Any, cell_lambda: float | None, tree_backup: bool = False, rest_signs_seed: int | None = None
+) -> None:
     """The actor's gradient into the cell from advantages at ``cell_lambda`` (None: the agent's), with
     ``tree_backup`` by :func:`tree_backup_gae`'s traces, its gradient into its own head from the
-    agent's (GAE at ``gae_lambda``); the critic as it is.
+    agent's (GAE at ``gae_lambda``); the critic as it is. With ``rest_signs_seed`` the cell's
+    advantages are those at ``cell_lambda`` plus the rest of the agent's (their difference) times a
+    random sign drawn per episode: the same size and shape of credit, with nothing of what the episode's
+    outcome said (a test of whether what the rest gives the memory is signal or noise).
 
     The washer of a faint cue is the memory's share of the actor's credit for unscored actions, while
     T-Maze's corridor is learned by the actor's head (the position is in the observation) from the
@@ -109,6 +119,8 @@ def split_actor_credit(agent: Any, cell_lambda: float | None, tree_backup: bool 
     policy, buffer = agent.policy, agent.rollout_buffer
     compute = buffer.compute_returns_and_advantage
 
+    signs = None if rest_signs_seed is None else np.random.default_rng(rest_signs_seed)
+
     def compute_both(last_values: Any, dones: Any) -> None:
         actor_lambda = buffer.gae_lambda
         buffer.gae_lambda = actor_lambda if cell_lambda is None else cell_lambda
@@ -118,6 +130,11 @@ def split_actor_credit(agent: Any, cell_lambda: float | None, tree_backup: bool 
             for_cell = buffer_tree_backup(buffer, last_values, dones)
         buffer.gae_lambda = actor_lambda
         compute(last_values=last_values, dones=dones)  # the critic's returns at the agent's lambda
+        if signs is not None:  # one sign per episode: episode ids count the starts along each env
+            episodes = np.cumsum(buffer.episode_starts, axis=0).astype(np.int64)
+            flips = signs.choice([-1.0, 1.0], size=(int(episodes.max()) + 1, buffer.n_envs))
+            rest = (buffer.advantages - for_cell) * flips[episodes, np.arange(buffer.n_envs)]
+            for_cell = (for_cell + rest).astype(np.float32)
         buffer.advantages = np.stack([buffer.advantages, for_cell], axis=-1)
 
     buffer.compute_returns_and_advantage = compute_both
@@ -148,3 +165,16 @@ def split_actor_credit(agent: Any, cell_lambda: float | None, tree_backup: bool 
 
     policy.evaluate_actions = evaluate_actions
     agent._policy_loss = policy_loss
+
+
+def edit_credit(agent: Any, model: str, seed: int) -> None:
+    """Apply a phases-probe variant's edit of the actor's credit to a built ``agent`` (none for other
+    labels); ``seed`` seeds the random signs of :data:`CELL_RANDOM_REST`."""
+    if model == TREE_BACKUP:
+        tree_backup_advantages(agent)
+    elif model in CELL_LAMBDAS:
+        split_actor_credit(agent, CELL_LAMBDAS[model])
+    elif model == CELL_TREE_BACKUP:
+        split_actor_credit(agent, None, tree_backup=True)
+    elif model == CELL_RANDOM_REST:
+        split_actor_credit(agent, 0.0, rest_signs_seed=seed)

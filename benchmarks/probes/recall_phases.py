@@ -77,7 +77,7 @@ import numpy as np
 from benchmarks.learning import MODELS as LEARNING_MODELS
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
 from benchmarks.probes.action_values import action_value_critic
-from benchmarks.probes.credit import CELL_LAMBDAS, CELL_TREE_BACKUP, split_actor_credit, tree_backup_advantages
+from benchmarks.probes.credit import edit_credit
 from benchmarks.probes.signal_budget import EpisodeStream
 from benchmarks.probes.tmaze_phases import (
     LEARNING_RATE_SCALES,
@@ -292,12 +292,7 @@ def run(
         action_value_critic(agent, dueling=ACTION_VALUES[model])
     if model in LEARNING_RATE_SCALES:
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
-    if model == "AGaLiTe (tree-backup advantages)":
-        tree_backup_advantages(agent)
-    if model in CELL_LAMBDAS:
-        split_actor_credit(agent, CELL_LAMBDAS[model])
-    if model == CELL_TREE_BACKUP:
-        split_actor_credit(agent, None, tree_backup=True)
+    edit_credit(agent, model, seed)
     if model in VALUE_START_SCALES:
         scale_value_start(agent, VALUE_START_SCALES[model])
     if model in VALUE_DECAYS:

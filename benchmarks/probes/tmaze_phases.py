@@ -60,8 +60,9 @@ one value per action whose advantages carry no later step's surprise (:mod:`benc
 ``AGaLiTe (dueling action values)``, the same split into a state value and the actions' advantages,
 ``AGaLiTe (tree-backup advantages)``, the actor's advantages with tree-backup traces (:mod:`benchmarks.probes.credit`),
 and ``AGaLiTe (cell credit at lambda 0)`` / ``(... 0.5)``, the actor's gradient into the cell from
-advantages at lambda 0 / 0.5, and ``AGaLiTe (cell credit by tree backup)``, from tree-backup
-advantages (:func:`~benchmarks.probes.credit.split_actor_credit`).
+advantages at lambda 0 / 0.5, ``AGaLiTe (cell credit by tree backup)``, from tree-backup
+advantages, and ``AGaLiTe (cell credit: lambda 0, the rest by random signs)``, from those at lambda 0
+plus the rest of GAE's with a random sign per episode (:func:`~benchmarks.probes.credit.split_actor_credit`).
 All but three (``vf_coef``, ``value_init_scale``,
 ``actor_input_scale``) are edited into the built models, not options of the library.
 """
@@ -77,7 +78,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.memory_suite import MODELS, TASKS
-from benchmarks.probes.credit import CELL_LAMBDAS, CELL_TREE_BACKUP, split_actor_credit, tree_backup_advantages
+from benchmarks.probes.credit import edit_credit
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, RunSpec, build_model, final_score
 
@@ -157,6 +158,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "AGaLiTe (cell credit at lambda 0.5)": ("AGaLiTe", {}),
     # the actor's gradient into the cell from tree-backup advantages, into its head from GAE's
     "AGaLiTe (cell credit by tree backup)": ("AGaLiTe", {}),
+    # the cell's credit at lambda 0 plus the rest of GAE's at 0.8 with a random sign per episode: is
+    # what T-Maze's memory gets from the rest signal (the outcome's) or noise?
+    "AGaLiTe (cell credit: lambda 0, the rest by random signs)": ("AGaLiTe", {}),
 }
 
 
@@ -548,12 +552,7 @@ def run(
     edit_critic(agent, model)
     if model in LEARNING_RATE_SCALES:
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
-    if model == "AGaLiTe (tree-backup advantages)":
-        tree_backup_advantages(agent)
-    if model in CELL_LAMBDAS:
-        split_actor_credit(agent, CELL_LAMBDAS[model])
-    if model == CELL_TREE_BACKUP:
-        split_actor_credit(agent, None, tree_backup=True)
+    edit_credit(agent, model, seed)
     observations, cues = walks(env_kwargs)
     curve = [dict(steps=0, **junction_measures(agent.policy, observations, cues))]
 
