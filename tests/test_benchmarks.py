@@ -334,6 +334,19 @@ def test_recall_phases_value_decay_shrinks_the_value_rows_alone():
     assert changed == value_rows
 
 
+def fill_rollout(buffer, seed: int = 0):
+    """Fill a rollout buffer with random rewards, values and episode starts (one in 20 steps); the
+    ``last_values`` and ``dones`` after its last step, as ``compute_returns_and_advantage`` takes them."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(seed)
+    buffer.rewards[:] = rng.normal(size=buffer.rewards.shape)
+    buffer.values[:] = rng.normal(size=buffer.values.shape)
+    buffer.episode_starts[:] = rng.random(buffer.episode_starts.shape) < 0.05
+    return torch.as_tensor(rng.normal(size=buffer.n_envs)), rng.random(buffer.n_envs) < 0.5
+
+
 def test_probe_lambda_split_fits_the_critic_at_its_own_lambda():
     """The probes' split lambdas: on one filled rollout buffer, the advantages are GAE's at the agent's
     gae_lambda and the critic's targets (returns) are values plus GAE's advantages at value_lambda,
@@ -341,7 +354,6 @@ def test_probe_lambda_split_fits_the_critic_at_its_own_lambda():
     import copy
 
     import numpy as np
-    import torch
 
     from benchmarks.memory_suite import specs
     from benchmarks.probes.tmaze_phases import split_lambdas
@@ -349,11 +361,7 @@ def test_probe_lambda_split_fits_the_critic_at_its_own_lambda():
 
     agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
     buffer = agent.rollout_buffer
-    rng = np.random.default_rng(0)
-    buffer.rewards[:] = rng.normal(size=buffer.rewards.shape)
-    buffer.values[:] = rng.normal(size=buffer.values.shape)
-    buffer.episode_starts[:] = rng.random(buffer.episode_starts.shape) < 0.05
-    last_values, dones = torch.as_tensor(rng.normal(size=buffer.n_envs)), rng.random(buffer.n_envs) < 0.5
+    last_values, dones = fill_rollout(buffer)
     expected = {}
     for lam in (0.0, agent.gae_lambda):
         reference = copy.deepcopy(buffer)
@@ -404,18 +412,13 @@ def test_probe_tree_backup_advantages_weigh_what_they_carry_back_by_the_action_t
     import copy
 
     import numpy as np
-    import torch
 
     from benchmarks.memory_suite import specs
     from benchmarks.probes.credit import tree_backup_gae
     from benchmarks.tmaze_runs import build_model
 
     buffer = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0]).rollout_buffer
-    rng = np.random.default_rng(0)
-    buffer.rewards[:] = rng.normal(size=buffer.rewards.shape)
-    buffer.values[:] = rng.normal(size=buffer.values.shape)
-    buffer.episode_starts[:] = rng.random(buffer.episode_starts.shape) < 0.05
-    last_values, dones = torch.as_tensor(rng.normal(size=buffer.n_envs)), rng.random(buffer.n_envs) < 0.5
+    last_values, dones = fill_rollout(buffer)
     reference = copy.deepcopy(buffer)
     reference.compute_returns_and_advantage(last_values=last_values, dones=dones)
     sure = np.ones_like(buffer.values)
@@ -481,7 +484,6 @@ def test_probe_split_credit_random_signs_flip_the_rest_per_episode():
     import copy
 
     import numpy as np
-    import torch
 
     from benchmarks.memory_suite import specs
     from benchmarks.probes.credit import split_actor_credit
@@ -489,11 +491,7 @@ def test_probe_split_credit_random_signs_flip_the_rest_per_episode():
 
     agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
     buffer = agent.rollout_buffer
-    rng = np.random.default_rng(0)
-    buffer.rewards[:] = rng.normal(size=buffer.rewards.shape)
-    buffer.values[:] = rng.normal(size=buffer.values.shape)
-    buffer.episode_starts[:] = rng.random(buffer.episode_starts.shape) < 0.05
-    last_values, dones = torch.as_tensor(rng.normal(size=buffer.n_envs)), rng.random(buffer.n_envs) < 0.5
+    last_values, dones = fill_rollout(buffer)
     at_zero = copy.deepcopy(buffer)
     at_zero.gae_lambda = 0.0
     at_zero.compute_returns_and_advantage(last_values=last_values, dones=dones)

@@ -33,6 +33,12 @@ from typing import Any
 import numpy as np
 
 
+#: the phases probes' variants with an action-value critic: label -> ``dueling``
+DUELING = {"AGaLiTe (action-value advantages)": False, "AGaLiTe (dueling action values)": True}
+#: the same as the phases probes list variants: label -> (the memory suite's model, policy keywords added: none)
+ACTION_VALUE_VARIANTS: dict[str, tuple[str, dict]] = {label: ("AGaLiTe", {}) for label in DUELING}
+
+
 def action_value_critic(agent: Any, dueling: bool = False) -> None:
     """Replace ``agent``'s value output (hidden -> 1) by one of hidden -> ``n_actions`` action values
     (``dueling``: ``1 + n_actions``, a value and the actions' advantages), started as the policy starts

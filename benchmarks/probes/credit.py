@@ -167,6 +167,13 @@ def split_actor_credit(
     agent._policy_loss = policy_loss
 
 
+#: every variant :func:`edit_credit` edits, as the phases probes list variants: label -> (the memory
+#: suite's model it edits, policy keywords added: none)
+CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
+    label: (label.split(" (")[0], {}) for label in (TREE_BACKUP, *CELL_LAMBDAS, CELL_TREE_BACKUP, CELL_RANDOM_REST)
+}
+
+
 def edit_credit(agent: Any, model: str, seed: int) -> None:
     """Apply a phases-probe variant's edit of the actor's credit to a built ``agent`` (none for other
     labels); ``seed`` seeds the random signs of :data:`CELL_RANDOM_REST`."""

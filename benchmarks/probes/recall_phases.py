@@ -76,8 +76,8 @@ import numpy as np
 
 from benchmarks.learning import MODELS as LEARNING_MODELS
 from benchmarks.memory_suite import GAE_LAMBDA, MODELS, SETS, TASKS, specs
-from benchmarks.probes.action_values import action_value_critic
-from benchmarks.probes.credit import edit_credit
+from benchmarks.probes.action_values import ACTION_VALUE_VARIANTS, DUELING, action_value_critic
+from benchmarks.probes.credit import CREDIT_VARIANTS, edit_credit
 from benchmarks.probes.signal_budget import EpisodeStream
 from benchmarks.probes.tmaze_phases import (
     LEARNING_RATE_SCALES,
@@ -115,20 +115,13 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (values start x4)": ("AGaLiTe", {}),
     "AGaLiTe (exp write gate)": ("AGaLiTe", dict(cell_kwargs=dict(AGALITE_CELL, write_gate="exp"))),
     "AGaLiTe (value rows decay 1)": ("AGaLiTe", {}),
-    "AGaLiTe (action-value advantages)": ("AGaLiTe", {}),
-    "AGaLiTe (dueling action values)": ("AGaLiTe", {}),
-    "AGaLiTe (tree-backup advantages)": ("AGaLiTe", {}),
-    "AGaLiTe (cell credit at lambda 0)": ("AGaLiTe", {}),
-    "AGaLiTe (cell credit at lambda 0.5)": ("AGaLiTe", {}),
-    "AGaLiTe (cell credit by tree backup)": ("AGaLiTe", {}),
-    "LSTM (cell credit at lambda 0)": ("LSTM", {}),
+    **ACTION_VALUE_VARIANTS,
+    **CREDIT_VARIANTS,
 }
 #: variants whose values' input weights start at another scale (:func:`scale_value_start`): variant -> factor
 VALUE_START_SCALES = {"AGaLiTe (values start x0.25)": 0.25, "AGaLiTe (values start x4)": 4.0}
 #: variants whose memory value rows decay after every optimiser step (:func:`decay_value_rows`): variant -> coefficient
 VALUE_DECAYS = {"AGaLiTe (value rows decay 1)": 1.0}
-#: variants whose critic gives action values and whose advantages come from them (:mod:`~benchmarks.probes.action_values`)
-ACTION_VALUES = {"AGaLiTe (action-value advantages)": False, "AGaLiTe (dueling action values)": True}
 
 
 def decay_value_rows(agent: Any, weight_decay: float) -> None:
@@ -288,8 +281,8 @@ def run(
     if spec.algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     agent = build_model(spec)
-    if model in ACTION_VALUES:  # first: it rebuilds the optimiser
-        action_value_critic(agent, dueling=ACTION_VALUES[model])
+    if model in DUELING:  # first: it rebuilds the optimiser
+        action_value_critic(agent, dueling=DUELING[model])
     if model in LEARNING_RATE_SCALES:
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
     edit_credit(agent, model, seed)

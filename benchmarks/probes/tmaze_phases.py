@@ -78,7 +78,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.memory_suite import MODELS, TASKS
-from benchmarks.probes.credit import edit_credit
+from benchmarks.probes.action_values import ACTION_VALUE_VARIANTS, DUELING, action_value_critic
+from benchmarks.probes.credit import CREDIT_VARIANTS, edit_credit
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, RunSpec, build_model, final_score
 
@@ -144,23 +145,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "AGaLiTe (cell learns at x0.25)": ("AGaLiTe", {}),
     # the complement: the heads at a quarter of the rate, the cell at the full rate
     "AGaLiTe (heads learn at x0.25)": ("AGaLiTe", {}),
-    # a critic of action values, the actor's advantages Q(s, a_t) - sum_a pi(a|s) Q(s, a): no share of a
-    # later surprise at steps whose action does not matter (benchmarks.probes.action_values)
-    "AGaLiTe (action-value advantages)": ("AGaLiTe", {}),
-    # the same, the action values split into a state value and the actions' advantages (dueling)
-    "AGaLiTe (dueling action values)": ("AGaLiTe", {}),
-    # the actor's advantages with tree-backup traces: a later surprise carried back weighed by the
-    # probability of each action taken on the way (benchmarks.probes.credit)
-    "AGaLiTe (tree-backup advantages)": ("AGaLiTe", {}),
-    # the actor's gradient into the cell from advantages at lambda 0 (0.5), into its head at the agent's
-    # (benchmarks.probes.credit.split_actor_credit)
-    "AGaLiTe (cell credit at lambda 0)": ("AGaLiTe", {}),
-    "AGaLiTe (cell credit at lambda 0.5)": ("AGaLiTe", {}),
-    # the actor's gradient into the cell from tree-backup advantages, into its head from GAE's
-    "AGaLiTe (cell credit by tree backup)": ("AGaLiTe", {}),
-    # the cell's credit at lambda 0 plus the rest of GAE's at 0.8 with a random sign per episode: is
-    # what T-Maze's memory gets from the rest signal (the outcome's) or noise?
-    "AGaLiTe (cell credit: lambda 0, the rest by random signs)": ("AGaLiTe", {}),
+    # a critic of action values whose advantages carry no later surprise where the action does not
+    # matter, plain and dueling (benchmarks.probes.action_values); the edits of the actor's credit,
+    # tree-backup traces and the cell's credit apart from the head's (benchmarks.probes.credit)
+    **ACTION_VALUE_VARIANTS,
+    **CREDIT_VARIANTS,
 }
 
 
@@ -348,10 +337,8 @@ def edit_critic(agent: Any, model: str) -> None:
         dual_critic(agent, quiet_scale=0.04, quiet_gradient=True)
     elif model == "AGaLiTe (critic input gain learned from 1)":
         learned_critic_input_gain(agent, start=1.0)
-    elif model in ("AGaLiTe (action-value advantages)", "AGaLiTe (dueling action values)"):
-        from benchmarks.probes.action_values import action_value_critic  # (it imports this module)
-
-        action_value_critic(agent, dueling=model == "AGaLiTe (dueling action values)")
+    elif model in DUELING:
+        action_value_critic(agent, dueling=DUELING[model])
 
 
 def scale_critic_input(agent: Any, forward: float, backward: float) -> None:
