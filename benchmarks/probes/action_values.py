@@ -70,11 +70,11 @@ def action_value_critic(agent: Any, dueling: bool = False) -> None:
         if dueling:
             value, advantages = q[..., :1], q[..., 1:]
             # centred by the policy's probabilities as constants: the value loss does not move the actor
-            q = value + advantages - (distribution.distribution.probs.detach() * advantages).sum(dim=-1, keepdim=True)
+            q = value + advantages - expected(distribution.distribution.probs.detach(), advantages)
         return distribution, q, new_state
 
-    def expected(distribution: Any, q: torch.Tensor) -> torch.Tensor:
-        return (distribution.distribution.probs * q).sum(dim=-1, keepdim=True)
+    def expected(probabilities: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        return (probabilities * q).sum(dim=-1, keepdim=True)
 
     def of_action(q: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return q.gather(-1, actions.long().reshape(-1, 1))
@@ -84,7 +84,12 @@ def action_value_critic(agent: Any, dueling: bool = False) -> None:
         actions = distribution.get_actions(deterministic=deterministic)
         taken.append(of_action(q, actions).reshape(-1).cpu().numpy())
         log_prob = distribution.log_prob(actions)
-        return actions.reshape((-1, *policy.action_space.shape)), expected(distribution, q), log_prob, new_state
+        return (
+            actions.reshape((-1, *policy.action_space.shape)),
+            expected(distribution.distribution.probs, q),
+            log_prob,
+            new_state,
+        )
 
     def evaluate_actions(obs: Any, actions: Any, state: Any, episode_starts: Any) -> tuple:
         distribution, q, _ = distribution_and_values(obs, state, episode_starts)
@@ -92,7 +97,7 @@ def action_value_critic(agent: Any, dueling: bool = False) -> None:
 
     def predict_values(obs: Any, state: Any, episode_starts: Any) -> torch.Tensor:
         distribution, q, _ = distribution_and_values(obs, state, episode_starts)
-        return expected(distribution, q)
+        return expected(distribution.distribution.probs, q)
 
     policy.forward = forward
     policy.evaluate_actions = evaluate_actions

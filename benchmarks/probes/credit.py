@@ -17,6 +17,7 @@ lambda than the gradient into the actor's own head.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,10 +65,10 @@ def tree_backup_gae(
     return advantages
 
 
-def buffer_tree_backup(buffer: Any, last_values: Any, dones: Any) -> np.ndarray:
-    """:func:`tree_backup_gae` of a full rollout buffer at its own gamma and lambda (the probabilities
-    of the actions taken from its log-probabilities; ``last_values`` and ``dones`` as SB3's
-    ``compute_returns_and_advantage`` takes them)."""
+def buffer_tree_backup(buffer: Any, last_values: Any, dones: Any, gae_lambda: float | None = None) -> np.ndarray:
+    """:func:`tree_backup_gae` of a full rollout buffer at its own gamma and at ``gae_lambda`` (None: its
+    own; the probabilities of the actions taken from its log-probabilities; ``last_values`` and
+    ``dones`` as SB3's ``compute_returns_and_advantage`` takes them)."""
     return tree_backup_gae(
         buffer.rewards,
         buffer.values,
@@ -76,8 +77,23 @@ def buffer_tree_backup(buffer: Any, last_values: Any, dones: Any) -> np.ndarray:
         last_values.clone().cpu().numpy().flatten(),
         np.asarray(dones),
         buffer.gamma,
-        buffer.gae_lambda,
+        buffer.gae_lambda if gae_lambda is None else gae_lambda,
     ).astype(np.float32)
+
+
+def gae_at_lambda(
+    buffer: Any, compute: Callable[..., None], gae_lambda: float, last_values: Any, dones: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of the advantages and returns that ``compute`` (a rollout buffer's own
+    ``compute_returns_and_advantage``) gives at ``gae_lambda``; the buffer's lambda is put back, its
+    advantages and returns are left as ``compute`` wrote them."""
+    own = buffer.gae_lambda
+    buffer.gae_lambda = gae_lambda
+    try:
+        compute(last_values=last_values, dones=dones)
+    finally:
+        buffer.gae_lambda = own
+    return buffer.advantages.copy(), buffer.returns.copy()
 
 
 def tree_backup_advantages(agent: Any) -> None:
@@ -122,14 +138,14 @@ def split_actor_credit(
     signs = None if rest_signs_seed is None else np.random.default_rng(rest_signs_seed)
 
     def compute_both(last_values: Any, dones: Any) -> None:
-        actor_lambda = buffer.gae_lambda
-        buffer.gae_lambda = actor_lambda if cell_lambda is None else cell_lambda
-        compute(last_values=last_values, dones=dones)
-        for_cell = buffer.advantages.copy()
+        lam = buffer.gae_lambda if cell_lambda is None else cell_lambda
         if tree_backup:
-            for_cell = buffer_tree_backup(buffer, last_values, dones)
-        buffer.gae_lambda = actor_lambda
-        compute(last_values=last_values, dones=dones)  # the critic's returns at the agent's lambda
+            for_cell = buffer_tree_backup(buffer, last_values, dones, lam)
+        elif lam != buffer.gae_lambda:
+            for_cell, _ = gae_at_lambda(buffer, compute, lam, last_values, dones)
+        compute(last_values=last_values, dones=dones)  # the head's advantages, the critic's returns
+        if not tree_backup and lam == buffer.gae_lambda:
+            for_cell = buffer.advantages.copy()
         if signs is not None:  # one sign per episode: episode ids count the starts along each env
             episodes = np.cumsum(buffer.episode_starts, axis=0).astype(np.int64)
             flips = signs.choice([-1.0, 1.0], size=(int(episodes.max()) + 1, buffer.n_envs))

@@ -79,7 +79,7 @@ from typing import Any
 
 from benchmarks.memory_suite import MODELS, TASKS
 from benchmarks.probes.action_values import ACTION_VALUE_VARIANTS, DUELING, action_value_critic
-from benchmarks.probes.credit import CREDIT_VARIANTS, edit_credit
+from benchmarks.probes.credit import CREDIT_VARIANTS, edit_credit, gae_at_lambda
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, RunSpec, build_model, final_score
 
@@ -311,11 +311,7 @@ def split_lambdas(agent: Any, value_lambda: float) -> None:
     compute = buffer.compute_returns_and_advantage
 
     def compute_split(last_values: Any, dones: Any) -> None:
-        advantage_lambda = buffer.gae_lambda
-        buffer.gae_lambda = value_lambda
-        compute(last_values=last_values, dones=dones)
-        returns = buffer.returns.copy()
-        buffer.gae_lambda = advantage_lambda
+        _, returns = gae_at_lambda(buffer, compute, value_lambda, last_values, dones)
         compute(last_values=last_values, dones=dones)
         buffer.returns = returns
 
