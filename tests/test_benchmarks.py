@@ -405,6 +405,42 @@ def test_probe_action_value_advantages_are_the_taken_actions_value_less_the_expe
     torch.testing.assert_close(q_taken.flatten(), sample.old_values + sample.advantages, atol=1e-4, rtol=1e-4)
 
 
+def test_probe_action_value_spreads_are_the_advantages_size_and_gae_is_kept_without_q_advantages():
+    """The dueling action-value critic read only (``advantages_from_q=False``): the actor's advantages
+    stay GAE's from ``V`` (the lambda-returns less the values), and the spreads it returns are
+    each rollout step's ``sqrt(sum_a pi(a|s) (Q(s, a) - V(s))^2)``, recomputed from the rollout with
+    every action (compared as sets: the buffer's sample is in another order than the rollout's)."""
+    import numpy as np
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.action_values import action_value_critic
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
+    spreads = action_value_critic(agent, dueling=True, advantages_from_q=False)
+    with torch.no_grad():
+        agent.policy.value_net.weight.normal_()
+    agent.lr_schedule = lambda _: 0.0
+    agent.learn(agent.n_steps * agent.n_envs)
+    buffer = agent.rollout_buffer
+    assert len(spreads) == buffer.buffer_size
+    # GAE's advantages are the lambda-returns less the values (Q's advantages would not be)
+    np.testing.assert_allclose(buffer.advantages, buffer.returns - buffer.values, atol=1e-5)
+    (sample,) = buffer.get(batch_size=None)
+    observations, states, starts = sample.observations, sample.cell_states, sample.episode_starts
+    with torch.no_grad():
+        probabilities = agent.policy.get_distribution(observations, states, starts)[0].distribution.probs
+        actions = sample.actions.long().flatten()
+        every = [torch.full_like(actions, a) for a in range(probabilities.shape[-1])]
+        q = torch.cat([agent.policy.evaluate_actions(observations, a, states, starts)[0] for a in every], dim=-1)
+    value = (probabilities * q).sum(-1, keepdim=True)
+    torch.testing.assert_close(value.flatten(), sample.old_values, atol=1e-4, rtol=1e-4)
+    recomputed = torch.sqrt((probabilities * (q - value) ** 2).sum(-1)).numpy()
+    assert recomputed.max() > 1e-2
+    np.testing.assert_allclose(np.sort(recomputed), np.sort(np.stack(spreads).flatten()), atol=1e-4, rtol=1e-4)
+
+
 def test_probe_tree_backup_advantages_weigh_what_they_carry_back_by_the_action_taken():
     """Tree-backup advantages: with every action taken surely (probability 1) they are SB3's GAE;
     an action taken with probability p passes back p of what it would have, and an episode start
@@ -510,6 +546,43 @@ def test_probe_split_credit_random_signs_flip_the_rest_per_episode():
             if np.abs(rest[steps, env]).max() > 1e-3:
                 signs.add(plus)
     assert signs == {True, False}
+
+
+def test_probe_split_credit_bounds_the_rest_step_by_step():
+    """The cell's credit at lambda 0 plus the rest of GAE's clipped to each step's bound: the agent's
+    where the bound is wider than the rest, lambda 0's where it is 0, and the bound's edge, on the
+    rest's side, in between; the head's advantages are the agent's throughout."""
+    import copy
+
+    import numpy as np
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.credit import split_actor_credit
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
+    buffer = agent.rollout_buffer
+    last_values, dones = fill_rollout(buffer)
+    at_zero, at_own = copy.deepcopy(buffer), copy.deepcopy(buffer)
+    at_zero.gae_lambda = 0.0
+    for reference in (at_zero, at_own):
+        reference.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    rest = at_own.advantages - at_zero.advantages
+    bounds = np.random.default_rng(1).choice([0.0, 0.3, 100.0], size=rest.shape).astype(np.float32)
+    split_actor_credit(agent, 0.0, rest_bounds=list(bounds))
+    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    head, cell = buffer.advantages[..., 0], buffer.advantages[..., 1]
+    np.testing.assert_allclose(head, at_own.advantages, atol=1e-5)
+    for bound, expected in ((0.0, at_zero.advantages), (100.0, at_own.advantages)):
+        np.testing.assert_allclose(cell[bounds == bound], expected[bounds == bound], atol=1e-5)
+    between = (bounds == 0.3) & (np.abs(rest) > 0.3)
+    assert between.sum() > 10
+    np.testing.assert_allclose(cell[between], (at_zero.advantages + 0.3 * np.sign(rest))[between], atol=1e-5)
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
+    fill_rollout(agent.rollout_buffer)
+    split_actor_credit(agent, 0.0, rest_bounds=list(bounds[:-1]))
+    with pytest.raises(RuntimeError, match="bounds for a rollout"):
+        agent.rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
 
 
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():

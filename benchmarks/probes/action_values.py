@@ -39,12 +39,17 @@ DUELING = {"AGaLiTe (action-value advantages)": False, "AGaLiTe (dueling action 
 ACTION_VALUE_VARIANTS: dict[str, tuple[str, dict]] = {label: ("AGaLiTe", {}) for label in DUELING}
 
 
-def action_value_critic(agent: Any, dueling: bool = False) -> None:
+def action_value_critic(agent: Any, dueling: bool = False, advantages_from_q: bool = True) -> list[np.ndarray]:
     """Replace ``agent``'s value output (hidden -> 1) by one of hidden -> ``n_actions`` action values
     (``dueling``: ``1 + n_actions``, a value and the actions' advantages), started as the policy starts
     its value output (SB3's orthogonal start times ``value_init_scale``), and rewire the policy and
-    rollout buffer as the module docstring says. Rebuilds the optimiser, so apply it before any edit of
-    the optimiser's groups."""
+    rollout buffer as the module docstring says (with ``advantages_from_q`` False the actor keeps GAE's
+    advantages from ``V``: the action values are only fitted and read). Rebuilds the optimiser, so apply
+    it before any edit of the optimiser's groups.
+
+    Returns the list the rollout fills, one ``(n_envs,)`` array per step: how much the action matters
+    at that step by the action values, their standard deviation about ``V`` under the policy,
+    ``sqrt(sum_a pi(a|s) (Q(s, a) - V(s))^2)`` (the size of an action's advantage there)."""
     import torch
     from gymnasium import spaces
 
@@ -62,6 +67,7 @@ def action_value_critic(agent: Any, dueling: bool = False) -> None:
     policy.value_net = q_net
     rebuild_optimizer(agent)
     taken: list[np.ndarray] = []  # Q(s_t, a_t) of each rollout step, in the buffer's order
+    spreads: list[np.ndarray] = []  # the action values' spread of each rollout step (returned)
 
     def distribution_and_values(obs: Any, state: Any, episode_starts: Any) -> tuple[Any, torch.Tensor, Any]:
         latent_pi, latent_vf, new_state = policy._latents(obs, state, episode_starts)
@@ -83,10 +89,13 @@ def action_value_critic(agent: Any, dueling: bool = False) -> None:
         distribution, q, new_state = distribution_and_values(obs, state, episode_starts)
         actions = distribution.get_actions(deterministic=deterministic)
         taken.append(of_action(q, actions).reshape(-1).cpu().numpy())
+        probabilities = distribution.distribution.probs
+        value = expected(probabilities, q)
+        spreads.append(torch.sqrt(expected(probabilities, (q - value) ** 2)).reshape(-1).cpu().numpy())
         log_prob = distribution.log_prob(actions)
         return (
             actions.reshape((-1, *policy.action_space.shape)),
-            expected(distribution.distribution.probs, q),
+            value,
             log_prob,
             new_state,
         )
@@ -108,6 +117,7 @@ def action_value_critic(agent: Any, dueling: bool = False) -> None:
 
     def reset_with_values() -> None:
         taken.clear()
+        spreads.clear()
         reset()
 
     def advantages_from_action_values(last_values: Any, dones: Any) -> None:
@@ -117,4 +127,6 @@ def action_value_critic(agent: Any, dueling: bool = False) -> None:
         buffer.advantages = (np.stack(taken) - buffer.values).astype(np.float32)
 
     buffer.reset = reset_with_values
-    buffer.compute_returns_and_advantage = advantages_from_action_values
+    if advantages_from_q:
+        buffer.compute_returns_and_advantage = advantages_from_action_values
+    return spreads

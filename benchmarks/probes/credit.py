@@ -12,7 +12,8 @@ with that step, while the surprise after an action the policy takes almost surel
 corridor it has learned to walk) travels back as GAE's does. The critic keeps GAE's lambda-returns
 (SB3's, from the same rollout). Edited into a built RtxPPO agent's rollout buffer; not an option of
 the library. :func:`split_actor_credit` gives the actor's gradient into the cell advantages at another
-lambda than the gradient into the actor's own head.
+lambda than the gradient into the actor's own head, and, with ``rest_bounds``, the rest of GAE's
+credit bounded step by step by how much that step's action matters by a critic's action values.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ CELL_TREE_BACKUP = "AGaLiTe (cell credit by tree backup)"
 #: the probes' variant whose cell's credit is that at lambda 0 plus the rest of GAE's with a random sign
 #: per episode (:func:`split_actor_credit` with ``rest_signs_seed``)
 CELL_RANDOM_REST = "AGaLiTe (cell credit: lambda 0, the rest by random signs)"
+#: the probes' variant whose cell's credit is that at lambda 0 plus the rest of GAE's, each step's
+#: clipped to the spread of a dueling critic's action values there (:func:`split_actor_credit` with
+#: ``rest_bounds``; the actor's head and the critic's targets keep GAE's)
+CELL_ACTION_BOUND = "AGaLiTe (cell credit: lambda 0, the rest bounded by action values)"
 
 
 def tree_backup_gae(
@@ -111,14 +116,24 @@ def tree_backup_advantages(agent: Any) -> None:
 
 
 def split_actor_credit(
-    agent: Any, cell_lambda: float | None, tree_backup: bool = False, rest_signs_seed: int | None = None
+    agent: Any,
+    cell_lambda: float | None,
+    tree_backup: bool = False,
+    rest_signs_seed: int | None = None,
+    rest_bounds: list[np.ndarray] | None = None,
 ) -> None:
     """The actor's gradient into the cell from advantages at ``cell_lambda`` (None: the agent's), with
     ``tree_backup`` by :func:`tree_backup_gae`'s traces, its gradient into its own head from the
     agent's (GAE at ``gae_lambda``); the critic as it is. With ``rest_signs_seed`` the cell's
     advantages are those at ``cell_lambda`` plus the rest of the agent's (their difference) times a
     random sign drawn per episode: the same size and shape of credit, with nothing of what the episode's
-    outcome said (a test of whether what the rest gives the memory is signal or noise).
+    outcome said (a test of whether what the rest gives the memory is signal or noise). With
+    ``rest_bounds`` (one ``(n_envs,)`` array per rollout step, as :func:`~benchmarks.probes.
+    action_values.action_value_critic` returns them) the rest is clipped, step by step, to
+    ``[-bound, bound]``: the later surprise a step's action takes is at most what the action values say
+    an action there can change. Where the action does nothing (a recall's delay) the bound is near zero
+    and the cell keeps the step's own surprise only; where it matters (a step along T-Maze's corridor,
+    forward against back) the outcome's share passes.
 
     The washer of a faint cue is the memory's share of the actor's credit for unscored actions, while
     T-Maze's corridor is learned by the actor's head (the position is in the observation) from the
@@ -151,6 +166,11 @@ def split_actor_credit(
             flips = signs.choice([-1.0, 1.0], size=(int(episodes.max()) + 1, buffer.n_envs))
             rest = (buffer.advantages - for_cell) * flips[episodes, np.arange(buffer.n_envs)]
             for_cell = (for_cell + rest).astype(np.float32)
+        if rest_bounds is not None:
+            if len(rest_bounds) != buffer.buffer_size:
+                raise RuntimeError(f"{len(rest_bounds)} bounds for a rollout of {buffer.buffer_size} steps")
+            bound = np.stack(rest_bounds)
+            for_cell = (for_cell + np.clip(buffer.advantages - for_cell, -bound, bound)).astype(np.float32)
         buffer.advantages = np.stack([buffer.advantages, for_cell], axis=-1)
 
     buffer.compute_returns_and_advantage = compute_both
@@ -159,16 +179,22 @@ def split_actor_credit(
 
     head = torch.nn.Sequential(policy.mlp_extractor.policy_net, policy.action_net)
     split: dict[str, torch.Tensor] = {}
+    # the actor's latent of the last call, so the split wraps whichever critic the policy has (an
+    # action-value critic's evaluate_actions too)
+    latents, evaluate = policy._latents, policy.evaluate_actions
+
+    def capturing_latents(obs: Any, state: Any, episode_starts: Any) -> tuple:
+        latent_pi, latent_vf, new_state = latents(obs, state, episode_starts)
+        split["latent_pi"] = latent_pi
+        return latent_pi, latent_vf, new_state
 
     def evaluate_actions(obs: Any, actions: torch.Tensor, state: Any, episode_starts: Any) -> tuple:
-        latent_pi, latent_vf, _ = policy._latents(obs, state, episode_starts)
-        scaled = latent_pi * policy.actor_input_scale
+        values, log_prob, entropy = evaluate(obs, actions, state, episode_starts)
+        scaled = split.pop("latent_pi") * policy.actor_input_scale
         detached = {name: parameter.detach() for name, parameter in head.named_parameters()}
         split["head"] = torch.distributions.Categorical(logits=head(scaled.detach())).log_prob(actions)
         split["cell"] = torch.distributions.Categorical(logits=functional_call(head, detached, (scaled,))).log_prob(actions)
-        distribution = policy._get_action_dist_from_latent(policy.latent_actor(latent_pi))
-        values = policy.value_net(policy.mlp_extractor.forward_critic(latent_vf))
-        return values, distribution.log_prob(actions), distribution.entropy()
+        return values, log_prob, entropy
 
     def policy_loss(rollout_data: Any, log_prob: torch.Tensor, running_scale: float, clip_range: float) -> tuple:
         loss = torch.zeros(())
@@ -179,6 +205,7 @@ def split_actor_credit(
             loss = loss - torch.min(advantages * ratio, advantages * clipped).mean()
         return loss, torch.exp(log_prob - rollout_data.old_log_prob)
 
+    policy._latents = capturing_latents
     policy.evaluate_actions = evaluate_actions
     agent._policy_loss = policy_loss
 
@@ -186,7 +213,8 @@ def split_actor_credit(
 #: every variant :func:`edit_credit` edits, as the phases probes list variants: label -> (the memory
 #: suite's model it edits, policy keywords added: none)
 CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
-    label: (label.split(" (")[0], {}) for label in (TREE_BACKUP, *CELL_LAMBDAS, CELL_TREE_BACKUP, CELL_RANDOM_REST)
+    label: (label.split(" (")[0], {})
+    for label in (TREE_BACKUP, *CELL_LAMBDAS, CELL_TREE_BACKUP, CELL_RANDOM_REST, CELL_ACTION_BOUND)
 }
 
 
@@ -201,3 +229,7 @@ def edit_credit(agent: Any, model: str, seed: int) -> None:
         split_actor_credit(agent, None, tree_backup=True)
     elif model == CELL_RANDOM_REST:
         split_actor_credit(agent, 0.0, rest_signs_seed=seed)
+    elif model == CELL_ACTION_BOUND:  # the dueling critic rebuilds the optimiser: no other edit of it before
+        from benchmarks.probes.action_values import action_value_critic
+
+        split_actor_credit(agent, 0.0, rest_bounds=action_value_critic(agent, dueling=True, advantages_from_q=False))
