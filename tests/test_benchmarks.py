@@ -585,6 +585,66 @@ def test_probe_split_credit_bounds_the_rest_step_by_step():
         agent.rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
 
 
+def test_probe_split_credit_weighs_the_rest_step_by_step():
+    """The cell's credit at lambda 0 plus the rest of GAE's times each step's weight: lambda 0's at
+    weight 0, the agent's at 1, halfway at 0.5; the head's advantages are the agent's."""
+    import copy
+
+    import numpy as np
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.credit import split_actor_credit
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
+    buffer = agent.rollout_buffer
+    last_values, dones = fill_rollout(buffer)
+    at_zero, at_own = copy.deepcopy(buffer), copy.deepcopy(buffer)
+    at_zero.gae_lambda = 0.0
+    for reference in (at_zero, at_own):
+        reference.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    weights = np.random.default_rng(1).choice([0.0, 0.5, 1.0], size=buffer.values.shape).astype(np.float32)
+    split_actor_credit(agent, 0.0, rest_weights=lambda _: weights)
+    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    np.testing.assert_allclose(buffer.advantages[..., 0], at_own.advantages, atol=1e-5)
+    expected = at_zero.advantages + weights * (at_own.advantages - at_zero.advantages)
+    assert np.abs(expected - at_own.advantages)[weights == 0.5].max() > 0.1
+    np.testing.assert_allclose(buffer.advantages[..., 1], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("shown", [True, False])
+def test_probe_inverse_model_weighs_a_step_by_how_much_its_action_shows(shown):
+    """The inverse model's weights: after some rollouts whose next observations name the action taken
+    (one-hot in the first inputs) they are near 1; where the observations are noise that says nothing
+    of the actions, near 0. Steps that end an episode weigh 1 (GAE carries nothing past them)."""
+    import numpy as np
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.inverse_dynamics import action_shown_weights
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
+    buffer, n_actions = agent.rollout_buffer, int(agent.action_space.n)
+    weigh = action_shown_weights(agent, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        buffer.observations[:] = rng.normal(size=buffer.observations.shape)
+        actions = rng.integers(n_actions, size=buffer.values.shape)
+        buffer.actions[:] = actions[..., None]
+        buffer.log_probs[:] = np.log(1 / n_actions)
+        buffer.episode_starts[:] = 0.0
+        buffer.episode_starts[5, 0] = 1.0
+        last = rng.normal(size=buffer.observations.shape[1:])
+        if shown:
+            buffer.observations[1:, :, :n_actions] = np.eye(n_actions)[actions[:-1]]
+            last[:, :n_actions] = np.eye(n_actions)[actions[-1]]
+        agent._last_obs = last.astype(np.float32)
+        weights = weigh(buffer)
+    assert weights[4, 0] == 1.0  # the step before an episode start
+    inside = np.delete(weights.reshape(-1), 4 * buffer.n_envs)
+    assert inside.mean() > 0.8 if shown else inside.mean() < 0.1
+
+
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
     """The probes' learning-rate split (the cells at one fraction of the rate, the heads at another):
     every parameter in exactly one group, and after training each group's rate is its fraction of

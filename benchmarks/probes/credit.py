@@ -42,6 +42,18 @@ CELL_RANDOM_REST = "AGaLiTe (cell credit: lambda 0, the rest by random signs)"
 #: clipped to the spread of a dueling critic's action values there (:func:`split_actor_credit` with
 #: ``rest_bounds``; the actor's head and the critic's targets keep GAE's)
 CELL_ACTION_BOUND = "AGaLiTe (cell credit: lambda 0, the rest bounded by action values)"
+#: the probes' variant whose cell's credit is that at lambda 0 plus the rest of GAE's times each step's
+#: share of its action that the next observation shows, by an inverse model
+#: (:func:`~benchmarks.probes.inverse_dynamics.action_shown_weights`; :func:`split_actor_credit` with
+#: ``rest_weights``)
+CELL_ACTION_SHOWN = "AGaLiTe (cell credit: lambda 0, the rest as the action shows)"
+#: T-Maze diagnostics: the cell's credit at lambda 0 plus the rest of GAE's for the steps that took
+#: these actions only (T-Maze's: 0 forward, 1 back, 2 up, 3 down; :func:`split_actor_credit` with
+#: ``rest_weights`` 1 for them, 0 for the others): which corridor steps' share teaches the memory?
+CELL_REST_FOR_ACTIONS = {
+    "AGaLiTe (cell credit: lambda 0, the rest for up and down)": (2, 3),
+    "AGaLiTe (cell credit: lambda 0, the rest for forward and back)": (0, 1),
+}
 
 
 def tree_backup_gae(
@@ -121,6 +133,7 @@ def split_actor_credit(
     tree_backup: bool = False,
     rest_signs_seed: int | None = None,
     rest_bounds: list[np.ndarray] | None = None,
+    rest_weights: Callable[[Any], np.ndarray] | None = None,
 ) -> None:
     """The actor's gradient into the cell from advantages at ``cell_lambda`` (None: the agent's), with
     ``tree_backup`` by :func:`tree_backup_gae`'s traces, its gradient into its own head from the
@@ -133,7 +146,8 @@ def split_actor_credit(
     ``[-bound, bound]``: the later surprise a step's action takes is at most what the action values say
     an action there can change. Where the action does nothing (a recall's delay) the bound is near zero
     and the cell keeps the step's own surprise only; where it matters (a step along T-Maze's corridor,
-    forward against back) the outcome's share passes.
+    forward against back) the outcome's share passes. With ``rest_weights`` (a function of the full
+    rollout buffer giving ``(n_steps, n_envs)`` weights) the rest is multiplied by each step's weight.
 
     The washer of a faint cue is the memory's share of the actor's credit for unscored actions, while
     T-Maze's corridor is learned by the actor's head (the position is in the observation) from the
@@ -171,6 +185,8 @@ def split_actor_credit(
                 raise RuntimeError(f"{len(rest_bounds)} bounds for a rollout of {buffer.buffer_size} steps")
             bound = np.stack(rest_bounds)
             for_cell = (for_cell + np.clip(buffer.advantages - for_cell, -bound, bound)).astype(np.float32)
+        if rest_weights is not None:
+            for_cell = (for_cell + rest_weights(buffer) * (buffer.advantages - for_cell)).astype(np.float32)
         buffer.advantages = np.stack([buffer.advantages, for_cell], axis=-1)
 
     buffer.compute_returns_and_advantage = compute_both
@@ -214,7 +230,15 @@ def split_actor_credit(
 #: suite's model it edits, policy keywords added: none)
 CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
     label: (label.split(" (")[0], {})
-    for label in (TREE_BACKUP, *CELL_LAMBDAS, CELL_TREE_BACKUP, CELL_RANDOM_REST, CELL_ACTION_BOUND)
+    for label in (
+        TREE_BACKUP,
+        *CELL_LAMBDAS,
+        CELL_TREE_BACKUP,
+        CELL_RANDOM_REST,
+        CELL_ACTION_BOUND,
+        CELL_ACTION_SHOWN,
+        *CELL_REST_FOR_ACTIONS,
+    )
 }
 
 
@@ -233,3 +257,14 @@ def edit_credit(agent: Any, model: str, seed: int) -> None:
         from benchmarks.probes.action_values import action_value_critic
 
         split_actor_credit(agent, 0.0, rest_bounds=action_value_critic(agent, dueling=True, advantages_from_q=False))
+    elif model == CELL_ACTION_SHOWN:
+        from benchmarks.probes.inverse_dynamics import action_shown_weights
+
+        split_actor_credit(agent, 0.0, rest_weights=action_shown_weights(agent, seed))
+    elif model in CELL_REST_FOR_ACTIONS:
+        actions = CELL_REST_FOR_ACTIONS[model]
+
+        def for_actions(buffer: Any) -> np.ndarray:
+            return np.isin(buffer.actions.reshape(buffer.values.shape), actions).astype(np.float32)
+
+        split_actor_credit(agent, 0.0, rest_weights=for_actions)
