@@ -612,11 +612,13 @@ def test_probe_split_credit_weighs_the_rest_step_by_step():
     np.testing.assert_allclose(buffer.advantages[..., 1], expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("per_state", [False, True])
 @pytest.mark.parametrize("shown", [True, False])
-def test_probe_inverse_model_weighs_a_step_by_how_much_its_action_shows(shown):
+def test_probe_inverse_model_weighs_a_step_by_how_much_its_action_shows(shown, per_state):
     """The inverse model's weights: after some rollouts whose next observations name the action taken
     (one-hot in the first inputs) they are near 1; where the observations are noise that says nothing
-    of the actions, near 0. Steps that end an episode weigh 1 (GAE carries nothing past them)."""
+    of the actions, near 0. Steps that end an episode weigh 1 (GAE carries nothing past them). Per
+    state, two steps with the same observation weigh the same whatever their actions."""
     import numpy as np
 
     from benchmarks.memory_suite import specs
@@ -625,7 +627,7 @@ def test_probe_inverse_model_weighs_a_step_by_how_much_its_action_shows(shown):
 
     agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
     buffer, n_actions = agent.rollout_buffer, int(agent.action_space.n)
-    weigh = action_shown_weights(agent, seed=0)
+    weigh = action_shown_weights(agent, seed=0, per_state=per_state)
     rng = np.random.default_rng(0)
     for _ in range(25):
         buffer.observations[:] = rng.normal(size=buffer.observations.shape)
@@ -639,10 +641,14 @@ def test_probe_inverse_model_weighs_a_step_by_how_much_its_action_shows(shown):
             buffer.observations[1:, :, :n_actions] = np.eye(n_actions)[actions[:-1]]
             last[:, :n_actions] = np.eye(n_actions)[actions[-1]]
         agent._last_obs = last.astype(np.float32)
+        buffer.observations[7, 1] = buffer.observations[7, 0]
+        buffer.actions[7, 1] = (buffer.actions[7, 0] + 1) % n_actions
         weights = weigh(buffer)
     assert weights[4, 0] == 1.0  # the step before an episode start
     inside = np.delete(weights.reshape(-1), 4 * buffer.n_envs)
-    assert inside.mean() > 0.8 if shown else inside.mean() < 0.1
+    assert inside.mean() > (0.7 if per_state else 0.8) if shown else inside.mean() < 0.1
+    if per_state:
+        assert weights[7, 0] == weights[7, 1]
 
 
 def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():

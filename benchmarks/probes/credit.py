@@ -47,6 +47,9 @@ CELL_ACTION_BOUND = "AGaLiTe (cell credit: lambda 0, the rest bounded by action 
 #: (:func:`~benchmarks.probes.inverse_dynamics.action_shown_weights`; :func:`split_actor_credit` with
 #: ``rest_weights``)
 CELL_ACTION_SHOWN = "AGaLiTe (cell credit: lambda 0, the rest as the action shows)"
+#: the same with each step's weight the expected share at that step, a function of its observation only
+#: (``per_state``), the same for every action
+CELL_STEP_SHOWN = "AGaLiTe (cell credit: lambda 0, the rest as the step's actions show)"
 #: T-Maze diagnostics: the cell's credit at lambda 0 plus the rest of GAE's for the steps that took
 #: these actions only (T-Maze's: 0 forward, 1 back, 2 up, 3 down; :func:`split_actor_credit` with
 #: ``rest_weights`` 1 for them, 0 for the others): which corridor steps' share teaches the memory?
@@ -237,6 +240,7 @@ CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
         CELL_RANDOM_REST,
         CELL_ACTION_BOUND,
         CELL_ACTION_SHOWN,
+        CELL_STEP_SHOWN,
         *CELL_REST_FOR_ACTIONS,
     )
 }
@@ -257,10 +261,10 @@ def edit_credit(agent: Any, model: str, seed: int) -> None:
         from benchmarks.probes.action_values import action_value_critic
 
         split_actor_credit(agent, 0.0, rest_bounds=action_value_critic(agent, dueling=True, advantages_from_q=False))
-    elif model == CELL_ACTION_SHOWN:
+    elif model in (CELL_ACTION_SHOWN, CELL_STEP_SHOWN):
         from benchmarks.probes.inverse_dynamics import action_shown_weights
 
-        split_actor_credit(agent, 0.0, rest_weights=action_shown_weights(agent, seed))
+        split_actor_credit(agent, 0.0, rest_weights=action_shown_weights(agent, seed, per_state=model == CELL_STEP_SHOWN))
     elif model in CELL_REST_FOR_ACTIONS:
         actions = CELL_REST_FOR_ACTIONS[model]
 

@@ -18,6 +18,13 @@ explains,
 where the policy was sure, whose credit moves nothing). The idea of an inverse model as a measure of
 what an action controls is the inverse-dynamics features of Pathak et al. (2017, curiosity) and
 Agrawal et al. (2016); here it only weighs credit. Discrete actions, flat ``Box`` observations.
+
+A weight that depends on the action taken biases the policy gradient: where the credit it scales is
+not centred on each action, it pushes the policy toward the actions it weighs more (T-Maze's
+diagnostics, docs). With ``per_state`` the weight is a function of the step's observation only, a
+second small MLP ``g(o_t)`` fitted (squared error, after weighing, as the inverse model) to the
+per-action weights above: the expected share at that step under the policy, the same for every
+action (a state-dependent trace parameter, as in White and White 2016's adaptive lambda).
 """
 
 from __future__ import annotations
@@ -31,12 +38,13 @@ import numpy as np
 HIDDEN, LEARNING_RATE, EPOCHS, BATCH = 64, 1e-3, 4, 256
 
 
-def action_shown_weights(agent: Any, seed: int = 0) -> Callable[[Any], np.ndarray]:
+def action_shown_weights(agent: Any, seed: int = 0, per_state: bool = False) -> Callable[[Any], np.ndarray]:
     """A function of ``agent``'s full rollout buffer that returns each step's weight ``w_t``
     ``(n_steps, n_envs)`` (module docstring) and then fits the inverse model on that rollout's pairs.
     The next observation of the buffer's last step is ``agent._last_obs`` (what the rollout ended on);
     a step that ended its episode pairs with the next episode's first observation, a pair the model
-    is neither fitted to nor asked about (its weight 1: GAE carries nothing past an episode's end)."""
+    is neither fitted to nor asked about (its weight 1: GAE carries nothing past an episode's end).
+    ``per_state``: each step's weight is ``g(o_t)`` (module docstring)."""
     import torch
     from gymnasium import spaces
 
@@ -45,11 +53,17 @@ def action_shown_weights(agent: Any, seed: int = 0) -> Callable[[Any], np.ndarra
     n_actions = int(agent.action_space.n)
     size = int(np.prod(agent.observation_space.shape))
     generator = torch.Generator().manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(3 * size, HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, HIDDEN), torch.nn.Tanh(),
-        torch.nn.Linear(HIDDEN, n_actions),
-    )  # fmt: skip
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+
+    def mlp(inputs: int, outputs: int) -> torch.nn.Module:
+        return torch.nn.Sequential(
+            torch.nn.Linear(inputs, HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, HIDDEN), torch.nn.Tanh(),
+            torch.nn.Linear(HIDDEN, outputs),
+        )  # fmt: skip
+
+    # g only where asked: its start draws from torch's global generator, which the training run shares
+    model, expected = mlp(3 * size, n_actions), mlp(size, 1) if per_state else None
+    parameters = [*model.parameters(), *([] if expected is None else expected.parameters())]
+    optimizer = torch.optim.Adam(parameters, lr=LEARNING_RATE)
 
     def pairs_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, y, y - x], dim=-1)
@@ -68,15 +82,23 @@ def action_shown_weights(agent: Any, seed: int = 0) -> Callable[[Any], np.ndarra
         surprise = buffer.log_probs.reshape(n_steps, n_envs)
         sure = surprise > -1e-6
         weights = np.where(sure, 1.0, 1.0 - explained / np.where(sure, -1.0, surprise))
-        weights = np.where(continues, np.clip(weights, 0.0, 1.0), 1.0).astype(np.float32)
+        weights = np.clip(weights, 0.0, 1.0).astype(np.float32)
+        used = weights
+        if expected is not None:  # g's weights, from before it is fitted to this rollout
+            with torch.no_grad():
+                used = expected(observations)[..., 0].clamp(0.0, 1.0).numpy()
         chosen = torch.as_tensor(continues.reshape(-1))
         flat_inputs, flat_actions = inputs.reshape(-1, inputs.shape[-1])[chosen], actions.reshape(-1)[chosen]
+        flat_observations = observations.reshape(-1, size)[chosen]
+        flat_weights = torch.as_tensor(weights.reshape(-1))[chosen]
         for _ in range(EPOCHS):
             for batch in torch.randperm(len(flat_actions), generator=generator).split(BATCH):
                 loss = torch.nn.functional.cross_entropy(model(flat_inputs[batch]), flat_actions[batch])
+                if expected is not None:
+                    loss = loss + torch.nn.functional.mse_loss(expected(flat_observations[batch])[:, 0], flat_weights[batch])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-        return weights
+        return np.where(continues, used, 1.0).astype(np.float32)
 
     return weigh_then_fit
