@@ -347,6 +347,25 @@ def fill_rollout(buffer, seed: int = 0):
     return torch.as_tensor(rng.normal(size=buffer.n_envs)), rng.random(buffer.n_envs) < 0.5
 
 
+def credit_split_case():
+    """An RtxPPO agent (lambda 0.8) whose rollout buffer :func:`fill_rollout` filled, that fill's
+    ``last_values`` and ``dones``, and copies of the buffer with SB3's advantages at lambda 0 and at
+    the agent's lambda: what the credit-split tests compare the cell's advantages with."""
+    import copy
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
+    buffer = agent.rollout_buffer
+    last_values, dones = fill_rollout(buffer)
+    at_zero, at_own = copy.deepcopy(buffer), copy.deepcopy(buffer)
+    at_zero.gae_lambda = 0.0
+    for reference in (at_zero, at_own):
+        reference.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    return agent, buffer, last_values, dones, at_zero, at_own
+
+
 def test_probe_lambda_split_fits_the_critic_at_its_own_lambda():
     """The probes' split lambdas: on one filled rollout buffer, the advantages are GAE's at the agent's
     gae_lambda and the critic's targets (returns) are values plus GAE's advantages at value_lambda,
@@ -552,21 +571,11 @@ def test_probe_split_credit_bounds_the_rest_step_by_step():
     """The cell's credit at lambda 0 plus the rest of GAE's clipped to each step's bound: the agent's
     where the bound is wider than the rest, lambda 0's where it is 0, and the bound's edge, on the
     rest's side, in between; the head's advantages are the agent's throughout."""
-    import copy
-
     import numpy as np
 
-    from benchmarks.memory_suite import specs
     from benchmarks.probes.credit import split_actor_credit
-    from benchmarks.tmaze_runs import build_model
 
-    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
-    buffer = agent.rollout_buffer
-    last_values, dones = fill_rollout(buffer)
-    at_zero, at_own = copy.deepcopy(buffer), copy.deepcopy(buffer)
-    at_zero.gae_lambda = 0.0
-    for reference in (at_zero, at_own):
-        reference.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    agent, buffer, last_values, dones, at_zero, at_own = credit_split_case()
     rest = at_own.advantages - at_zero.advantages
     bounds = np.random.default_rng(1).choice([0.0, 0.3, 100.0], size=rest.shape).astype(np.float32)
     split_actor_credit(agent, 0.0, rest_bounds=list(bounds))
@@ -578,8 +587,7 @@ def test_probe_split_credit_bounds_the_rest_step_by_step():
     between = (bounds == 0.3) & (np.abs(rest) > 0.3)
     assert between.sum() > 10
     np.testing.assert_allclose(cell[between], (at_zero.advantages + 0.3 * np.sign(rest))[between], atol=1e-5)
-    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
-    fill_rollout(agent.rollout_buffer)
+    agent = credit_split_case()[0]
     split_actor_credit(agent, 0.0, rest_bounds=list(bounds[:-1]))
     with pytest.raises(RuntimeError, match="bounds for a rollout"):
         agent.rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
@@ -588,21 +596,11 @@ def test_probe_split_credit_bounds_the_rest_step_by_step():
 def test_probe_split_credit_weighs_the_rest_step_by_step():
     """The cell's credit at lambda 0 plus the rest of GAE's times each step's weight: lambda 0's at
     weight 0, the agent's at 1, halfway at 0.5; the head's advantages are the agent's."""
-    import copy
-
     import numpy as np
 
-    from benchmarks.memory_suite import specs
     from benchmarks.probes.credit import split_actor_credit
-    from benchmarks.tmaze_runs import build_model
 
-    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
-    buffer = agent.rollout_buffer
-    last_values, dones = fill_rollout(buffer)
-    at_zero, at_own = copy.deepcopy(buffer), copy.deepcopy(buffer)
-    at_zero.gae_lambda = 0.0
-    for reference in (at_zero, at_own):
-        reference.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    agent, buffer, last_values, dones, at_zero, at_own = credit_split_case()
     weights = np.random.default_rng(1).choice([0.0, 0.5, 1.0], size=buffer.values.shape).astype(np.float32)
     split_actor_credit(agent, 0.0, rest_weights=lambda _: weights)
     buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
