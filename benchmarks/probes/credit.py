@@ -53,6 +53,9 @@ CELL_STEP_SHOWN = "AGaLiTe (cell credit: lambda 0, the rest as the step's action
 #: T-Maze diagnostics: the cell's credit at lambda 0 plus the rest of GAE's for the steps that took
 #: these actions only (T-Maze's: 0 forward, 1 back, 2 up, 3 down; :func:`split_actor_credit` with
 #: ``rest_weights`` 1 for them, 0 for the others): which corridor steps' share teaches the memory?
+#: the probes' variant whose cell's credit is that at lambda 0 plus a fixed share of the rest of GAE's,
+#: the same at every step (:func:`split_actor_credit` with constant ``rest_weights``): variant -> share
+CELL_REST_SHARES = {"AGaLiTe (cell credit: lambda 0, three quarters of the rest)": 0.75}
 CELL_REST_FOR_ACTIONS = {
     "AGaLiTe (cell credit: lambda 0, the rest for up and down)": (2, 3),
     "AGaLiTe (cell credit: lambda 0, the rest for forward and back)": (0, 1),
@@ -241,6 +244,7 @@ CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
         CELL_ACTION_BOUND,
         CELL_ACTION_SHOWN,
         CELL_STEP_SHOWN,
+        *CELL_REST_SHARES,
         *CELL_REST_FOR_ACTIONS,
     )
 }
@@ -265,6 +269,9 @@ def edit_credit(agent: Any, model: str, seed: int) -> None:
         from benchmarks.probes.inverse_dynamics import action_shown_weights
 
         split_actor_credit(agent, 0.0, rest_weights=action_shown_weights(agent, seed, per_state=model == CELL_STEP_SHOWN))
+    elif model in CELL_REST_SHARES:
+        share = CELL_REST_SHARES[model]
+        split_actor_credit(agent, 0.0, rest_weights=lambda buffer: np.full(buffer.values.shape, share, dtype=np.float32))
     elif model in CELL_REST_FOR_ACTIONS:
         actions = CELL_REST_FOR_ACTIONS[model]
 
