@@ -541,7 +541,7 @@ def test_probe_split_credit_random_signs_flip_the_rest_per_episode():
     import numpy as np
 
     from benchmarks.memory_suite import specs
-    from benchmarks.probes.credit import split_actor_credit
+    from benchmarks.probes.credit import random_signs_per_episode, split_actor_credit
     from benchmarks.tmaze_runs import build_model
 
     agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
@@ -550,7 +550,7 @@ def test_probe_split_credit_random_signs_flip_the_rest_per_episode():
     at_zero = copy.deepcopy(buffer)
     at_zero.gae_lambda = 0.0
     at_zero.compute_returns_and_advantage(last_values=last_values, dones=dones)
-    split_actor_credit(agent, 0.0, rest_signs_seed=0)
+    split_actor_credit(agent, 0.0, edit_rest=random_signs_per_episode(0))
     buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
     full, cell = buffer.advantages[..., 0], buffer.advantages[..., 1]
     rest = full - at_zero.advantages
@@ -573,12 +573,12 @@ def test_probe_split_credit_bounds_the_rest_step_by_step():
     rest's side, in between; the head's advantages are the agent's throughout."""
     import numpy as np
 
-    from benchmarks.probes.credit import split_actor_credit
+    from benchmarks.probes.credit import clipped_to, split_actor_credit
 
     agent, buffer, last_values, dones, at_zero, at_own = credit_split_case()
     rest = at_own.advantages - at_zero.advantages
     bounds = np.random.default_rng(1).choice([0.0, 0.3, 100.0], size=rest.shape).astype(np.float32)
-    split_actor_credit(agent, 0.0, rest_bounds=list(bounds))
+    split_actor_credit(agent, 0.0, edit_rest=clipped_to(list(bounds)))
     buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
     head, cell = buffer.advantages[..., 0], buffer.advantages[..., 1]
     np.testing.assert_allclose(head, at_own.advantages, atol=1e-5)
@@ -588,7 +588,7 @@ def test_probe_split_credit_bounds_the_rest_step_by_step():
     assert between.sum() > 10
     np.testing.assert_allclose(cell[between], (at_zero.advantages + 0.3 * np.sign(rest))[between], atol=1e-5)
     agent = credit_split_case()[0]
-    split_actor_credit(agent, 0.0, rest_bounds=list(bounds[:-1]))
+    split_actor_credit(agent, 0.0, edit_rest=clipped_to(list(bounds[:-1])))
     with pytest.raises(RuntimeError, match="bounds for a rollout"):
         agent.rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
 
@@ -598,11 +598,11 @@ def test_probe_split_credit_weighs_the_rest_step_by_step():
     weight 0, the agent's at 1, halfway at 0.5; the head's advantages are the agent's."""
     import numpy as np
 
-    from benchmarks.probes.credit import split_actor_credit
+    from benchmarks.probes.credit import split_actor_credit, weighted_by
 
     agent, buffer, last_values, dones, at_zero, at_own = credit_split_case()
     weights = np.random.default_rng(1).choice([0.0, 0.5, 1.0], size=buffer.values.shape).astype(np.float32)
-    split_actor_credit(agent, 0.0, rest_weights=lambda _: weights)
+    split_actor_credit(agent, 0.0, edit_rest=weighted_by(lambda _: weights))
     buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
     np.testing.assert_allclose(buffer.advantages[..., 0], at_own.advantages, atol=1e-5)
     expected = at_zero.advantages + weights * (at_own.advantages - at_zero.advantages)

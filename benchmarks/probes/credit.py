@@ -12,8 +12,8 @@ with that step, while the surprise after an action the policy takes almost surel
 corridor it has learned to walk) travels back as GAE's does. The critic keeps GAE's lambda-returns
 (SB3's, from the same rollout). Edited into a built RtxPPO agent's rollout buffer; not an option of
 the library. :func:`split_actor_credit` gives the actor's gradient into the cell advantages at another
-lambda than the gradient into the actor's own head, and, with ``rest_bounds``, the rest of GAE's
-credit bounded step by step by how much that step's action matters by a critic's action values.
+lambda than the gradient into the actor's own head, with the rest of GAE's credit for the cell edited
+(flipped, clipped or weighed step by step, :data:`RestEdit`).
 """
 
 from __future__ import annotations
@@ -36,25 +36,25 @@ CELL_LAMBDAS = {
 #: agent's lambda, its gradient into the head from GAE's (:func:`split_actor_credit` with ``tree_backup``)
 CELL_TREE_BACKUP = "AGaLiTe (cell credit by tree backup)"
 #: the probes' variant whose cell's credit is that at lambda 0 plus the rest of GAE's with a random sign
-#: per episode (:func:`split_actor_credit` with ``rest_signs_seed``)
+#: per episode (:func:`split_actor_credit` with :func:`random_signs_per_episode`)
 CELL_RANDOM_REST = "AGaLiTe (cell credit: lambda 0, the rest by random signs)"
 #: the probes' variant whose cell's credit is that at lambda 0 plus the rest of GAE's, each step's
 #: clipped to the spread of a dueling critic's action values there (:func:`split_actor_credit` with
-#: ``rest_bounds``; the actor's head and the critic's targets keep GAE's)
+#: :func:`clipped_to`; the actor's head and the critic's targets keep GAE's)
 CELL_ACTION_BOUND = "AGaLiTe (cell credit: lambda 0, the rest bounded by action values)"
 #: the probes' variant whose cell's credit is that at lambda 0 plus the rest of GAE's times each step's
 #: share of its action that the next observation shows, by an inverse model
 #: (:func:`~benchmarks.probes.inverse_dynamics.action_shown_weights`; :func:`split_actor_credit` with
-#: ``rest_weights``)
+#: :func:`weighted_by`)
 CELL_ACTION_SHOWN = "AGaLiTe (cell credit: lambda 0, the rest as the action shows)"
 #: the same with each step's weight the expected share at that step, a function of its observation only
 #: (``per_state``), the same for every action
 CELL_STEP_SHOWN = "AGaLiTe (cell credit: lambda 0, the rest as the step's actions show)"
 #: T-Maze diagnostics: the cell's credit at lambda 0 plus the rest of GAE's for the steps that took
 #: these actions only (T-Maze's: 0 forward, 1 back, 2 up, 3 down; :func:`split_actor_credit` with
-#: ``rest_weights`` 1 for them, 0 for the others): which corridor steps' share teaches the memory?
+#: :func:`weighted_by` 1 for them, 0 for the others): which corridor steps' share teaches the memory?
 #: the probes' variant whose cell's credit is that at lambda 0 plus a fixed share of the rest of GAE's,
-#: the same at every step (:func:`split_actor_credit` with constant ``rest_weights``): variant -> share
+#: the same at every step (:func:`split_actor_credit` with that share of the rest): variant -> share
 CELL_REST_SHARES = {"AGaLiTe (cell credit: lambda 0, three quarters of the rest)": 0.75}
 CELL_REST_FOR_ACTIONS = {
     "AGaLiTe (cell credit: lambda 0, the rest for up and down)": (2, 3),
@@ -133,27 +133,56 @@ def tree_backup_advantages(agent: Any) -> None:
     buffer.compute_returns_and_advantage = compute_tree_backup
 
 
+#: an edit of the rest of the cell's credit (the agent's advantages less those at the cell's lambda):
+#: ``(rollout buffer, rest) -> the rest the cell gets``
+RestEdit = Callable[[Any, np.ndarray], np.ndarray]
+
+
+def random_signs_per_episode(seed: int) -> RestEdit:
+    """The rest times a random sign drawn per episode (episode ids count the starts along each env):
+    the same size and course of credit, with nothing of what the episode's outcome said (a test of
+    whether what the rest gives the memory is signal or noise)."""
+    signs = np.random.default_rng(seed)
+
+    def flip(buffer: Any, rest: np.ndarray) -> np.ndarray:
+        episodes = np.cumsum(buffer.episode_starts, axis=0).astype(np.int64)
+        flips = signs.choice([-1.0, 1.0], size=(int(episodes.max()) + 1, buffer.n_envs))
+        return rest * flips[episodes, np.arange(buffer.n_envs)]
+
+    return flip
+
+
+def clipped_to(bounds: list[np.ndarray]) -> RestEdit:
+    """The rest clipped, step by step, to ``[-bound, bound]``, ``bounds`` one ``(n_envs,)`` array per
+    rollout step as :func:`~benchmarks.probes.action_values.action_value_critic` fills them: the later
+    surprise a step's action takes is at most what the action values say an action there can change.
+    Where the action does nothing (a recall's delay) the bound is near zero and the cell keeps the
+    step's own surprise only; where it matters (a step along T-Maze's corridor, forward against back)
+    the outcome's share passes."""
+
+    def clip(buffer: Any, rest: np.ndarray) -> np.ndarray:
+        if len(bounds) != buffer.buffer_size:
+            raise RuntimeError(f"{len(bounds)} bounds for a rollout of {buffer.buffer_size} steps")
+        bound = np.stack(bounds)
+        return np.clip(rest, -bound, bound)
+
+    return clip
+
+
+def weighted_by(weights: Callable[[Any], np.ndarray]) -> RestEdit:
+    """The rest times each step's weight, ``weights`` a function of the full rollout buffer giving
+    ``(n_steps, n_envs)`` weights."""
+    return lambda buffer, rest: weights(buffer) * rest
+
+
 def split_actor_credit(
-    agent: Any,
-    cell_lambda: float | None,
-    tree_backup: bool = False,
-    rest_signs_seed: int | None = None,
-    rest_bounds: list[np.ndarray] | None = None,
-    rest_weights: Callable[[Any], np.ndarray] | None = None,
+    agent: Any, cell_lambda: float | None, tree_backup: bool = False, edit_rest: RestEdit | None = None
 ) -> None:
     """The actor's gradient into the cell from advantages at ``cell_lambda`` (None: the agent's), with
     ``tree_backup`` by :func:`tree_backup_gae`'s traces, its gradient into its own head from the
-    agent's (GAE at ``gae_lambda``); the critic as it is. With ``rest_signs_seed`` the cell's
-    advantages are those at ``cell_lambda`` plus the rest of the agent's (their difference) times a
-    random sign drawn per episode: the same size and shape of credit, with nothing of what the episode's
-    outcome said (a test of whether what the rest gives the memory is signal or noise). With
-    ``rest_bounds`` (one ``(n_envs,)`` array per rollout step, as :func:`~benchmarks.probes.
-    action_values.action_value_critic` returns them) the rest is clipped, step by step, to
-    ``[-bound, bound]``: the later surprise a step's action takes is at most what the action values say
-    an action there can change. Where the action does nothing (a recall's delay) the bound is near zero
-    and the cell keeps the step's own surprise only; where it matters (a step along T-Maze's corridor,
-    forward against back) the outcome's share passes. With ``rest_weights`` (a function of the full
-    rollout buffer giving ``(n_steps, n_envs)`` weights) the rest is multiplied by each step's weight.
+    agent's (GAE at ``gae_lambda``); the critic as it is. With ``edit_rest`` the cell's advantages are
+    those at ``cell_lambda`` plus ``edit_rest`` of the rest of the agent's (their difference):
+    :func:`random_signs_per_episode`, :func:`clipped_to`, :func:`weighted_by`.
 
     The washer of a faint cue is the memory's share of the actor's credit for unscored actions, while
     T-Maze's corridor is learned by the actor's head (the position is in the observation) from the
@@ -170,8 +199,6 @@ def split_actor_credit(
     policy, buffer = agent.policy, agent.rollout_buffer
     compute = buffer.compute_returns_and_advantage
 
-    signs = None if rest_signs_seed is None else np.random.default_rng(rest_signs_seed)
-
     def compute_both(last_values: Any, dones: Any) -> None:
         lam = buffer.gae_lambda if cell_lambda is None else cell_lambda
         if tree_backup:
@@ -181,18 +208,8 @@ def split_actor_credit(
         compute(last_values=last_values, dones=dones)  # the head's advantages, the critic's returns
         if not tree_backup and lam == buffer.gae_lambda:
             for_cell = buffer.advantages.copy()
-        if signs is not None:  # one sign per episode: episode ids count the starts along each env
-            episodes = np.cumsum(buffer.episode_starts, axis=0).astype(np.int64)
-            flips = signs.choice([-1.0, 1.0], size=(int(episodes.max()) + 1, buffer.n_envs))
-            rest = (buffer.advantages - for_cell) * flips[episodes, np.arange(buffer.n_envs)]
-            for_cell = (for_cell + rest).astype(np.float32)
-        if rest_bounds is not None:
-            if len(rest_bounds) != buffer.buffer_size:
-                raise RuntimeError(f"{len(rest_bounds)} bounds for a rollout of {buffer.buffer_size} steps")
-            bound = np.stack(rest_bounds)
-            for_cell = (for_cell + np.clip(buffer.advantages - for_cell, -bound, bound)).astype(np.float32)
-        if rest_weights is not None:
-            for_cell = (for_cell + rest_weights(buffer) * (buffer.advantages - for_cell)).astype(np.float32)
+        if edit_rest is not None:
+            for_cell = (for_cell + edit_rest(buffer, buffer.advantages - for_cell)).astype(np.float32)
         buffer.advantages = np.stack([buffer.advantages, for_cell], axis=-1)
 
     buffer.compute_returns_and_advantage = compute_both
@@ -260,22 +277,24 @@ def edit_credit(agent: Any, model: str, seed: int) -> None:
     elif model == CELL_TREE_BACKUP:
         split_actor_credit(agent, None, tree_backup=True)
     elif model == CELL_RANDOM_REST:
-        split_actor_credit(agent, 0.0, rest_signs_seed=seed)
+        split_actor_credit(agent, 0.0, edit_rest=random_signs_per_episode(seed))
     elif model == CELL_ACTION_BOUND:  # the dueling critic rebuilds the optimiser: no other edit of it before
         from benchmarks.probes.action_values import action_value_critic
 
-        split_actor_credit(agent, 0.0, rest_bounds=action_value_critic(agent, dueling=True, advantages_from_q=False))
+        spreads = action_value_critic(agent, dueling=True, advantages_from_q=False)
+        split_actor_credit(agent, 0.0, edit_rest=clipped_to(spreads))
     elif model in (CELL_ACTION_SHOWN, CELL_STEP_SHOWN):
         from benchmarks.probes.inverse_dynamics import action_shown_weights
 
-        split_actor_credit(agent, 0.0, rest_weights=action_shown_weights(agent, seed, per_state=model == CELL_STEP_SHOWN))
+        weights = action_shown_weights(agent, seed, per_state=model == CELL_STEP_SHOWN)
+        split_actor_credit(agent, 0.0, edit_rest=weighted_by(weights))
     elif model in CELL_REST_SHARES:
         share = CELL_REST_SHARES[model]
-        split_actor_credit(agent, 0.0, rest_weights=lambda buffer: np.full(buffer.values.shape, share, dtype=np.float32))
+        split_actor_credit(agent, 0.0, edit_rest=lambda buffer, rest: share * rest)
     elif model in CELL_REST_FOR_ACTIONS:
         actions = CELL_REST_FOR_ACTIONS[model]
 
         def for_actions(buffer: Any) -> np.ndarray:
             return np.isin(buffer.actions.reshape(buffer.values.shape), actions).astype(np.float32)
 
-        split_actor_credit(agent, 0.0, rest_weights=for_actions)
+        split_actor_credit(agent, 0.0, edit_rest=weighted_by(for_actions))
