@@ -536,20 +536,11 @@ def test_probe_split_credit_random_signs_flip_the_rest_per_episode():
     """The cell's credit at lambda 0 plus the rest of GAE's by random signs: in every episode the cell's
     advantages are either the agent's (sign +1) or lambda 0's less the rest (sign -1), one sign for the
     whole episode, and both signs occur."""
-    import copy
-
     import numpy as np
 
-    from benchmarks.memory_suite import specs
     from benchmarks.probes.credit import random_signs_per_episode, split_actor_credit
-    from benchmarks.tmaze_runs import build_model
 
-    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
-    buffer = agent.rollout_buffer
-    last_values, dones = fill_rollout(buffer)
-    at_zero = copy.deepcopy(buffer)
-    at_zero.gae_lambda = 0.0
-    at_zero.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    agent, buffer, last_values, dones, at_zero, _ = credit_split_case()
     split_actor_credit(agent, 0.0, edit_rest=random_signs_per_episode(0))
     buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
     full, cell = buffer.advantages[..., 0], buffer.advantages[..., 1]

@@ -50,12 +50,12 @@ CELL_ACTION_SHOWN = "AGaLiTe (cell credit: lambda 0, the rest as the action show
 #: the same with each step's weight the expected share at that step, a function of its observation only
 #: (``per_state``), the same for every action
 CELL_STEP_SHOWN = "AGaLiTe (cell credit: lambda 0, the rest as the step's actions show)"
-#: T-Maze diagnostics: the cell's credit at lambda 0 plus the rest of GAE's for the steps that took
-#: these actions only (T-Maze's: 0 forward, 1 back, 2 up, 3 down; :func:`split_actor_credit` with
-#: :func:`weighted_by` 1 for them, 0 for the others): which corridor steps' share teaches the memory?
 #: the probes' variant whose cell's credit is that at lambda 0 plus a fixed share of the rest of GAE's,
 #: the same at every step (:func:`split_actor_credit` with that share of the rest): variant -> share
 CELL_REST_SHARES = {"AGaLiTe (cell credit: lambda 0, three quarters of the rest)": 0.75}
+#: T-Maze diagnostics: the cell's credit at lambda 0 plus the rest of GAE's for the steps that took
+#: these actions only (T-Maze's: 0 forward, 1 back, 2 up, 3 down; :func:`split_actor_credit` with
+#: :func:`weighted_by` 1 for them, 0 for the others): which corridor steps' share teaches the memory?
 CELL_REST_FOR_ACTIONS = {
     "AGaLiTe (cell credit: lambda 0, the rest for up and down)": (2, 3),
     "AGaLiTe (cell credit: lambda 0, the rest for forward and back)": (0, 1),

@@ -52,7 +52,8 @@ at lambda 0)``, the default whose actor's gradient into the cell comes from adva
 and into its head from RtxPPO's (:func:`~benchmarks.probes.credit.split_actor_credit`), and ``AGaLiTe
 (cell credit at lambda 0.5)`` the same with the cell's at lambda 0.5, ``AGaLiTe (cell credit by tree
 backup)`` with the cell's by tree-backup traces at RtxPPO's lambda; ``LSTM (cell credit at lambda 0)``,
-RtxPPO's LSTM with the cell's at lambda 0.
+RtxPPO's LSTM with the cell's at lambda 0; the other edits of the cell's share of GAE's credit are
+listed in :data:`~benchmarks.probes.credit.CREDIT_VARIANTS`.
 
 The development side only: ``--task`` takes the memory suite's CueRecall tasks outside its test set
 (the test set chooses nothing, so nothing is looked into on it). Reported per model: the step at

@@ -62,7 +62,10 @@ one value per action whose advantages carry no later step's surprise (:mod:`benc
 and ``AGaLiTe (cell credit at lambda 0)`` / ``(... 0.5)``, the actor's gradient into the cell from
 advantages at lambda 0 / 0.5, ``AGaLiTe (cell credit by tree backup)``, from tree-backup
 advantages, and ``AGaLiTe (cell credit: lambda 0, the rest by random signs)``, from those at lambda 0
-plus the rest of GAE's with a random sign per episode (:func:`~benchmarks.probes.credit.split_actor_credit`).
+plus the rest of GAE's with a random sign per episode (:func:`~benchmarks.probes.credit.split_actor_credit`);
+the other edits of the cell's share of that rest (bounded by action values, weighed by an inverse
+model per action or per step, a fixed share, the T-Maze diagnostics by action) are listed in
+:data:`~benchmarks.probes.credit.CREDIT_VARIANTS`.
 All but three (``vf_coef``, ``value_init_scale``,
 ``actor_input_scale``) are edited into the built models, not options of the library.
 """
