@@ -34,6 +34,8 @@ class RtxRolloutBufferSamples(NamedTuple):
     returns: torch.Tensor
     episode_starts: torch.Tensor  # (T, n_sequences)
     cell_states: CellState  # each (n_sequences, ...): the state before each sequence's first step
+    #: GAE's advantages at the buffer's ``cell_gae_lambda``, None when it has none (RtxPPO's ``cell_gae_lambda``)
+    cell_advantages: torch.Tensor | None = None
 
 
 class _SequenceStorage:
@@ -49,6 +51,9 @@ class _SequenceStorage:
     state_shapes: tuple[tuple[int, ...], ...]
     state_dtype: torch.dtype
     cell_states: tuple[torch.Tensor, ...]
+    cell_gae_lambda: float | None
+    cell_advantages: np.ndarray | None
+    gae_lambda: float
 
     def __init__(
         self,
@@ -62,6 +67,7 @@ class _SequenceStorage:
         gamma: float = 0.99,
         n_envs: int = 1,
         state_dtype: torch.dtype = torch.float32,
+        cell_gae_lambda: float | None = None,
     ):
         if (
             isinstance(sequence_length, bool)
@@ -74,11 +80,26 @@ class _SequenceStorage:
         self.sequences_per_env = buffer_size // sequence_length
         self.state_shapes = state_shapes
         self.state_dtype = state_dtype
+        self.cell_gae_lambda = cell_gae_lambda
+        self.cell_advantages = None
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)  # type: ignore[call-arg]
 
     def reset(self) -> None:
         super().reset()  # type: ignore[misc]
         self._reset_states()
+        self.cell_advantages = None
+
+    def compute_returns_and_advantage(self, last_values: torch.Tensor, dones: np.ndarray) -> None:
+        """SB3's GAE (advantages and returns at ``gae_lambda``), and with a ``cell_gae_lambda`` the
+        advantages at that lambda too, in ``cell_advantages`` (the same rewards and values)."""
+        if self.cell_gae_lambda is not None:
+            gae_lambda, self.gae_lambda = self.gae_lambda, self.cell_gae_lambda
+            try:
+                super().compute_returns_and_advantage(last_values, dones)  # type: ignore[misc]
+            finally:
+                self.gae_lambda = gae_lambda
+            self.cell_advantages = self.advantages.copy()  # type: ignore[attr-defined]
+        super().compute_returns_and_advantage(last_values, dones)  # type: ignore[misc]
 
     def add(self, *args: Any, cell_state: CellState, **kwargs: Any) -> None:
         """SB3's ``add`` plus ``cell_state``: the state the policy was given at this step."""
@@ -134,11 +155,12 @@ class _SequenceStorage:
                 episode_starts=tensors["episode_starts"][steps, env.unsqueeze(0)],
                 # stored states may be half precision (RtxPPO state_dtype): cells compute in float32
                 cell_states=tuple(s[sequence, env].float() for s in self.cell_states),
+                cell_advantages=gather(tensors["cell_advantages"]) if "cell_advantages" in tensors else None,
             )
 
     def _common_tensors(self) -> dict[str, torch.Tensor]:
         to = self.to_torch  # type: ignore[attr-defined]
-        return {
+        tensors = {
             # float32 like SB3 (MultiBinary's int8 would break Bernoulli.log_prob); Discrete is .long()ed in train
             "actions": to(self.actions.astype(np.float32, copy=False)),  # type: ignore[attr-defined]
             "values": to(self.values),  # type: ignore[attr-defined]
@@ -147,6 +169,10 @@ class _SequenceStorage:
             "returns": to(self.returns),  # type: ignore[attr-defined]
             "episode_starts": to(self.episode_starts),  # type: ignore[attr-defined]
         }
+        if self.cell_gae_lambda is not None:
+            assert self.cell_advantages is not None, "compute_returns_and_advantage makes the cell's advantages"
+            tensors["cell_advantages"] = to(self.cell_advantages)
+        return tensors
 
 
 # (add takes cell_state and get yields sequence minibatches: both differ from SB3's on purpose, as
@@ -156,6 +182,8 @@ class RtxRolloutBuffer(_SequenceStorage, RolloutBuffer):  # type: ignore[misc]
 
     :param sequence_length: steps per training sequence (truncated BPTT length); divides ``buffer_size``
     :param state_shapes: shape of each cell-state tensor for one env
+    :param cell_gae_lambda: with a value, GAE's advantages at this lambda are kept too, as
+        ``cell_advantages`` (RtxPPO's ``cell_gae_lambda``)
     """
 
     def _per_step_tensors(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.common.utils import get_device
 from torch import nn
+from torch.func import functional_call
 
 from sb3_rtx.cells import CellState, RecurrentCell, make_cell
 from sb3_rtx.cells.base import check_positive_number
@@ -76,6 +77,25 @@ def default_value_init_scale(cell: RecurrentCell) -> float:
     found", "The value's start and noisy recall"); 1 (SB3's) behind every other cell, where it was
     not measured, and behind the paper's variant, which stays as published."""
     return 0.0 if _is_default_agalite(cell) else 1.0
+
+
+def _is_actor_head(name: str) -> bool:
+    """Whether a policy parameter is the actor's head's: between the cell's output and the actions."""
+    return name == "log_std" or name.startswith(("mlp_extractor.policy_net.", "action_net."))
+
+
+class _ActionTerms(nn.Module):
+    """The actor's head, from the cell's output to the actions' log-likelihood and entropy, as a
+    module of its own: ``torch.func.functional_call`` runs it with the head's parameters detached
+    (not registered on the policy, so the policy's module tree has no cycle)."""
+
+    def __init__(self, policy: RtxActorCriticPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, latent_pi: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        distribution = self.policy._get_action_dist_from_latent(self.policy.latent_actor(latent_pi))
+        return distribution.log_prob(actions), distribution.entropy()
 
 
 def check_finite_observation(obs: PyTorchObs) -> None:
@@ -355,6 +375,25 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         distribution = self._get_action_dist_from_latent(self.latent_actor(latent_pi))
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         return values, distribution.log_prob(actions), distribution.entropy()
+
+    def evaluate_actions_split(
+        self, obs: PyTorchObs, actions: torch.Tensor, state: CellState, episode_starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`evaluate_actions` with the log-likelihoods twice, equal in value but not in where
+        their gradient goes: values, ``log_prob_head`` (into the actor's head only: its ``pi`` layers,
+        the action output, ``log_std``), ``log_prob_cell`` (into what the head reads only: the cell and
+        the features extractor) and the entropy, whose gradient goes into both as usual. RtxPPO's
+        ``cell_gae_lambda`` weighs each by its own advantages."""
+        latent_pi, latent_vf, _ = self._latents(obs, state, episode_starts)
+        values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
+        head = _ActionTerms(self)
+        log_prob_head, entropy_head = head(latent_pi.detach(), actions)
+        detached = {f"policy.{name}": p.detach() for name, p in self.named_parameters() if _is_actor_head(name)}
+        log_prob_cell, entropy_cell = functional_call(head, detached, (latent_pi, actions))
+        if entropy_head is None:
+            return values, log_prob_head, log_prob_cell, None
+        # the value of one, the gradient of both: the full entropy gradient, as evaluate_actions gives it
+        return values, log_prob_head, log_prob_cell, entropy_head + entropy_cell - entropy_head.detach()
 
     def get_distribution(  # type: ignore[override]
         self, obs: PyTorchObs, state: CellState, episode_starts: torch.Tensor

@@ -1,8 +1,8 @@
 """RtxPPO: sb3-contrib's RecurrentPPO algorithm on a recurrent transformer policy, trained sequence-wise.
 
-What differs from ``RecurrentPPO`` (its constructor's arguments, plus ``sequence_length`` and
-``state_dtype``; ``normalize_advantage`` takes ``"running"`` too, and defaults to it; ``gae_lambda``
-defaults to 0.8):
+What differs from ``RecurrentPPO`` (its constructor's arguments, plus ``sequence_length``,
+``state_dtype``, ``advantage_scale_horizon`` and ``cell_gae_lambda``; ``normalize_advantage`` takes
+``"running"`` too, and defaults to it; ``gae_lambda`` defaults to 0.8):
 
 * the rollout buffer stores the cell state only at the start of each ``sequence_length``-step
   sequence (:mod:`sb3_rtx.buffers`), not at every step;
@@ -12,7 +12,8 @@ defaults to 0.8):
 * sequences are never padded, so no loss mask is needed;
 * advantages are centred and divided by their running scale (:mod:`sb3_rtx.advantages`), not by
   each minibatch's standard deviation;
-* GAE's lambda defaults to 0.8, not 0.95 (see :class:`RtxPPO`);
+* GAE's lambda defaults to 0.8, not 0.95 (see :class:`RtxPPO`); ``cell_gae_lambda`` gives the
+  actor's gradient into the memory a lambda of its own;
 * saved models record their save format and every choice of their cell (:mod:`sb3_rtx.saved_format`).
 """
 
@@ -144,6 +145,13 @@ class RtxPPO(RecurrentPPO):
     :param advantage_scale_horizon: with ``"running"``, rollouts after which the scale becomes an
         exponential average that forgets older ones; ``None`` (default): the mean over every
         rollout so far (docs, "RtxPPO": why the default does not forget).
+    :param cell_gae_lambda: GAE's lambda of the credit the actor's gradient carries into what its
+        head reads (the cell and the features extractor); the head and the critic keep
+        ``gae_lambda``. ``None`` (default): ``gae_lambda`` everywhere, as in PPO. ``0.0`` keeps a
+        faint cue that many unscored actions separate from its answer: GAE's long credit for those
+        actions is noise with zero mean in the memory's gradient, which washes the cue out, while
+        the head still learns from the long credit (docs, "Learning memory"). Costs one more pass
+        of the actor's head per minibatch.
 
     The default of ``normalize_advantage`` differs from RecurrentPPO's. Before a sparse-reward task
     has paid anything but its constant step cost, the advantages hold only the critic's residual
@@ -196,6 +204,7 @@ class RtxPPO(RecurrentPPO):
         sequence_length: int | None = None,
         state_dtype: str = "float32",
         advantage_scale_horizon: int | None = None,
+        cell_gae_lambda: float | None = None,
         _init_setup_model: bool = True,
     ):
         self.sequence_length = default_sequence_length(n_steps, batch_size) if sequence_length is None else sequence_length
@@ -208,6 +217,7 @@ class RtxPPO(RecurrentPPO):
         self.save_format: int | None = SAVE_FORMAT if _init_setup_model else None
         self.advantage_scale = RunningAdvantageScale(advantage_scale_horizon)
         self.advantage_scale_horizon = self.advantage_scale.horizon
+        self.cell_gae_lambda = cell_gae_lambda
         self._last_cell_states: CellState | None = None
         super().__init__(
             policy,  # type: ignore[arg-type]  # an Rtx policy, not an LSTM one: RecurrentPPO is reused for its API
@@ -252,10 +262,14 @@ class RtxPPO(RecurrentPPO):
         return self.policy_aliases[policy_name]
 
     def _check_hyperparameters(self) -> None:
-        for name in ("gamma", "gae_lambda"):
+        for name in ("gamma", "gae_lambda", "cell_gae_lambda"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:  # SB3 accepts any float, and GAE then diverges silently
-                raise ValueError(f"RtxPPO: {name} must be in [0, 1], got {value}")
+            if name == "cell_gae_lambda" and value is None:
+                continue
+            # SB3 accepts any float, and GAE then diverges silently
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                allowed = "in [0, 1]" + (" or None" if name == "cell_gae_lambda" else "")
+                raise ValueError(f"RtxPPO: {name} must be {allowed}, got {value!r}")
         self.batch_size = check_rollout_sizes(self.n_steps, self.n_envs, self.batch_size, self.sequence_length, self.n_epochs)
 
     def _setup_model(self) -> None:
@@ -292,6 +306,7 @@ class RtxPPO(RecurrentPPO):
             gae_lambda=self.gae_lambda,
             n_envs=self.n_envs,
             state_dtype=STATE_DTYPES[self.state_dtype],
+            cell_gae_lambda=self.cell_gae_lambda,
         )
         self.clip_range = FloatSchedule(self.clip_range)
         if self.clip_range_vf is not None:
@@ -391,6 +406,25 @@ class RtxPPO(RecurrentPPO):
         policy_loss_2 = advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
         return -torch.min(policy_loss_1, policy_loss_2).mean(), ratio
 
+    def _evaluate_minibatch(
+        self, rollout_data: RtxRolloutBufferSamples, actions: torch.Tensor, running_scale: float, clip_range: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor], torch.Tensor]:
+        """Values, log-likelihoods, entropy, the policy loss's terms (one; with ``cell_gae_lambda`` the
+        head's, then the cell's) and the probability ratio for one minibatch."""
+        inputs = (rollout_data.observations, actions, rollout_data.cell_states, rollout_data.episode_starts)
+        if self.cell_gae_lambda is None:
+            values, log_prob, entropy = self.policy.evaluate_actions(*inputs)
+            policy_loss, ratio = self._policy_loss(rollout_data, log_prob, running_scale, clip_range)
+            return values, log_prob, entropy, [policy_loss], ratio
+        # the head learns from the advantages at gae_lambda, the cell from those at cell_gae_lambda: two
+        # clipped surrogates with the same ratio, each sending its gradient one way
+        values, log_prob, log_prob_cell, entropy = self.policy.evaluate_actions_split(*inputs)
+        head_loss, ratio = self._policy_loss(rollout_data, log_prob, running_scale, clip_range)
+        assert rollout_data.cell_advantages is not None  # the buffer keeps them with a cell_gae_lambda
+        for_cell = rollout_data._replace(advantages=rollout_data.cell_advantages)
+        cell_loss, _ = self._policy_loss(for_cell, log_prob_cell, running_scale, clip_range)
+        return values, log_prob, entropy, [head_loss, cell_loss], ratio
+
     def train(self) -> None:
         """One PPO update over the rollout, minibatch by minibatch of whole sequences."""
         self.policy.set_training_mode(True)
@@ -404,6 +438,7 @@ class RtxPPO(RecurrentPPO):
             self.advantage_scale.update(self.rollout_buffer.advantages)
         running_scale = self.advantage_scale.scale
         entropy_losses, pg_losses, value_losses, clip_fractions = [], [], [], []
+        cell_pg_losses: list[float] = []
         grad_norms: list[float] = []
         approx_kl_divs: list[float] = []
         continue_training = True
@@ -414,12 +449,14 @@ class RtxPPO(RecurrentPPO):
                 actions = rollout_data.actions
                 if isinstance(self.action_space, spaces.Discrete):
                     actions = actions.long().flatten()
-                values, log_prob, entropy = self.policy.evaluate_actions(
-                    rollout_data.observations, actions, rollout_data.cell_states, rollout_data.episode_starts
+                values, log_prob, entropy, policy_losses, ratio = self._evaluate_minibatch(
+                    rollout_data, actions, running_scale, clip_range
                 )
                 values = values.flatten()
-                policy_loss, ratio = self._policy_loss(rollout_data, log_prob, running_scale, clip_range)
-                pg_losses.append(policy_loss.item())
+                policy_loss = sum(policy_losses, torch.zeros(()))
+                pg_losses.append(policy_losses[0].item())
+                if len(policy_losses) > 1:
+                    cell_pg_losses.append(policy_losses[1].item())
                 clip_fractions.append(torch.mean((torch.abs(ratio - 1) > clip_range).float()).item())
 
                 if clip_range_vf is None:
@@ -449,7 +486,7 @@ class RtxPPO(RecurrentPPO):
                 # the norm before clipping: when it sits far above max_grad_norm, clipping shrinks every
                 # update and learning stalls (what exploding memory gradients look like from outside)
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm))
-                parts = dict(policy_loss=pg_losses[-1], value_loss=value_losses[-1], entropy_loss=entropy_losses[-1])
+                parts = dict(policy_loss=policy_loss.item(), value_loss=value_losses[-1], entropy_loss=entropy_losses[-1])
                 check_finite_update(loss, grad_norm, parts, self._n_updates)
                 grad_norms.append(grad_norm)
                 self.policy.optimizer.step()
@@ -465,13 +502,21 @@ class RtxPPO(RecurrentPPO):
         self.logger.record("train/clip_fraction", np.mean(clip_fractions))
         self.logger.record("train/loss", loss.item())
         self.logger.record("train/explained_variance", explained_var)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+        self._record_optional_logs(cell_pg_losses, grad_norms, running_scale, clip_range_vf)
+
+    def _record_optional_logs(
+        self, cell_pg_losses: list[float], grad_norms: list[float], running_scale: float, clip_range_vf: float | None
+    ) -> None:
+        """The update's logs that only some settings have."""
+        if cell_pg_losses:
+            self.logger.record("train/cell_policy_gradient_loss", np.mean(cell_pg_losses))
         if grad_norms:
             self.logger.record("train/grad_norm", float(np.mean(grad_norms)))
             self.logger.record("train/grad_norm_max", float(np.max(grad_norms)))
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", torch.exp(self.policy.log_std).mean().item())
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/clip_range", clip_range)
         if self.normalize_advantage == "running":
             self.logger.record("train/advantage_scale", running_scale)
         if clip_range_vf is not None:

@@ -832,6 +832,41 @@ def test_gae_lambda_is_0_8_by_default_reaches_the_advantages_and_a_saved_model_k
             RtxPPO("MlpRtxPolicy", cue_env(), **{name: 1.5}, **settings)
 
 
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_cell_gae_lambda_moves_the_head_as_gae_lambda_and_the_cell_as_its_own(env_id, tmp_path):
+    """With ``cell_gae_lambda`` the actor's head (and a Gaussian's log_std) learns from the advantages
+    at ``gae_lambda`` and the actor's cell from those at ``cell_gae_lambda``: in one update (one
+    minibatch, so no ratio is clipped; raw advantages; no gradient clipping) each part's gradient is
+    a plain RtxPPO's at that part's lambda, from the same seed and so the same rollout; the entropy's
+    reaches both. The critic (a cell of its own) learns from the returns at ``gae_lambda``. Saved
+    and loaded, the model keeps its setting; a bad one is named."""
+    settings = dict(n_steps=16, batch_size=32, n_epochs=1, seed=0, normalize_advantage=False, max_grad_norm=1e9,
+                    ent_coef=0.5, policy_kwargs=dict(cell="agalite", cell_kwargs=TINY["agalite"], shared_cell=False))
+
+    def gradients(**kwargs) -> dict[str, torch.Tensor]:
+        """Each parameter's gradient in the one update (left on the parameters after it)."""
+        model = RtxPPO("MlpRtxPolicy", make_vec_env(env_id, n_envs=2, seed=0), **settings, **kwargs).learn(32)
+        assert model._n_updates == 1
+        if kwargs.get("cell_gae_lambda") is not None:
+            model.save(tmp_path / "split.zip")
+            assert RtxPPO.load(tmp_path / "split.zip", device="cpu").cell_gae_lambda == kwargs["cell_gae_lambda"]
+        return {name: p.grad for name, p in model.policy.named_parameters() if p.grad is not None}
+
+    split, long, short = gradients(gae_lambda=0.8, cell_gae_lambda=0.0), gradients(gae_lambda=0.8), gradients(gae_lambda=0.0)
+    head = [name for name in split if name.startswith(("mlp_extractor.policy_net.", "action_net.", "log_std"))]
+    cell = [name for name in split if name.startswith("cell_actor.")]
+    critic = [name for name in split if name.startswith(("cell_critic.", "mlp_extractor.value_net.", "value_net."))]
+    assert len(head) + len(cell) + len(critic) == len(split) and cell and ("log_std" in head) == (env_id == "Pendulum-v1")
+    for names, like in ((head, long), (cell, short), (critic, long)):
+        for name in names:
+            torch.testing.assert_close(split[name], like[name], rtol=1e-4, atol=1e-9, msg=name)
+    # the two lambdas move the cell differently, so the check above can fail
+    assert not all(torch.allclose(split[name], long[name], rtol=1e-4, atol=1e-9) for name in cell)
+    for bad in (1.5, -0.1, "0"):
+        with pytest.raises(ValueError, match=r"RtxPPO: cell_gae_lambda must be in \[0, 1\] or None"):
+            RtxPPO("MlpRtxPolicy", cue_env(), cell_gae_lambda=bad)
+
+
 def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     """RtxPPO("MlpRtxPolicy", env): one small AGaLiTe layer in the library's variant; the saved
     model records the variant and every choice it resolved, so a paper-variant model reloads as the
