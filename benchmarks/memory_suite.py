@@ -172,6 +172,14 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "GaLiTe (actor input x0.2)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["GaLiTe"][2], actor_input_scale=0.2)),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
+#: RtxPPO keywords a model of :data:`MODELS` trains with besides the suite's settings: label -> keywords
+ALGO_CHOICES: dict[str, dict[str, Any]] = {
+    # GAE's credit for the memory at lambda 0, the head's and the critic's at the suite's (RtxPPO's
+    # cell_gae_lambda): the long credit for unscored actions washes a faint cue out of the memory
+    # (benchmarks/probes/credit.py measured it as "AGaLiTe (cell credit at lambda 0)")
+    "AGaLiTe (cell_gae_lambda 0)": dict(cell_gae_lambda=0.0),
+}
+MODELS["AGaLiTe (cell_gae_lambda 0)"] = LEARNING_MODELS["AGaLiTe"]
 
 NOISY_RECALL = dict(n_cues=4, noise_dims=4)
 #: --advantages -> normalize_advantage: divided by the running scale (RtxPPO's default; RecurrentPPO,
@@ -300,7 +308,7 @@ def specs(
             eval_episodes=eval_episodes,
             tags=dict(model=model, task=task),
             env_id=TASKS[task][0],
-            algo_kwargs=algo_kwargs(MODELS[model][0]),
+            algo_kwargs=dict(algo_kwargs(MODELS[model][0]), **ALGO_CHOICES.get(model, {})),
         )
         for task in tasks
         for model in models

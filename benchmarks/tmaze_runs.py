@@ -39,7 +39,7 @@ PPO = dict(
     normalize_advantage=True,
 )
 #: RunSpec.algo_kwargs that only RtxPPO takes (the others are PPO settings both algorithms take)
-RTX_ONLY_KEYWORDS = ("sequence_length", "state_dtype", "advantage_scale_horizon")
+RTX_ONLY_KEYWORDS = ("sequence_length", "state_dtype", "advantage_scale_horizon", "cell_gae_lambda")
 N_ENVS = 8
 TMAZE = "sb3_rtx/TMaze-v0"
 NET_ARCH = dict(pi=[64], vf=[64])
