@@ -178,8 +178,11 @@ ALGO_CHOICES: dict[str, dict[str, Any]] = {
     # cell_gae_lambda): the long credit for unscored actions washes a faint cue out of the memory
     # (benchmarks/probes/credit.py measured it as "AGaLiTe (cell credit at lambda 0)")
     "AGaLiTe (cell_gae_lambda 0)": dict(cell_gae_lambda=0.0),
+    # halfway: the memory's credit 8 steps back (gamma * lambda)^8 = 0.004 of the scored step's
+    # surprise, not 0.16, while the few steps that estimate a velocity keep some of it
+    "AGaLiTe (cell_gae_lambda 0.5)": dict(cell_gae_lambda=0.5),
 }
-MODELS["AGaLiTe (cell_gae_lambda 0)"] = LEARNING_MODELS["AGaLiTe"]
+MODELS.update({label: LEARNING_MODELS["AGaLiTe"] for label in ALGO_CHOICES})
 
 NOISY_RECALL = dict(n_cues=4, noise_dims=4)
 #: --advantages -> normalize_advantage: divided by the running scale (RtxPPO's default; RecurrentPPO,

@@ -33,7 +33,8 @@ the budget), and the final policy's success rate as the memory suite scores it (
 episodes); every seed. The curves of all three measures go to the runs file
 (``tmaze_phases_runs.jsonl``). Table: ``benchmarks/results/probes/tmaze_phases.md`` / ``.csv``.
 
-Models: the memory suite's (:data:`benchmarks.memory_suite.MODELS`), by label, and probe-local
+Models: the memory suite's (:data:`benchmarks.memory_suite.MODELS`), by label, with the RtxPPO keywords of
+:data:`~benchmarks.memory_suite.ALGO_CHOICES`, and probe-local
 variants of them (:data:`VARIANTS`): ``AGaLiTe (relu heads)``, the default AGaLiTe with the heads'
 hidden layers relu (``activation_fn=nn.ReLU``) instead of SB3's tanh; ``AGaLiTe (read layer scale
 0.1)``, the default AGaLiTe whose read is multiplied by a learned per-channel scale starting at 0.1
@@ -80,7 +81,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.memory_suite import MODELS, TASKS
+from benchmarks.memory_suite import ALGO_CHOICES, MODELS, TASKS
 from benchmarks.probes.action_values import ACTION_VALUE_VARIANTS, DUELING, action_value_critic
 from benchmarks.probes.credit import CREDIT_VARIANTS, edit_credit, gae_at_lambda
 from benchmarks.report import command_line, write_report
@@ -524,7 +525,7 @@ def run(
     if algo != "RtxPPO":
         raise ValueError(f"{model}: this probe runs RtxPPO's models (the policy's latent is read directly)")
     # the memory suite's run: its settings with RtxPPO's default running advantage scale
-    algo_kwargs: dict = dict(normalize_advantage="running", **algo_added)
+    algo_kwargs: dict = dict(normalize_advantage="running", **ALGO_CHOICES.get(base, {}), **algo_added)
     if gae_lambda is not None:
         algo_kwargs["gae_lambda"] = gae_lambda
     spec = RunSpec(model, algo, policy_name, policy_kwargs, env_kwargs, seed, steps, eval_episodes,
