@@ -94,6 +94,17 @@ def check_finite_update(loss: torch.Tensor, grad_norm: float, parts: dict[str, f
     )
 
 
+def check_discounts(**values: Any) -> None:
+    """Raise a clear error for a ``gamma``, ``gae_lambda`` or ``cell_gae_lambda`` (None allowed)
+    outside [0, 1]: SB3 accepts any float, and GAE then diverges silently."""
+    for name, value in values.items():
+        if name == "cell_gae_lambda" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            allowed = "in [0, 1]" + (" or None" if name == "cell_gae_lambda" else "")
+            raise ValueError(f"RtxPPO: {name} must be {allowed}, got {value!r}")
+
+
 def check_rollout_sizes(n_steps: int, n_envs: int, batch_size: int | None, sequence_length: int, n_epochs: int = 1) -> int:
     """Check how a rollout is cut into sequences and minibatches; return the effective ``batch_size``.
 
@@ -262,14 +273,7 @@ class RtxPPO(RecurrentPPO):
         return self.policy_aliases[policy_name]
 
     def _check_hyperparameters(self) -> None:
-        for name in ("gamma", "gae_lambda", "cell_gae_lambda"):
-            value = getattr(self, name)
-            if name == "cell_gae_lambda" and value is None:
-                continue
-            # SB3 accepts any float, and GAE then diverges silently
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                allowed = "in [0, 1]" + (" or None" if name == "cell_gae_lambda" else "")
-                raise ValueError(f"RtxPPO: {name} must be {allowed}, got {value!r}")
+        check_discounts(gamma=self.gamma, gae_lambda=self.gae_lambda, cell_gae_lambda=self.cell_gae_lambda)
         self.batch_size = check_rollout_sizes(self.n_steps, self.n_envs, self.batch_size, self.sequence_length, self.n_epochs)
 
     def _setup_model(self) -> None:

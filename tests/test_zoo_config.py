@@ -63,6 +63,8 @@ def test_every_shipped_entry_passes_the_checks_and_builds_its_cell():
         (dict(policy_kwargs=dict(cell="gtrxl", cell_kwargs=dict(d_model=30))), "d_model=30 is not divisible by n_heads=4"),
         (dict(sequence_length=12), "sequence_length=12 must divide n_steps=32"),
         (dict(batch_size=40), "batch_size=40 must be a multiple of sequence_length=16"),
+        (dict(cell_gae_lambda=2), "cell_gae_lambda must be in [0, 1] or None, got 2"),
+        (dict(gae_lambda=-0.5), "gae_lambda must be in [0, 1], got -0.5"),
     ],
 )
 def test_a_bad_entry_raises_a_value_error_naming_file_env_and_key(overrides, named):

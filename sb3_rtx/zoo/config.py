@@ -17,7 +17,7 @@ from typing import Any
 
 from sb3_rtx.cells import CELLS, check_cell_kwargs
 from sb3_rtx.policies import RtxActorCriticPolicy
-from sb3_rtx.ppo import RtxPPO, check_rollout_sizes, default_sequence_length
+from sb3_rtx.ppo import RtxPPO, check_discounts, check_rollout_sizes, default_sequence_length
 
 #: cells whose width is split into attention heads
 HEADED_CELLS = ("galite", "agalite", "gtrxl")
@@ -60,6 +60,7 @@ def _check(hyperparams: dict[str, Any], n_envs: int) -> None:
     if unknown:
         raise ValueError(f"unknown key(s) {unknown}; RtxPPO accepts: {', '.join(sorted(accepted))}")
     _check_policy(hyperparams.get("policy"))
+    check_discounts(**{name: hyperparams[name] for name in ("gamma", "gae_lambda", "cell_gae_lambda") if name in hyperparams})
     policy_kwargs = hyperparams.get("policy_kwargs") or {}
     if not isinstance(policy_kwargs, dict):
         raise ValueError(f"policy_kwargs must be a dict, got {policy_kwargs!r}")
