@@ -112,6 +112,7 @@ def test_every_sampled_configuration_is_valid_and_the_converter_rebuilds_it(n_en
     # the value convolution's start is tuned for the gated cells, every start sampled
     starts = {t.params["value_conv_init"] for t in study.trials if t.params["cell"] in ("galite", "agalite")}
     assert starts == set(CHOICES["value_conv_init"])
+    assert {t.params["cell_gae_lambda"] for t in study.trials} == {None, 0.0}  # the memory's own lambda, both ways
 
 
 def test_the_sampled_model_trains_a_step():
@@ -127,6 +128,7 @@ def test_the_sampled_model_trains_a_step():
     params = trial.params
     assert model.gamma == pytest.approx(1 - params["one_minus_gamma"]) and model.gamma == hyperparams["gamma"]
     assert model.gae_lambda == pytest.approx(1 - params["one_minus_gae_lambda"])
+    assert model.cell_gae_lambda == params["cell_gae_lambda"] and model.rollout_buffer.cell_gae_lambda == params["cell_gae_lambda"]
     assert (model.learning_rate, model.ent_coef, model.max_grad_norm, model.clip_range(1.0)) == (
         params["learning_rate"], params["ent_coef"], params["max_grad_norm"], params["clip_range"])  # fmt: skip
     cell = model.policy.cell_actor

@@ -52,6 +52,9 @@ def sample_ppo_rtx_params(
         # lambda from 0.7 to 0.999: rl_zoo3's PPO range stops at 0.9, and on memory tasks 0.8 (RtxPPO's
         # default) learned where 0.95 did not (docs, "Learning memory")
         "one_minus_gae_lambda": trial.suggest_float("one_minus_gae_lambda", 0.001, 0.3, log=True),
+        # the memory's credit at gae_lambda (None) or at 0: 0 keeps a faint cue that unscored actions
+        # separate from its answer and costs control from positions (docs, "RtxPPO"), so a study picks
+        "cell_gae_lambda": trial.suggest_categorical("cell_gae_lambda", [None, 0.0]),
         "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
         "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.05, log=True),
         "clip_range": trial.suggest_categorical("clip_range", [0.1, 0.2, 0.3]),
@@ -125,7 +128,7 @@ def convert_ppo_rtx_params(sampled_params: dict[str, Any], n_envs: int | None = 
         "batch_size": batch_size,
         "gamma": gamma,
         "gae_lambda": gae_lambda,
-        **params,  # learning_rate, ent_coef, clip_range, n_epochs, max_grad_norm
+        **params,  # learning_rate, ent_coef, clip_range, n_epochs, max_grad_norm, cell_gae_lambda
         "policy_kwargs": {
             "cell": cell,
             "cell_kwargs": cell_kwargs,
