@@ -44,6 +44,10 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
 * ``AGaLiTe (long first head)``: the default with ``gate_init="long_first"``: the first head's
   value spans all long (about 400 steps, as the default's first head), each other head's spread
   over 4-256 steps as ``"multiscale"``'s.
+* ``AGaLiTe (cell_gae_lambda 0)``: the default with RtxPPO's ``cell_gae_lambda=0`` (the actor's
+  gradient into the cell from each step's TD error, the head's from GAE's): on the development set it
+  halves PositionOnlyPendulum; with the velocity observed too, the loss is in learning control
+  through the cell, not in remembering.
 * ``AGaLiTe (learned gain from c)``: the output times a learned scalar that starts at ``c`` (the
   same start; the heads and the gain then learn at the optimiser's own rate): does the start's
   scale matter, or the heads' slower learning?
@@ -79,7 +83,10 @@ MODELS = (
     "AGaLiTe (critic reads output x0.04, cell gradient kept)", "AGaLiTe (linear value path)",
     "AGaLiTe (dual critic: quiet baseline)", "AGaLiTe (dual critic, both gradients)",
     "AGaLiTe (critic input gain learned from 1)", "AGaLiTe (multiscale gates)", "AGaLiTe (long first head)",
+    "AGaLiTe (cell_gae_lambda 0)",
 )  # fmt: skip
+#: label -> RtxPPO keywords of the default's run (the memory suite's ALGO_CHOICES, by the same label)
+ALGO_CHOICES = {"AGaLiTe (cell_gae_lambda 0)": dict(cell_gae_lambda=0.0)}
 #: label -> the default with this gate_init
 GATE_STARTS = {"AGaLiTe (multiscale gates)": "multiscale", "AGaLiTe (long first head)": "long_first"}
 #: the split runs: which head's start scale matters (its first layer's weights times c at the start)
@@ -171,7 +178,7 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
             policy_kwargs["value_init_scale"] = 0.0
         if model in GATE_STARTS:
             policy_kwargs["cell_kwargs"] = dict(policy_kwargs["cell_kwargs"], gate_init=GATE_STARTS[model])
-        settings = dict(ppo, normalize_advantage="running")  # RtxPPO's default, as in the memory suite
+        settings = dict(ppo, normalize_advantage="running", **ALGO_CHOICES.get(model, {}))  # as in the memory suite
         agent = RtxPPO("MlpRtxPolicy", env, sequence_length=PPO["n_steps"], policy_kwargs=policy_kwargs, seed=seed,
                        **settings)
         rms = output_rms(agent.policy.cell_actor, env_id, seed)
