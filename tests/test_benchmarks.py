@@ -532,6 +532,40 @@ def test_probe_split_actor_credit_at_the_agents_lambda_is_ppos_gradient():
     assert any(not torch.allclose(cell_at_0[name], plain[name], atol=1e-5) for name in cell)
 
 
+def test_probe_split_parameter_credit_of_the_whole_cell_is_rtxppos_cell_gae_lambda():
+    """The split of credit by parameters, with every cell parameter on the cell's side, is RtxPPO's
+    cell_gae_lambda: the same gradient on every parameter in one update from the same seed (the
+    values' and the entropy's through both runs); with the memory's projections alone on that side,
+    each projection's gradient is that split's and every other parameter's plain RtxPPO's."""
+    import torch
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from benchmarks.probes.credit import is_memory_projection, split_parameter_credit
+    from sb3_rtx import RtxPPO
+
+    small = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)
+    settings = dict(n_steps=16, batch_size=32, n_epochs=1, seed=0, normalize_advantage=False, max_grad_norm=1e9,
+                    ent_coef=0.5, policy_kwargs=dict(cell="agalite", cell_kwargs=small))  # fmt: skip
+
+    def gradients(split=None, **kwargs) -> dict[str, torch.Tensor]:
+        model = RtxPPO("MlpRtxPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), **settings, **kwargs)
+        if split is not None:
+            split_parameter_credit(model, 0.0, split)
+        model.learn(32)
+        return {name: p.grad for name, p in model.policy.named_parameters() if p.grad is not None}
+
+    library, plain = gradients(cell_gae_lambda=0.0), gradients()
+    whole_cell, projections = gradients(lambda name: name.startswith("cell_actor.")), gradients(is_memory_projection)
+    assert library.keys() == whole_cell.keys() == projections.keys() == plain.keys()
+    assert any(is_memory_projection(name) for name in library)
+    for name in library:
+        torch.testing.assert_close(whole_cell[name], library[name], rtol=1e-4, atol=1e-9, msg=name)
+        like = library if is_memory_projection(name) else plain
+        torch.testing.assert_close(projections[name], like[name], rtol=1e-4, atol=1e-9, msg=name)
+    # the two lambdas give the cell different gradients, so the checks above can fail
+    assert not torch.allclose(library["cell_actor.embed.weight"], plain["cell_actor.embed.weight"], rtol=1e-4)
+
+
 def test_probe_split_credit_random_signs_flip_the_rest_per_episode():
     """The cell's credit at lambda 0 plus the rest of GAE's by random signs: in every episode the cell's
     advantages are either the agent's (sign +1) or lambda 0's less the rest (sign -1), one sign for the

@@ -53,6 +53,11 @@ CELL_STEP_SHOWN = "AGaLiTe (cell credit: lambda 0, the rest as the step's action
 #: the probes' variant whose cell's credit is that at lambda 0 plus a fixed share of the rest of GAE's,
 #: the same at every step (:func:`split_actor_credit` with that share of the rest): variant -> share
 CELL_REST_SHARES = {"AGaLiTe (cell credit: lambda 0, three quarters of the rest)": 0.75}
+#: the probes' variant whose memory's input projections (AGaLiTe's keys, queries, values and gates, and the
+#: value convolution) learn from the actor's advantages at lambda 0, and every other parameter (the
+#: embedding, the read's output, the block's MLP and gate, the heads) from GAE's
+#: (:func:`split_parameter_credit`): the current step's features keep the long credit control needs
+MEMORY_PROJECTIONS_LAMBDA_0 = "AGaLiTe (memory projections' credit at lambda 0)"
 #: T-Maze diagnostics: the cell's credit at lambda 0 plus the rest of GAE's for the steps that took
 #: these actions only (T-Maze's: 0 forward, 1 back, 2 up, 3 down; :func:`split_actor_credit` with
 #: :func:`weighted_by` 1 for them, 0 for the others): which corridor steps' share teaches the memory?
@@ -249,6 +254,54 @@ def split_actor_credit(
     agent._policy_loss = policy_loss
 
 
+def is_memory_projection(name: str) -> bool:
+    """Whether a policy parameter is one of the memory's input projections (see
+    :data:`MEMORY_PROJECTIONS_LAMBDA_0`): GatedFeatures' fused ``project`` and its ``value_conv``."""
+    return ".mixer.features.project." in name or ".mixer.features.value_conv." in name
+
+
+def split_parameter_credit(agent: Any, cell_lambda: float, on_cell_path: Callable[[str], bool]) -> None:
+    """The actor's gradient into the parameters named by ``on_cell_path`` from advantages at
+    ``cell_lambda``, into every other parameter from the agent's (GAE at ``gae_lambda``); the value
+    loss's and the entropy's gradients as usual. The rollout buffer keeps both advantages (RtxPPO's
+    ``cell_gae_lambda`` machinery); each minibatch runs the policy twice through
+    ``torch.func.functional_call``, once with the ``on_cell_path`` parameters detached (its
+    log-likelihood weighed by the agent's advantages), once with the others detached (weighed by
+    those at ``cell_lambda``), and the values and entropy are the sum of both runs' gradients
+    (``a + b - a.detach()``). With every cell parameter on the cell path it is
+    :meth:`RtxActorCriticPolicy.evaluate_actions_split`'s split (a test checks it)."""
+    import torch
+    from torch.func import functional_call
+
+    policy = agent.policy
+    agent.rollout_buffer.cell_gae_lambda = cell_lambda
+
+    class Evaluate(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.policy = policy
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.policy.evaluate_actions(*inputs)
+
+    def evaluate_minibatch(rollout_data: Any, actions: Any, running_scale: float, clip_range: float) -> tuple:
+        inputs = (rollout_data.observations, actions, rollout_data.cell_states, rollout_data.episode_starts)
+        evaluate, named = Evaluate(), list(policy.named_parameters())
+        head_side = {f"policy.{n}": p.detach() for n, p in named if on_cell_path(n)}
+        cell_side = {f"policy.{n}": p.detach() for n, p in named if not on_cell_path(n)}
+        values, log_prob, entropy = functional_call(evaluate, head_side, inputs)
+        cell_values, log_prob_cell, cell_entropy = functional_call(evaluate, cell_side, inputs)
+        head_loss, ratio = agent._policy_loss(rollout_data, log_prob, running_scale, clip_range)
+        for_cell = rollout_data._replace(advantages=rollout_data.cell_advantages)
+        cell_loss, _ = agent._policy_loss(for_cell, log_prob_cell, running_scale, clip_range)
+        values = values + cell_values - values.detach()
+        if entropy is not None:
+            entropy = entropy + cell_entropy - entropy.detach()
+        return values, log_prob, entropy, [head_loss, cell_loss], ratio
+
+    agent._evaluate_minibatch = evaluate_minibatch
+
+
 #: every variant :func:`edit_credit` edits, as the phases probes list variants: label -> (the memory
 #: suite's model it edits, policy keywords added: none)
 CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
@@ -263,6 +316,7 @@ CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
         CELL_STEP_SHOWN,
         *CELL_REST_SHARES,
         *CELL_REST_FOR_ACTIONS,
+        MEMORY_PROJECTIONS_LAMBDA_0,
     )
 }
 
@@ -272,6 +326,8 @@ def edit_credit(agent: Any, model: str, seed: int) -> None:
     labels); ``seed`` seeds the random signs of :data:`CELL_RANDOM_REST`."""
     if model == TREE_BACKUP:
         tree_backup_advantages(agent)
+    elif model == MEMORY_PROJECTIONS_LAMBDA_0:
+        split_parameter_credit(agent, 0.0, is_memory_projection)
     elif model in CELL_LAMBDAS:
         split_actor_credit(agent, CELL_LAMBDAS[model])
     elif model == CELL_TREE_BACKUP:

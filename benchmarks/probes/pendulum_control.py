@@ -48,6 +48,9 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
   gradient into the cell from each step's TD error, the head's from GAE's): on the development set it
   halves PositionOnlyPendulum; with the velocity observed too, the loss is in learning control
   through the cell, not in remembering.
+* ``AGaLiTe (memory projections' credit at lambda 0)``: only the memory's input projections learn
+  from the one-step credit, the current step's features from GAE's
+  (:func:`~benchmarks.probes.credit.split_parameter_credit`).
 * ``AGaLiTe (learned gain from c)``: the output times a learned scalar that starts at ``c`` (the
   same start; the heads and the gain then learn at the optimiser's own rate): does the start's
   scale matter, or the heads' slower learning?
@@ -66,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning import MODELS as CELL_MODELS
+from benchmarks.probes.credit import MEMORY_PROJECTIONS_LAMBDA_0, edit_credit
 from benchmarks.probes.tmaze_phases import edit_critic, rebuild_optimizer
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
@@ -83,7 +87,7 @@ MODELS = (
     "AGaLiTe (critic reads output x0.04, cell gradient kept)", "AGaLiTe (linear value path)",
     "AGaLiTe (dual critic: quiet baseline)", "AGaLiTe (dual critic, both gradients)",
     "AGaLiTe (critic input gain learned from 1)", "AGaLiTe (multiscale gates)", "AGaLiTe (long first head)",
-    "AGaLiTe (cell_gae_lambda 0)",
+    "AGaLiTe (cell_gae_lambda 0)", MEMORY_PROJECTIONS_LAMBDA_0,
 )  # fmt: skip
 #: label -> RtxPPO keywords of the default's run (the memory suite's ALGO_CHOICES, by the same label)
 ALGO_CHOICES = {"AGaLiTe (cell_gae_lambda 0)": dict(cell_gae_lambda=0.0)}
@@ -196,6 +200,7 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
             if model not in HEAD_STARTS:
                 rms *= factor
         edit_critic(agent, model)  # the critic variants' probe-local edits, as in tmaze_phases
+        edit_credit(agent, model, seed)  # and the credit's (benchmarks.probes.credit)
     start = time.perf_counter()
     agent.learn(steps)
     eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed)  # the memory suite's
