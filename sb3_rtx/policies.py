@@ -79,11 +79,6 @@ def default_value_init_scale(cell: RecurrentCell) -> float:
     return 0.0 if _is_default_agalite(cell) else 1.0
 
 
-def _is_actor_head(name: str) -> bool:
-    """Whether a policy parameter is the actor's head's: between the cell's output and the actions."""
-    return name == "log_std" or name.startswith(("mlp_extractor.policy_net.", "action_net."))
-
-
 class _ActionTerms(nn.Module):
     """The actor's head, from the cell's output to the actions' log-likelihood and entropy, as a
     module of its own: ``torch.func.functional_call`` runs it with the head's parameters detached
@@ -388,12 +383,20 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         head = _ActionTerms(self)
         log_prob_head, entropy_head = head(latent_pi.detach(), actions)
-        detached = {f"policy.{name}": p.detach() for name, p in self.named_parameters() if _is_actor_head(name)}
+        head_ids = self._actor_head_ids()
+        detached = {f"policy.{name}": p.detach() for name, p in self.named_parameters() if id(p) in head_ids}
         log_prob_cell, entropy_cell = functional_call(head, detached, (latent_pi, actions))
         if entropy_head is None:
             return values, log_prob_head, log_prob_cell, None
         # the value of one, the gradient of both: the full entropy gradient, as evaluate_actions gives it
         return values, log_prob_head, log_prob_cell, entropy_head + entropy_cell - entropy_head.detach()
+
+    def _actor_head_ids(self) -> set[int]:
+        """The ids of the actor head's parameters: between the cell's output and the actions."""
+        head = [*self.mlp_extractor.policy_net.parameters(), *self.action_net.parameters()]
+        if isinstance(getattr(self, "log_std", None), nn.Parameter):
+            head.append(self.log_std)
+        return {id(parameter) for parameter in head}
 
     def get_distribution(  # type: ignore[override]
         self, obs: PyTorchObs, state: CellState, episode_starts: torch.Tensor

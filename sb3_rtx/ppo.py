@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from numbers import Real
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -100,7 +101,8 @@ def check_discounts(**values: Any) -> None:
     for name, value in values.items():
         if name == "cell_gae_lambda" and value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        # numbers.Real: numpy's floats and ints too, as SB3 takes them
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) <= 1.0:
             allowed = "in [0, 1]" + (" or None" if name == "cell_gae_lambda" else "")
             raise ValueError(f"RtxPPO: {name} must be {allowed}, got {value!r}")
 
@@ -161,8 +163,10 @@ class RtxPPO(RecurrentPPO):
         ``gae_lambda``. ``None`` (default): ``gae_lambda`` everywhere, as in PPO. ``0.0`` keeps a
         faint cue that many unscored actions separate from its answer: GAE's long credit for those
         actions is noise with zero mean in the memory's gradient, which washes the cue out, while
-        the head still learns from the long credit (docs, "Learning memory"). Costs one more pass
-        of the actor's head per minibatch.
+        the head still learns from the long credit (docs, "Learning memory"). The cell's
+        advantages are centred and scaled as the head's (with ``"running"``, by the running scale
+        of the advantages at ``gae_lambda``: one scale for both). Costs one more pass of the actor's
+        head per minibatch.
 
     The default of ``normalize_advantage`` differs from RecurrentPPO's. Before a sparse-reward task
     has paid anything but its constant step cost, the advantages hold only the critic's residual
@@ -422,9 +426,15 @@ class RtxPPO(RecurrentPPO):
             return values, log_prob, entropy, [policy_loss], ratio
         # the head learns from the advantages at gae_lambda, the cell from those at cell_gae_lambda: two
         # clipped surrogates with the same ratio, each sending its gradient one way
+        if rollout_data.cell_advantages is None:
+            raise ValueError(
+                f"RtxPPO: cell_gae_lambda={self.cell_gae_lambda} but the rollout buffer keeps no advantages at it: "
+                "pass cell_gae_lambda when building the model or to RtxPPO.load, not by setting the attribute"
+            )
         values, log_prob, log_prob_cell, entropy = self.policy.evaluate_actions_split(*inputs)
+        if entropy is None:  # no closed form (train's estimate -mean(log_prob)): its gradient into both parts
+            entropy = -(log_prob + log_prob_cell - log_prob.detach())
         head_loss, ratio = self._policy_loss(rollout_data, log_prob, running_scale, clip_range)
-        assert rollout_data.cell_advantages is not None  # the buffer keeps them with a cell_gae_lambda
         for_cell = rollout_data._replace(advantages=rollout_data.cell_advantages)
         cell_loss, _ = self._policy_loss(for_cell, log_prob_cell, running_scale, clip_range)
         return values, log_prob, entropy, [head_loss, cell_loss], ratio
@@ -457,7 +467,7 @@ class RtxPPO(RecurrentPPO):
                     rollout_data, actions, running_scale, clip_range
                 )
                 values = values.flatten()
-                policy_loss = sum(policy_losses, torch.zeros(()))
+                policy_loss = torch.stack(policy_losses).sum()
                 pg_losses.append(policy_losses[0].item())
                 if len(policy_losses) > 1:
                     cell_pg_losses.append(policy_losses[1].item())

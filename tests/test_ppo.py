@@ -832,16 +832,22 @@ def test_gae_lambda_is_0_8_by_default_reaches_the_advantages_and_a_saved_model_k
             RtxPPO("MlpRtxPolicy", cue_env(), **{name: 1.5}, **settings)
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
-def test_cell_gae_lambda_moves_the_head_as_gae_lambda_and_the_cell_as_its_own(env_id, tmp_path):
+@pytest.mark.parametrize(
+    "env_id, sde",
+    [("CartPole-v1", None), ("Pendulum-v1", None), ("Pendulum-v1", "gSDE"), ("Pendulum-v1", "gSDE squashed")],
+)
+def test_cell_gae_lambda_moves_the_head_as_gae_lambda_and_the_cell_as_its_own(env_id, sde, tmp_path):
     """With ``cell_gae_lambda`` the actor's head (and a Gaussian's log_std) learns from the advantages
     at ``gae_lambda`` and the actor's cell from those at ``cell_gae_lambda``: in one update (one
     minibatch, so no ratio is clipped; raw advantages; no gradient clipping) each part's gradient is
     a plain RtxPPO's at that part's lambda, from the same seed and so the same rollout; the entropy's
     reaches both. The critic (a cell of its own) learns from the returns at ``gae_lambda``. Saved
-    and loaded, the model keeps its setting; a bad one is named."""
+    and loaded, the model keeps its setting; a bad one is named. (Squashed gSDE has no entropy in
+    closed form: training's estimate from the log-likelihood must reach both parts too.)"""
     settings = dict(n_steps=16, batch_size=32, n_epochs=1, seed=0, normalize_advantage=False, max_grad_norm=1e9,
-                    ent_coef=0.5, policy_kwargs=dict(cell="agalite", cell_kwargs=TINY["agalite"], shared_cell=False))
+                    ent_coef=0.5, use_sde=sde is not None,
+                    policy_kwargs=dict(cell="agalite", cell_kwargs=TINY["agalite"], shared_cell=False,
+                                       squash_output=sde == "gSDE squashed"))  # fmt: skip
 
     def gradients(**kwargs) -> dict[str, torch.Tensor]:
         """Each parameter's gradient in the one update (left on the parameters after it)."""
@@ -865,6 +871,12 @@ def test_cell_gae_lambda_moves_the_head_as_gae_lambda_and_the_cell_as_its_own(en
     for bad in (1.5, -0.1, "0"):
         with pytest.raises(ValueError, match=r"RtxPPO: cell_gae_lambda must be in \[0, 1\] or None"):
             RtxPPO("MlpRtxPolicy", cue_env(), cell_gae_lambda=bad)
+    # numpy's numbers are numbers (as SB3 takes them); set after building, the buffer has no such advantages
+    RtxPPO("MlpRtxPolicy", cue_env(), gamma=np.float32(0.99), gae_lambda=np.float64(0.9), cell_gae_lambda=np.float32(0))
+    late = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, seed=0)
+    late.cell_gae_lambda = 0.0
+    with pytest.raises(ValueError, match="pass cell_gae_lambda when building the model or to RtxPPO.load"):
+        late.learn(64)
 
 
 def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
