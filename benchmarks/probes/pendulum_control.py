@@ -48,6 +48,8 @@ Models (the memory suite's settings and sizes, :data:`benchmarks.tmaze_runs.PPO`
   gradient into the cell from each step's TD error, the head's from GAE's): on the development set it
   halves PositionOnlyPendulum; with the velocity observed too, the loss is in learning control
   through the cell, not in remembering.
+* ``LSTM (cell_gae_lambda 0)``: the same option behind RtxPPO's LSTM: is the cost the gated linear
+  memory's, or any memory's?
 * ``AGaLiTe (memory projections' credit at lambda 0)``: only the memory's input projections learn
   from the one-step credit, the current step's features from GAE's
   (:func:`~benchmarks.probes.credit.split_parameter_credit`).
@@ -87,10 +89,10 @@ MODELS = (
     "AGaLiTe (critic reads output x0.04, cell gradient kept)", "AGaLiTe (linear value path)",
     "AGaLiTe (dual critic: quiet baseline)", "AGaLiTe (dual critic, both gradients)",
     "AGaLiTe (critic input gain learned from 1)", "AGaLiTe (multiscale gates)", "AGaLiTe (long first head)",
-    "AGaLiTe (cell_gae_lambda 0)", MEMORY_PROJECTIONS_LAMBDA_0,
+    "AGaLiTe (cell_gae_lambda 0)", MEMORY_PROJECTIONS_LAMBDA_0, "LSTM (cell_gae_lambda 0)",
 )  # fmt: skip
-#: label -> RtxPPO keywords of the default's run (the memory suite's ALGO_CHOICES, by the same label)
-ALGO_CHOICES = {"AGaLiTe (cell_gae_lambda 0)": dict(cell_gae_lambda=0.0)}
+#: label -> RtxPPO keywords of the cell's run (the memory suite's ALGO_CHOICES, by the same label)
+ALGO_CHOICES = {label: dict(cell_gae_lambda=0.0) for label in ("AGaLiTe (cell_gae_lambda 0)", "LSTM (cell_gae_lambda 0)")}
 #: label -> the default with this gate_init
 GATE_STARTS = {"AGaLiTe (multiscale gates)": "multiscale", "AGaLiTe (long first head)": "long_first"}
 #: the split runs: which head's start scale matters (its first layer's weights times c at the start)
@@ -176,7 +178,7 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
         settings = dict(ppo, normalize_advantage=True)
         agent: Any = SB3PPO("MlpPolicy", env, policy_kwargs=dict(net_arch=NET_ARCH), seed=seed, **settings)
     else:
-        cell_model = "AGaLiTe" if model.startswith("AGaLiTe") else model
+        cell_model = model.split(" (")[0]
         policy_kwargs = dict(net_arch=NET_ARCH, **CELL_MODELS[cell_model][2])
         if model == "AGaLiTe (value output starts at zero)":
             policy_kwargs["value_init_scale"] = 0.0
