@@ -181,8 +181,10 @@ ALGO_CHOICES: dict[str, dict[str, Any]] = {
     # halfway: the memory's credit 8 steps back (gamma * lambda)^8 = 0.004 of the scored step's
     # surprise, not 0.16, while the few steps that estimate a velocity keep some of it
     "AGaLiTe (cell_gae_lambda 0.5)": dict(cell_gae_lambda=0.5),
+    # GTrXL stays at chance through Gaussian noise: is its memory washed out the same way?
+    "GTrXL (cell_gae_lambda 0)": dict(cell_gae_lambda=0.0),
 }
-MODELS.update({label: LEARNING_MODELS["AGaLiTe"] for label in ALGO_CHOICES})
+MODELS.update({label: LEARNING_MODELS[label.split(" (")[0]] for label in ALGO_CHOICES})
 
 NOISY_RECALL = dict(n_cues=4, noise_dims=4)
 #: --advantages -> normalize_advantage: divided by the running scale (RtxPPO's default; RecurrentPPO,
