@@ -183,6 +183,8 @@ ALGO_CHOICES: dict[str, dict[str, Any]] = {
     "AGaLiTe (cell_gae_lambda 0.5)": dict(cell_gae_lambda=0.5),
     # GTrXL stays at chance through Gaussian noise: is its memory washed out the same way?
     "GTrXL (cell_gae_lambda 0)": dict(cell_gae_lambda=0.0),
+    # does the option cost control behind any memory cell (benchmarks/probes/pendulum_control.py)?
+    "LSTM (cell_gae_lambda 0)": dict(cell_gae_lambda=0.0),
 }
 MODELS.update({label: LEARNING_MODELS[label.split(" (")[0]] for label in ALGO_CHOICES})
 

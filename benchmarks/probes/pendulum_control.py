@@ -71,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning import MODELS as CELL_MODELS
+from benchmarks.memory_suite import ALGO_CHOICES  # the RtxPPO keywords of a label (its cell_gae_lambda)
 from benchmarks.probes.credit import MEMORY_PROJECTIONS_LAMBDA_0, edit_credit
 from benchmarks.probes.tmaze_phases import edit_critic, rebuild_optimizer
 from benchmarks.report import command_line, write_report
@@ -91,8 +92,6 @@ MODELS = (
     "AGaLiTe (critic input gain learned from 1)", "AGaLiTe (multiscale gates)", "AGaLiTe (long first head)",
     "AGaLiTe (cell_gae_lambda 0)", MEMORY_PROJECTIONS_LAMBDA_0, "LSTM (cell_gae_lambda 0)",
 )  # fmt: skip
-#: label -> RtxPPO keywords of the cell's run (the memory suite's ALGO_CHOICES, by the same label)
-ALGO_CHOICES = {label: dict(cell_gae_lambda=0.0) for label in ("AGaLiTe (cell_gae_lambda 0)", "LSTM (cell_gae_lambda 0)")}
 #: label -> the default with this gate_init
 GATE_STARTS = {"AGaLiTe (multiscale gates)": "multiscale", "AGaLiTe (long first head)": "long_first"}
 #: the split runs: which head's start scale matters (its first layer's weights times c at the start)
