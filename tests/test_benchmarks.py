@@ -538,21 +538,15 @@ def test_probe_split_parameter_credit_of_the_whole_cell_is_rtxppos_cell_gae_lamb
     values' and the entropy's through both runs); with the memory's projections alone on that side,
     each projection's gradient is that split's and every other parameter's plain RtxPPO's."""
     import torch
-    from stable_baselines3.common.env_util import make_vec_env
+    from conftest import first_update_gradients
 
     from benchmarks.probes.credit import is_memory_projection, split_parameter_credit
-    from sb3_rtx import RtxPPO
 
     small = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)
-    settings = dict(n_steps=16, batch_size=32, n_epochs=1, seed=0, normalize_advantage=False, max_grad_norm=1e9,
-                    ent_coef=0.5, policy_kwargs=dict(cell="agalite", cell_kwargs=small))  # fmt: skip
 
     def gradients(split=None, **kwargs) -> dict[str, torch.Tensor]:
-        model = RtxPPO("MlpRtxPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), **settings, **kwargs)
-        if split is not None:
-            split_parameter_credit(model, 0.0, split)
-        model.learn(32)
-        return {name: p.grad for name, p in model.policy.named_parameters() if p.grad is not None}
+        edit = None if split is None else (lambda model: split_parameter_credit(model, 0.0, split))
+        return first_update_gradients("CartPole-v1", edit, policy_kwargs=dict(cell="agalite", cell_kwargs=small), **kwargs)[1]
 
     library, plain = gradients(cell_gae_lambda=0.0), gradients()
     whole_cell, projections = gradients(lambda name: name.startswith("cell_actor.")), gradients(is_memory_projection)

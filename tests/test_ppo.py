@@ -16,7 +16,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.utils import set_random_seed
 
-from conftest import needs_compiler
+from conftest import first_update_gradients, needs_compiler
 from sb3_rtx import RtxPPO
 from sb3_rtx.envs import CueRecallEnv
 
@@ -844,19 +844,14 @@ def test_cell_gae_lambda_moves_the_head_as_gae_lambda_and_the_cell_as_its_own(en
     reaches both. The critic (a cell of its own) learns from the returns at ``gae_lambda``. Saved
     and loaded, the model keeps its setting; a bad one is named. (Squashed gSDE has no entropy in
     closed form: training's estimate from the log-likelihood must reach both parts too.)"""
-    settings = dict(n_steps=16, batch_size=32, n_epochs=1, seed=0, normalize_advantage=False, max_grad_norm=1e9,
-                    ent_coef=0.5, use_sde=sde is not None,
-                    policy_kwargs=dict(cell="agalite", cell_kwargs=TINY["agalite"], shared_cell=False,
-                                       squash_output=sde == "gSDE squashed"))  # fmt: skip
+    policy_kwargs = dict(cell="agalite", cell_kwargs=TINY["agalite"], shared_cell=False, squash_output=sde == "gSDE squashed")
 
     def gradients(**kwargs) -> dict[str, torch.Tensor]:
-        """Each parameter's gradient in the one update (left on the parameters after it)."""
-        model = RtxPPO("MlpRtxPolicy", make_vec_env(env_id, n_envs=2, seed=0), **settings, **kwargs).learn(32)
-        assert model._n_updates == 1
+        model, grads = first_update_gradients(env_id, use_sde=sde is not None, policy_kwargs=policy_kwargs, **kwargs)
         if kwargs.get("cell_gae_lambda") is not None:
             model.save(tmp_path / "split.zip")
             assert RtxPPO.load(tmp_path / "split.zip", device="cpu").cell_gae_lambda == kwargs["cell_gae_lambda"]
-        return {name: p.grad for name, p in model.policy.named_parameters() if p.grad is not None}
+        return grads
 
     split, long, short = gradients(gae_lambda=0.8, cell_gae_lambda=0.0), gradients(gae_lambda=0.8), gradients(gae_lambda=0.0)
     head = [name for name in split if name.startswith(("mlp_extractor.policy_net.", "action_net.", "log_std"))]
