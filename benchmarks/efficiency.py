@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -64,7 +63,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from benchmarks.report import command_line, write_report
+from benchmarks.report import command_line, machine, write_report
 from sb3_rtx.cells import make_cell
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -457,7 +456,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cuda = f"; CUDA: {torch.cuda.get_device_name()}" if any(d.type == "cuda" for d in devices) else ""
     description = (
         f"Made by `{command_line('benchmarks.efficiency', argv)}`. "
-        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor() or platform.machine()}{cuda}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {machine()}{cuda}; "
         f"input_dim {INPUT_DIM}, float32. Sizes: paper = 4 layers, d_model 128, 4 heads, d_head 64, d_ffc 128, eta 8, r 2, "
         f"LSTM-256; small = 2 layers, d_model 64, 2 heads, d_head 32, d_ffc 64, eta 4, r 2, LSTM-64. "
         f"Acting: median wall time of one step (T=1, no grad; cells take turns in runs of {ACT_BLOCK} steps), FLOPs at batch 1 (matmul-like ops only), peak at batch 64. "

@@ -31,7 +31,6 @@ Writes ``benchmarks/results/export_latency.{csv,md}`` (``export_latency_quick.*`
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ import torch
 from gymnasium import spaces
 
 from benchmarks.efficiency import interleaved_ms
-from benchmarks.report import command_line, write_report
+from benchmarks.report import command_line, machine, write_report
 from sb3_rtx.export import (
     build_step,
     export_aoti,
@@ -219,7 +218,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"Made by `{command_line('benchmarks.export_latency', argv)}`. "
         f"torch {torch.__version__}, onnxruntime {ort.__version__}, {torch.get_num_threads()} CPU threads "
         "(onnxruntime intra-op threads the same, and 1 in the '1 thread' columns), "
-        f"{platform.processor() or platform.machine()}. {sizes_text}; "
+        f"{machine()}. {sizes_text}; "
         f"an RtxPPO policy ({OBSERVATION_DIM} observations, 4 actions, heads of 64) exported with sb3_rtx.export. "
         f"One acting step (action, value, new state) from a state that has seen {HISTORY} steps: median ms, "
         f"runtimes taking turns in runs of 10 steps; (x) = ratio to {REFERENCE} in the same runtime and batch. "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import platform
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -29,6 +30,23 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
         if not skipping:
             given.append(argument)
     return shlex.join(["python", "-m", module, *given])
+
+
+def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU a table was made on: its model name where the system says it (Linux's ``cpuinfo``),
+    with the architecture, else the architecture alone. Timing ratios between cells depend on the
+    CPU model, not only on its architecture (one x86_64 CPU's matrix products can be much faster
+    against its element-wise passes than another's), so every timed table names it."""
+    arch = platform.machine() or platform.processor() or "unknown architecture"
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return arch
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model") and value.strip():
+            return f"{value.strip()} ({arch})"
+    return arch
 
 
 def write_report(

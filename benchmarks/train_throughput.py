@@ -27,7 +27,6 @@ LSTM, since RtxPPO shares one cell between actor and critic by default; compare 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import torch
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.env_util import make_vec_env
 
-from benchmarks.report import command_line, write_report
+from benchmarks.report import command_line, machine, write_report
 from sb3_rtx import RtxPPO
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -178,7 +177,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"Training throughput ({'CUDA: ' + torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU'})",
         f"{args.env}, {args.n_envs} envs, n_steps {args.n_steps}, batch {args.batch_size}, {args.n_epochs} epochs, "
         f"{timesteps} steps per run, RtxPPO sequence_length {args.sequence_length}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {platform.machine()}. {runs_note}"
+        f"{torch.get_num_threads()} threads, {machine()}. {runs_note}"
         f"Made by `{command_line('benchmarks.train_throughput', argv)}`.",
         [
             ("run:", lambda r: r["run"]),

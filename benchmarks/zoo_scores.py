@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from benchmarks.report import command_line, write_report
+from benchmarks.report import command_line, machine, write_report
 from sb3_rtx.envs import suite_ids
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -183,7 +182,7 @@ def main() -> None:
         args.out,
         name,
         "ppo_rtx zoo entries: measured scores",
-        f"Made by `{command_line('benchmarks.zoo_scores', None)}` on {platform.processor() or platform.machine()} "
+        f"Made by `{command_line('benchmarks.zoo_scores', None)}` on {machine()} "
         f"({os.cpu_count()} cores), one torch thread per training run (train times are wall times: they grow "
         "when runs share the cores with --jobs); deterministic evaluation of the final model "
         f"over {args.episodes} episodes on fresh environments.",

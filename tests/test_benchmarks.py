@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -11,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.report import machine
+
 ROOT = Path(__file__).resolve().parent.parent
+#: benchmarks whose tables hold timings
+TIMED = ("benchmarks.efficiency", "benchmarks.train_throughput", "benchmarks.export_latency", "benchmarks.zoo_scores")
 
 
 @pytest.mark.parametrize(
@@ -53,6 +58,8 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
     assert (tmp_path / table.replace(".md", ".csv")).exists()
     # the table names the whole command that made it, every flag included
     assert f"Made by `python -m {module} --quick --out {tmp_path}`" in text
+    if module in TIMED:  # ratios of timings depend on the CPU model: the table names it
+        assert machine() in text
     if module == "benchmarks.efficiency":
         assert (tmp_path / "efficiency_quick.png").stat().st_size > 0
         assert "AGaLiTe" in text and "GTrXL M=128" in text
@@ -61,7 +68,18 @@ def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
         if any(shutil.which(compiler) for compiler in ("g++", "c++", "clang++")):  # inductor can compile
             # compiled acting ratio measured (--quick: at B=1 only), and the compiled training step's
             # time and peak memory
-            assert re.search(r"\| 1\.00x \| - \| [0-9.]+ \([0-9]+ s\) \| 1\.00x \| [0-9.]+ \| 1\.00x \|$", reference_row), reference_row
+            assert re.search(r"\| 1\.00x \| - \| [0-9.]+ \([0-9]+ s\) \| 1\.00x \| [0-9.]+ \| 1\.00x \|$", reference_row), (
+                reference_row
+            )
+
+
+def test_machine_names_the_cpu_model_where_the_system_says_it(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Example CPU 9000 @ 2.0GHz\n")
+    assert machine(cpuinfo) == f"Example CPU 9000 @ 2.0GHz ({platform.machine()})"
+    cpuinfo.write_text("processor\t: 0\n")  # no model named: the architecture alone
+    assert machine(cpuinfo) == platform.machine()
+    assert machine(tmp_path / "missing") == platform.machine()
 
 
 PLOTS = {
@@ -119,7 +137,10 @@ def test_memory_suite_advantages_reach_both_algorithms_and_key_new_runs_apart_fr
     from benchmarks.tmaze_runs import PPO, split_algo_kwargs
 
     def settings(advantages: str) -> list:
-        found = [split_algo_kwargs(spec) for spec in specs(["AGaLiTe", "RecurrentPPO"], ["recall-10"], [0], 4, advantages=advantages)]
+        found = [
+            split_algo_kwargs(spec)
+            for spec in specs(["AGaLiTe", "RecurrentPPO"], ["recall-10"], [0], 4, advantages=advantages)
+        ]
         assert all(rtx_only == {} for _, rtx_only in found)
         return [algo_settings["normalize_advantage"] for algo_settings, _ in found]
 
@@ -803,4 +824,6 @@ def test_every_committed_table_names_the_whole_command_that_made_it():
         assert made_by, f"{table.relative_to(ROOT)} does not name the command that made it"
         folder = table.parent.relative_to(ROOT).as_posix()
         if table.parent not in (results, results / "probes"):
-            assert f"--out {folder}" in made_by.group(1), f"{table.relative_to(ROOT)}: its command does not name --out {folder}"
+            assert f"--out {folder}" in made_by.group(1), (
+                f"{table.relative_to(ROOT)}: its command does not name --out {folder}"
+            )
