@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -21,8 +22,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-
-from benchmarks.report import machine
 
 #: PPO settings every run shares. RecurrentPPO back-propagates through whole rollouts (n_steps);
 #: RtxPPO is given the same window (sequence_length = n_steps). Advantages normalised per minibatch
@@ -235,7 +234,7 @@ def sweep_time(runs: list[dict], jobs: int, call_start: float) -> str:
     this call took (less when ``--resume`` kept finished runs) is printed, not reported."""
     total_min = sum(r["train_s"] for r in runs) / 60 / jobs
     print(f"this call: {(time.perf_counter() - call_start) / 60:.0f} min", flush=True)
-    return f"Training time of the sweep: {total_min:.0f} min with {jobs} jobs, one torch thread per run, {machine()}."
+    return f"Training time of the sweep: {total_min:.0f} min with {jobs} jobs, one torch thread per run, {platform.machine()}."
 
 
 def _read_runs(log: Path) -> list[dict]:
