@@ -16,7 +16,13 @@ from benchmarks.report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 #: benchmarks whose tables hold timings
-TIMED = ("benchmarks.efficiency", "benchmarks.train_throughput", "benchmarks.export_latency", "benchmarks.zoo_scores")
+TIMED = (
+    "benchmarks.efficiency",
+    "benchmarks.train_throughput",
+    "benchmarks.export_latency",
+    "benchmarks.zoo_scores",
+    "benchmarks.probes.step_parts",
+)
 
 
 @pytest.mark.parametrize(

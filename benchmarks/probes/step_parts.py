@@ -40,7 +40,7 @@ import torch
 
 from benchmarks.efficiency import REFERENCE, training_step
 from benchmarks.op_count import parse_size_arguments, seeded_cells
-from benchmarks.report import command_line, write_report
+from benchmarks.report import command_line, machine, write_report
 from sb3_rtx.cells import activated_projection, factored_attention, merged_read, oscillating_values, short_conv
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.out,
         "step_parts_quick" if args.quick else "step_parts",
         "AGaLiTe's training step, part by part",
-        f"torch {torch.__version__}, 1 CPU thread. Forward + backward over T={SEQ_LEN}, batch {BATCH}: the efficiency "
+        f"torch {torch.__version__}, 1 CPU thread, {machine()}. Forward + backward over T={SEQ_LEN}, batch {BATCH}: the efficiency "
         "table's step and sizes, AGaLiTe eager and with compile_training, and GTrXL-128's whole step for scale; "
         "ms, median over rounds in which the three steps take turns. Each part is its autograd Function's forward / "
         "backward (all layers together); rest is the step less the parts. Made by "
