@@ -587,6 +587,46 @@ def test_probe_split_parameter_credit_of_the_whole_cell_is_rtxppos_cell_gae_lamb
     assert not torch.allclose(library["cell_actor.embed.weight"], plain["cell_actor.embed.weight"], rtol=1e-4)
 
 
+@pytest.mark.parametrize("part", ["values", "long head"])
+def test_probe_split_parameter_credit_by_rows_gives_each_row_its_own_sides_gradient(part):
+    """Split by rows of the memory's parameters (:func:`memory_rows`): each row on the cell's side
+    gets the gradient of RtxPPO's cell_gae_lambda=0 (the whole cell at lambda 0), every other row and
+    parameter a plain RtxPPO's, in one update from the same seed; the masks pick the rows they name."""
+    import torch
+    from conftest import first_update_gradients
+
+    from benchmarks.probes.credit import memory_rows, split_parameter_credit
+
+    small = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)
+    masks = {}
+
+    def split(model) -> None:
+        rows = memory_rows(model.policy, part)
+        masks.update({name: rows(name) for name, _ in model.policy.named_parameters()})
+        split_parameter_credit(model, 0.0, rows)
+
+    def gradients(edit=None, **kwargs) -> dict[str, torch.Tensor]:
+        return first_update_gradients("CartPole-v1", edit, policy_kwargs=dict(cell="agalite", cell_kwargs=small), **kwargs)[1]
+
+    library, plain, by_rows = gradients(cell_gae_lambda=0.0), gradients(), gradients(split)
+    projection = "cell_actor.blocks.0.mixer.features.project.weight"
+    assert projection in masks, sorted(masks)
+    per_head = masks[projection][:, 0].view(2, 5 * 8 + 3 * 2)  # heads x [wk wq v beta g p1 p2 p3]
+    if part == "values":
+        assert per_head[:, 16:24].all() and per_head.sum() == 2 * 8
+    else:
+        assert per_head[0].all() and not per_head[1].any()
+    for name in plain:
+        mask = masks[name]
+        expected = torch.where(mask, library[name], plain[name]) if isinstance(mask, torch.Tensor) else plain[name]
+        torch.testing.assert_close(by_rows[name], expected, rtol=1e-4, atol=1e-9, msg=name)
+    # the two lambdas give the masked rows different gradients, so the check above can fail
+    rows = masks[projection]
+    assert not torch.allclose(library[projection][rows], plain[projection][rows], rtol=1e-4)
+    with pytest.raises(ValueError, match="part must be"):
+        memory_rows(None, "keys")
+
+
 def test_probe_split_credit_random_signs_flip_the_rest_per_episode():
     """The cell's credit at lambda 0 plus the rest of GAE's by random signs: in every episode the cell's
     advantages are either the agent's (sign +1) or lambda 0's less the rest (sign -1), one sign for the

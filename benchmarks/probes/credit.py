@@ -58,6 +58,14 @@ CELL_REST_SHARES = {"AGaLiTe (cell credit: lambda 0, three quarters of the rest)
 #: embedding, the read's output, the block's MLP and gate, the heads) from GAE's
 #: (:func:`split_parameter_credit`): the current step's features keep the long credit control needs
 MEMORY_PROJECTIONS_LAMBDA_0 = "AGaLiTe (memory projections' credit at lambda 0)"
+#: the same split by rows of the memory's parameters (:func:`memory_rows`): only every head's value
+#: path (its value rows of the fused projection, the value convolution and its direct path), or only
+#: the first head's whole input path (the head that starts long, ``gate_init="long_first"``), learns
+#: from the advantages at lambda 0; every other row and parameter from GAE's
+VALUE_PATH_LAMBDA_0 = "AGaLiTe (value path's credit at lambda 0)"
+LONG_HEAD_LAMBDA_0 = "AGaLiTe (long head's credit at lambda 0)"
+#: label -> which rows :func:`memory_rows` puts on the lambda 0 side
+MEMORY_ROWS_LAMBDA_0 = {VALUE_PATH_LAMBDA_0: "values", LONG_HEAD_LAMBDA_0: "long head"}
 #: T-Maze diagnostics: the cell's credit at lambda 0 plus the rest of GAE's for the steps that took
 #: these actions only (T-Maze's: 0 forward, 1 back, 2 up, 3 down; :func:`split_actor_credit` with
 #: :func:`weighted_by` 1 for them, 0 for the others): which corridor steps' share teaches the memory?
@@ -260,6 +268,47 @@ def is_memory_projection(name: str) -> bool:
     return ".mixer.features.project." in name or ".mixer.features.value_conv." in name
 
 
+def memory_rows(policy: Any, part: str) -> Callable[[str], Any]:
+    """Which rows of each parameter of ``policy``'s AGaLiTe memories are on the cell's path, for
+    :func:`split_parameter_credit`: a name -> ``False`` or a boolean mask of the parameter's shape.
+    ``part``: ``"values"`` (every head's value rows of the fused projection, ``[wk wq v beta g p1 p2
+    p3]`` per head, weight and bias; the value convolution and its direct path, all of whose channels
+    are values) or ``"long head"`` (the first head's rows of the projection, its channels of the
+    convolution and its row of the direct path)."""
+    import torch
+
+    from sb3_rtx.cells.galite import GatedFeatures
+
+    if part not in ("values", "long head"):
+        raise ValueError(f"memory_rows: part must be 'values' or 'long head', got {part!r}")
+    masks: dict[str, torch.Tensor] = {}
+    for module_name, module in policy.named_modules():
+        if not isinstance(module, GatedFeatures):
+            continue
+        heads, d, eta = module.n_heads, module.d_head, module.eta
+        rows = torch.zeros(heads, 5 * d + 3 * eta, dtype=torch.bool)  # the projection's rows, per head
+        channels = torch.zeros(heads, d, dtype=torch.bool)  # the convolution's and direct path's, per head
+        if part == "values":
+            rows[:, 2 * d : 3 * d] = True
+            channels[:] = True
+        else:
+            rows[0], channels[0] = True, True
+        named = dict(module.named_parameters())
+        for name, parameter in named.items():
+            if name.startswith("project."):
+                mask = rows.flatten() if parameter.dim() == 1 else rows.flatten()[:, None].expand_as(parameter)
+            elif name.startswith("value_conv."):
+                mask = channels.flatten()[:, None].expand_as(parameter)
+            elif name == "value_skip":
+                mask = channels
+            else:
+                continue
+            masks[f"{module_name}.{name}"] = mask.to(parameter.device)
+    if not masks:
+        raise ValueError("memory_rows: the policy has no AGaLiTe or GaLiTe memory")
+    return lambda name: masks.get(name, False)
+
+
 def split_parameter_credit(agent: Any, cell_lambda: float, on_cell_path: Callable[[str], bool]) -> None:
     """The actor's gradient into the parameters named by ``on_cell_path`` from advantages at
     ``cell_lambda``, into every other parameter from the agent's (GAE at ``gae_lambda``); the value
@@ -268,7 +317,9 @@ def split_parameter_credit(agent: Any, cell_lambda: float, on_cell_path: Callabl
     ``torch.func.functional_call``, once with the ``on_cell_path`` parameters detached (its
     log-likelihood weighed by the agent's advantages), once with the others detached (weighed by
     those at ``cell_lambda``), and the values and entropy are the sum of both runs' gradients
-    (``a + b - a.detach()``). With every cell parameter on the cell path it is
+    (``a + b - a.detach()``). ``on_cell_path`` may also give a boolean mask of a parameter's shape
+    (:func:`memory_rows`): its rows there learn from ``cell_lambda``, the others from the agent's.
+    With every cell parameter on the cell path it is
     :meth:`RtxActorCriticPolicy.evaluate_actions_split`'s split (a test checks it)."""
     import torch
     from torch.func import functional_call
@@ -284,11 +335,25 @@ def split_parameter_credit(agent: Any, cell_lambda: float, on_cell_path: Callabl
         def forward(self, *inputs: Any) -> Any:
             return self.policy.evaluate_actions(*inputs)
 
+    named = list(policy.named_parameters())
+    paths = {name: on_cell_path(name) for name, _ in named}  # once: masks are built for the parameters' shapes
+
+    def side(on_cell: bool) -> dict[str, torch.Tensor]:
+        """The parameters of one run: those (or the rows) on the other side detached."""
+        chosen = {}
+        for name, parameter in named:
+            path = paths[name]
+            if isinstance(path, torch.Tensor):  # rows: live where on this side, detached elsewhere
+                live, held = (parameter, parameter.detach()) if on_cell else (parameter.detach(), parameter)
+                chosen[f"policy.{name}"] = torch.where(path, live, held)
+            elif bool(path) != on_cell:
+                chosen[f"policy.{name}"] = parameter.detach()
+        return chosen
+
     def evaluate_minibatch(rollout_data: Any, actions: Any, running_scale: float, clip_range: float) -> tuple:
         inputs = (rollout_data.observations, actions, rollout_data.cell_states, rollout_data.episode_starts)
-        evaluate, named = Evaluate(), list(policy.named_parameters())
-        head_side = {f"policy.{n}": p.detach() for n, p in named if on_cell_path(n)}
-        cell_side = {f"policy.{n}": p.detach() for n, p in named if not on_cell_path(n)}
+        evaluate = Evaluate()
+        head_side, cell_side = side(on_cell=False), side(on_cell=True)
         values, log_prob, entropy = functional_call(evaluate, head_side, inputs)
         cell_values, log_prob_cell, cell_entropy = functional_call(evaluate, cell_side, inputs)
         head_loss, ratio = agent._policy_loss(rollout_data, log_prob, running_scale, clip_range)
@@ -317,6 +382,7 @@ CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
         *CELL_REST_SHARES,
         *CELL_REST_FOR_ACTIONS,
         MEMORY_PROJECTIONS_LAMBDA_0,
+        *MEMORY_ROWS_LAMBDA_0,
     )
 }
 
@@ -328,6 +394,8 @@ def edit_credit(agent: Any, model: str, seed: int) -> None:
         tree_backup_advantages(agent)
     elif model == MEMORY_PROJECTIONS_LAMBDA_0:
         split_parameter_credit(agent, 0.0, is_memory_projection)
+    elif model in MEMORY_ROWS_LAMBDA_0:
+        split_parameter_credit(agent, 0.0, memory_rows(agent.policy, MEMORY_ROWS_LAMBDA_0[model]))
     elif model in CELL_LAMBDAS:
         split_actor_credit(agent, CELL_LAMBDAS[model])
     elif model == CELL_TREE_BACKUP:
