@@ -309,7 +309,7 @@ def memory_rows(policy: Any, part: str) -> Callable[[str], Any]:
     return lambda name: masks.get(name, False)
 
 
-def split_parameter_credit(agent: Any, cell_lambda: float, on_cell_path: Callable[[str], bool]) -> None:
+def split_parameter_credit(agent: Any, cell_lambda: float, on_cell_path: Callable[[str], Any]) -> None:
     """The actor's gradient into the parameters named by ``on_cell_path`` from advantages at
     ``cell_lambda``, into every other parameter from the agent's (GAE at ``gae_lambda``); the value
     loss's and the entropy's gradients as usual. The rollout buffer keeps both advantages (RtxPPO's
