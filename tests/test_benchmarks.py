@@ -627,6 +627,48 @@ def test_probe_split_parameter_credit_by_rows_gives_each_row_its_own_sides_gradi
         memory_rows(None, "keys")
 
 
+def test_probe_split_value_routes_takes_each_gradient_once_and_routes_the_values_memory_path():
+    """The values' two ways apart (:func:`split_value_routes`): at the agent's own lambda every
+    parameter's gradient is a plain RtxPPO's (each path's share taken once, in one run or the other);
+    at lambda 0 only the value path's parameters get another gradient, and its value rows' is neither
+    plain RtxPPO's nor cell_gae_lambda=0's (their direct path keeps the agent's credit). Cells it
+    cannot split are refused by name."""
+    import torch
+    from conftest import first_update_gradients
+
+    from benchmarks.probes.credit import memory_rows, route_values, split_value_routes
+
+    small = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)
+    kinds = {}
+
+    def gradients(cell_lambda=None, **kwargs) -> dict[str, torch.Tensor]:
+        def edit(model) -> None:
+            rows = memory_rows(model.policy, "values")
+            kinds.update({name: False if name.endswith("value_skip") else rows(name) for name, _ in model.policy.named_parameters()})
+            split_value_routes(model, cell_lambda)
+
+        policy_kwargs = dict(cell="agalite", cell_kwargs=small)
+        return first_update_gradients("CartPole-v1", None if cell_lambda is None else edit, policy_kwargs=policy_kwargs, **kwargs)[1]
+
+    plain, library = gradients(), gradients(cell_gae_lambda=0.0)
+    at_own_lambda, routed = gradients(0.8, gae_lambda=0.8), gradients(0.0)
+    projection = "cell_actor.blocks.0.mixer.features.project.weight"
+    for name in plain:
+        torch.testing.assert_close(at_own_lambda[name], plain[name], rtol=1e-4, atol=1e-9, msg=name)
+        if not isinstance(kinds[name], torch.Tensor):  # off the value path: the agent's gradient
+            torch.testing.assert_close(routed[name], plain[name], rtol=1e-4, atol=1e-9, msg=name)
+    rows = kinds[projection]
+    torch.testing.assert_close(routed[projection][~rows], plain[projection][~rows], rtol=1e-4, atol=1e-9)
+    assert not torch.allclose(routed[projection][rows], plain[projection][rows], rtol=1e-3)
+    assert not torch.allclose(routed[projection][rows], library[projection][rows], rtol=1e-3)
+
+    from sb3_rtx import RtxPPO
+
+    deeper = RtxPPO("MlpRtxPolicy", "CartPole-v1", policy_kwargs=dict(cell="agalite", cell_kwargs=dict(small, n_layers=2)))
+    with pytest.raises(ValueError, match="one-layer cells"):
+        route_values(deeper.policy)
+
+
 def test_probe_split_credit_random_signs_flip_the_rest_per_episode():
     """The cell's credit at lambda 0 plus the rest of GAE's by random signs: in every episode the cell's
     advantages are either the agent's (sign +1) or lambda 0's less the rest (sign -1), one sign for the

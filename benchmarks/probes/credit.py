@@ -66,6 +66,10 @@ VALUE_PATH_LAMBDA_0 = "AGaLiTe (value path's credit at lambda 0)"
 LONG_HEAD_LAMBDA_0 = "AGaLiTe (long head's credit at lambda 0)"
 #: label -> which rows :func:`memory_rows` puts on the lambda 0 side
 MEMORY_ROWS_LAMBDA_0 = {VALUE_PATH_LAMBDA_0: "values", LONG_HEAD_LAMBDA_0: "long head"}
+#: the values' two ways into the block apart (:func:`split_value_routes`): their gradient through the
+#: memory from the advantages at lambda 0, through the direct path (the convolved values added to the
+#: read) and every other parameter's from GAE's
+VALUES_INTO_MEMORY_LAMBDA_0 = "AGaLiTe (values into the memory at lambda 0)"
 #: T-Maze diagnostics: the cell's credit at lambda 0 plus the rest of GAE's for the steps that took
 #: these actions only (T-Maze's: 0 forward, 1 back, 2 up, 3 down; :func:`split_actor_credit` with
 #: :func:`weighted_by` 1 for them, 0 for the others): which corridor steps' share teaches the memory?
@@ -309,7 +313,13 @@ def memory_rows(policy: Any, part: str) -> Callable[[str], Any]:
     return lambda name: masks.get(name, False)
 
 
-def split_parameter_credit(agent: Any, cell_lambda: float, on_cell_path: Callable[[str], Any]) -> None:
+def split_parameter_credit(
+    agent: Any,
+    cell_lambda: float,
+    on_cell_path: Callable[[str], Any],
+    head_keeps_all: bool = False,
+    before_run: Callable[[bool | None], None] | None = None,
+) -> None:
     """The actor's gradient into the parameters named by ``on_cell_path`` from advantages at
     ``cell_lambda``, into every other parameter from the agent's (GAE at ``gae_lambda``); the value
     loss's and the entropy's gradients as usual. The rollout buffer keeps both advantages (RtxPPO's
@@ -319,7 +329,9 @@ def split_parameter_credit(agent: Any, cell_lambda: float, on_cell_path: Callabl
     those at ``cell_lambda``), and the values and entropy are the sum of both runs' gradients
     (``a + b - a.detach()``). ``on_cell_path`` may also give a boolean mask of a parameter's shape
     (:func:`memory_rows`): its rows there learn from ``cell_lambda``, the others from the agent's.
-    With every cell parameter on the cell path it is
+    ``head_keeps_all``: the agent's run keeps every parameter live, and ``before_run(on_cell)``,
+    called before each run (and with None after both), routes which path carries which gradient
+    (:func:`split_value_routes`). With every cell parameter on the cell path it is
     :meth:`RtxActorCriticPolicy.evaluate_actions_split`'s split (a test checks it)."""
     import torch
     from torch.func import functional_call
@@ -350,12 +362,18 @@ def split_parameter_credit(agent: Any, cell_lambda: float, on_cell_path: Callabl
                 chosen[f"policy.{name}"] = parameter.detach()
         return chosen
 
+    def run(on_cell: bool, inputs: tuple) -> Any:
+        if before_run is not None:
+            before_run(on_cell)
+        parameters = {} if head_keeps_all and not on_cell else side(on_cell)
+        return functional_call(Evaluate(), parameters, inputs)
+
     def evaluate_minibatch(rollout_data: Any, actions: Any, running_scale: float, clip_range: float) -> tuple:
         inputs = (rollout_data.observations, actions, rollout_data.cell_states, rollout_data.episode_starts)
-        evaluate = Evaluate()
-        head_side, cell_side = side(on_cell=False), side(on_cell=True)
-        values, log_prob, entropy = functional_call(evaluate, head_side, inputs)
-        cell_values, log_prob_cell, cell_entropy = functional_call(evaluate, cell_side, inputs)
+        values, log_prob, entropy = run(False, inputs)
+        cell_values, log_prob_cell, cell_entropy = run(True, inputs)
+        if before_run is not None:
+            before_run(None)
         head_loss, ratio = agent._policy_loss(rollout_data, log_prob, running_scale, clip_range)
         for_cell = rollout_data._replace(advantages=rollout_data.cell_advantages)
         cell_loss, _ = agent._policy_loss(for_cell, log_prob_cell, running_scale, clip_range)
@@ -365,6 +383,54 @@ def split_parameter_credit(agent: Any, cell_lambda: float, on_cell_path: Callabl
         return values, log_prob, entropy, [head_loss, cell_loss], ratio
 
     agent._evaluate_minibatch = evaluate_minibatch
+
+
+def route_values(policy: Any) -> Callable[[str | None], None]:
+    """Patch ``policy``'s AGaLiTe and GaLiTe memories so that a run can detach their values where
+    they enter the memory (``"memory"``) or where they take the direct path (``"direct"``, the
+    convolved values added to the read); returns the setter (None: neither). Only for one-layer
+    cells whose memory reads the observation: in a deeper cell the parameters before a layer's
+    values would lose their share through that layer's memory in both runs."""
+    from sb3_rtx.cells.galite import GatedFeatures
+
+    route: dict[str, str | None] = {"detach": None}
+    memories = [module for module in policy.modules() if isinstance(module, GatedFeatures)]
+    if not memories:
+        raise ValueError("route_values: the policy has no AGaLiTe or GaLiTe memory")
+    for cell in (getattr(policy, "cell_actor", None), getattr(policy, "cell_critic", None)):
+        if cell is not None and (len(cell.blocks) != 1 or cell.memory_input != "observation"):
+            raise ValueError("route_values: only for one-layer cells whose memory reads the observation")
+    for memory in memories:
+
+        def select_writes(factors: tuple, h: Any, values: bool, select: Callable = memory.select_writes) -> Any:
+            if route["detach"] == "memory":  # the values the memory writes, v at index 4
+                factors = (*factors[:4], factors[4].detach(), *factors[5:])
+            return select(factors, h, values)
+
+        def merge_heads(a: Any, values: Any = None, merge: Callable = memory.merge_heads) -> Any:
+            if route["detach"] == "direct" and values is not None:
+                values = values.detach()
+            return merge(a, values)
+
+        memory.select_writes, memory.merge_heads = select_writes, merge_heads
+    return lambda where: route.__setitem__("detach", where)
+
+
+def split_value_routes(agent: Any, cell_lambda: float) -> None:
+    """The values' gradient through the memory from the advantages at ``cell_lambda``; through the
+    direct path, and every other parameter's, from the agent's. The agent's run keeps every
+    parameter live with the values into the memory detached; the other run keeps the values' own
+    parameters live (their rows of the projection and the convolution, :func:`memory_rows`) with the
+    values' direct path detached, so each of their gradients is taken once, in one run or the other."""
+    route, rows = route_values(agent.policy), memory_rows(agent.policy, "values")
+    split_parameter_credit(
+        agent,
+        cell_lambda,
+        # the direct path's own weight is on that path alone: the agent's run takes its whole gradient
+        lambda name: False if name.endswith(".value_skip") else rows(name),
+        head_keeps_all=True,
+        before_run=lambda on_cell: route(None if on_cell is None else ("direct" if on_cell else "memory")),
+    )
 
 
 #: every variant :func:`edit_credit` edits, as the phases probes list variants: label -> (the memory
@@ -383,6 +449,7 @@ CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
         *CELL_REST_FOR_ACTIONS,
         MEMORY_PROJECTIONS_LAMBDA_0,
         *MEMORY_ROWS_LAMBDA_0,
+        VALUES_INTO_MEMORY_LAMBDA_0,
     )
 }
 
@@ -394,6 +461,8 @@ def edit_credit(agent: Any, model: str, seed: int) -> None:
         tree_backup_advantages(agent)
     elif model == MEMORY_PROJECTIONS_LAMBDA_0:
         split_parameter_credit(agent, 0.0, is_memory_projection)
+    elif model == VALUES_INTO_MEMORY_LAMBDA_0:
+        split_value_routes(agent, 0.0)
     elif model in MEMORY_ROWS_LAMBDA_0:
         split_parameter_credit(agent, 0.0, memory_rows(agent.policy, MEMORY_ROWS_LAMBDA_0[model]))
     elif model in CELL_LAMBDAS:

@@ -72,7 +72,12 @@ from typing import Any
 
 from benchmarks.learning import MODELS as CELL_MODELS
 from benchmarks.memory_suite import ALGO_CHOICES  # the RtxPPO keywords of a label (its cell_gae_lambda)
-from benchmarks.probes.credit import MEMORY_PROJECTIONS_LAMBDA_0, MEMORY_ROWS_LAMBDA_0, edit_credit
+from benchmarks.probes.credit import (
+    MEMORY_PROJECTIONS_LAMBDA_0,
+    MEMORY_ROWS_LAMBDA_0,
+    VALUES_INTO_MEMORY_LAMBDA_0,
+    edit_credit,
+)
 from benchmarks.probes.tmaze_phases import edit_critic, rebuild_optimizer
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
@@ -91,6 +96,7 @@ MODELS = (
     "AGaLiTe (dual critic: quiet baseline)", "AGaLiTe (dual critic, both gradients)",
     "AGaLiTe (critic input gain learned from 1)", "AGaLiTe (multiscale gates)", "AGaLiTe (long first head)",
     "AGaLiTe (cell_gae_lambda 0)", MEMORY_PROJECTIONS_LAMBDA_0, "LSTM (cell_gae_lambda 0)", *MEMORY_ROWS_LAMBDA_0,
+    VALUES_INTO_MEMORY_LAMBDA_0,
 )  # fmt: skip
 #: label -> the default with this gate_init
 GATE_STARTS = {"AGaLiTe (multiscale gates)": "multiscale", "AGaLiTe (long first head)": "long_first"}
