@@ -636,15 +636,15 @@ def test_probe_split_value_routes_takes_each_gradient_once_and_routes_the_values
     import torch
     from conftest import first_update_gradients
 
-    from benchmarks.probes.credit import memory_rows, route_values, split_value_routes
+    from benchmarks.probes.credit import route_values, split_value_routes, values_own_rows
 
     small = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)
     kinds = {}
 
     def gradients(cell_lambda=None, **kwargs) -> dict[str, torch.Tensor]:
         def edit(model) -> None:
-            rows = memory_rows(model.policy, "values")
-            kinds.update({name: False if name.endswith("value_skip") else rows(name) for name, _ in model.policy.named_parameters()})
+            rows = values_own_rows(model.policy)
+            kinds.update({name: rows(name) for name, _ in model.policy.named_parameters()})
             split_value_routes(model, cell_lambda)
 
         policy_kwargs = dict(cell="agalite", cell_kwargs=small)

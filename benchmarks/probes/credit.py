@@ -416,18 +416,24 @@ def route_values(policy: Any) -> Callable[[str | None], None]:
     return lambda where: route.__setitem__("detach", where)
 
 
+def values_own_rows(policy: Any) -> Callable[[str], Any]:
+    """:func:`memory_rows`' ``"values"`` less the direct path's own weight (``value_skip``), which is
+    on that path alone, so the agent's run in :func:`split_value_routes` takes its whole gradient."""
+    rows = memory_rows(policy, "values")
+    return lambda name: False if name.endswith(".value_skip") else rows(name)
+
+
 def split_value_routes(agent: Any, cell_lambda: float) -> None:
     """The values' gradient through the memory from the advantages at ``cell_lambda``; through the
     direct path, and every other parameter's, from the agent's. The agent's run keeps every
     parameter live with the values into the memory detached; the other run keeps the values' own
-    parameters live (their rows of the projection and the convolution, :func:`memory_rows`) with the
+    parameters live (their rows of the projection and the convolution, :func:`values_own_rows`) with the
     values' direct path detached, so each of their gradients is taken once, in one run or the other."""
-    route, rows = route_values(agent.policy), memory_rows(agent.policy, "values")
+    route = route_values(agent.policy)
     split_parameter_credit(
         agent,
         cell_lambda,
-        # the direct path's own weight is on that path alone: the agent's run takes its whole gradient
-        lambda name: False if name.endswith(".value_skip") else rows(name),
+        values_own_rows(agent.policy),
         head_keeps_all=True,
         before_run=lambda on_cell: route(None if on_cell is None else ("direct" if on_cell else "memory")),
     )
