@@ -559,21 +559,31 @@ def test_probe_split_actor_credit_at_the_agents_lambda_is_ppos_gradient():
     assert any(not torch.allclose(cell_at_0[name], plain[name], atol=1e-5) for name in cell)
 
 
+#: a one-layer AGaLiTe small enough for the credit splits' one-update gradient checks (two heads of
+#: 8, eta 2: the fused projection has 5 * 8 + 3 * 2 rows per head)
+SMALL_AGALITE = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)
+
+
+def small_agalite_gradients(edit=None, **kwargs):
+    """conftest's :func:`first_update_gradients` on CartPole with :data:`SMALL_AGALITE` behind RtxPPO:
+    each parameter's gradient in the one update (``edit(model)`` applied first, if given)."""
+    from conftest import first_update_gradients
+
+    return first_update_gradients("CartPole-v1", edit, policy_kwargs=dict(cell="agalite", cell_kwargs=SMALL_AGALITE), **kwargs)[1]
+
+
 def test_probe_split_parameter_credit_of_the_whole_cell_is_rtxppos_cell_gae_lambda():
     """The split of credit by parameters, with every cell parameter on the cell's side, is RtxPPO's
     cell_gae_lambda: the same gradient on every parameter in one update from the same seed (the
     values' and the entropy's through both runs); with the memory's projections alone on that side,
     each projection's gradient is that split's and every other parameter's plain RtxPPO's."""
     import torch
-    from conftest import first_update_gradients
 
     from benchmarks.probes.credit import is_memory_projection, split_parameter_credit
 
-    small = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)
-
     def gradients(split=None, **kwargs) -> dict[str, torch.Tensor]:
         edit = None if split is None else (lambda model: split_parameter_credit(model, 0.0, split))
-        return first_update_gradients("CartPole-v1", edit, policy_kwargs=dict(cell="agalite", cell_kwargs=small), **kwargs)[1]
+        return small_agalite_gradients(edit, **kwargs)
 
     library, plain = gradients(cell_gae_lambda=0.0), gradients()
     whole_cell, projections = gradients(lambda name: name.startswith("cell_actor.")), gradients(is_memory_projection)
@@ -593,11 +603,9 @@ def test_probe_split_parameter_credit_by_rows_gives_each_row_its_own_sides_gradi
     gets the gradient of RtxPPO's cell_gae_lambda=0 (the whole cell at lambda 0), every other row and
     parameter a plain RtxPPO's, in one update from the same seed; the masks pick the rows they name."""
     import torch
-    from conftest import first_update_gradients
 
     from benchmarks.probes.credit import memory_rows, split_parameter_credit
 
-    small = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)
     masks = {}
 
     def split(model) -> None:
@@ -605,10 +613,8 @@ def test_probe_split_parameter_credit_by_rows_gives_each_row_its_own_sides_gradi
         masks.update({name: rows(name) for name, _ in model.policy.named_parameters()})
         split_parameter_credit(model, 0.0, rows)
 
-    def gradients(edit=None, **kwargs) -> dict[str, torch.Tensor]:
-        return first_update_gradients("CartPole-v1", edit, policy_kwargs=dict(cell="agalite", cell_kwargs=small), **kwargs)[1]
-
-    library, plain, by_rows = gradients(cell_gae_lambda=0.0), gradients(), gradients(split)
+    library, plain = small_agalite_gradients(cell_gae_lambda=0.0), small_agalite_gradients()
+    by_rows = small_agalite_gradients(split)
     projection = "cell_actor.blocks.0.mixer.features.project.weight"
     assert projection in masks, sorted(masks)
     per_head = masks[projection][:, 0].view(2, 5 * 8 + 3 * 2)  # heads x [wk wq v beta g p1 p2 p3]
@@ -634,24 +640,22 @@ def test_probe_split_value_routes_takes_each_gradient_once_and_routes_the_values
     plain RtxPPO's nor cell_gae_lambda=0's (their direct path keeps the agent's credit). Cells it
     cannot split are refused by name."""
     import torch
-    from conftest import first_update_gradients
 
     from benchmarks.probes.credit import route_values, split_value_routes, values_own_rows
 
-    small = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)
     kinds = {}
 
-    def gradients(cell_lambda=None, **kwargs) -> dict[str, torch.Tensor]:
+    def routed_at(cell_lambda: float):
         def edit(model) -> None:
             rows = values_own_rows(model.policy)
             kinds.update({name: rows(name) for name, _ in model.policy.named_parameters()})
             split_value_routes(model, cell_lambda)
 
-        policy_kwargs = dict(cell="agalite", cell_kwargs=small)
-        return first_update_gradients("CartPole-v1", None if cell_lambda is None else edit, policy_kwargs=policy_kwargs, **kwargs)[1]
+        return edit
 
-    plain, library = gradients(), gradients(cell_gae_lambda=0.0)
-    at_own_lambda, routed = gradients(0.8, gae_lambda=0.8), gradients(0.0)
+    plain, library = small_agalite_gradients(), small_agalite_gradients(cell_gae_lambda=0.0)
+    at_own_lambda = small_agalite_gradients(routed_at(0.8), gae_lambda=0.8)
+    routed = small_agalite_gradients(routed_at(0.0))
     projection = "cell_actor.blocks.0.mixer.features.project.weight"
     for name in plain:
         torch.testing.assert_close(at_own_lambda[name], plain[name], rtol=1e-4, atol=1e-9, msg=name)
@@ -664,7 +668,7 @@ def test_probe_split_value_routes_takes_each_gradient_once_and_routes_the_values
 
     from sb3_rtx import RtxPPO
 
-    deeper = RtxPPO("MlpRtxPolicy", "CartPole-v1", policy_kwargs=dict(cell="agalite", cell_kwargs=dict(small, n_layers=2)))
+    deeper = RtxPPO("MlpRtxPolicy", "CartPole-v1", policy_kwargs=dict(cell="agalite", cell_kwargs=dict(SMALL_AGALITE, n_layers=2)))
     with pytest.raises(ValueError, match="one-layer cells"):
         route_values(deeper.policy)
 

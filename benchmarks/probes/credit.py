@@ -297,8 +297,7 @@ def memory_rows(policy: Any, part: str) -> Callable[[str], Any]:
             channels[:] = True
         else:
             rows[0], channels[0] = True, True
-        named = dict(module.named_parameters())
-        for name, parameter in named.items():
+        for name, parameter in module.named_parameters():
             if name.startswith("project."):
                 mask = rows.flatten() if parameter.dim() == 1 else rows.flatten()[:, None].expand_as(parameter)
             elif name.startswith("value_conv."):
