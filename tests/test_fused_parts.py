@@ -91,9 +91,14 @@ def test_compiled_value_read_equals_the_recurrence(bounded, block_len, final_gra
 
 
 @pytest.mark.parametrize("feature_map", ["softplus", "relu"])
-def test_activated_projection_equals_autograd_through_split_and_activations(feature_map):
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("values_gradient", ["dense", "transposed", "none"])
+def test_activated_projection_equals_autograd_through_split_and_activations(feature_map, bias, values_gradient):
+    """Every output and gradient as autograd's split-then-activate gives them, with or without a bias,
+    and whether the values' (the identity run's only slice's) gradient arrives dense, transposed (not
+    contiguous) or not at all."""
     gen = torch.Generator().manual_seed(0)
-    layer = torch.nn.Linear(6, 2 * 9).double()
+    layer = torch.nn.Linear(6, 2 * 9, bias=bias).double()
     columns = [(3, feature_map), (2, "identity"), (3, "sigmoid"), (1, feature_map)]
     x = torch.randn(4, 5, 6, generator=gen, dtype=torch.float64)
     activations = {"identity": lambda t: t, "sigmoid": torch.sigmoid, "softplus": F.softplus, "relu": torch.relu}
@@ -107,9 +112,16 @@ def test_activated_projection_equals_autograd_through_split_and_activations(feat
         else:
             parts = layer(leaf).view(4, 5, 2, 9).split([width for width, _ in columns], dim=-1)
             outputs = [activations[kind](part) for part, (_, kind) in zip(parts, columns, strict=True)]
-        # one output unused: its gradient arrives as None
-        sum((out * w).sum() for out, w in zip(outputs[:3], out_weights, strict=False)).backward()
-        results.append([*(o.detach() for o in outputs), leaf.grad, layer.weight.grad.clone(), layer.bias.grad.clone()])
+        # the last output unused: its gradient arrives as None
+        loss = (outputs[0] * out_weights[0]).sum() + (outputs[2] * out_weights[2]).sum()
+        if values_gradient == "dense":
+            loss = loss + (outputs[1] * out_weights[1]).sum()
+        elif values_gradient == "transposed":
+            transposed = out_weights[1].transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides
+            loss = loss + (outputs[1] * transposed).sum()
+        loss.backward()
+        grads = [leaf.grad, layer.weight.grad.clone(), *([layer.bias.grad.clone()] if bias else [])]
+        results.append([*(o.detach() for o in outputs), *grads])
     for got, want in zip(*results, strict=True):
         assert (got - want).abs().max() <= 1e-12
 
