@@ -176,7 +176,8 @@ class ActivatedProjection(torch.autograd.Function):
                 _times_derivative(kind, grad_run, next(outputs).view(grad_run.shape))
             rows = ordered[first:end]
             if needs[0]:
-                grad_x = grad_run @ rows if grad_x is None else grad_x.addmm_(grad_run, rows)
+                # addmm with out=, not addmm_: the same kernel, and torch's FLOP counter sees it
+                grad_x = grad_run @ rows if grad_x is None else torch.addmm(grad_x, grad_run, rows, out=grad_x)
             if grad_ordered is not None:
                 torch.mm(grad_run.t(), flat_x, out=grad_ordered[first:end])
             if grad_ordered_bias is not None:
