@@ -86,15 +86,16 @@ class GRUGate(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         d = self.d_model
-        from_y = linear(self.from_y, y)
+        # split, not two slices: one view op, and in backward one concatenation of the parts'
+        # gradients where each slice's backward wrote a zero-filled full-width tensor to be summed
+        from_y_rz, from_y_h = linear(self.from_y, y).split((2 * d, d), dim=-1)
         # r and z in one add and one sigmoid (fewer small ops: the acting path is dispatch-bound);
         # the bias is padded to both gates rather than subtracted in place from a slice, which an
         # exported graph would turn into a scatter per gate
-        rz = from_y[..., : 2 * d] + linear(self.from_x, x)
-        rz = torch.sigmoid(rz - F.pad(self.gate_bias, (d, 0)))
-        r, z = rz[..., :d], rz[..., d:]
+        rz = torch.sigmoid(from_y_rz + linear(self.from_x, x) - F.pad(self.gate_bias, (d, 0)))
+        r, z = rz.split(d, dim=-1)
         # W_h y + U_h (r * x) as one addmm
-        h = torch.addmm(from_y[..., 2 * d :].reshape(-1, d), (r * x).reshape(-1, d), self.reset_x.weight.t())
+        h = torch.addmm(from_y_h.reshape(-1, d), (r * x).reshape(-1, d), self.reset_x.weight.t())
         return torch.lerp(x, torch.tanh(h).view_as(x), z)
 
 
