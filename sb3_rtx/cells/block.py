@@ -88,12 +88,13 @@ class GRUGate(nn.Module):
         d = self.d_model
         # split, not two slices: one view op, and in backward one concatenation of the parts'
         # gradients where each slice's backward wrote a zero-filled full-width tensor to be summed
-        from_y_rz, from_y_h = linear(self.from_y, y).split((2 * d, d), dim=-1)
+        # (torch.split_with_sizes: Tensor.split's Python wrapper costs more than the two slices did)
+        from_y_rz, from_y_h = torch.split_with_sizes(linear(self.from_y, y), [2 * d, d], dim=-1)
         # r and z in one add and one sigmoid (fewer small ops: the acting path is dispatch-bound);
         # the bias is padded to both gates rather than subtracted in place from a slice, which an
         # exported graph would turn into a scatter per gate
         rz = torch.sigmoid(from_y_rz + linear(self.from_x, x) - F.pad(self.gate_bias, (d, 0)))
-        r, z = rz.split(d, dim=-1)
+        r, z = torch.split_with_sizes(rz, [d, d], dim=-1)
         # W_h y + U_h (r * x) as one addmm
         h = torch.addmm(from_y_h.reshape(-1, d), (r * x).reshape(-1, d), self.reset_x.weight.t())
         return torch.lerp(x, torch.tanh(h).view_as(x), z)
