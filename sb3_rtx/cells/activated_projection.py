@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import torch
 from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
 
 #: the activations a column group may have
 ACTIVATIONS = ("identity", "sigmoid", "softplus", "relu")
@@ -122,11 +123,7 @@ class ActivatedProjection(torch.autograd.Function):
         # in backward its derivative) over a slice of one wide product ran 2-3x slower per element
         buffers = []
         for kind, first, end, per_group in layout.runs:
-            rows = ordered[first:end]
-            if ordered_bias is None:
-                buffer = flat_x @ rows.t()
-            else:
-                buffer = torch.addmm(ordered_bias[first:end], flat_x, rows.t())
+            buffer = F.linear(flat_x, ordered[first:end], None if ordered_bias is None else ordered_bias[first:end])
             if kind != "identity":
                 _activate(kind, buffer, buffer)
             buffers.append(buffer.view(*x.shape[:-1], groups, per_group))
