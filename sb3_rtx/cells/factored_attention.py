@@ -214,6 +214,13 @@ def _eager_factor_gradients(
 def _outer_grads(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of ``a (N, L, A)`` and ``b (N, L, D)`` from the gradient ``(N, L, A * D)`` of ``outer(a, b)``
     (the forms measured fastest for a short ``A`` and a long, contiguous ``D``)."""
+    if grad.stride(0) < grad.stride(1):
+        # laid out step-major, as the factors' group views and what is built from them (the decay's
+        # gradient is written over the queries): flattened (L, N) is a view, where (N, L) would copy
+        # the wide gradient (1 MB a group at the paper's size, at the step's peak). Each element's
+        # sum and product are the same either way, so the bits are too
+        grad_a, grad_b = _outer_grads(grad.transpose(0, 1), a.transpose(0, 1), b.transpose(0, 1))
+        return grad_a.transpose(0, 1), grad_b.transpose(0, 1)
     grid = grad.reshape(-1, a.shape[-1], b.shape[-1])  # (N L, A, D)
     grad_a = (grid * b.reshape(-1, 1, b.shape[-1])).sum(-1).view_as(a)
     grad_b = torch.bmm(a.reshape(-1, 1, a.shape[-1]), grid).view_as(b)
@@ -355,6 +362,7 @@ class _FactoredGatedAttention(torch.autograd.Function):
             d_read = d_out * group(masks.reads)
             before = chunk.at_middle * group(boundaries)
             d_queries = torch.bmm(gate, chunk.keys).baddbmm_(d_read, before)
+            del before
             # the gradient at each chunk's end, carried back across the group's chunks
             read_back = (
                 torch.bmm(d_read.transpose(1, 2), chunk.queries).mul_(chunk.at_middle).view(group.size, -1, n_values, width)
@@ -373,12 +381,16 @@ class _FactoredGatedAttention(torch.autograd.Function):
                     d_end[offset] = carried
                     keeps = masks.keeps[group.first + offset, group.rows]
                     grad_state[group.rows] = torch.addcmul(read_back[offset], keeps * keep_last[offset], carried)
+            # every temporary is freed as soon as it is used up, d_end multiplied in place, and d_last
+            # taken before d_keys is allocated: this stretch held the paper-size step's peak
+            del read_back
             d_end = d_end.flatten(0, 1)
             d_written = d_end * (chunk.at_last / chunk.at_middle)
-            d_keys = torch.bmm(gate.transpose(1, 2), chunk.queries).baddbmm_(group(masks.written), d_written)
             # d/dc_last of the chunk-end state, which is proportional to P_last
-            d_last = (d_end * group(boundaries, shift=1)).sum(1, keepdim=True)
-            del before, read_back, d_end, d_written
+            d_last = d_end.mul_(group(boundaries, shift=1)).sum(1, keepdim=True)
+            del d_end
+            d_keys = torch.bmm(gate.transpose(1, 2), chunk.queries).baddbmm_(group(masks.written), d_written)
+            del d_written
             grads = _eager_factor_gradients(chunk, group_factors, d_queries, d_keys, d_last, floored, upper)
             for (_, chunked), grad in zip(factor_grads, grads, strict=True):
                 chunked[group.first : group.end, group.rows].copy_(grad.view(group.size, -1, length, grad.shape[-1]))
