@@ -381,8 +381,9 @@ class _FactoredGatedAttention(torch.autograd.Function):
                     d_end[offset] = carried
                     keeps = masks.keeps[group.first + offset, group.rows]
                     grad_state[group.rows] = torch.addcmul(read_back[offset], keeps * keep_last[offset], carried)
-            # every temporary is freed as soon as it is used up, d_end multiplied in place, and d_last
-            # taken before d_keys is allocated: this stretch held the paper-size step's peak
+            # the state-sized temporaries are freed as soon as they are used up, d_end multiplied in
+            # place, and d_last taken before d_keys is allocated: this stretch held the paper-size
+            # step's peak (d_read and gate, a few KiB, live to the group's end)
             del read_back
             d_end = d_end.flatten(0, 1)
             d_written = d_end * (chunk.at_last / chunk.at_middle)
