@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.probes.reward_prediction import REWARD_PREDICTION_VARIANTS
+
 #: the probes' variant whose actor's advantages are tree backup's (:func:`tree_backup_advantages`)
 TREE_BACKUP = "AGaLiTe (tree-backup advantages)"
 #: the probes' variants whose actor's gradient into the cell comes from advantages at another lambda
@@ -456,13 +458,17 @@ CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
         *MEMORY_ROWS_LAMBDA_0,
         VALUES_INTO_MEMORY_LAMBDA_0,
     )
-}
+} | REWARD_PREDICTION_VARIANTS
 
 
 def edit_credit(agent: Any, model: str, seed: int) -> None:
     """Apply a phases-probe variant's edit of the actor's credit to a built ``agent`` (none for other
     labels); ``seed`` seeds the random signs of :data:`CELL_RANDOM_REST`."""
-    if model == TREE_BACKUP:
+    if model in REWARD_PREDICTION_VARIANTS:  # not a credit edit, but applied where the probes apply theirs
+        from benchmarks.probes.reward_prediction import predict_rewards
+
+        predict_rewards(agent)
+    elif model == TREE_BACKUP:
         tree_backup_advantages(agent)
     elif model == MEMORY_PROJECTIONS_LAMBDA_0:
         split_parameter_credit(agent, 0.0, is_memory_projection)
