@@ -451,6 +451,41 @@ def test_probe_action_value_advantages_are_the_taken_actions_value_less_the_expe
     torch.testing.assert_close(q_taken.flatten(), sample.old_values + sample.advantages, atol=1e-4, rtol=1e-4)
 
 
+def test_probe_reward_prediction_fits_the_standardised_rewards_of_the_action_taken():
+    """The reward-prediction probe edit: each minibatch's targets are the rollout's rewards
+    standardised (over the first rollout: mean 0, SD 1), the extra loss term is COEF times the Huber
+    loss of the head on the cell's output and the one-hot action taken, and an agent whose
+    ``cell_advantages`` field is in use is refused."""
+    import numpy as np
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.reward_prediction import COEF, predict_rewards
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
+    predict_rewards(agent)
+    agent.lr_schedule = lambda _: 0.0
+    agent.learn(agent.n_steps * agent.n_envs)
+    (sample,) = agent.rollout_buffer.get(batch_size=None)
+    targets = sample.cell_advantages.numpy()
+    assert np.ptp(targets) > 1.0  # some answers rewarded, some not
+    assert abs(targets.mean()) < 1e-3 and abs(targets.std() - 1.0) < 1e-2
+    actions = sample.actions.long().flatten()
+    *_, losses, _ = agent._evaluate_minibatch(sample, actions, 1.0, 0.2)
+    with torch.no_grad():
+        latent, _, _ = agent.policy._latents(sample.observations, sample.cell_states, sample.episode_starts)
+        one_hot = torch.nn.functional.one_hot(actions, int(agent.action_space.n)).float()
+        predicted = agent.policy.reward_net(torch.cat([latent, one_hot], dim=-1)).flatten()
+        expected = COEF * torch.nn.functional.smooth_l1_loss(predicted, sample.cell_advantages)
+    torch.testing.assert_close(losses[1].detach(), expected)
+
+    split = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
+    split.cell_gae_lambda = 0.0
+    with pytest.raises(ValueError, match="cell_gae_lambda"):
+        predict_rewards(split)
+
+
 def test_probe_action_value_spreads_are_the_advantages_size_and_gae_is_kept_without_q_advantages():
     """The dueling action-value critic read only (``advantages_from_q=False``): the actor's advantages
     stay GAE's from ``V`` (the lambda-returns less the values), and the spreads it returns are
@@ -569,7 +604,9 @@ def small_agalite_gradients(edit=None, **kwargs):
     each parameter's gradient in the one update (``edit(model)`` applied first, if given)."""
     from conftest import first_update_gradients
 
-    return first_update_gradients("CartPole-v1", edit, policy_kwargs=dict(cell="agalite", cell_kwargs=SMALL_AGALITE), **kwargs)[1]
+    return first_update_gradients(
+        "CartPole-v1", edit, policy_kwargs=dict(cell="agalite", cell_kwargs=SMALL_AGALITE), **kwargs
+    )[1]
 
 
 def test_probe_split_parameter_credit_of_the_whole_cell_is_rtxppos_cell_gae_lambda():
@@ -668,7 +705,9 @@ def test_probe_split_value_routes_takes_each_gradient_once_and_routes_the_values
 
     from sb3_rtx import RtxPPO
 
-    deeper = RtxPPO("MlpRtxPolicy", "CartPole-v1", policy_kwargs=dict(cell="agalite", cell_kwargs=dict(SMALL_AGALITE, n_layers=2)))
+    deeper = RtxPPO(
+        "MlpRtxPolicy", "CartPole-v1", policy_kwargs=dict(cell="agalite", cell_kwargs=dict(SMALL_AGALITE, n_layers=2))
+    )
     with pytest.raises(ValueError, match="one-layer cells"):
         route_values(deeper.policy)
 

@@ -78,6 +78,8 @@ def predict_rewards(agent: Any, coef: float = COEF) -> None:
 
     common = buffer._common_tensors
 
+    # (called by each epoch's ``get``: the running statistics take a rollout in once per epoch, which
+    # weighs every rollout alike and leaves the targets of one rollout's epochs the same)
     def with_reward_targets() -> dict:
         tensors = common()
         tensors["cell_advantages"] = buffer.to_torch(standardised(buffer.rewards, running))
