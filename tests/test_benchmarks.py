@@ -452,25 +452,50 @@ def test_probe_action_value_advantages_are_the_taken_actions_value_less_the_expe
 
 
 def test_probe_reward_prediction_fits_the_standardised_rewards_of_the_action_taken():
-    """The reward-prediction probe edit: each minibatch's targets are the rollout's rewards
-    standardised (over the first rollout: mean 0, SD 1), the extra loss term is COEF times the Huber
-    loss of the head on the cell's output and the one-hot action taken, and an agent whose
+    """The reward-prediction probe edit on a T-Maze whose episodes truncate: each step's target is its
+    reward as the env returned it (not RtxPPO's bootstrapped one), standardised once per rollout and
+    the same in every epoch; the extra loss term is COEF times the Huber loss of the head on the
+    cell's output and the one-hot action taken, and its gradient reaches the cell; an agent whose
     ``cell_advantages`` field is in use is refused."""
     import numpy as np
     import torch
+    from stable_baselines3.common.env_util import make_vec_env
 
-    from benchmarks.memory_suite import specs
     from benchmarks.probes.reward_prediction import COEF, predict_rewards
-    from benchmarks.tmaze_runs import build_model
+    from sb3_rtx import RtxPPO
 
-    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
+    env = make_vec_env("sb3_rtx/TMaze-v0", n_envs=4, seed=0, env_kwargs=dict(corridor_len=4, time_limit=6))
+    kwargs = dict(n_steps=32, batch_size=64, sequence_length=16, n_epochs=2, seed=0, gamma=0.9)
+    agent = RtxPPO("MlpRtxPolicy", env, policy_kwargs=dict(cell="agalite", cell_kwargs=SMALL_AGALITE), **kwargs)
     predict_rewards(agent)
+    with torch.no_grad():  # the value output starts at zero, and with it the bootstrap: start it elsewhere
+        agent.policy.value_net.weight.normal_()
+        agent.policy.value_net.bias.fill_(3.0)
     agent.lr_schedule = lambda _: 0.0
-    agent.learn(agent.n_steps * agent.n_envs)
-    (sample,) = agent.rollout_buffer.get(batch_size=None)
-    targets = sample.cell_advantages.numpy()
-    assert np.ptp(targets) > 1.0  # some answers rewarded, some not
-    assert abs(targets.mean()) < 1e-3 and abs(targets.std() - 1.0) < 1e-2
+    agent.learn(2 * agent.n_steps * agent.n_envs)  # two rollouts: the statistics have seen both
+    buffer = agent.rollout_buffer
+    raw = np.array(buffer.rewards)
+    assert not np.isin(raw, [-0.1, -1.0, 4.0]).all(), "no truncation bootstrapped in the buffer: nothing tested"
+
+    def targets_of_a_get(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        np.random.seed(seed)
+        (sample,) = buffer.get(batch_size=None)
+        np.random.seed(seed)
+        order = np.random.permutation(buffer.sequences_per_env * buffer.n_envs)
+        return sample.cell_advantages.numpy(), order
+
+    first, order = targets_of_a_get(0)
+    again, _ = targets_of_a_get(0)
+    np.testing.assert_array_equal(first, again)  # no statistics update between epochs
+    sequence, env_index = order // buffer.n_envs, order % buffer.n_envs
+    steps = sequence[None, :] * buffer.sequence_length + np.arange(buffer.sequence_length)[:, None]
+    picked = first.reshape(buffer.sequence_length, -1)
+    distinct = np.unique(np.round(picked, 5))
+    assert len(distinct) <= 3, f"targets other than the env's three rewards: {distinct}"
+    is_goal_reward = np.isclose(np.array(buffer.rewards)[steps, env_index[None, :]], 4.0)
+    assert np.all(picked[is_goal_reward] == picked.max()) or not is_goal_reward.any()
+
+    (sample,) = buffer.get(batch_size=None)
     actions = sample.actions.long().flatten()
     *_, losses, _ = agent._evaluate_minibatch(sample, actions, 1.0, 0.2)
     with torch.no_grad():
@@ -479,8 +504,11 @@ def test_probe_reward_prediction_fits_the_standardised_rewards_of_the_action_tak
         predicted = agent.policy.reward_net(torch.cat([latent, one_hot], dim=-1)).flatten()
         expected = COEF * torch.nn.functional.smooth_l1_loss(predicted, sample.cell_advantages)
     torch.testing.assert_close(losses[1].detach(), expected)
+    agent.policy.optimizer.zero_grad()
+    losses[1].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.policy.cell_actor.parameters())
 
-    split = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
+    split = RtxPPO("MlpRtxPolicy", env, policy_kwargs=dict(cell="agalite", cell_kwargs=SMALL_AGALITE), **kwargs)
     split.cell_gae_lambda = 0.0
     with pytest.raises(ValueError, match="cell_gae_lambda"):
         predict_rewards(split)

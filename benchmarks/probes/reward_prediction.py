@@ -11,13 +11,15 @@ every task whose reward depends on the action and on something past (an answer t
 an item seen some steps ago) and, for control, on what the observation leaves out (a pendulum's
 reward is a function of its velocity).
 
-The idea is UNREAL's reward prediction (Jaderberg et al. 2017: an auxiliary task that shapes the
-recurrent features without acting), conditioned here on the action as a one-step model of the
-reward is. The head is a small MLP on the cell's output and the action (one-hot for discrete
-actions), fitted by the Huber loss (DQN's, so a rare large reward does not fill the clipped gradient)
-to the rewards standardised by their running mean and variance
-(SB3's ``RunningMeanStd``, updated with each rollout's rewards before its update), so its weight in
-the loss does not depend on the task's reward scale; its loss, times :data:`COEF`, joins each
+The idea of a reward prediction as an auxiliary task that shapes an agent's features is UNREAL's
+(Jaderberg et al. 2017, there a classification of the next reward from recent frames, through the
+encoder); here it is a regression on the memory's output, conditioned on the action, as a one-step
+model of the reward is. The head is a small MLP on the cell's output and the action (one-hot for
+``Discrete`` actions, the raw values otherwise), fitted by the Huber loss (DQN's, so that a rare
+large reward does not fill the clipped gradient) to the rewards as the environment returned them
+(without the bootstrap RtxPPO adds at a truncation), standardised by their running mean and
+variance (SB3's ``RunningMeanStd``, updated once per rollout before its update), so that its weight
+in the loss does not depend on the task's reward scale; its loss, times :data:`COEF`, joins each
 minibatch's PPO loss. Nothing else changes: the actor's advantages and the critic's targets are
 GAE's, and the head never acts. Edited into a built RtxPPO agent; not an option of the library.
 
@@ -40,7 +42,7 @@ REWARD_PREDICTION_VARIANTS: dict[str, tuple[str, dict]] = {REWARD_PREDICTION: ("
 
 
 def action_inputs(action_space: Any, actions: Any) -> Any:
-    """The actions as the head reads them: one-hot for ``Discrete``, flat floats otherwise."""
+    """The actions as the head reads them: one-hot for ``Discrete``, the raw values as floats otherwise."""
     import torch
     from gymnasium import spaces
 
@@ -76,15 +78,32 @@ def predict_rewards(agent: Any, coef: float = COEF) -> None:
     rebuild_optimizer(agent)
     running = RunningMeanStd(shape=())
 
-    common = buffer._common_tensors
+    # the rewards as the env returned them: RtxPPO adds gamma * V(final observation) to a truncated
+    # step's reward before the buffer stores it (SB3's bootstrap), which is a value, not a reward
+    raw = np.zeros((buffer.buffer_size, buffer.n_envs), dtype=np.float32)
+    latest: list[np.ndarray] = []
+    targets: list[Any] = []
+    env_step, add, compute, common = agent.env.step, buffer.add, buffer.compute_returns_and_advantage, buffer._common_tensors
 
-    # (called by each epoch's ``get``: the running statistics take a rollout in once per epoch, which
-    # weighs every rollout alike and leaves the targets of one rollout's epochs the same)
+    def step_keeping_rewards(actions: Any) -> Any:
+        out = env_step(actions)
+        latest[:] = [np.array(out[1], dtype=np.float32)]  # a copy: the bootstrap edits the array in place
+        return out
+
+    def add_with_raw_reward(*args: Any, **kwargs: Any) -> None:
+        raw[buffer.pos] = latest[0]
+        add(*args, **kwargs)
+
+    def compute_and_standardise(*args: Any, **kwargs: Any) -> None:
+        compute(*args, **kwargs)
+        # once per rollout (each epoch's ``get`` reads the same targets)
+        targets[:] = [buffer.to_torch(standardised(raw, running))]
+
     def with_reward_targets() -> dict:
-        tensors = common()
-        tensors["cell_advantages"] = buffer.to_torch(standardised(buffer.rewards, running))
-        return tensors
+        return {**common(), "cell_advantages": targets[0]}
 
+    agent.env.step = step_keeping_rewards
+    buffer.add, buffer.compute_returns_and_advantage = add_with_raw_reward, compute_and_standardise
     buffer._common_tensors = with_reward_targets
 
     def evaluate_minibatch(rollout_data: Any, actions: Any, running_scale: float, clip_range: float) -> tuple:
