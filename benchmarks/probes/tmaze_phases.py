@@ -508,13 +508,17 @@ def run(
     eval_episodes: int,
     gae_lambda: float | None = None,
     value_lambda: float | None = None,
+    distractors: int | None = None,
 ) -> dict:
     """One training run with its checks; its row (``gae_lambda``: the suite's, 0.95, unless given;
-    ``value_lambda``: the critic's targets at another lambda than the advantages, :func:`split_lambdas`)."""
+    ``value_lambda``: the critic's targets at another lambda than the advantages, :func:`split_lambdas`;
+    ``distractors``: the corridor's distractor bits, the suite's task's unless given)."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
     env_id, env_kwargs, _, _ = TASKS[TASK]
+    if distractors is not None:
+        env_kwargs = dict(env_kwargs, num_distractors=distractors)
     base, added = VARIANTS.get(model, (model, {}))
     algo_added = {key: value for key, value in added.items() if key in ALGO_KEYWORDS}
     added = {key: value for key, value in added.items() if key not in ALGO_KEYWORDS}
@@ -632,6 +636,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--value-lambda", type=float, default=None, help="the critic's targets at this lambda (default: --gae-lambda's)"
     )
+    parser.add_argument(
+        "--distractors", type=int, default=None, help="distractor bits along the corridor (default: the suite's task's)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     eval_episodes = EVAL_EPISODES
@@ -644,7 +651,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             8,
         )
     runs = [
-        (m, s, args.steps, args.every, eval_episodes, args.gae_lambda, args.value_lambda)
+        (m, s, args.steps, args.every, eval_episodes, args.gae_lambda, args.value_lambda, args.distractors)
         for m in args.models
         for s in args.seeds
     ]
@@ -660,13 +667,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         settings["gae_lambda"] = args.gae_lambda
     if args.value_lambda is not None:
         settings["value_lambda"] = args.value_lambda  # the critic's targets' (split_lambdas)
+    task_kwargs = TASKS[TASK][1] if args.distractors is None else dict(TASKS[TASK][1], num_distractors=args.distractors)
     table = write_report(
         summary(rows, args.models),
         args.out,
         name,
         "T-Maze 40: when the cue reaches the output, and when the actor uses it",
         f"Made by `{command_line('benchmarks.probes.tmaze_phases', argv)}`. The memory suite's {TASK} "
-        f"({TASKS[TASK][1]}), its settings ({N_ENVS} envs, {settings}, heads "
+        f"({task_kwargs}), its settings ({N_ENVS} envs, {settings}, heads "
         f"{NET_ARCH}) and cells, {args.steps / 1000:g}k steps; checked every {args.every} rollouts on {WALKS} walks "
         f"straight to the junction. Readable at: the first check at which the cue explains >= {READABLE} of the "
         f"output's variance along the direction that separates the cues; used at: the first check at which the "
