@@ -500,6 +500,12 @@ def junction_measures(policy: Any, observations: Any, cues: Any) -> dict[str, fl
     )
 
 
+def task_kwargs(distractors: int | None = None) -> dict:
+    """The T-Maze's keywords: the memory suite's task's, with ``distractors`` bits along the corridor if given."""
+    kwargs = TASKS[TASK][1]
+    return kwargs if distractors is None else dict(kwargs, num_distractors=distractors)
+
+
 def run(
     model: str,
     seed: int,
@@ -516,9 +522,7 @@ def run(
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
-    env_id, env_kwargs, _, _ = TASKS[TASK]
-    if distractors is not None:
-        env_kwargs = dict(env_kwargs, num_distractors=distractors)
+    env_id, env_kwargs = TASKS[TASK][0], task_kwargs(distractors)
     base, added = VARIANTS.get(model, (model, {}))
     algo_added = {key: value for key, value in added.items() if key in ALGO_KEYWORDS}
     added = {key: value for key, value in added.items() if key not in ALGO_KEYWORDS}
@@ -667,14 +671,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         settings["gae_lambda"] = args.gae_lambda
     if args.value_lambda is not None:
         settings["value_lambda"] = args.value_lambda  # the critic's targets' (split_lambdas)
-    task_kwargs = TASKS[TASK][1] if args.distractors is None else dict(TASKS[TASK][1], num_distractors=args.distractors)
     table = write_report(
         summary(rows, args.models),
         args.out,
         name,
         "T-Maze 40: when the cue reaches the output, and when the actor uses it",
         f"Made by `{command_line('benchmarks.probes.tmaze_phases', argv)}`. The memory suite's {TASK} "
-        f"({task_kwargs}), its settings ({N_ENVS} envs, {settings}, heads "
+        f"({task_kwargs(args.distractors)}), its settings ({N_ENVS} envs, {settings}, heads "
         f"{NET_ARCH}) and cells, {args.steps / 1000:g}k steps; checked every {args.every} rollouts on {WALKS} walks "
         f"straight to the junction. Readable at: the first check at which the cue explains >= {READABLE} of the "
         f"output's variance along the direction that separates the cues; used at: the first check at which the "
