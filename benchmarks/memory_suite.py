@@ -170,6 +170,15 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # GaLiTe's default whose actor head reads its output times 0.2: GaLiTe shares AGaLiTe's loud,
     # read-normalised output (the rule for it: docs, investigation, "The actor's quieter input")
     "GaLiTe (actor input x0.2)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["GaLiTe"][2], actor_input_scale=0.2)),
+    # the default with Adam's epsilon at PyTorch's 1e-8, not SB3's 1e-5: after clipping to max_grad_norm
+    # (the value head's gradient sets the norm) the memory's projection of the observation has gradients
+    # of about 1e-6, so SB3's epsilon damps its steps about tenfold where the LSTM's input weights
+    # (about 5e-5 on the cue) keep most of theirs
+    "AGaLiTe (Adam eps 1e-8)": (
+        "RtxPPO",
+        "MlpRtxPolicy",
+        dict(LEARNING_MODELS["AGaLiTe"][2], optimizer_kwargs=dict(eps=1e-8)),
+    ),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
 #: RtxPPO keywords a model of :data:`MODELS` trains with besides the suite's settings: label -> keywords
