@@ -992,3 +992,22 @@ def test_every_committed_table_names_the_whole_command_that_made_it():
             assert f"--out {folder}" in made_by.group(1), (
                 f"{table.relative_to(ROOT)}: its command does not name --out {folder}"
             )
+
+
+def test_probe_adam_steps_reads_the_damping_that_eps_puts_on_each_step():
+    """A parameter whose clipped gradient is far below Adam's eps is damped nearly to nothing; one far
+    above it not at all (the figures the investigation quotes from benchmarks.probes.adam_steps)."""
+    import torch
+
+    from benchmarks.probes.adam_steps import step_damping
+
+    small, large = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2, 2))
+    optimizer = torch.optim.Adam([small, large], lr=1e-3, eps=1e-5)
+    for _ in range(5):
+        small.grad, large.grad = torch.full((3,), 1e-7), torch.full((2, 2), -1e-2)
+        optimizer.step()
+    rows = {row["parameter"]: row for row in step_damping(optimizer, {small: "small", large: "large"})}
+    assert rows["small"]["median_rms"] == pytest.approx(1e-7, rel=1e-3)
+    assert rows["small"]["below_eps"] == 1.0 and rows["small"]["damping"] == pytest.approx(1e-7 / (1e-7 + 1e-5), rel=1e-3)
+    assert rows["large"]["shape"] == "2x2" and rows["large"]["below_eps"] == 0.0
+    assert rows["large"]["damping"] == pytest.approx(1e-2 / (1e-2 + 1e-5), rel=1e-3)
