@@ -114,6 +114,8 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # the value convolution started as Mamba's (random taps, the direct path open), not the identity
     "AGaLiTe (mamba conv init)": _agalite(value_conv_init="mamba"),
     "GaLiTe (mamba conv init)": _galite(value_conv_init="mamba"),
+    # AGaLiTe's start since the thirteenth cause, measured for GaLiTe (whose default kept the identity)
+    "GaLiTe (anchored conv init)": _galite(value_conv_init="anchored"),
     "AGaLiTe (anchored conv init)": _agalite(value_conv_init="anchored"),
     # the start the anchored one replaced (the thirteenth cause), spelled out now that it is not the default
     "AGaLiTe (identity conv init)": _agalite(value_conv_init="identity"),

@@ -54,6 +54,7 @@ MODELS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (anchored, path 0.1)": ("agalite", dict(SMALL, eta=4, r=2, value_conv_init="anchored")),
     "GaLiTe": ("galite", dict(SMALL, eta=4)),
     "GaLiTe (mamba conv init)": ("galite", dict(SMALL, eta=4, value_conv_init="mamba")),
+    "GaLiTe (anchored conv init)": ("galite", dict(SMALL, eta=4, value_conv_init="anchored")),
     "LSTM": ("lstm", dict(hidden_size=128)),
 }
 
