@@ -950,7 +950,7 @@ def test_first_layer_memory_reads_the_observation_and_later_layers_the_stream(na
 
 @pytest.mark.parametrize("name", ["galite", "agalite"])
 def test_a_fresh_value_convolution_is_the_identity(name):
-    """From ``value_conv_init="identity"`` (GaLiTe's default) the value convolution starts as the
+    """From ``value_conv_init="identity"`` (an option) the value convolution starts as the
     identity and its direct path closed: a fresh cell computes exactly what the same cell without it
     (``value_conv=1``) computes, on sequences with resets and step by step."""
     x = torch.randn(12, 3, INPUT_DIM, dtype=torch.float64)
@@ -999,13 +999,14 @@ def test_anchored_conv_init_keeps_the_current_tap_and_opens_the_direct_path(name
     assert anchored.recorded_choices()["value_conv_init"] == "anchored"
 
 
-def test_value_convolution_starts_by_cell():
-    """AGaLiTe's default variant starts anchored (decided on the development set over ten seeds),
-    GaLiTe's from the identity (not measured for it); the paper's variant has no convolution."""
-    assert make_cell("agalite", INPUT_DIM).value_conv_init == "anchored"
-    assert make_cell("agalite", INPUT_DIM).recorded_choices()["value_conv_init"] == "anchored"
-    assert make_cell("galite", INPUT_DIM, **SMALL["galite"]).value_conv_init == "identity"
-    assert make_cell("agalite", INPUT_DIM, variant="paper").blocks[0].mixer.features.value_conv is None
+@pytest.mark.parametrize("name", ["agalite", "galite"])
+def test_value_convolution_starts_anchored_in_the_default_variant(name):
+    """Both default variants start the value convolution anchored (decided on the development set,
+    AGaLiTe's over ten seeds, then GaLiTe's) and record it; the paper's variant has no convolution."""
+    cell = make_cell(name, INPUT_DIM, **SMALL[name])
+    assert cell.value_conv_init == "anchored" and cell.recorded_choices()["value_conv_init"] == "anchored"
+    assert torch.all(cell.blocks[0].mixer.features.value_skip == 1.0)
+    assert make_cell(name, INPUT_DIM, variant="paper").blocks[0].mixer.features.value_conv is None
 
 
 def test_value_convolution_reads_an_exact_earlier_step_within_the_episode():

@@ -186,8 +186,8 @@ class GatedFeatures(nn.Module):
         self.value_conv = ShortConvolution(n_heads * d_head, choices.value_conv, conv_init) if choices.value_conv > 1 else None
         # the convolved value's direct path to the output, added to each head's (normed) read, as
         # Mamba adds ``D * u`` to its scan's output: closed at first with value_conv_init="identity"
-        # (GaLiTe's default: a fresh cell computes what it did without the convolution), open with
-        # "mamba" and "anchored" (AGaLiTe's default; Mamba's D starts at 1)
+        # (a fresh cell computes what it did without the convolution), open with "mamba" and
+        # "anchored" (both default variants'; Mamba's D starts at 1)
         skip_start = 0.0 if conv_init == "identity" else 1.0
         self.value_skip = nn.Parameter(torch.full((n_heads, d_head), skip_start)) if self.value_conv is not None else None
         self.write_gate: nn.Linear | None = None  # write_gate="exp": each head's log write strength
@@ -469,7 +469,7 @@ class GaLiTe(GatedTransformerCell):
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
     :param value_conv: taps of the values' short causal convolution over time (4 in the default
         variant, 1 = none, the paper's; see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's
-    :param value_conv_init: ``"identity"`` (GaLiTe's default), ``"mamba"`` or ``"anchored"`` (AGaLiTe's), how the
+    :param value_conv_init: ``"identity"``, ``"mamba"`` or ``"anchored"`` (the default variant's), how the
         value convolution and its direct path start (see :mod:`sb3_rtx.cells.short_conv`)
     :param write_gate: ``"none"`` (both variants) or ``"exp"``: each step written with a data-dependent
         strength per head, a selective write (see :meth:`~sb3_rtx.cells.galite.GatedFeatures.select_writes`)

@@ -10,17 +10,17 @@ applied to the values: each value channel becomes a learned mix of its projectio
 step and the ``kernel - 1`` steps before it, so a head that overwrites its memory every step
 (write gate near 1) reads ``x_{t-j}`` exactly, and a value can be a difference of consecutive steps.
 
-Three starts (``init=``): ``"identity"`` (tap 0 = 1, the others 0; GaLiTe's default), so a fresh
-cell computes what it did without the convolution; ``"mamba"``, every tap uniform in
-``+-1 / sqrt(kernel)`` (PyTorch's default for a depthwise ``Conv1d``, as Mamba leaves its short
-convolution), with the cell's direct path (``value_skip``) open at 1 as Mamba's ``D``; and
-``"anchored"`` (AGaLiTe's default), Mamba's with tap 0 kept at 1 (the memory writes the current
+Three starts (``init=``): ``"identity"`` (tap 0 = 1, the others 0), so a fresh cell computes what
+it did without the convolution; ``"mamba"``, every tap uniform in ``+-1 / sqrt(kernel)``
+(PyTorch's default for a depthwise ``Conv1d``, as Mamba leaves its short convolution), with the
+cell's direct path (``value_skip``) open at 1 as Mamba's ``D``; and ``"anchored"`` (the default
+variant's, AGaLiTe's and GaLiTe's), Mamba's with tap 0 kept at 1 (the memory writes the current
 value as from the identity). From the identity a tap ``j >= 1`` gets a gradient only through the
 memory's decayed average until the direct path, which starts closed, has grown: a saddle.
 Supervised, the identity start learns the item one step back and not three; both others learn both
 (``benchmarks/probes/lag_recall.py``). In RL, on the development set, Mamba's start lowered T-Maze
 40 and was rejected; the anchored start held every development task within the seeds' spread over
-ten seeds and became AGaLiTe's default (docs, "Learning memory").
+ten seeds and became AGaLiTe's default, then GaLiTe's (docs, "Learning memory").
 
 The state is the last ``kernel - 1`` inputs of each channel, newest first; an episode start zeroes
 what came before it, on the acting step and inside a training sequence alike.
