@@ -114,8 +114,10 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # the value convolution started as Mamba's (random taps, the direct path open), not the identity
     "AGaLiTe (mamba conv init)": _agalite(value_conv_init="mamba"),
     "GaLiTe (mamba conv init)": _galite(value_conv_init="mamba"),
-    # AGaLiTe's start since the thirteenth cause, measured for GaLiTe (whose default kept the identity)
+    # AGaLiTe's start since the thirteenth cause, measured for GaLiTe (whose default kept the identity),
+    # GaLiTe's default since; and the start it replaced, spelled out
     "GaLiTe (anchored conv init)": _galite(value_conv_init="anchored"),
+    "GaLiTe (identity conv init)": _galite(value_conv_init="identity"),
     "AGaLiTe (anchored conv init)": _agalite(value_conv_init="anchored"),
     # the start the anchored one replaced (the thirteenth cause), spelled out now that it is not the default
     "AGaLiTe (identity conv init)": _agalite(value_conv_init="identity"),

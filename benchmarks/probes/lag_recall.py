@@ -13,8 +13,9 @@ Adam at the memory suite's learning rate (5e-4), a linear read-out of the cell's
 with it, cross-entropy. Cells at the memory suite's size (:data:`benchmarks.learning.SMALL`:
 1 layer, d_model 64, 4 heads of 16; AGaLiTe eta 4, r 2; LSTM 128 units).
 
-Models: ``AGaLiTe`` and ``GaLiTe`` (the defaults: the taps start as the identity, the convolution's
-direct path closed), ``AGaLiTe (mamba conv init)`` and ``GaLiTe (mamba conv init)``
+Models: ``AGaLiTe`` and ``GaLiTe`` (the defaults; when the table was made, the taps started as the
+identity, the convolution's direct path closed; both start anchored now), ``GaLiTe (identity conv
+init)`` and ``GaLiTe (anchored conv init)`` (each start spelled out), ``AGaLiTe (mamba conv init)`` and ``GaLiTe (mamba conv init)``
 (``value_conv_init="mamba"``: random taps, the direct path open), ``LSTM``. Mamba's start taken
 apart, each edited into the built default AGaLiTe: ``(open direct path)`` (identity taps, the path
 at 1), ``(random taps)`` (the path closed), ``(shifted taps)`` (channel ``c`` an exact delay of
@@ -55,6 +56,7 @@ MODELS: dict[str, tuple[str, dict]] = {
     "GaLiTe": ("galite", dict(SMALL, eta=4)),
     "GaLiTe (mamba conv init)": ("galite", dict(SMALL, eta=4, value_conv_init="mamba")),
     "GaLiTe (anchored conv init)": ("galite", dict(SMALL, eta=4, value_conv_init="anchored")),
+    "GaLiTe (identity conv init)": ("galite", dict(SMALL, eta=4, value_conv_init="identity")),
     "LSTM": ("lstm", dict(hidden_size=128)),
 }
 
