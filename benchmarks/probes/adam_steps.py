@@ -74,9 +74,9 @@ def run(job: tuple[str, str, int, int]) -> list[dict[str, Any]]:
     agent.learn(steps)
     names = {p: n for n, p in agent.policy.named_parameters()}
     rows = step_damping(agent.policy.optimizer, names)
-    summary = dict(model=model, task=task, seed=seed, steps=steps, grad_norm=sum(norms) / len(norms), grad_norm_max=max(norms))
-    norm, largest = summary["grad_norm"], summary["grad_norm_max"]
+    norm, largest = sum(norms) / len(norms), max(norms)
     print(f"{model} {task} seed {seed}: gradient norm before clipping {norm:.2f} (max {largest:.2f})", flush=True)
+    summary = dict(model=model, task=task, seed=seed, steps=steps, grad_norm=norm, grad_norm_max=largest)
     return [dict(summary, **row) for row in rows]
 
 

@@ -15,8 +15,9 @@ with it, cross-entropy. Cells at the memory suite's size (:data:`benchmarks.lear
 
 Models: ``AGaLiTe`` and ``GaLiTe`` (the defaults; when the table was made, the taps started as the
 identity, the convolution's direct path closed; both start anchored now), ``GaLiTe (identity conv
-init)`` and ``GaLiTe (anchored conv init)`` (each start spelled out), ``AGaLiTe (mamba conv init)`` and ``GaLiTe (mamba conv init)``
-(``value_conv_init="mamba"``: random taps, the direct path open), ``LSTM``. Mamba's start taken
+init)`` and ``GaLiTe (anchored conv init)`` (each start spelled out), ``AGaLiTe (mamba conv init)``
+and ``GaLiTe (mamba conv init)`` (``value_conv_init="mamba"``: random taps, the direct path open),
+``LSTM``. Mamba's start taken
 apart, each edited into the built default AGaLiTe: ``(open direct path)`` (identity taps, the path
 at 1), ``(random taps)`` (the path closed), ``(shifted taps)`` (channel ``c`` an exact delay of
 ``c mod 4`` steps, H3's shift, the path closed); and ``AGaLiTe (anchored conv init)``
