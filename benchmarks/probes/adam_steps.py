@@ -62,19 +62,22 @@ def run(job: tuple[str, str, int, int]) -> list[dict[str, Any]]:
     model, task, seed, steps = job
     agent = build_model(specs([model], [task], [seed], 0, steps)[0])
     agent.set_logger(configure(None, []))
-    norms: list[float] = []
+    # every update's logged values (a callback at rollout start, as recall_diagnostics reads them,
+    # would miss the last update's): its mean norm over the minibatches, and its largest
+    logged: dict[str, list[float]] = {"train/grad_norm": [], "train/grad_norm_max": []}
     record = agent.logger.record
 
     def recording(key: str, value: Any, exclude: Any = None) -> None:
-        if key == "train/grad_norm":
-            norms.append(float(value))
+        if key in logged:
+            logged[key].append(float(value))
         record(key, value, exclude)
 
     agent.logger.record = recording
     agent.learn(steps)
     names = {p: n for n, p in agent.policy.named_parameters()}
     rows = step_damping(agent.policy.optimizer, names)
-    norm, largest = sum(norms) / len(norms), max(norms)
+    means = logged["train/grad_norm"]
+    norm, largest = sum(means) / len(means), max(logged["train/grad_norm_max"])
     print(f"{model} {task} seed {seed}: gradient norm before clipping {norm:.2f} (max {largest:.2f})", flush=True)
     summary = dict(model=model, task=task, seed=seed, steps=steps, grad_norm=norm, grad_norm_max=largest)
     return [dict(summary, **row) for row in rows]
