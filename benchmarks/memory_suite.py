@@ -174,6 +174,16 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # GaLiTe's default whose actor head reads its output times 0.2: GaLiTe shares AGaLiTe's loud,
     # read-normalised output (the rule for it: docs, investigation, "The actor's quieter input")
     "GaLiTe (actor input x0.2)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["GaLiTe"][2], actor_input_scale=0.2)),
+    # GaLiTe's default with AGaLiTe's value output start (zero, the fifteenth cause): GaLiTe shares the loud,
+    # read-normalised output behind which SB3's start makes the value a random function of the noise
+    "GaLiTe (value output starts at zero)": (
+        "RtxPPO",
+        "MlpRtxPolicy",
+        dict(LEARNING_MODELS["GaLiTe"][2], value_init_scale=0.0),
+    ),
+    # GaLiTe's default with AGaLiTe's gate start (one long head, the others' spans spread within each head),
+    # with which AGaLiTe's control from positions rose on the development set; GaLiTe's keeps every head long
+    "GaLiTe (long first head)": _galite(gate_init="long_first"),
     # the default with Adam's epsilon at PyTorch's 1e-8, not SB3's 1e-5: after clipping to max_grad_norm
     # (the value head's gradient sets the norm) the memory's projection of the observation has gradients
     # of about 1e-6, so SB3's epsilon damps its steps about tenfold where the LSTM's input weights
