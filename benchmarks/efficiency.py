@@ -57,7 +57,7 @@ import copy
 import statistics
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -286,7 +286,9 @@ def measure_size(device: torch.device, size: str, settings: Settings) -> list[di
         rows[key.removesuffix(COMPILED_SUFFIX)]["train_compiled_ms"] = medians[key]
     for label, step in steps.items():
         row = rows[label]
-        row.update(train_ms=medians[label], train_repeats=rounds, train_seq_len=settings.train_len, train_batch=settings.train_batch)
+        row.update(
+            train_ms=medians[label], train_repeats=rounds, train_seq_len=settings.train_len, train_batch=settings.train_batch
+        )
         cells[label].zero_grad(set_to_none=True)  # gradients of earlier calls would count as live memory
         row["train_flops"], row["train_peak_bytes"] = flops_and_peak(step, device)
         if label == "LSTM":
@@ -365,7 +367,9 @@ COMPILED_FIELDS = ("act_b1_compiled_ms", "act_b64_compiled_ms", "train_compiled_
 def add_ratios(rows: list[dict]) -> None:
     """``<field>_ratio``: each row's value over GTrXL M=128's at the same device and size."""
     for row in rows:
-        reference = next(r for r in rows if r["cell"] == REFERENCE and r["size"] == row["size"] and r["device"] == row["device"])
+        reference = next(
+            r for r in rows if r["cell"] == REFERENCE and r["size"] == row["size"] and r["device"] == row["device"]
+        )
         for field in RATIO_FIELDS + COMPILED_FIELDS:
             if field in row and field in reference:
                 row[f"{field}_ratio"] = row[field] / reference[field] if reference[field] else float("nan")
@@ -424,9 +428,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for efficiency.{csv,md,png}")
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all", help="all: the CPU, and CUDA if present")
-    parser.add_argument("--no-compile", action="store_true", help="skip the compiled acting step (needs a C++ compiler on CPU)")
     parser.add_argument(
-        "--threads", type=int, default=None,
+        "--no-compile", action="store_true", help="skip the compiled acting step (needs a C++ compiler on CPU)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
         help="CPU threads for torch (default: torch's own choice); results go to efficiency_<N>threads.* "
         "(one thread is how RL runs usually act: one process per run or per env worker)",
     )
@@ -459,7 +467,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {machine()}{cuda}; "
         f"input_dim {INPUT_DIM}, float32. Sizes: paper = 4 layers, d_model 128, 4 heads, d_head 64, d_ffc 128, eta 8, r 2, "
         f"LSTM-256; small = 2 layers, d_model 64, 2 heads, d_head 32, d_ffc 64, eta 4, r 2, LSTM-64. "
-        f"Acting: median wall time of one step (T=1, no grad; cells take turns in runs of {ACT_BLOCK} steps), FLOPs at batch 1 (matmul-like ops only), peak at batch 64. "
+        f"Acting: median wall time of one step (T=1, no grad; cells take turns in runs of {ACT_BLOCK} steps), "
+        "FLOPs at batch 1 (matmul-like ops only), peak at batch 64. "
         f"Training: forward + backward over T={train_len}, batch {train_batch}. Peak = bytes allocated beyond what was live "
         f"before the step (CPU: torch.profiler allocator events; CUDA: max_memory_allocated). "
         f"Ratios (x) are to {REFERENCE} at the same size and device. "

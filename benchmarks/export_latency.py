@@ -84,7 +84,10 @@ def make_policy(cell: str, cell_kwargs: dict) -> RtxActorCriticPolicy:
 def export_files(policy: RtxActorCriticPolicy, folder: Path, aoti: bool) -> dict[str, Path]:
     """The policy exported once, with a dynamic batch, to ``policy.onnx``, ``policy.pt`` and (with
     ``aoti``) ``policy.pt2``."""
-    files = {"onnx": export_onnx(policy, folder / "policy.onnx"), "torchscript": export_torchscript(policy, folder / "policy.pt")}
+    files = {
+        "onnx": export_onnx(policy, folder / "policy.onnx"),
+        "torchscript": export_torchscript(policy, folder / "policy.pt"),
+    }
     if aoti:
         files["aoti"] = export_aoti(policy, folder / "policy.pt2")
     return files

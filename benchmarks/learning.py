@@ -89,7 +89,7 @@ def plot(runs: list[dict], models: list[str], corridors: list[int], out_dir: Pat
         return [r for r in runs if r["tags"]["model"] == model and corridor in (None, r["tags"]["corridor"])]
 
     fig, axes = plt.subplots(1, len(corridors), figsize=(4.2 * len(corridors), 3.4), sharey=True, squeeze=False)
-    for ax, corridor in zip(axes[0], corridors):
+    for ax, corridor in zip(axes[0], corridors, strict=False):
         for model in models:
             curves = [r["curve"] for r in matching(model, corridor) if r["curve"]]
             if not curves:

@@ -260,12 +260,28 @@ TASKS: dict[str, tuple[str, dict, int, Any]] = {
 #: ``acrobot`` are the tasks the advantage scale's horizon was decided on.
 SETS: dict[str, list[str]] = {
     "dev": [
-        "recall-10", "recall-30", "recall-100", "tmaze-40", "tmaze-80", "repeat-first", "count-recall", "gauss-recall",
-        "position-pendulum", "repeat-previous-2", "cartpole", "acrobot",
+        "recall-10",
+        "recall-30",
+        "recall-100",
+        "tmaze-40",
+        "tmaze-80",
+        "repeat-first",
+        "count-recall",
+        "gauss-recall",
+        "position-pendulum",
+        "repeat-previous-2",
+        "cartpole",
+        "acrobot",
     ],
     "test": [
-        "gauss8-recall-16", "gauss32-recall", "gauss-recall-16cues", "tmaze-20-noisy",
-        "repeat-previous", "autoencode", "position-cartpole", "noisy-position-cartpole",
+        "gauss8-recall-16",
+        "gauss32-recall",
+        "gauss-recall-16cues",
+        "tmaze-20-noisy",
+        "repeat-previous",
+        "autoencode",
+        "position-cartpole",
+        "noisy-position-cartpole",
     ],
 }
 
@@ -298,8 +314,14 @@ def advantage_settings(advantages: str, advantage_horizon: int | None) -> dict[s
 
 
 def specs(
-    models: list[str], tasks: list[str], seeds: list[int], eval_episodes: int, timesteps: int | None = None,
-    n_steps: int | None = None, advantages: str = "running", advantage_horizon: int | None = None,
+    models: list[str],
+    tasks: list[str],
+    seeds: list[int],
+    eval_episodes: int,
+    timesteps: int | None = None,
+    n_steps: int | None = None,
+    advantages: str = "running",
+    advantage_horizon: int | None = None,
     gae_lambda: float | None = None,
 ) -> list[RunSpec]:
     """Every (task, model, seed) run, longest episodes first (so the pool ends on short ones); with
@@ -382,7 +404,7 @@ def plot(runs: list[dict], models: list[str], tasks: list[str], path: Path) -> N
     columns = min(4, len(tasks))
     rows = -(-len(tasks) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.0 * columns, 3.2 * rows), squeeze=False)
-    for ax, task in zip(axes.flat, tasks):
+    for ax, task in zip(axes.flat, tasks, strict=False):
         for model in models:
             curves = [r["curve"] for r in runs if r["tags"] == dict(model=model, task=task) and r["curve"]]
             if not curves:
@@ -405,7 +427,7 @@ def plot(runs: list[dict], models: list[str], tasks: list[str], path: Path) -> N
         ax.set_title(task)
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(tasks):]:
+    for ax in axes.flat[len(tasks) :]:
         ax.axis("off")
     axes[0][0].set_ylabel("training success (or return)")
     # the legend on the first panel with a curve (a model may have no runs of the first task)
@@ -482,10 +504,25 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
 
     start = time.perf_counter()
-    runs = run_all(specs(args.models, tasks, args.seeds, args.eval_episodes, timesteps, args.n_steps, args.advantages,
-                         args.advantage_horizon, args.gae_lambda),
-                   args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report, train=not args.report_only,
-                   reuse=args.reuse_runs)
+    runs = run_all(
+        specs(
+            args.models,
+            tasks,
+            args.seeds,
+            args.eval_episodes,
+            timesteps,
+            args.n_steps,
+            args.advantages,
+            args.advantage_horizon,
+            args.gae_lambda,
+        ),
+        args.out / f"{stem}_runs.jsonl",
+        args.jobs,
+        args.resume,
+        report,
+        train=not args.report_only,
+        reuse=args.reuse_runs,
+    )
     rows = summarise(runs, args.models, tasks, args.steps_to)
     columns: list[tuple[str, Any]] = [("model:", lambda r: r["model"])]
     for task in tasks:
@@ -506,9 +543,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     budgets = ", ".join(f"{t} {(timesteps or TASKS[t][2]) / 1000:g}k" for t in tasks)
     rollout_note = ""
     if args.n_steps is not None:
-        rollout_note = (
-            f" (here n_steps and sequence_length {args.n_steps}, batch_size {SEQUENCES_PER_BATCH * args.n_steps})"
-        )
+        rollout_note = f" (here n_steps and sequence_length {args.n_steps}, batch_size {SEQUENCES_PER_BATCH * args.n_steps})"
     table = write_report(
         rows,
         args.out,

@@ -17,9 +17,10 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -85,7 +86,7 @@ class RunSpec:
         return json.dumps(parts, sort_keys=True, default=str)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _resolved_cell_kwargs(cell: str, cell_kwargs_json: str) -> tuple[str, dict[str, float]]:
     """The cell's keywords with every choice resolved, and the policy's defaults that depend on the
     cell (the value output's start, the actor's input scale) behind it."""
@@ -212,13 +213,17 @@ def final_score(model: Any, env_id: str, env_kwargs: dict, seed: int, eval_episo
 
     eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed, env_kwargs=env_kwargs)
     returns, _ = evaluate_policy(
-        model, eval_env, n_eval_episodes=eval_episodes, deterministic=True, callback=count_success,
+        model,
+        eval_env,
+        n_eval_episodes=eval_episodes,
+        deterministic=True,
+        callback=count_success,
         return_episode_rewards=True,
     )
     return (float(np.mean(successes)) if successes else float("nan")), float(np.mean(returns))
 
 
-def add_sweep_arguments(parser: "argparse.ArgumentParser", seeds: list[int], quick_help: str, out: Path) -> None:
+def add_sweep_arguments(parser: argparse.ArgumentParser, seeds: list[int], quick_help: str, out: Path) -> None:
     """The options every T-Maze sweep takes: seeds, evaluation episodes, jobs, resume, quick, out."""
     parser.add_argument("--seeds", nargs="+", type=int, default=seeds)
     parser.add_argument("--eval-episodes", type=int, default=96)
@@ -253,9 +258,15 @@ def configuration(key: str) -> str:
     return json.dumps(parts, sort_keys=True)
 
 
-def run_all(specs: list[RunSpec], log: Path, jobs: int, resume: bool,
-            on_result: Callable[[dict], None] | None = None, train: bool = True,
-            reuse: Sequence[Path] = ()) -> list[dict]:
+def run_all(
+    specs: list[RunSpec],
+    log: Path,
+    jobs: int,
+    resume: bool,
+    on_result: Callable[[dict], None] | None = None,
+    train: bool = True,
+    reuse: Sequence[Path] = (),
+) -> list[dict]:
     """Run every spec (``jobs`` at a time) and return their results in no particular order.
 
     Finished runs are appended to ``log``; with ``resume`` the runs already there are kept and not
@@ -310,6 +321,7 @@ def mean_success(runs: list[dict], measure: str = "success", **tags: Any) -> tup
     success curve: how early a configuration learned, not only whether it got there) or
     ``"steps_to_90"`` (the first step at which training success reached 0.9, see :func:`steps_to`).
     """
+
     def value(run: dict) -> float:
         if measure == "curve_mean":
             return float(np.mean([v for _, v in run["curve"]])) if run["curve"] else 0.0

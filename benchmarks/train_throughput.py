@@ -84,12 +84,22 @@ def _candidates(rtx: Callable[..., dict], size: str) -> list[tuple[str, Callable
     ]
 
 
-def timed_run(algo: Callable[..., Any], kwargs: dict, env_id: str, n_envs: int, n_steps: int, batch_size: int,
-              n_epochs: int, timesteps: int, device: str = "cpu") -> dict[str, float]:
+def timed_run(
+    algo: Callable[..., Any],
+    kwargs: dict,
+    env_id: str,
+    n_envs: int,
+    n_steps: int,
+    batch_size: int,
+    n_epochs: int,
+    timesteps: int,
+    device: str = "cpu",
+) -> dict[str, float]:
     env = make_vec_env(env_id, n_envs=n_envs, seed=0)
     kwargs = dict(kwargs)
-    model = algo(kwargs.pop("policy"), env, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, seed=0,
-                 device=device, **kwargs)
+    model = algo(
+        kwargs.pop("policy"), env, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, seed=0, device=device, **kwargs
+    )
     spent = {"collect": 0.0, "train": 0.0}
 
     def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -158,7 +168,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             result = timed_run(algo, kwargs, args.env, args.n_envs, args.n_steps, args.batch_size, args.n_epochs,
                                timesteps, args.device)  # fmt: skip
             results[label].append(result)
-            print(f"{label:>46}: fps {result['fps']:7.1f}  collect {result['collect_s']:6.1f}s  train {result['train_s']:6.1f}s", flush=True)
+            print(
+                f"{label:>46}: fps {result['fps']:7.1f}  collect {result['collect_s']:6.1f}s  train {result['train_s']:6.1f}s",
+                flush=True,
+            )
     rows = [{"run": label, **median_run(runs), "fps_runs": [run["fps"] for run in runs]} for label, runs in results.items()]
 
     base = rows[0]["fps"]
@@ -168,11 +181,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         row["vs_recurrentppo"] = row["fps"] / base
         row["vs_recurrentppo_shared"] = row["fps"] / shared
         row["vs_gtrxl"] = row["fps"] / gtrxl
-    runs_note = f"Median of {repeats} runs each, made in turns (each run's fps in brackets). " if repeats > 1 else "One run each. "
+    runs_note = (
+        f"Median of {repeats} runs each, made in turns (each run's fps in brackets). " if repeats > 1 else "One run each. "
+    )
     table = write_report(
         rows,
         args.out,
-        "train_throughput" + ("_paper" if args.size == "paper" else "") + ("_quick" if args.quick else "")
+        "train_throughput"
+        + ("_paper" if args.size == "paper" else "")
+        + ("_quick" if args.quick else "")
         + ("_cuda" if args.device == "cuda" else ""),
         f"Training throughput ({'CUDA: ' + torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU'})",
         f"{args.env}, {args.n_envs} envs, n_steps {args.n_steps}, batch {args.batch_size}, {args.n_epochs} epochs, "
@@ -181,7 +198,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"Made by `{command_line('benchmarks.train_throughput', argv)}`.",
         [
             ("run:", lambda r: r["run"]),
-            ("fps", lambda r: f"{r['fps']:.0f}" + (f" ({' '.join(f'{x:.0f}' for x in r['fps_runs'])})" if repeats > 1 else "")),
+            (
+                "fps",
+                lambda r: f"{r['fps']:.0f}" + (f" ({' '.join(f'{x:.0f}' for x in r['fps_runs'])})" if repeats > 1 else ""),
+            ),
             ("collect s", lambda r: f"{r['collect_s']:.1f}"),
             ("train s", lambda r: f"{r['train_s']:.1f}"),
             ("fps vs RecurrentPPO", lambda r: f"{r['vs_recurrentppo']:.2f}x"),
@@ -201,15 +221,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return rows
 
 
-def profile_run(label: str, algo: Callable[..., Any], kwargs: dict, args: argparse.Namespace, timesteps: int,
-                path: Path) -> None:
+def profile_run(
+    label: str, algo: Callable[..., Any], kwargs: dict, args: argparse.Namespace, timesteps: int, path: Path
+) -> None:
     """Profile one run, acting and training separately, and write the top operators of each."""
     from torch.profiler import profile, record_function
 
     env = make_vec_env(args.env, n_envs=args.n_envs, seed=0)
     kwargs = dict(kwargs)
-    model = algo(kwargs.pop("policy"), env, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
-                 seed=0, device=args.device, **kwargs)
+    model = algo(
+        kwargs.pop("policy"),
+        env,
+        n_steps=args.n_steps,
+        batch_size=args.batch_size,
+        n_epochs=args.n_epochs,
+        seed=0,
+        device=args.device,
+        **kwargs,
+    )
     collect, train = model.collect_rollouts, model.train
 
     def labelled(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -28,7 +28,9 @@ def main() -> None:
         n_steps=32,
         batch_size=64,
         sequence_length=16,
-        policy_kwargs=dict(cell="agalite", cell_kwargs=dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64, eta=4, r=2)),
+        policy_kwargs=dict(
+            cell="agalite", cell_kwargs=dict(n_layers=1, d_model=64, n_heads=4, d_head=16, d_ffc=64, eta=4, r=2)
+        ),
         seed=0,
     )
     model.learn(args.timesteps)
@@ -39,9 +41,9 @@ def main() -> None:
     successes = []
     while len(successes) < args.episodes:
         actions, state = model.predict(obs, state=state, episode_start=episode_starts, deterministic=True)
-        obs, rewards, dones, infos = vec_env.step(actions)
+        obs, _rewards, dones, infos = vec_env.step(actions)
         episode_starts = dones
-        successes += [info["is_success"] for info, done in zip(infos, dones) if done]
+        successes += [info["is_success"] for info, done in zip(infos, dones, strict=True) if done]
     print(f"success rate over {len(successes)} episodes: {np.mean(successes):.2f} (0.5 = chance)")
 
 

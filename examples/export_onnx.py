@@ -53,7 +53,7 @@ def play_episode(path: str, seed: int) -> float:
     while True:
         feeds = {"obs": obs[None], "episode_start": np.array([episode_start]), **state}
         action, _value, *next_state = session.run(None, feeds)
-        state = dict(zip(state, next_state))  # next_state_i becomes state_i
+        state = dict(zip(state, next_state, strict=True))  # next_state_i becomes state_i
         obs, reward, terminated, truncated, _ = env.step(int(action[0]))
         total += float(reward)
         episode_start = False

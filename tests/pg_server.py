@@ -14,10 +14,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 
-def server_binaries() -> Optional[str]:
+def server_binaries() -> str | None:
     """The folder holding initdb and pg_ctl, or None."""
     initdb = shutil.which("initdb")
     if initdb:

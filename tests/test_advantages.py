@@ -125,7 +125,9 @@ def test_a_horizon_makes_the_scale_forget_older_rollouts():
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "20"])
 def test_a_bad_horizon_is_named(bad):
-    with pytest.raises(ValueError, match=rf"advantage_scale_horizon must be None or a whole number of rollouts >= 1, got {bad!r}"):
+    with pytest.raises(
+        ValueError, match=rf"advantage_scale_horizon must be None or a whole number of rollouts >= 1, got {bad!r}"
+    ):
         tiny_model(advantage_scale_horizon=bad)
 
 

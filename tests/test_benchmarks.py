@@ -104,7 +104,7 @@ def test_benchmark_quick_mode_resumes_and_plots(module, tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     runs_file = next(tmp_path.glob("*_runs.jsonl"))
     finished = runs_file.read_text()
-    second = subprocess.run(command + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    second = subprocess.run([*command, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stderr[-3000:]
     assert runs_file.read_text() == finished, "--resume trained a finished run again"
     table = (tmp_path / runs_file.name.replace("_runs.jsonl", ".md")).read_text()
@@ -115,7 +115,7 @@ def test_benchmark_quick_mode_resumes_and_plots(module, tmp_path):
         kept = [line for line in finished.splitlines(keepends=True) if '"label": "LSTM"' not in line]
         assert len(kept) == len(finished.splitlines()) - 1
         runs_file.write_text("".join(kept))
-        third = subprocess.run(command + ["--report-only"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        third = subprocess.run([*command, "--report-only"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
         assert third.returncode == 0, third.stderr[-3000:]
         assert runs_file.read_text() == "".join(kept), "--report-only trained a run"
         rows = (tmp_path / "memory_suite_quick.md").read_text().splitlines()

@@ -552,7 +552,7 @@ def test_compiled_acting_step_equals_eager(name):
         got, got_state = run_stepwise(compiled, x, compiled.initial_state(4), starts)
     assert compiled.acting_compiled  # it really ran compiled (no fall back to eager)
     assert (got - want).abs().max() <= 1e-5
-    for a, b in zip(got_state, want_state):
+    for a, b in zip(got_state, want_state, strict=True):
         assert (a - b).abs().max() <= 1e-5
     y, _ = compiled(x, None, starts)  # training form, with gradients: eager
     y.sum().backward()
@@ -640,12 +640,26 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
     its tiny eps, blows the query's gradient up: test_bounded_normaliser_bounds_the_query_gradient.)"""
     paper = make_cell(name, INPUT_DIM, **SMALL[name], variant="paper")
     default = make_cell(name, INPUT_DIM, **SMALL[name])
-    assert (paper.normaliser, paper.gate_init, paper.feature_map, paper.read_norm, paper.read_merge,
-            paper.memory_input, paper.value_conv) == ("sum", "zero", "relu", "none", "gated", "stream", 1)  # fmt: skip
+    assert (
+        paper.normaliser,
+        paper.gate_init,
+        paper.feature_map,
+        paper.read_norm,
+        paper.read_merge,
+        paper.memory_input,
+        paper.value_conv,
+    ) == ("sum", "zero", "relu", "none", "gated", "stream", 1)
     # AGaLiTe's default keeps one head long and spreads the others' spans, GaLiTe's every head long
     gate_init = "long_first" if name == "agalite" else "long"
-    assert (default.normaliser, default.gate_init, default.feature_map, default.read_norm, default.read_merge,
-            default.memory_input, default.value_conv) == ("sum", gate_init, "softplus", "rms", "residual", "observation", 4)  # fmt: skip
+    assert (
+        default.normaliser,
+        default.gate_init,
+        default.feature_map,
+        default.read_norm,
+        default.read_merge,
+        default.memory_input,
+        default.value_conv,
+    ) == ("sum", gate_init, "softplus", "rms", "residual", "observation", 4)
     assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
     bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
     # beta, per head (2 heads of 6): AGaLiTe's second head spread over 4-256 steps
@@ -692,7 +706,7 @@ def test_gtrxl_reading_the_observation_attends_over_the_observations():
     assert cell.state_shapes() == ((1, memory_len, d_model), (memory_len, INPUT_DIM), ())
     x = torch.randn(9, 3, INPUT_DIM, dtype=torch.float64)
     with torch.no_grad():
-        _, (stream, observations, valid) = cell(x, None, None)
+        _, (_stream, observations, valid) = cell(x, None, None)
     assert torch.equal(observations, x[-memory_len:].transpose(0, 1))
     assert torch.equal(valid, torch.full((3,), float(memory_len), dtype=torch.float64))
     first = cell.blocks[0].mixer
@@ -826,10 +840,16 @@ def test_softplus_features_keep_a_gradient_where_relu_features_are_dead(name):
 
 
 @pytest.mark.parametrize("name", ["galite", "agalite"])
-@pytest.mark.parametrize("gate_init, beta_span, key_bias", [("zero", (2, 2), 0.0), ("slow", (1 + math.exp(2), 1 + math.exp(2)), -2.0),
-                                                            ("slower", (1 + math.exp(3), 1 + math.exp(3)), -3.0),
-                                                            ("long", (1 + math.exp(6), 1 + math.exp(6)), -3.0),
-                                                            ("multiscale", (4, 256), -3.0)])  # fmt: skip
+@pytest.mark.parametrize(
+    "gate_init, beta_span, key_bias",
+    [
+        ("zero", (2, 2), 0.0),
+        ("slow", (1 + math.exp(2), 1 + math.exp(2)), -2.0),
+        ("slower", (1 + math.exp(3), 1 + math.exp(3)), -3.0),
+        ("long", (1 + math.exp(6), 1 + math.exp(6)), -3.0),
+        ("multiscale", (4, 256), -3.0),
+    ],
+)
 def test_gate_init_sets_each_heads_memory_spans(name, gate_init, beta_span, key_bias):
     """``1 / beta`` at initialisation (the value rows' memory span): one value per option, or log-spaced
     from the shortest to the longest over each head's channels ("multiscale"); ``W_g``/``W_p3`` biases
@@ -909,7 +929,10 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("agalite", 4, variant="fast")
     with pytest.raises(ValueError, match="normaliser must be one of"):
         make_cell("galite", 4, normaliser="rms")
-    with pytest.raises(ValueError, match=r"gate_init must be one of \('zero', 'slow', 'slower', 'long', 'multiscale', 'per_head', 'long_first'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"gate_init must be one of \('zero', 'slow', 'slower', 'long', 'multiscale', 'per_head', 'long_first'\)",
+    ):
         make_cell("agalite", 4, gate_init="chrono")
     with pytest.raises(ValueError, match=r"feature_map must be one of \('relu', 'softplus'\), got 'elu'"):
         make_cell("galite", 4, feature_map="elu")

@@ -21,19 +21,23 @@ RUN_BY_A_TEST = "{} runs this block and checks what it wrote"
 #: shell blocks not run by this test: (page, a line the block contains) -> why
 NOT_RUN_HERE = {
     ("installation.md", "pip install torch==2.13.0"): "the installation itself: .ci/run runs it first",
-    ("README.md", "pip install torch==2.13.0"): "the installation and main job: .ci/run installs, test_examples.py runs the job",
+    (
+        "README.md",
+        "pip install torch==2.13.0",
+    ): "the installation and main job: .ci/run installs, test_examples.py runs the job",
     ("installation.md", "python -m pytest -n 2"): "the test command itself",
     ("export.md", 'pip install -e ".[export]"'): "an installation: .ci/run installs [dev], which includes [export]",
     ("README.md", "python -m pytest -n 2"): "the test command itself",
     ("installation.md", "sphinx-build -W"): ".ci/run builds the docs with this command",
     ("README.md", "sphinx-build -W"): ".ci/run builds the docs with this command",
-    ("tasks.md", "sb3_rtx/MysteryPath-Grid-v0"): "the suites' full training budgets; tests/test_suites.py trains on each suite",
+    (
+        "tasks.md",
+        "sb3_rtx/MysteryPath-Grid-v0",
+    ): "the suites' full training budgets; tests/test_suites.py trains on each suite",
     ("zoo.md", "postgresql+psycopg2"): "needs a PostgreSQL server; tests/test_zoo.py runs a shared study on a private one",
     ("zoo.md", "optuna-dashboard"): "a web server that runs until stopped, and not installed by [dev]",
-    ("zoo.md", "rl_zoo3.record_video"):
-        RUN_BY_A_TEST.format("test_zoo.py::test_the_docs_train_enjoy_and_record_commands"),
-    ("export.md", "sb3-rtx export"):
-        RUN_BY_A_TEST.format("test_export.py::test_the_docs_export_commands_on_a_zoo_run"),
+    ("zoo.md", "rl_zoo3.record_video"): RUN_BY_A_TEST.format("test_zoo.py::test_the_docs_train_enjoy_and_record_commands"),
+    ("export.md", "sb3-rtx export"): RUN_BY_A_TEST.format("test_export.py::test_the_docs_export_commands_on_a_zoo_run"),
 }
 
 
@@ -70,7 +74,7 @@ def test_shell_blocks_run(page, code, tmp_path):
 
 def test_every_not_run_entry_still_matches_a_block():
     shell = blocks("bash")
-    for (page, needle), reason in NOT_RUN_HERE.items():
+    for page, needle in NOT_RUN_HERE:
         assert any(name == page and needle in code for name, code in shell), f"stale entry {page}: {needle!r}"
 
 

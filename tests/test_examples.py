@@ -23,7 +23,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 )
 def test_example_runs(script, args, expected, tmp_path):
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args], capture_output=True,
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
         cwd=tmp_path,  # where an example writes its files
         text=True,
         timeout=900,

@@ -127,7 +127,9 @@ def compare_with_predict(model: RtxPPO, venv: Any, runners: list[Any], n_steps: 
         state_before = model.policy.initial_state(n_envs) if state is None else tuple(torch.as_tensor(s) for s in state)
         with torch.no_grad():
             values = model.policy.predict_values(obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32))
-            distribution, _ = model.policy.get_distribution(obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32))
+            distribution, _ = model.policy.get_distribution(
+                obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32)
+            )
         actions, state = model.predict(obs, state=state, episode_start=starts, deterministic=True)
         if box is not None:  # what the policy proposes, before predict (and the graph) post-process it
             proposed = distribution.mode().numpy().reshape(actions.shape)
@@ -223,7 +225,9 @@ def test_aoti_package_acts_as_predict_from_python_and_from_cpp_without_python(tm
     and gives predict's actions and values."""
     venv = make_vec_env("CartPole-v1", n_envs=4, seed=0)
     # SB3's value start (the default's is zero), so the value is compared at full size
-    model = RtxPPO("MlpRtxPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, policy_kwargs=dict(value_init_scale=1.0))
+    model = RtxPPO(
+        "MlpRtxPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, policy_kwargs=dict(value_init_scale=1.0)
+    )
     model.learn(128)
     path = export_aoti(model, tmp_path / "policy.pt2")
     metadata = read_metadata(path)
@@ -243,7 +247,9 @@ def test_aoti_package_acts_as_predict_from_python_and_from_cpp_without_python(tm
             state_before = model.policy.initial_state(4) if state is None else tuple(torch.as_tensor(s) for s in state)
             obs_tensor, _ = model.policy.obs_to_tensor(obs)
             with torch.no_grad():
-                values.append(model.policy.predict_values(obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32)))
+                values.append(
+                    model.policy.predict_values(obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32))
+                )
             action, state = model.predict(obs, state=state, episode_start=starts, deterministic=True)
             actions.append(action)
             obs, _, dones, _ = venv.step(action)
@@ -331,8 +337,16 @@ def test_dict_observations_with_an_image_and_multibinary_actions(tmp_path):
 def test_image_observations_with_the_cnn_policy_and_state_dependent_noise(tmp_path):
     env = lambda: SpacesEnv(spaces.Box(0, 255, (1, 36, 36), np.uint8), spaces.Box(-1, 1, (2,), np.float32))  # noqa: E731
     venv = make_vec_env(env, n_envs=2, seed=4)
-    model = RtxPPO("CnnRtxPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=4, use_sde=True,
-                   policy_kwargs=dict(cell="agalite", features_extractor_kwargs=dict(features_dim=32), value_init_scale=1.0))  # fmt: skip
+    model = RtxPPO(
+        "CnnRtxPolicy",
+        venv,
+        n_steps=16,
+        batch_size=32,
+        n_epochs=1,
+        seed=4,
+        use_sde=True,
+        policy_kwargs=dict(cell="agalite", features_extractor_kwargs=dict(features_dim=32), value_init_scale=1.0),
+    )
     model.learn(32)
     worst = compare_with_predict(model, venv, export_both(model, tmp_path), 100)
     assert worst["resets"] > 5

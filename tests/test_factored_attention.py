@@ -65,12 +65,14 @@ def test_gradients_equal_autograd_through_the_recurrence(group_elements, monkeyp
         out, final = fn(*leaves[:6], weights, starts, leaves[6])
         ((out * out_weights).sum() + (final * state_weights).sum()).backward()
         grads.append([leaf.grad for leaf in leaves])
-    for got, want in zip(*grads):
+    for got, want in zip(*grads, strict=True):
         assert (got - want).abs().max() <= 1e-12
 
 
 @pytest.mark.filterwarnings("error:.*compile_training:RuntimeWarning")
-@pytest.mark.parametrize(("saturated", "group_elements"), [(False, 3 * 8 * 15), (True, 3 * 8 * 15), (False, None), (True, 2 * 4 * 2 * 8 * 15)])
+@pytest.mark.parametrize(
+    ("saturated", "group_elements"), [(False, 3 * 8 * 15), (True, 3 * 8 * 15), (False, None), (True, 2 * 4 * 2 * 8 * 15)]
+)
 def test_compiled_kernels_equal_autograd_through_the_recurrence(saturated, group_elements, monkeypatch):
     """compiled=True (each group's whole work, the carry from chunk to chunk included, as the fused
     kernels of compiled_key_side): outputs, the final state and the gradients of every factor and
@@ -128,7 +130,7 @@ def test_saturated_gates_hit_the_decay_floor_in_both_forms():
         grads.append((out.detach(), [leaf.grad for leaf in leaves]))
     (out, got), (want_out, want) = grads
     assert (out - want_out).abs().max() <= 1e-12
-    for got_grad, want_grad in zip(got, want):
+    for got_grad, want_grad in zip(got, want, strict=True):
         assert torch.isfinite(got_grad).all()
         assert (got_grad - want_grad).abs().max() <= 1e-10 * (1.0 + want_grad.abs().max())
     assert DECAY_FLOOR == pytest.approx(4.54e-5, rel=1e-2)
@@ -154,7 +156,9 @@ def test_running_product_is_cumprod():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_gradients_equal_autograd_through_the_recurrence_on_cuda():
     """The accelerator's path (one group for the whole sequence, one cumprod kernel) on CUDA."""
-    factors, weights, starts, state = (x.cuda() if torch.is_tensor(x) else tuple(f.cuda() for f in x) for x in random_inputs(21))
+    factors, weights, starts, state = (
+        x.cuda() if torch.is_tensor(x) else tuple(f.cuda() for f in x) for x in random_inputs(21)
+    )
     grads = []
     for fn in (factored_gated_attention, factored_gated_attention_sequential):
         leaves = [t.clone().requires_grad_() for t in (*factors, state)]

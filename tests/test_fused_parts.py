@@ -157,7 +157,9 @@ def test_merged_read_equals_autograd_through_norm_skip_and_projection(eps, with_
                 merged = merged + ls * lv
             y = out(merged.flatten(-2))
         (y * out_weights).sum().backward()
-        results.append([y.detach(), *(x.grad for x in leaves if x is not None), out.weight.grad.clone(), out.bias.grad.clone()])
+        results.append(
+            [y.detach(), *(x.grad for x in leaves if x is not None), out.weight.grad.clone(), out.bias.grad.clone()]
+        )
     for got, want in zip(*results, strict=True):
         assert (got - want).abs().max() <= 1e-10 * (1.0 + want.abs().max())
 

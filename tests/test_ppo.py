@@ -66,7 +66,7 @@ def assert_same_predictions(model_a, model_b, steps: int, reset_prob: float, exa
         act_a, state_a = model_a.predict(obs, state_a, starts, deterministic=True)
         act_b, state_b = model_b.predict(obs, state_b, starts, deterministic=True)
         assert np.array_equal(act_a, act_b)
-        for a, b in zip(state_a, state_b):
+        for a, b in zip(state_a, state_b, strict=True):
             if exact:
                 assert np.array_equal(a, b)
             else:
@@ -468,8 +468,16 @@ def test_cnn_policy_trains_its_cnn_on_images():
     from stable_baselines3.common.torch_layers import NatureCNN
 
     env = tmaze_images(n_envs=2, with_vector=False)
-    model = RtxPPO("CnnRtxPolicy", env, n_steps=16, batch_size=16, sequence_length=8, n_epochs=1, seed=0,
-                   policy_kwargs=dict(cell="agalite", cell_kwargs=TINY["agalite"], features_extractor_kwargs=dict(features_dim=32)))  # fmt: skip
+    model = RtxPPO(
+        "CnnRtxPolicy",
+        env,
+        n_steps=16,
+        batch_size=16,
+        sequence_length=8,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=dict(cell="agalite", cell_kwargs=TINY["agalite"], features_extractor_kwargs=dict(features_dim=32)),
+    )
     cnn = model.policy.features_extractor
     assert isinstance(cnn, NatureCNN) and cnn.cnn[0].in_channels == 3
     before = [p.detach().clone() for p in cnn.parameters()]
@@ -487,8 +495,16 @@ def test_dict_observations_image_and_vector_replay_and_batched_predict():
     """MultiInputRtxPolicy through RtxDictRolloutBuffer with a two-key dict (image + vector): replay
     reproduces acting (with a power check), a batched dict predict equals each env alone, and one
     env's dict without the batch axis gets its action without one."""
-    model = RtxPPO("MultiInputRtxPolicy", tmaze_images(n_envs=2, with_vector=True), n_steps=32, batch_size=16,
-                   sequence_length=8, n_epochs=1, seed=0, policy_kwargs=dict(cell="agalite", cell_kwargs=TINY["agalite"]))  # fmt: skip
+    model = RtxPPO(
+        "MultiInputRtxPolicy",
+        tmaze_images(n_envs=2, with_vector=True),
+        n_steps=32,
+        batch_size=16,
+        sequence_length=8,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=dict(cell="agalite", cell_kwargs=TINY["agalite"]),
+    )
     sharpen_for_replay(model)
     buffer = collect_one_rollout(model)
     assert set(buffer.observations) == {"image", "vector"}
@@ -612,7 +628,7 @@ def success_rate(model, n_episodes=200, seed=123, env_kwargs=None):
                 action, state = model.predict(obs, state, start, deterministic=True)
             else:
                 action, _ = model.predict(obs, deterministic=True)
-            obs, reward, done, _, info = env.step(int(action))
+            obs, _reward, done, _, info = env.step(int(action))
             start = np.array([False])
         wins += int(info["is_success"])
     return wins / n_episodes
@@ -696,10 +712,12 @@ def test_non_finite_reward_is_named_with_env_and_step_before_it_is_stored(bad):
     model = tiny_model("agalite", env=env_with_reward(env_index=2, at=(5,), reward=bad))
     before = [p.detach().clone() for p in model.policy.parameters()]
     # the 5th step of env 2 is at timestep 4 * 4 = 16 (4 envs step together)
-    with pytest.raises(ValueError, match=r"env 2 returned a non-finite reward \((nan|inf)\) at timestep 16.*ClipReward.*VecCheckNan"):
+    with pytest.raises(
+        ValueError, match=r"env 2 returned a non-finite reward \((nan|inf)\) at timestep 16.*ClipReward.*VecCheckNan"
+    ):
         model.learn(64)
     assert model.rollout_buffer.pos == 4  # the bad step was not added
-    assert all(torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))
 
 
 def test_non_finite_loss_stops_before_the_optimizer_step(monkeypatch):
@@ -739,14 +757,20 @@ def test_state_for_another_number_of_envs_is_named():
 def test_state_from_another_model_is_rejected(other_cell):
     model, other = tiny_model("agalite"), tiny_model(other_cell)
     _, foreign = other.predict(np.zeros((1, 3), dtype=np.float32), None, np.ones(1, dtype=bool))
-    with pytest.raises(ValueError, match="another (model|cell)"):
+    with pytest.raises(ValueError, match=r"another (model|cell)"):
         model.predict(np.zeros((1, 3), dtype=np.float32), foreign, np.zeros(1, dtype=bool))
 
 
 def test_state_from_a_model_of_another_size_is_rejected():
     model = tiny_model("agalite")
-    bigger = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, sequence_length=8,
-                    policy_kwargs=dict(cell="agalite", cell_kwargs={**TINY["agalite"], "eta": 3}))
+    bigger = RtxPPO(
+        "MlpRtxPolicy",
+        cue_env(),
+        n_steps=16,
+        batch_size=32,
+        sequence_length=8,
+        policy_kwargs=dict(cell="agalite", cell_kwargs={**TINY["agalite"], "eta": 3}),
+    )
     _, foreign = bigger.predict(np.zeros((1, 3), dtype=np.float32), None, np.ones(1, dtype=bool))
     with pytest.raises(ValueError, match="another size"):
         model.predict(np.zeros((1, 3), dtype=np.float32), foreign, np.zeros(1, dtype=bool))
@@ -777,8 +801,14 @@ def test_default_sequence_length_fits_n_steps_and_batch_size():
     assert RtxPPO("MlpRtxPolicy", cue_env(), n_steps=256).sequence_length == 128  # batch_size 128
     assert RtxPPO("MlpRtxPolicy", cue_env(), n_steps=48, batch_size=64).sequence_length == 16
     assert RtxPPO("MlpRtxPolicy", cue_env(), n_steps=32, batch_size=None).sequence_length == 32
-    model = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=24, batch_size=32, n_epochs=1,
-                   policy_kwargs=dict(cell="lstm", cell_kwargs=dict(hidden_size=8)))
+    model = RtxPPO(
+        "MlpRtxPolicy",
+        cue_env(),
+        n_steps=24,
+        batch_size=32,
+        n_epochs=1,
+        policy_kwargs=dict(cell="lstm", cell_kwargs=dict(hidden_size=8)),
+    )
     assert model.sequence_length == 8
     model.learn(96)
     with pytest.raises(ValueError, match="sequence_length=256 must divide n_steps=128"):
@@ -870,7 +900,7 @@ def test_cell_gae_lambda_moves_the_head_as_gae_lambda_and_the_cell_as_its_own(en
     RtxPPO("MlpRtxPolicy", cue_env(), gamma=np.float32(0.99), gae_lambda=np.float64(0.9), cell_gae_lambda=np.float32(0))
     late = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32, seed=0)
     late.cell_gae_lambda = 0.0
-    with pytest.raises(ValueError, match="pass cell_gae_lambda when building the model or to RtxPPO.load"):
+    with pytest.raises(ValueError, match=r"pass cell_gae_lambda when building the model or to RtxPPO\.load"):
         late.learn(64)
 
 
@@ -889,8 +919,13 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
         "default", "sum", "long_first", "dc", "2r", "softplus", "rms", "residual", "observation", 4)  # fmt: skip
     assert RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell_kwargs={})).policy.cell_actor.d_model == 128
 
-    paper = RtxPPO("MlpRtxPolicy", cue_env(), n_steps=16, batch_size=32,
-                   policy_kwargs=dict(cell_kwargs={**TINY["agalite"], "variant": "paper"}))
+    paper = RtxPPO(
+        "MlpRtxPolicy",
+        cue_env(),
+        n_steps=16,
+        batch_size=32,
+        policy_kwargs=dict(cell_kwargs={**TINY["agalite"], "variant": "paper"}),
+    )
     paper.save(tmp_path / "paper")
     loaded = RtxPPO.load(tmp_path / "paper")
     assert (loaded.policy.cell_actor.normaliser, loaded.policy.cell_actor.frequency_set) == ("sum", "reference")
@@ -932,8 +967,14 @@ def test_multibinary_actions_and_numpy_int_sizes_train():
         space = gym.spaces.MultiBinary(1)
         return TransformAction(base, lambda a: int(a[0]), space)
 
-    model = RtxPPO("MlpRtxPolicy", make_vec_env(env, n_envs=2, seed=0), n_steps=8, batch_size=8,
-                   sequence_length=np.int64(4), policy_kwargs=dict(cell="lstm", cell_kwargs=dict(hidden_size=np.int64(8))))
+    model = RtxPPO(
+        "MlpRtxPolicy",
+        make_vec_env(env, n_envs=2, seed=0),
+        n_steps=8,
+        batch_size=8,
+        sequence_length=np.int64(4),
+        policy_kwargs=dict(cell="lstm", cell_kwargs=dict(hidden_size=np.int64(8))),
+    )
     # the numpy sizes are used as their values: 8 / 4 sequences of 4 steps, an LSTM of 8 units
     assert model.sequence_length == 4 and model.policy.cell_actor.hidden_size == 8
     assert [tuple(s.shape) for s in model.rollout_buffer.cell_states] == [(2, 2, 1, 8)] * 2
@@ -951,7 +992,7 @@ def test_multibinary_actions_and_numpy_int_sizes_train():
 
 
 def test_unknown_cell_in_policy_kwargs_lists_valid_cells():
-    with pytest.raises(ValueError, match="unknown cell 'mamba'.*agalite, galite, gtrxl, lstm"):
+    with pytest.raises(ValueError, match=r"unknown cell 'mamba'.*agalite, galite, gtrxl, lstm"):
         RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell="mamba"))
 
 

@@ -115,5 +115,7 @@ def test_format_2_conversion_keeps_the_actor_reading_the_output_as_it_is():
 def test_a_file_this_release_cannot_read_says_why():
     with pytest.raises(SavedFormatError, match=r"did not record its variant, normaliser, gate_init"):
         convert_policy_kwargs(dict(cell="agalite", cell_kwargs=dict(d_model=16)), None)
-    with pytest.raises(SavedFormatError, match=rf"saved in format 99; this release of sb3_rtx reads formats 1 to {SAVE_FORMAT}"):
+    with pytest.raises(
+        SavedFormatError, match=rf"saved in format 99; this release of sb3_rtx reads formats 1 to {SAVE_FORMAT}"
+    ):
         convert_policy_kwargs(dict(cell="agalite", cell_kwargs={}), 99)

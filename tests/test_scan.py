@@ -70,7 +70,7 @@ def test_backward_equals_autograd_through_the_loop():
         leaves = tuple(t.clone().requires_grad_() for t in (a, b, h0))
         (fn(*leaves) * weights).sum().backward()
         grads.append([leaf.grad for leaf in leaves])
-    for got, want in zip(*grads):
+    for got, want in zip(*grads, strict=True):
         assert (got - want).abs().max() <= 1e-12
 
 

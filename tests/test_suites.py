@@ -46,7 +46,9 @@ def installed(extra: str) -> bool:
 
 def needs(extra: str):
     missing = ", ".join(m for m in PACKAGES[extra][0] if importlib.util.find_spec(m) is None)
-    return pytest.mark.skipif(bool(missing), reason=f"{missing} not installed (extra [{extra}]; docs 'Memory tasks and suites')")
+    return pytest.mark.skipif(
+        bool(missing), reason=f"{missing} not installed (extra [{extra}]; docs 'Memory tasks and suites')"
+    )
 
 
 # one representative id per kind of space / semantics; every registered id is checked to make below
@@ -83,7 +85,8 @@ def test_every_suite_id_is_registered_and_importing_sb3_rtx_imports_no_suite_pac
     for extra_ids in ids.values():
         assert extra_ids and all(env_id in registry for env_id in extra_ids)
     assert "sb3_rtx/POPGym-RepeatPrevious-Easy-v0" in ids["popgym"] and len(ids["popgym"]) == 14 * 3
-    assert {"sb3_rtx/MysteryPath-v0", "sb3_rtx/MemoryMaze-9x9-v0", "sb3_rtx/Craftax-Symbolic-v0"} <= set(sum(ids.values(), []))
+    registered = {env_id for group in ids.values() for env_id in group}
+    assert {"sb3_rtx/MysteryPath-v0", "sb3_rtx/MemoryMaze-9x9-v0", "sb3_rtx/Craftax-Symbolic-v0"} <= registered
     # in a fresh interpreter: registering imported none of the packages
     code = (
         "import sys, sb3_rtx\n"
@@ -136,14 +139,14 @@ def test_check_env_spaces_and_random_steps(env_id):
     if space.dtype == np.uint8:  # images: channel-last, as SB3's CNN policies expect
         assert len(space.shape) == 3 and space.shape[-1] == 3
     assert isinstance(env.action_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.Box))
-    obs, info = env.reset(seed=0)
+    obs, _ = env.reset(seed=0)
     assert obs.dtype == space.dtype and space.contains(obs)
     env.action_space.seed(0)
     for _ in range(30):
-        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
         assert obs.dtype == space.dtype and space.contains(obs) and isinstance(reward, float)
         if terminated or truncated:
-            obs, info = env.reset()
+            obs, _ = env.reset()
     # seeded resets reproduce the first observation
     first, _ = env.reset(seed=3)
     again, _ = env.reset(seed=3)
@@ -212,7 +215,7 @@ def test_craftax_time_limit_truncates_and_reports_achievements():
     env = make("sb3_rtx/Craftax-Classic-Symbolic-v0", max_timesteps=5)
     env.reset(seed=0)
     for _ in range(5):
-        obs, reward, terminated, truncated, info = env.step(0)  # noop: nothing can kill the agent in 5 steps
+        _obs, _reward, terminated, truncated, info = env.step(0)  # noop: nothing can kill the agent in 5 steps
     assert (terminated, truncated) == (False, True)
     assert isinstance(info["achievements"], dict) and all(isinstance(v, bool) for v in info["achievements"].values())
     with pytest.raises(ValueError, match="max_timesteps must be an int >= 1"):
@@ -243,7 +246,9 @@ def test_a_tiny_rtx_ppo_trains_on_it(env_id, policy, env_kwargs):
         # an entropy bonus: a rollout without any reward gives AGaLiTe's zero-start value no loss and
         # the policy no advantage, so without it nothing would move (rightly) and the test could not tell
         ent_coef=0.01,
-        policy_kwargs=dict(cell="agalite", cell_kwargs=dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)),
+        policy_kwargs=dict(
+            cell="agalite", cell_kwargs=dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_ffc=16, eta=2, r=2)
+        ),
     )
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(128)

@@ -1,5 +1,6 @@
 """The T-Maze task: its rules, its observation layout, its seeding, and why it needs memory."""
 
+import itertools
 import re
 import warnings
 
@@ -66,7 +67,7 @@ def test_observation_layout(corridor_len, bits):
         assert junction(env, obs) == (step + 1 == corridor_len)
     assert codes[0] == (0.0,) * bits and len(set(codes)) == corridor_len + 1
     # Gray code: neighbouring cells differ in exactly one bit
-    assert all(np.abs(np.subtract(a, b)).sum() == 1 for a, b in zip(codes, codes[1:]))
+    assert all(np.abs(np.subtract(a, b)).sum() == 1 for a, b in itertools.pairwise(codes))
 
 
 def test_walk_to_junction_and_cue_only_first():

@@ -68,7 +68,7 @@ def test_every_shipped_entry_passes_the_checks_and_builds_its_cell():
     ],
 )
 def test_a_bad_entry_raises_a_value_error_naming_file_env_and_key(overrides, named):
-    with pytest.raises(ValueError, match="invalid ppo_rtx hyperparameters in test.yml \\[Env-v0\\]") as error:
+    with pytest.raises(ValueError, match=r"invalid ppo_rtx hyperparameters in test\.yml \[Env-v0\]") as error:
         check(entry(**overrides))
     assert named in str(error.value)
 
@@ -128,7 +128,10 @@ def test_the_sampled_model_trains_a_step():
     params = trial.params
     assert model.gamma == pytest.approx(1 - params["one_minus_gamma"]) and model.gamma == hyperparams["gamma"]
     assert model.gae_lambda == pytest.approx(1 - params["one_minus_gae_lambda"])
-    assert model.cell_gae_lambda == params["cell_gae_lambda"] and model.rollout_buffer.cell_gae_lambda == params["cell_gae_lambda"]
+    assert (
+        model.cell_gae_lambda == params["cell_gae_lambda"]
+        and model.rollout_buffer.cell_gae_lambda == params["cell_gae_lambda"]
+    )
     assert (model.learning_rate, model.ent_coef, model.max_grad_norm, model.clip_range(1.0)) == (
         params["learning_rate"], params["ent_coef"], params["max_grad_norm"], params["clip_range"])  # fmt: skip
     cell = model.policy.cell_actor

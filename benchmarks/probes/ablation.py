@@ -35,21 +35,32 @@ GRID = (1, 2, 4, 8)
 def configurations() -> list[dict]:
     """Each configuration: its label, cell and cell kwargs, and tags for grouping."""
     configs = [
-        dict(label=f"AGaLiTe eta={eta} r={r}", cell="agalite", cell_kwargs=dict(LAYER, eta=eta, r=r),
-             tags=dict(cell="agalite", eta=eta, r=r, frequencies="reference"))
+        dict(
+            label=f"AGaLiTe eta={eta} r={r}",
+            cell="agalite",
+            cell_kwargs=dict(LAYER, eta=eta, r=r),
+            tags=dict(cell="agalite", eta=eta, r=r, frequencies="reference"),
+        )
         for eta in GRID
         for r in GRID
     ]
     # r = 1 is the same single frequency (pi) in both sets
     configs += [
-        dict(label=f"AGaLiTe eta=4 r={r} distinct", cell="agalite",
-             cell_kwargs=dict(LAYER, eta=4, r=r, frequencies="distinct"),
-             tags=dict(cell="agalite", eta=4, r=r, frequencies="distinct"))
+        dict(
+            label=f"AGaLiTe eta=4 r={r} distinct",
+            cell="agalite",
+            cell_kwargs=dict(LAYER, eta=4, r=r, frequencies="distinct"),
+            tags=dict(cell="agalite", eta=4, r=r, frequencies="distinct"),
+        )
         for r in GRID[1:]
     ]
     configs += [
-        dict(label=f"GaLiTe eta={eta}", cell="galite", cell_kwargs=dict(LAYER, eta=eta),
-             tags=dict(cell="galite", eta=eta, r=None, frequencies=None))
+        dict(
+            label=f"GaLiTe eta={eta}",
+            cell="galite",
+            cell_kwargs=dict(LAYER, eta=eta),
+            tags=dict(cell="galite", eta=eta, r=None, frequencies=None),
+        )
         for eta in GRID
     ]
     return configs
@@ -79,8 +90,11 @@ def plot(rows: list[dict], out_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    groups = [("AGaLiTe (reference)", "agalite", "reference", "o"), ("AGaLiTe (distinct), eta 4", "agalite", "distinct", "s"),
-              ("GaLiTe", "galite", None, "^")]
+    groups = [
+        ("AGaLiTe (reference)", "agalite", "reference", "o"),
+        ("AGaLiTe (distinct), eta 4", "agalite", "distinct", "s"),
+        ("GaLiTe", "galite", None, "^"),
+    ]
     for name, cell, frequencies, marker in groups:
         mine = [r for r in rows if r["cell"] == cell and r["frequencies"] == frequencies]
         left.scatter([r["state_floats"] for r in mine], [r["success"] for r in mine], marker=marker, label=name)
@@ -130,16 +144,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
     env_kwargs = dict(corridor_len=args.corridor, num_distractors=args.distractors)
 
     specs = [
-        RunSpec(label=c["label"], algo="RtxPPO", policy="MlpRtxPolicy",
-                policy_kwargs=dict(cell=c["cell"], cell_kwargs=c["cell_kwargs"]), env_kwargs=env_kwargs, seed=seed,
-                timesteps=args.timesteps, eval_episodes=args.eval_episodes, tags=dict(c["tags"], label=c["label"]))
+        RunSpec(
+            label=c["label"],
+            algo="RtxPPO",
+            policy="MlpRtxPolicy",
+            policy_kwargs=dict(cell=c["cell"], cell_kwargs=c["cell_kwargs"]),
+            env_kwargs=env_kwargs,
+            seed=seed,
+            timesteps=args.timesteps,
+            eval_episodes=args.eval_episodes,
+            tags=dict(c["tags"], label=c["label"]),
+        )
         for c in configs
         for seed in args.seeds
     ]
 
     def report(result: dict) -> None:
-        print(f"{result['label']:>28} seed {result['seed']}: success {result['success']:.2f} "
-              f"({result['train_s'] / 60:.1f} min)", flush=True)
+        print(
+            f"{result['label']:>28} seed {result['seed']}: success {result['success']:.2f} ({result['train_s'] / 60:.1f} min)",
+            flush=True,
+        )
 
     start = time.perf_counter()
     runs = run_all(specs, args.out / f"{stem}_runs.jsonl", args.jobs, args.resume, report)
@@ -151,8 +175,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
         learning, _ = mean_success(runs, "curve_mean", label=c["label"])
         steps_to_90, _ = mean_success(runs, "steps_to_90", label=c["label"])
         floats, step_ms = costs[c["label"]]
-        rows.append({"config": c["label"], **c["tags"], "success": success, "seeds": per_seed,
-                     "curve_mean": learning, "steps_to_90": steps_to_90, "state_floats": floats, "act_ms": step_ms})
+        rows.append(
+            {
+                "config": c["label"],
+                **c["tags"],
+                "success": success,
+                "seeds": per_seed,
+                "curve_mean": learning,
+                "steps_to_90": steps_to_90,
+                "state_floats": floats,
+                "act_ms": step_ms,
+            }
+        )
     galite = {r["eta"]: r for r in rows if r["cell"] == "galite"}
     for row in rows:
         same_eta = galite.get(row["eta"])

@@ -42,7 +42,10 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (gated read)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="per_head", read_merge="gated")),
     "AGaLiTe (gates -3)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="slower", read_merge="gated")),
     "AGaLiTe (no read norm)": ("agalite", dict(SMALL, eta=4, r=2, gate_init="slower", read_norm="none", read_merge="gated")),
-    "AGaLiTe (no read norm, gates -2)": ("agalite", dict(SMALL, eta=4, r=2, read_norm="none", gate_init="slow", read_merge="gated")),
+    "AGaLiTe (no read norm, gates -2)": (
+        "agalite",
+        dict(SMALL, eta=4, r=2, read_norm="none", gate_init="slow", read_merge="gated"),
+    ),
     "AGaLiTe (paper)": ("agalite", dict(SMALL, eta=4, r=2, variant="paper")),
     "GaLiTe": ("galite", dict(SMALL, eta=4)),
     "GaLiTe (residual read)": ("galite", dict(SMALL, eta=4, gate_init="long", read_merge="residual")),

@@ -190,8 +190,7 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
         if model in GATE_STARTS:
             policy_kwargs["cell_kwargs"] = dict(policy_kwargs["cell_kwargs"], gate_init=GATE_STARTS[model])
         settings = dict(ppo, normalize_advantage="running", **ALGO_CHOICES.get(model, {}))  # as in the memory suite
-        agent = RtxPPO("MlpRtxPolicy", env, sequence_length=PPO["n_steps"], policy_kwargs=policy_kwargs, seed=seed,
-                       **settings)
+        agent = RtxPPO("MlpRtxPolicy", env, sequence_length=PPO["n_steps"], policy_kwargs=policy_kwargs, seed=seed, **settings)
         rms = output_rms(agent.policy.cell_actor, env_id, seed)
         if model in ("AGaLiTe (output x c)", "AGaLiTe (learned gain from c)", *HEAD_STARTS):
             lstm = RtxPPO("MlpRtxPolicy", env, policy_kwargs=dict(net_arch=NET_ARCH, **CELL_MODELS["LSTM"][2]), seed=seed)
@@ -211,10 +210,18 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
     start = time.perf_counter()
     agent.learn(steps)
     eval_env = make_vec_env(env_id, n_envs=N_ENVS, seed=10_000 + seed)  # the memory suite's
-    returns, _ = evaluate_policy(agent, eval_env, n_eval_episodes=eval_episodes, deterministic=True,
-                                 return_episode_rewards=True)
-    row = dict(model=model, observations=observations, seed=seed, steps=steps, output_rms=rms,
-               score=float(np.mean(returns)), train_s=round(time.perf_counter() - start, 1))
+    returns, _ = evaluate_policy(
+        agent, eval_env, n_eval_episodes=eval_episodes, deterministic=True, return_episode_rewards=True
+    )
+    row = dict(
+        model=model,
+        observations=observations,
+        seed=seed,
+        steps=steps,
+        output_rms=rms,
+        score=float(np.mean(returns)),
+        train_s=round(time.perf_counter() - start, 1),
+    )
     print(f"{model:>22} {observations:>9} seed {seed}: {row['score']:.2f} (output rms {rms:.3f})", flush=True)
     return row
 
@@ -225,11 +232,13 @@ def summary(rows: list[dict], models: list[str]) -> list[dict]:
     for model in models:
         row: dict[str, Any] = dict(model=model)
         for observations in OBSERVATIONS:
-            runs = sorted((r for r in rows if r["model"] == model and r["observations"] == observations),
-                          key=lambda r: r["seed"])
+            runs = sorted(
+                (r for r in rows if r["model"] == model and r["observations"] == observations), key=lambda r: r["seed"]
+            )
             row[observations] = (
                 f"{sum(r['score'] for r in runs) / len(runs):.2f} ({' '.join(format(r['score'], '.2f') for r in runs)})"
-                if runs else "-"
+                if runs
+                else "-"
             )
         scales = [r["output_rms"] for r in rows if r["model"] == model and r["observations"] == "positions"]
         row["output_rms"] = f"{sum(scales) / len(scales):.3f}" if scales and scales[0] == scales[0] else "-"
@@ -245,13 +254,25 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one torch thread each)")
     parser.add_argument("--quick", action="store_true", help="smoke run: two models, one seed, 2 rollouts")
-    parser.add_argument("--gae-lambda", type=float, default=None, help=f"GAE lambda (default: the suite's, {PPO['gae_lambda']})")
+    parser.add_argument(
+        "--gae-lambda", type=float, default=None, help=f"GAE lambda (default: the suite's, {PPO['gae_lambda']})"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     eval_episodes = EVAL_EPISODES
     if args.quick:
-        args.models, args.seeds, args.steps, eval_episodes = ["PPO (no memory)", "AGaLiTe (output x c)"], [0], 2 * N_ENVS * PPO["n_steps"], 8
-    runs = [(m, o, s, args.steps, eval_episodes, args.gae_lambda) for m in args.models for o in args.observations for s in args.seeds]
+        args.models, args.seeds, args.steps, eval_episodes = (
+            ["PPO (no memory)", "AGaLiTe (output x c)"],
+            [0],
+            2 * N_ENVS * PPO["n_steps"],
+            8,
+        )
+    runs = [
+        (m, o, s, args.steps, eval_episodes, args.gae_lambda)
+        for m in args.models
+        for o in args.observations
+        for s in args.seeds
+    ]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, *zip(*runs, strict=True)))
     gae = {} if args.gae_lambda is None else {"gae_lambda": args.gae_lambda}

@@ -161,8 +161,14 @@ def run(spec: tuple[str, int, int]) -> dict[str, Any]:
     torch.set_num_threads(1)
     cell, cell_kwargs = CONFIGS[label]
     env = make_vec_env("sb3_rtx/CueRecall-v0", n_envs=N_ENVS, seed=seed, env_kwargs=TASK)
-    model = RtxPPO("MlpRtxPolicy", env, sequence_length=PPO["n_steps"], seed=seed, **PPO,
-                   policy_kwargs=dict(net_arch=NET_ARCH, cell=cell, cell_kwargs=cell_kwargs))
+    model = RtxPPO(
+        "MlpRtxPolicy",
+        env,
+        sequence_length=PPO["n_steps"],
+        seed=seed,
+        **PPO,
+        policy_kwargs=dict(net_arch=NET_ARCH, cell=cell, cell_kwargs=cell_kwargs),
+    )
     norms: list[tuple[float, float]] = []
 
     class RecordGradNorm(BaseCallback):
@@ -180,7 +186,10 @@ def run(spec: tuple[str, int, int]) -> dict[str, Any]:
     eval_env = make_vec_env("sb3_rtx/CueRecall-v0", n_envs=N_ENVS, seed=10_000 + seed, env_kwargs=TASK)
     rewards, _ = evaluate_policy(model, eval_env, n_eval_episodes=200, deterministic=True, return_episode_rewards=True)
     return {
-        "label": label, "seed": seed, "timesteps": timesteps, "train_s": train_s,
+        "label": label,
+        "seed": seed,
+        "timesteps": timesteps,
+        "train_s": train_s,
         "success": float(np.mean(rewards)),
         "grad_norm": float(np.mean([n for n, _ in norms])) if norms else float("nan"),
         "grad_norm_max": float(np.max([m for _, m in norms])) if norms else float("nan"),
@@ -220,14 +229,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     rows = [{"label": label} for label in args.configs]
     columns: list[tuple[str, Any]] = [("configuration:", lambda r: r["label"])]
-    for key, fmt in [("success", "{:.2f}"), ("cue_probe", "{:.2f}"), ("grad_norm", "{:.2g}"), ("grad_norm_max", "{:.2g}"), ("cue_signal", "{:.2g}"),
-                     ("cue_share", "{:.2f}"), ("write_gate_cue", "{:.2f}"), ("write_gate_delay", "{:.3f}"),
-                     ("read_denominator", "{:.2g}"), ("floor_binds", "{:.2f}")]:
+    for key, fmt in [
+        ("success", "{:.2f}"),
+        ("cue_probe", "{:.2f}"),
+        ("grad_norm", "{:.2g}"),
+        ("grad_norm_max", "{:.2g}"),
+        ("cue_signal", "{:.2g}"),
+        ("cue_share", "{:.2f}"),
+        ("write_gate_cue", "{:.2f}"),
+        ("write_gate_delay", "{:.3f}"),
+        ("read_denominator", "{:.2g}"),
+        ("floor_binds", "{:.2f}"),
+    ]:
         for row in rows:
             row[key] = stat(row["label"], key, fmt)
         columns.append((key, lambda r, k=key: r[k]))
     table = write_report(
-        rows, args.out, stem, "Noisy cue recall: what the learning signal does",
+        rows,
+        args.out,
+        stem,
+        "Noisy cue recall: what the learning signal does",
         f"RtxPPO on sb3_rtx/CueRecall-v0 {TASK}, {args.timesteps} steps, {N_ENVS} envs, PPO {PPO}, max_grad_norm 0.5; "
         f"cells {SMALL}. Mean over seeds {args.seeds}, each seed in brackets. Measurements on 256 fresh "
         "episodes after training (see the module docstring). "

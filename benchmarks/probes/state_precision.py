@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.out / f"{stem}_runs.jsonl",
         args.jobs,
         args.resume,
-        lambda r: print(f"{r['label']:>17} corridor {r['tags']['corridor']:>3} seed {r['seed']}: success {r['success']:.2f}", flush=True),
+        lambda r: print(
+            f"{r['label']:>17} corridor {r['tags']['corridor']:>3} seed {r['seed']}: success {r['success']:.2f}", flush=True
+        ),
     )
     rows = []
     for corridor, sequence_length, timesteps in settings:
@@ -79,8 +81,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
             success, seeds = mean_success(runs, **tags)
             curve, curve_seeds = mean_success(runs, "curve_mean", **tags)
             rows.append(
-                dict(corridor=corridor, sequence_length=sequence_length, timesteps=timesteps, state_dtype=dtype,
-                     success=success, success_seeds=seeds, curve_mean=curve, curve_seeds=curve_seeds)
+                dict(
+                    corridor=corridor,
+                    sequence_length=sequence_length,
+                    timesteps=timesteps,
+                    state_dtype=dtype,
+                    success=success,
+                    success_seeds=seeds,
+                    curve_mean=curve,
+                    curve_seeds=curve_seeds,
+                )
             )
     columns: list[tuple[str, Any]] = [
         ("corridor", lambda r: str(r["corridor"])),

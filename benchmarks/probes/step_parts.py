@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.out,
         "step_parts_quick" if args.quick else "step_parts",
         "AGaLiTe's training step, part by part",
-        f"torch {torch.__version__}, 1 CPU thread, {machine()}. Forward + backward over T={SEQ_LEN}, batch {BATCH}: the efficiency "
+        f"torch {torch.__version__}, 1 CPU thread, {machine()}. "
+        f"Forward + backward over T={SEQ_LEN}, batch {BATCH}: the efficiency "
         "table's step and sizes, AGaLiTe eager and with compile_training, and GTrXL-128's whole step for scale; "
         "ms, median over rounds in which the three steps take turns. Each part is its autograd Function's forward / "
         "backward (all layers together); rest is the step less the parts. Made by "

@@ -218,7 +218,8 @@ def dual_critic(agent: Any, quiet_scale: float, quiet_gradient: bool = False) ->
     """A second value head, its first layer at ``quiet_scale`` times SB3's start and reading the cell's
     output with its gradient stopped (``quiet_gradient``: not stopped), whose value the policy reports
     (rollouts, GAE, the value loss); the default head is trained beside it on its own squared error,
-    and its gradient (and the actor's, and the quiet head's with ``quiet_gradient``) reaches the cell. The default head's loss is added in backward: RtxPPO's value loss is
+    and its gradient (and the actor's, and the quiet head's with ``quiet_gradient``) reaches the cell. The
+    default head's loss is added in backward: RtxPPO's value loss is
     ``vf_coef * mean((R - v) ** 2)`` with ``v`` the reported value, so its gradient ``g`` on ``v``
     gives ``R``, and ``g + 2 vf_coef / N (v_loud - v)`` is the gradient of ``vf_coef * mean((R - v_loud) ** 2)``
     (exact while ``clip_range_vf`` is None, the default)."""

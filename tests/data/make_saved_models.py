@@ -44,7 +44,7 @@ def replay(model, observations: np.ndarray, starts: np.ndarray) -> tuple[np.ndar
     """Deterministic actions and values along the fixed observations, carrying the state."""
     policy, state = model.policy, None
     actions, values = [], []
-    for obs, start in zip(observations, starts):
+    for obs, start in zip(observations, starts, strict=True):
         state_tensors = policy.initial_state(N_ENVS) if state is None else tuple(torch.as_tensor(s) for s in state)
         with torch.no_grad():
             value = policy.predict_values(torch.as_tensor(obs), state_tensors, torch.as_tensor(start, dtype=torch.float32))
