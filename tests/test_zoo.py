@@ -173,29 +173,19 @@ def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
     expected = convert_ppo_rtx_params(params)
     # the saved keywords are the tuned ones plus the choices the cell resolved (GaLiTe/AGaLiTe only)
     tuned = expected["policy_kwargs"]["cell_kwargs"]
+    # written out here, not read from sb3_rtx.cells.variants, so that a changed default fails this test
+    both = dict(
+        variant="default",
+        normaliser="sum",
+        feature_map="softplus",
+        read_norm="rms",
+        read_merge="residual",
+        memory_input="observation",
+        value_conv=4,
+    )
     resolved = {
-        "agalite": dict(
-            variant="default",
-            normaliser="sum",
-            gate_init="long_first",
-            frequencies="dc",
-            read_scale="2r",
-            feature_map="softplus",
-            read_norm="rms",
-            read_merge="residual",
-            memory_input="observation",
-            value_conv=4,
-        ),
-        "galite": dict(
-            variant="default",
-            normaliser="sum",
-            gate_init="long",
-            feature_map="softplus",
-            read_norm="rms",
-            read_merge="residual",
-            memory_input="observation",
-            value_conv=4,
-        ),
+        "agalite": dict(both, gate_init="long_first", frequencies="dc", read_scale="2r"),
+        "galite": dict(both, gate_init="long"),
     }.get(params["cell"], {})
     assert model.policy.cell_kwargs == {**tuned, **resolved} and model.n_steps == expected["n_steps"]
 
