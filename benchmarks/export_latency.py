@@ -12,6 +12,10 @@ value and state out) at batch 1 and batch 64:
 * ``aoti``: the AOTInductor ``.pt2`` package (:func:`sb3_rtx.export.export_aoti`, native code that
   C++ loads without Python), here called from Python through ``load_aoti``; skipped with
   ``--no-compile`` (it needs a C++ compiler);
+* ``aoti C++``: the same package run by ``examples/aoti_cpp/run_policy.cpp`` in its ``--time`` mode
+  (:mod:`benchmarks.cpp_runner`), no Python in the process: what a native deployment pays per step.
+  Each cell's runs are separate processes, so instead of taking turns step by step the cells take
+  turns process by process (three turns, the median of the three medians);
 * ``torchscript``: the traced ``.pt`` module;
 * ``eager``: the same step module in PyTorch, no grad;
 * ``compiled``: that module through ``torch.compile`` (inductor, C++ wrapper on CPU, as
@@ -31,6 +35,7 @@ Writes ``benchmarks/results/export_latency.{csv,md}`` (``export_latency_quick.*`
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +47,7 @@ import onnxruntime as ort
 import torch
 from gymnasium import spaces
 
+from benchmarks import cpp_runner
 from benchmarks.efficiency import interleaved_ms
 from benchmarks.report import command_line, machine, write_report
 from sb3_rtx.export import (
@@ -62,6 +68,9 @@ SMALL = dict(n_layers=1, d_model=32, n_heads=2, d_head=16, d_ffc=32)
 REFERENCE = "GTrXL M=128"
 BATCHES = (1, 64)
 HISTORY = 256
+#: processes per cell and batch for the ``aoti C++`` columns (the cells take turns), and the timed
+#: rounds of 10 steps in each
+NATIVE_TURNS, NATIVE_ROUNDS = 3, 60
 
 
 def models(quick: bool) -> list[tuple[str, str, dict]]:
@@ -94,9 +103,10 @@ def export_files(policy: RtxActorCriticPolicy, folder: Path, aoti: bool) -> dict
 
 
 def runners(
-    policy: RtxActorCriticPolicy, files: dict[str, Path], batch: int, compiled: bool
+    policy: RtxActorCriticPolicy, files: dict[str, Path], batch: int, compiled: bool, steps_file: Path | None = None
 ) -> tuple[dict[str, Callable], dict]:
-    """One step function per runtime (each carries its own state), and the exported files' sizes."""
+    """One step function per runtime (each carries its own state), and the exported files' sizes; with
+    ``steps_file``, the C++ runner's input there too (the same state and step)."""
     onnx_path, script_path = files["onnx"], files["torchscript"]
     rng = np.random.default_rng(0)
     history = rng.uniform(-1, 1, (HISTORY, batch, OBSERVATION_DIM)).astype(np.float32)
@@ -125,6 +135,8 @@ def runners(
         for t in range(HISTORY):
             _, _, *torch_state = step_module(torch.as_tensor(history[t]), torch.full((batch,), t == 0), *torch_state)
     obs_t, starts_t = torch.as_tensor(obs), torch.as_tensor(not_starting)
+    if steps_file is not None:
+        cpp_runner.write_steps(steps_file, (s.numpy() for s in torch_state), [(obs, not_starting)])
 
     def torch_runner(module: Callable) -> Callable[[], None]:
         holder = [tuple(torch_state)]
@@ -156,6 +168,50 @@ def runners(
     return steps, sizes
 
 
+def time_native(
+    binary: Path, inputs: dict[tuple[str, int], tuple[Path, Path, int]], threads: int
+) -> dict[tuple[str, int], float]:
+    """The ``aoti C++`` times: for every (cell, batch) the median over :data:`NATIVE_TURNS` runner
+    processes, the cells taking turns."""
+    times: dict[tuple[str, int], list[float]] = {key: [] for key in inputs}
+    for _ in range(NATIVE_TURNS):
+        for key, (package, steps, n_state) in inputs.items():
+            times[key].append(cpp_runner.median_step_ms(binary, package, steps, 1, n_state, NATIVE_ROUNDS, threads))
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def measure(quick: bool, native: bool) -> list[dict]:
+    """One row per cell: file sizes and every runtime's median ms at each batch (``native``: with the
+    AOTInductor package, in Python and from C++, and compiled PyTorch)."""
+    repeats, budget = (5, 0.2) if quick else (200, 8.0)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = cpp_runner.build(Path(tmp)) if native else None
+        native_inputs: dict[tuple[str, int], tuple[Path, Path, int]] = {}  # (cell, batch) -> package, steps, n_state
+        for label, cell, cell_kwargs in models(quick):
+            policy = make_policy(cell, cell_kwargs)
+            row: dict[str, Any] = {"cell": label, "state_kib": policy.state_numel * 4 / 1024}
+            files = export_files(policy, Path(tmp) / cell, aoti=native)
+            for batch in BATCHES:
+                steps_file = Path(tmp) / cell / f"steps_b{batch}.bin" if native else None
+                steps, sizes = runners(policy, files, batch, compiled=native, steps_file=steps_file)
+                if steps_file is not None:
+                    native_inputs[label, batch] = (files["aoti"], steps_file, len(initial_state(files["onnx"], 1)))
+                times, _ = interleaved_ms(steps, torch.device("cpu"), repeats, warmup=3, budget_s=budget, block=10)
+                row.update({f"{runtime}_b{batch}_ms": ms for runtime, ms in times.items()})
+                row.update(sizes if batch == BATCHES[0] else {})
+                if "compile_s" in sizes:
+                    row[f"compile_b{batch}_s"] = sizes["compile_s"]
+            rows.append(row)
+            print(label, {key: round(value, 3) for key, value in row.items() if isinstance(value, float)}, flush=True)
+        if binary is not None:
+            native_ms = time_native(binary, native_inputs, torch.get_num_threads())
+            for row in rows:
+                for batch in BATCHES:
+                    row[f"aoti_cpp_b{batch}_ms"] = native_ms[row["cell"], batch]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke run)")
@@ -173,29 +229,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     begin = time.perf_counter()
-    repeats, budget = (5, 0.2) if args.quick else (200, 8.0)
-    rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, cell, cell_kwargs in models(args.quick):
-            policy = make_policy(cell, cell_kwargs)
-            row: dict[str, Any] = {"cell": label, "state_kib": policy.state_numel * 4 / 1024}
-            files = export_files(policy, Path(tmp) / cell, aoti=not args.no_compile and not args.quick)
-            for batch in BATCHES:
-                steps, sizes = runners(policy, files, batch, compiled=not args.no_compile and not args.quick)
-                times, _ = interleaved_ms(steps, torch.device("cpu"), repeats, warmup=3, budget_s=budget, block=10)
-                row.update({f"{runtime}_b{batch}_ms": ms for runtime, ms in times.items()})
-                row.update(sizes if batch == BATCHES[0] else {})
-                if "compile_s" in sizes:
-                    row[f"compile_b{batch}_s"] = sizes["compile_s"]
-            rows.append(row)
-            print(label, {key: round(value, 3) for key, value in row.items() if isinstance(value, float)}, flush=True)
+    native = not args.no_compile and not args.quick
+    if native and not cpp_runner.available():
+        parser.error("the AOTInductor columns need g++ (or pass --no-compile)")
+    rows = measure(args.quick, native)
     reference = next(row for row in rows if row["cell"] == REFERENCE)
     for row in rows:
         for key in [k for k in row if k.endswith("_ms")]:
             row[key.replace("_ms", "_ratio")] = row[key] / reference[key]
 
-    native = not args.no_compile and not args.quick
-    runtimes = ["onnxruntime", "onnxruntime_1thread", *(["aoti"] if native else []), "torchscript", "eager"]
+    runtimes = ["onnxruntime", "onnxruntime_1thread", *(["aoti", "aoti_cpp"] if native else []), "torchscript", "eager"]
     runtimes += ["compiled"] if native else []
     columns: list[tuple[str, Callable[[dict], str]]] = [
         ("cell:", lambda r: r["cell"]),
@@ -207,7 +250,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for batch in BATCHES:
         for runtime in runtimes:
             field = f"{runtime}_b{batch}"
-            header = f"{runtime.replace('_1thread', ' 1 thread')} ms B={batch}"
+            header = f"{runtime.replace('_1thread', ' 1 thread').replace('_cpp', ' C++')} ms B={batch}"
             columns.append((header, lambda r, f=field: f"{r[f + '_ms']:.3f} ({r[f + '_ratio']:.2f}x)"))
     sizes_text = (
         "small sizes (--quick)"
@@ -225,7 +268,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"an RtxPPO policy ({OBSERVATION_DIM} observations, 4 actions, heads of 64) exported with sb3_rtx.export. "
         f"One acting step (action, value, new state) from a state that has seen {HISTORY} steps: median ms, "
         f"runtimes taking turns in runs of 10 steps; (x) = ratio to {REFERENCE} in the same runtime and batch. "
-        f"{'--quick run, numbers are noisy' if args.quick else 'Full run'}: {time.perf_counter() - begin:.0f} s."
+        + (
+            "aoti C++: the same package run by examples/aoti_cpp/run_policy.cpp --time (no Python in the process; "
+            f"{NATIVE_TURNS} processes per cell and batch, the cells taking turns; median of their medians over "
+            f"{NATIVE_ROUNDS} runs of 10 steps). "
+            if native
+            else ""
+        )
+        + f"{'--quick run, numbers are noisy' if args.quick else 'Full run'}: {time.perf_counter() - begin:.0f} s."
     )
     name = "export_latency_quick" if args.quick else "export_latency"
     if args.threads is not None:  # a table of its own, beside the default's (as benchmarks.efficiency)

@@ -25,6 +25,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
+from benchmarks import cpp_runner
 from doc_blocks import ran_ok, run_shell, shell_block
 from sb3_rtx import RtxPPO
 from sb3_rtx.policies import DEFAULT_CELL_KWARGS
@@ -193,29 +194,7 @@ def test_every_cell_exports_and_acts_as_predict_for_1000_steps_with_resets(tmp_p
 
 
 # ------------------------------------------------------------ AOTInductor: from Python and from C++
-CPP_RUNNER = Path(__file__).resolve().parent.parent / "examples" / "aoti_cpp" / "run_policy.cpp"
-needs_compiler = pytest.mark.skipif(shutil.which("g++") is None, reason="AOTInductor and the C++ runner need g++")
-#: steps.bin dtype codes of examples/aoti_cpp/run_policy.cpp
-DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.bool_): 1, np.dtype(np.int64): 2, np.dtype(np.uint8): 3}
-
-
-def write_tensor(file: Any, array: np.ndarray) -> None:
-    array = np.ascontiguousarray(array)
-    header = [array.ndim, *array.shape, DTYPE_CODES[array.dtype]]
-    file.write(np.asarray(header, dtype=np.int64).tobytes() + array.tobytes())
-
-
-def build_cpp_runner(out: Path) -> Path:
-    """examples/aoti_cpp/run_policy.cpp compiled against the libtorch that pip installed."""
-    torch_dir = Path(torch.__file__).parent
-    binary = out / "run_policy"
-    command = [
-        "g++", "-std=c++20", "-O1", str(CPP_RUNNER), "-o", str(binary),
-        f"-I{torch_dir / 'include'}", f"-I{torch_dir / 'include' / 'torch' / 'csrc' / 'api' / 'include'}",
-        f"-L{torch_dir / 'lib'}", "-ltorch", "-ltorch_cpu", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}",
-    ]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True, timeout=600)
-    return binary
+needs_compiler = pytest.mark.skipif(not cpp_runner.available(), reason="AOTInductor and the C++ runner need g++")
 
 
 @needs_compiler
@@ -237,38 +216,30 @@ def test_aoti_package_acts_as_predict_from_python_and_from_cpp_without_python(tm
 
     # a rollout driven by predict, recorded for the C++ runner
     obs, starts, state = venv.reset(), np.ones(4, dtype=bool), None
-    actions, values = [], []
-    with (tmp_path / "steps.bin").open("wb") as file:
-        for array in initial_state(metadata, 4).values():
-            write_tensor(file, array)
-        for _ in range(60):
-            write_tensor(file, obs.astype(np.float32))
-            write_tensor(file, starts)
-            state_before = model.policy.initial_state(4) if state is None else tuple(torch.as_tensor(s) for s in state)
-            obs_tensor, _ = model.policy.obs_to_tensor(obs)
-            with torch.no_grad():
-                values.append(
-                    model.policy.predict_values(obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32))
-                )
-            action, state = model.predict(obs, state=state, episode_start=starts, deterministic=True)
-            actions.append(action)
-            obs, _, dones, _ = venv.step(action)
-            starts = dones.astype(bool)
-    binary = build_cpp_runner(tmp_path)
+    actions, values, steps = [], [], []
+    for _ in range(60):
+        steps.append((obs.astype(np.float32), starts))
+        state_before = model.policy.initial_state(4) if state is None else tuple(torch.as_tensor(s) for s in state)
+        obs_tensor, _ = model.policy.obs_to_tensor(obs)
+        with torch.no_grad():
+            values.append(model.policy.predict_values(obs_tensor, state_before, torch.as_tensor(starts, dtype=torch.float32)))
+        action, state = model.predict(obs, state=state, episode_start=starts, deterministic=True)
+        actions.append(action)
+        obs, _, dones, _ = venv.step(action)
+        starts = dones.astype(bool)
+    steps_file = cpp_runner.write_steps(tmp_path / "steps.bin", initial_state(metadata, 4).values(), steps)
+    binary = cpp_runner.build(tmp_path)
     if shutil.which("ldd"):  # linked to libtorch, not to Python
         assert "libpython" not in subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
     n_state = len(metadata["state_inputs"])
-    result = subprocess.run(
-        [str(binary), str(path), str(tmp_path / "steps.bin"), "1", str(n_state)],
-        capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.strip().splitlines()
+    lines = cpp_runner.run(binary, path, steps_file, 1, n_state).strip().splitlines()
     assert len(lines) == 60
     for t, line in enumerate(lines):
         numbers = np.array(line.split(), dtype=np.float64)
         np.testing.assert_array_equal(numbers[:4], actions[t], err_msg=f"step {t}")
         np.testing.assert_allclose(numbers[4:], values[t].numpy().reshape(-1), atol=ATOL, err_msg=f"step {t}")
+    # its --time mode acts on the first step's inputs and prints one positive number (ms per step)
+    assert 0 < cpp_runner.median_step_ms(binary, path, steps_file, 1, n_state, rounds=3, threads=1) < 1000
 
 
 def test_an_aoti_package_must_be_a_pt2_file(tmp_path):
