@@ -56,7 +56,9 @@ the default head, which is fitted to the returns too and alone teaches the cell;
 ``AGaLiTe (dual critic, both gradients)``, the same with the quiet head's gradient reaching the cell
 too; ``AGaLiTe (critic input gain learned from 1)``, the critic's head reading the output times a
 learned scalar that starts at 1; ``AGaLiTe (actor reads output x0.2)``, the actor's head reading the
-output times 0.2, the critic's reading it as it is; ``AGaLiTe (action-value advantages)``, a critic of
+output times 0.2, the critic's reading it as it is; ``AGaLiTe (actor input x0.2, cell gradient x5)``,
+the default (whose actor reads the output x0.2) with the gradient the actor's head sends into the cell
+multiplied by 5, as large as at ``actor_input_scale=1``; ``AGaLiTe (action-value advantages)``, a critic of
 one value per action whose advantages carry no later step's surprise (:mod:`benchmarks.probes.action_values`),
 ``AGaLiTe (dueling action values)``, the same split into a state value and the actions' advantages,
 ``AGaLiTe (tree-backup advantages)``, the actor's advantages with tree-backup traces (:mod:`benchmarks.probes.credit`),
@@ -143,6 +145,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # size, so an Adam step on the actor's first layer moves its output a fifth as far, while the critic,
     # whose gradient teaches the memory T-Maze's cue, keeps the default's view
     "AGaLiTe (actor reads output x0.2)": ("AGaLiTe", dict(actor_input_scale=0.2)),
+    # the default (the actor reads the output x0.2), with the gradient the actor's head sends into the
+    # cell multiplied back by 5: the forward of the actor's quieter input, the gradient into the memory of
+    # actor_input_scale=1 (the product cuts both; which of the two did the work was not separated)
+    "AGaLiTe (actor input x0.2, cell gradient x5)": ("AGaLiTe", {}),
     # the cell's parameters step at a quarter of the learning rate, the heads' at the full rate (an Adam
     # step's size does not follow the gradient's, so a smaller gradient would not do it): is what washes
     # a faint cue out the memory's own updates, while the heads need the full rate to use it?
@@ -278,6 +284,8 @@ CRITIC_INPUT_SCALE = {
     "AGaLiTe (critic gradient stopped)": (1.0, 0.0),
     "AGaLiTe (critic reads output x0.04, cell gradient kept)": (0.04, 1.0),
 }
+#: the variants whose actor's head passes its input's gradient back into the cell scaled: label -> factor
+ACTOR_GRADIENT_SCALE = {"AGaLiTe (actor input x0.2, cell gradient x5)": 5.0}
 
 
 #: the variants whose cells or heads learn at a fraction of the learning rate: label -> (the cells'
@@ -546,6 +554,8 @@ def run(
         scale_reads(agent, READ_LAYER_SCALE[model])
     centre = OutputCentre(agent) if model in CENTRED else None
     edit_critic(agent, model)
+    if model in ACTOR_GRADIENT_SCALE:
+        scale_module_input(agent.policy.mlp_extractor.policy_net, 1.0, ACTOR_GRADIENT_SCALE[model])
     if model in LEARNING_RATE_SCALES:
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
     edit_credit(agent, model, seed)
