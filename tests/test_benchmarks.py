@@ -22,6 +22,7 @@ TIMED = (
     "benchmarks.export_latency",
     "benchmarks.zoo_scores",
     "benchmarks.probes.step_parts",
+    "benchmarks.probes.weight_traffic",
 )
 
 
@@ -46,6 +47,7 @@ TIMED = (
         ("benchmarks.probes.tmaze_phases", "tmaze_phases_quick.md"),
         ("benchmarks.probes.recall_phases", "recall_phases_quick.md"),
         ("benchmarks.probes.write_strength", "write_strength_quick.md"),
+        ("benchmarks.probes.weight_traffic", "weight_traffic_quick.md"),
     ],
 )
 def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
