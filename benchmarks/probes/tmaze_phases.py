@@ -58,7 +58,8 @@ too; ``AGaLiTe (critic input gain learned from 1)``, the critic's head reading t
 learned scalar that starts at 1; ``AGaLiTe (actor reads output x0.2)``, the actor's head reading the
 output times 0.2, the critic's reading it as it is; ``AGaLiTe (actor input x0.2, cell gradient x5)``,
 the default (whose actor reads the output x0.2) with the gradient the actor's head sends into the cell
-multiplied by 5, as large as at ``actor_input_scale=1``; ``AGaLiTe (action-value advantages)``, a critic of
+multiplied by 5, as large as at ``actor_input_scale=1``; ``AGaLiTe (actor gradient stopped)``, the
+default with none of the actor's gradient reaching the cell; ``AGaLiTe (action-value advantages)``, a critic of
 one value per action whose advantages carry no later step's surprise (:mod:`benchmarks.probes.action_values`),
 ``AGaLiTe (dueling action values)``, the same split into a state value and the actions' advantages,
 ``AGaLiTe (tree-backup advantages)``, the actor's advantages with tree-backup traces (:mod:`benchmarks.probes.credit`),
@@ -149,6 +150,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # cell multiplied back by 5: the forward of the actor's quieter input, the gradient into the memory of
     # actor_input_scale=1 (the product cuts both; which of the two did the work was not separated)
     "AGaLiTe (actor input x0.2, cell gradient x5)": ("AGaLiTe", {}),
+    # the default with none of the actor's gradient reaching the cell: the memory learns from the critic
+    # alone, the actor's head reads what it learned
+    "AGaLiTe (actor gradient stopped)": ("AGaLiTe", {}),
     # the cell's parameters step at a quarter of the learning rate, the heads' at the full rate (an Adam
     # step's size does not follow the gradient's, so a smaller gradient would not do it): is what washes
     # a faint cue out the memory's own updates, while the heads need the full rate to use it?
@@ -285,7 +289,7 @@ CRITIC_INPUT_SCALE = {
     "AGaLiTe (critic reads output x0.04, cell gradient kept)": (0.04, 1.0),
 }
 #: the variants whose actor's head passes its input's gradient back into the cell scaled: label -> factor
-ACTOR_GRADIENT_SCALE = {"AGaLiTe (actor input x0.2, cell gradient x5)": 5.0}
+ACTOR_GRADIENT_SCALE = {"AGaLiTe (actor input x0.2, cell gradient x5)": 5.0, "AGaLiTe (actor gradient stopped)": 0.0}
 
 
 #: the variants whose cells or heads learn at a fraction of the learning rate: label -> (the cells'
