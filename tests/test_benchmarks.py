@@ -424,6 +424,36 @@ def test_probe_lambda_split_fits_the_critic_at_its_own_lambda():
     assert not np.allclose(buffer.returns, expected[agent.gae_lambda].returns)
 
 
+@pytest.mark.parametrize(
+    ("model", "factor"), [("AGaLiTe (actor input x0.2, cell gradient x5)", 5.0), ("AGaLiTe (actor gradient stopped)", 0.0)]
+)
+def test_probe_actor_gradient_edit_scales_only_what_the_actor_sends_into_the_cell(model, factor):
+    """The probes' edit of the actor's gradient: the actor's head computes what it did, and the
+    gradient it sends back into the cell's output is the default's times the variant's factor."""
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.tmaze_phases import ACTOR_GRADIENT_SCALE, edit_actor
+    from benchmarks.tmaze_runs import build_model
+
+    assert ACTOR_GRADIENT_SCALE[model] == factor
+    policy = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0]).policy
+    output = torch.randn(6, policy.cell_actor.output_dim, requires_grad=True)
+
+    def head_and_gradient() -> tuple[torch.Tensor, torch.Tensor]:
+        latent = policy.latent_actor(output)
+        (gradient,) = torch.autograd.grad(latent.square().sum(), output)
+        return latent.detach(), gradient
+
+    latent, gradient = head_and_gradient()
+    agent = type("Agent", (), {"policy": policy})()
+    edit_actor(agent, model)
+    edited_latent, edited_gradient = head_and_gradient()
+    torch.testing.assert_close(edited_latent, latent, rtol=0, atol=0)
+    assert gradient.abs().max() > 0
+    torch.testing.assert_close(edited_gradient, gradient * factor)
+
+
 @pytest.mark.parametrize("dueling", [False, True])
 def test_probe_action_value_advantages_are_the_taken_actions_value_less_the_expected(dueling):
     """The action-value probe edit: after a rollout, the value GAE bootstrapped from is

@@ -78,7 +78,7 @@ from benchmarks.probes.credit import (
     VALUES_INTO_MEMORY_LAMBDA_0,
     edit_credit,
 )
-from benchmarks.probes.tmaze_phases import edit_critic, rebuild_optimizer
+from benchmarks.probes.tmaze_phases import ACTOR_GRADIENT_SCALE, edit_actor, edit_critic, rebuild_optimizer
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
@@ -96,7 +96,7 @@ MODELS = (
     "AGaLiTe (dual critic: quiet baseline)", "AGaLiTe (dual critic, both gradients)",
     "AGaLiTe (critic input gain learned from 1)", "AGaLiTe (multiscale gates)", "AGaLiTe (long first head)",
     "AGaLiTe (cell_gae_lambda 0)", MEMORY_PROJECTIONS_LAMBDA_0, "LSTM (cell_gae_lambda 0)", *MEMORY_ROWS_LAMBDA_0,
-    VALUES_INTO_MEMORY_LAMBDA_0,
+    VALUES_INTO_MEMORY_LAMBDA_0, *ACTOR_GRADIENT_SCALE,
 )  # fmt: skip
 #: label -> the default with this gate_init
 GATE_STARTS = {"AGaLiTe (multiscale gates)": "multiscale", "AGaLiTe (long first head)": "long_first"}
@@ -206,6 +206,7 @@ def run(model: str, observations: str, seed: int, steps: int, eval_episodes: int
             if model not in HEAD_STARTS:
                 rms *= factor
         edit_critic(agent, model)  # the critic variants' probe-local edits, as in tmaze_phases
+        edit_actor(agent, model)  # and the actor's gradient into the cell
         edit_credit(agent, model, seed)  # and the credit's (benchmarks.probes.credit)
     start = time.perf_counter()
     agent.learn(steps)

@@ -81,9 +81,11 @@ from benchmarks.probes.action_values import ACTION_VALUE_VARIANTS, DUELING, acti
 from benchmarks.probes.credit import CREDIT_VARIANTS, edit_credit
 from benchmarks.probes.signal_budget import EpisodeStream
 from benchmarks.probes.tmaze_phases import (
+    ACTOR_GRADIENT_SCALE,
     LEARNING_RATE_SCALES,
     SATURATED,
     actor_saturated,
+    edit_actor,
     first_step,
     scale_cell_learning_rate,
     split_lambdas,
@@ -116,6 +118,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (values start x4)": ("AGaLiTe", {}),
     "AGaLiTe (exp write gate)": ("AGaLiTe", dict(cell_kwargs=dict(AGALITE_CELL, write_gate="exp"))),
     "AGaLiTe (value rows decay 1)": ("AGaLiTe", {}),
+    **{label: ("AGaLiTe", {}) for label in ACTOR_GRADIENT_SCALE},  # tmaze_phases' edits of the actor's gradient
     **ACTION_VALUE_VARIANTS,
     **CREDIT_VARIANTS,
 }
@@ -287,6 +290,7 @@ def run(
     if model in LEARNING_RATE_SCALES:
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
     edit_credit(agent, model, seed)
+    edit_actor(agent, model)
     if model in VALUE_START_SCALES:
         scale_value_start(agent, VALUE_START_SCALES[model])
     if model in VALUE_DECAYS:

@@ -354,6 +354,13 @@ def edit_critic(agent: Any, model: str) -> None:
         action_value_critic(agent, dueling=DUELING[model])
 
 
+def edit_actor(agent: Any, model: str) -> None:
+    """Apply a variant's probe-local edit of the actor's gradient into the cell (none for other labels);
+    shared with the recall and pendulum probes."""
+    if model in ACTOR_GRADIENT_SCALE:
+        scale_module_input(agent.policy.mlp_extractor.policy_net, 1.0, ACTOR_GRADIENT_SCALE[model])
+
+
 def scale_critic_input(agent: Any, forward: float, backward: float) -> None:
     """The critic's head reads the cell's output times ``forward``; the gradient it sends back into the
     cell is its gradient times ``backward`` (``backward == forward``: the plain product's gradient)."""
@@ -558,8 +565,7 @@ def run(
         scale_reads(agent, READ_LAYER_SCALE[model])
     centre = OutputCentre(agent) if model in CENTRED else None
     edit_critic(agent, model)
-    if model in ACTOR_GRADIENT_SCALE:
-        scale_module_input(agent.policy.mlp_extractor.policy_net, 1.0, ACTOR_GRADIENT_SCALE[model])
+    edit_actor(agent, model)
     if model in LEARNING_RATE_SCALES:
         scale_cell_learning_rate(agent, *LEARNING_RATE_SCALES[model])
     edit_credit(agent, model, seed)
