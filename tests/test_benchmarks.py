@@ -454,6 +454,40 @@ def test_probe_actor_gradient_edit_scales_only_what_the_actor_sends_into_the_cel
     torch.testing.assert_close(edited_gradient, gradient * factor)
 
 
+def test_probe_actor_only_centre_leaves_the_cell_and_the_critic_and_centres_what_the_actor_reads():
+    """The T-Maze probe's actor-only centre: acting steps are counted into the next rollout's mean; the
+    cell's output (what the critic reads) is unchanged, and the actor's head reads that output times
+    actor_input_scale less the mean times the same."""
+    import copy
+
+    import torch
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.tmaze_phases import OutputCentre
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024)[0])
+    policy = agent.policy
+    plain_head = copy.deepcopy(policy.mlp_extractor.policy_net)
+    cell = policy.cell_actor
+    x = torch.randn(5, 3, cell.input_dim)
+    with torch.no_grad():
+        before, _ = cell(x, None, None)
+        centre = OutputCentre(agent, actor_only=True)
+        state, acted = None, []
+        for t in range(5):  # acting steps: counted
+            step_output, state = cell(x[t : t + 1], state, None)
+            acted.append(step_output)
+        centre.new_rollout()
+        after, _ = cell(x, None, None)
+        torch.testing.assert_close(after, before, rtol=0, atol=0)
+        mean = centre.centres[0]
+        torch.testing.assert_close(mean, torch.cat(acted).reshape(-1, cell.output_dim).mean(0))
+        assert mean.abs().max() > 0
+        scale = policy.actor_input_scale
+        torch.testing.assert_close(policy.latent_actor(after), plain_head(scale * after - scale * mean))
+
+
 @pytest.mark.parametrize("dueling", [False, True])
 def test_probe_action_value_advantages_are_the_taken_actions_value_less_the_expected(dueling):
     """The action-value probe edit: after a rollout, the value GAE bootstrapped from is

@@ -40,6 +40,7 @@ hidden layers relu (``activation_fn=nn.ReLU``) instead of SB3's tanh; ``AGaLiTe 
 0.1)``, the default AGaLiTe whose read is multiplied by a learned per-channel scale starting at 0.1
 before it joins the stream (LayerScale); ``AGaLiTe (heads read centred output)``, the default AGaLiTe
 whose output, as the heads read it, is centred by its mean over the previous rollout's acting steps;
+``AGaLiTe (actor reads centred output)``, the same centre for the actor's head alone;
 ``AGaLiTe (quiet critic, cell gradient kept)``, ``critic_init_scale=0.04`` with the gradient the
 critic's head sends into the cell multiplied by 1 / 0.04 (at least the default's: the quiet head is
 not saturated, so it passes more back per unit than the default's); ``AGaLiTe (critic gradient
@@ -104,6 +105,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # output, centred (LeCun et al. 1998, "Efficient BackProp": a layer learns slowest along its inputs'
     # small directions when their mean is large); edited into the built cells
     "AGaLiTe (heads read centred output)": ("AGaLiTe", {}),
+    # the actor's head alone reads the centred output (the critic reads it as it is, so the first phase,
+    # the critic's, is the default's): the actor's first layer then learns from what varies, not from the
+    # large part that is the same in every walk (98% of the output's mean square at the junction)
+    "AGaLiTe (actor reads centred output)": ("AGaLiTe", {}),
     # the quiet critic (its first layer starts x0.04), with the gradient it sends into the shared cell
     # multiplied back by 1 / 0.04: does the quiet critic lose T-Maze by starving the memory of the
     # critic's gradient (which the small start scales down with it), or by its quiet value itself?
@@ -281,6 +286,8 @@ ALGO_KEYWORDS = ("vf_coef",)
 #: the variants whose built cells are edited: label -> the read's layer-scale start
 READ_LAYER_SCALE = {"AGaLiTe (read layer scale 0.1)": 0.1}
 CENTRED = ("AGaLiTe (heads read centred output)",)
+#: the variants whose actor's head alone reads the centred output
+ACTOR_CENTRED = ("AGaLiTe (actor reads centred output)",)
 #: the variants whose critic reads the cell's output scaled: label -> (factor on what it reads, factor on
 #: the gradient it sends back into the cell)
 CRITIC_INPUT_SCALE = {
@@ -386,9 +393,11 @@ def scale_module_input(module: Any, forward: float, backward: float) -> None:
 
 class OutputCentre:
     """The cells' output minus the mean of their acting outputs over the previous rollout. The mean
-    changes only when a rollout starts, so a rollout and the training on it see the same one."""
+    changes only when a rollout starts, so a rollout and the training on it see the same one. With
+    ``actor_only`` the cells' output is left as it is and only the actor's head reads it centred (what it
+    reads, the output times ``actor_input_scale``, less the mean times the same)."""
 
-    def __init__(self, agent: Any) -> None:
+    def __init__(self, agent: Any, actor_only: bool = False) -> None:
         import torch
 
         self.cells = agent.policy.cells
@@ -403,9 +412,15 @@ class OutputCentre:
                 if y.shape[0] == 1 and not torch.is_grad_enabled():  # an acting step: counted
                     self.sums[index] += y.detach().reshape(-1, y.shape[-1]).sum(0)
                     self.counts[index] += y.shape[1]
-                return y - self.centres[index], new_state
+                return (y if actor_only else y - self.centres[index]), new_state
 
             cell._forward = centred
+        if actor_only:
+            policy = agent.policy
+            actor_index = next(i for i, cell in enumerate(self.cells) if cell is policy.cell_actor)
+            head, scale = policy.mlp_extractor.policy_net, float(policy.actor_input_scale)
+            head_forward = head.forward
+            head.forward = lambda x: head_forward(x - scale * self.centres[actor_index])
 
     def new_rollout(self) -> None:
         for index in range(len(self.cells)):
@@ -563,7 +578,7 @@ def run(
         split_lambdas(agent, value_lambda)
     if model in READ_LAYER_SCALE:
         scale_reads(agent, READ_LAYER_SCALE[model])
-    centre = OutputCentre(agent) if model in CENTRED else None
+    centre = OutputCentre(agent, actor_only=model in ACTOR_CENTRED) if model in (*CENTRED, *ACTOR_CENTRED) else None
     edit_critic(agent, model)
     edit_actor(agent, model)
     if model in LEARNING_RATE_SCALES:
