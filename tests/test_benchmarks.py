@@ -376,6 +376,29 @@ def fill_rollout(buffer, seed: int = 0):
     return torch.as_tensor(rng.normal(size=buffer.n_envs)), rng.random(buffer.n_envs) < 0.5
 
 
+def test_probe_memory_projections_without_actor_credit_zero_the_cell_side_advantages_only():
+    """The split whose memory side gets no policy gradient: after GAE the cell side's advantages are
+    zero (so its clipped objective and gradient are), the agent's are SB3's as before."""
+    import copy
+
+    import numpy as np
+
+    from benchmarks.memory_suite import specs
+    from benchmarks.probes.credit import MEMORY_PROJECTIONS_NO_ACTOR, edit_credit
+    from benchmarks.tmaze_runs import build_model
+
+    agent = build_model(specs(["AGaLiTe"], ["gauss-recall"], [0], 2, timesteps=1024, gae_lambda=0.8)[0])
+    buffer = agent.rollout_buffer
+    last_values, dones = fill_rollout(buffer)
+    plain = copy.deepcopy(buffer)
+    plain.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    edit_credit(agent, MEMORY_PROJECTIONS_NO_ACTOR, 0)
+    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    assert buffer.cell_advantages is not None and not buffer.cell_advantages.any()
+    np.testing.assert_array_equal(buffer.advantages, plain.advantages)
+    assert np.abs(buffer.advantages).max() > 0
+
+
 def credit_split_case():
     """An RtxPPO agent (lambda 0.8) whose rollout buffer :func:`fill_rollout` filled, that fill's
     ``last_values`` and ``dones``, and copies of the buffer with SB3's advantages at lambda 0 and at

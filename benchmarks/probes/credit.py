@@ -60,6 +60,11 @@ CELL_REST_SHARES = {"AGaLiTe (cell credit: lambda 0, three quarters of the rest)
 #: embedding, the read's output, the block's MLP and gate, the heads) from GAE's
 #: (:func:`split_parameter_credit`): the current step's features keep the long credit control needs
 MEMORY_PROJECTIONS_LAMBDA_0 = "AGaLiTe (memory projections' credit at lambda 0)"
+#: the same split with no actor's credit on the memory's side: its input projections learn from the
+#: critic (and the entropy) alone, every other parameter from all of PPO's loss. With the whole actor's
+#: gradient stopped the cue became readable at T-Maze's junction sooner and the actor did not use it:
+#: does the memory learn the cue faster from the critic alone while the actor still shapes the rest?
+MEMORY_PROJECTIONS_NO_ACTOR = "AGaLiTe (memory projections: no actor credit)"
 #: the same split by rows of the memory's parameters (:func:`memory_rows`): only every head's value
 #: path (its value rows of the fused projection, the value convolution and its direct path), or only
 #: the first head's whole input path (the head that starts long, ``gate_init="long_first"``), learns
@@ -386,6 +391,20 @@ def split_parameter_credit(
     agent._evaluate_minibatch = evaluate_minibatch
 
 
+def without_cell_credit(agent: Any) -> None:
+    """The advantages of the cell's side of a split (``cell_advantages``) set to zero after every
+    rollout's GAE: that side's parameters then get no policy gradient (PPO's clipped objective is zero
+    at a zero advantage), only the value loss's and the entropy's."""
+    buffer = agent.rollout_buffer
+    compute = buffer.compute_returns_and_advantage
+
+    def compute_without(*args: Any, **kwargs: Any) -> None:
+        compute(*args, **kwargs)
+        buffer.cell_advantages[...] = 0.0
+
+    buffer.compute_returns_and_advantage = compute_without
+
+
 def route_values(policy: Any) -> Callable[[str | None], None]:
     """Patch ``policy``'s AGaLiTe and GaLiTe memories so that a run can detach their values where
     they enter the memory (``"memory"``) or where they take the direct path (``"direct"``, the
@@ -455,6 +474,7 @@ CREDIT_VARIANTS: dict[str, tuple[str, dict]] = {
         *CELL_REST_SHARES,
         *CELL_REST_FOR_ACTIONS,
         MEMORY_PROJECTIONS_LAMBDA_0,
+        MEMORY_PROJECTIONS_NO_ACTOR,
         *MEMORY_ROWS_LAMBDA_0,
         VALUES_INTO_MEMORY_LAMBDA_0,
     )
@@ -472,6 +492,9 @@ def edit_credit(agent: Any, model: str, seed: int) -> None:
         tree_backup_advantages(agent)
     elif model == MEMORY_PROJECTIONS_LAMBDA_0:
         split_parameter_credit(agent, 0.0, is_memory_projection)
+    elif model == MEMORY_PROJECTIONS_NO_ACTOR:
+        split_parameter_credit(agent, 0.0, is_memory_projection)
+        without_cell_credit(agent)
     elif model == VALUES_INTO_MEMORY_LAMBDA_0:
         split_value_routes(agent, 0.0)
     elif model in MEMORY_ROWS_LAMBDA_0:
