@@ -79,6 +79,7 @@ from benchmarks.probes.credit import (
     edit_credit,
 )
 from benchmarks.probes.tmaze_phases import ACTOR_GRADIENT_SCALE, edit_actor, edit_critic, rebuild_optimizer
+from benchmarks.probes.tmaze_phases import VARIANTS as TMAZE_VARIANTS
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 
@@ -96,7 +97,9 @@ MODELS = (
     "AGaLiTe (dual critic: quiet baseline)", "AGaLiTe (dual critic, both gradients)",
     "AGaLiTe (critic input gain learned from 1)", "AGaLiTe (multiscale gates)", "AGaLiTe (long first head)",
     "AGaLiTe (cell_gae_lambda 0)", MEMORY_PROJECTIONS_LAMBDA_0, "LSTM (cell_gae_lambda 0)", *MEMORY_ROWS_LAMBDA_0,
-    VALUES_INTO_MEMORY_LAMBDA_0, *ACTOR_GRADIENT_SCALE,
+    VALUES_INTO_MEMORY_LAMBDA_0,
+    # tmaze_phases' edits of the actor's gradient into the default AGaLiTe (built here from the label's cell)
+    *(label for label in ACTOR_GRADIENT_SCALE if TMAZE_VARIANTS[label] == ("AGaLiTe", {})),
 )  # fmt: skip
 #: label -> the default with this gate_init
 GATE_STARTS = {"AGaLiTe (multiscale gates)": "multiscale", "AGaLiTe (long first head)": "long_first"}

@@ -91,6 +91,7 @@ from benchmarks.probes.tmaze_phases import (
     split_lambdas,
     thousands,
 )
+from benchmarks.probes.tmaze_phases import VARIANTS as TMAZE_VARIANTS
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, build_model, final_score
 
@@ -118,7 +119,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "AGaLiTe (values start x4)": ("AGaLiTe", {}),
     "AGaLiTe (exp write gate)": ("AGaLiTe", dict(cell_kwargs=dict(AGALITE_CELL, write_gate="exp"))),
     "AGaLiTe (value rows decay 1)": ("AGaLiTe", {}),
-    **{label: ("AGaLiTe", {}) for label in ACTOR_GRADIENT_SCALE},  # tmaze_phases' edits of the actor's gradient
+    **{label: TMAZE_VARIANTS[label] for label in ACTOR_GRADIENT_SCALE},  # tmaze_phases' edits of the actor's gradient
     **ACTION_VALUE_VARIANTS,
     **CREDIT_VARIANTS,
 }

@@ -60,7 +60,8 @@ learned scalar that starts at 1; ``AGaLiTe (actor reads output x0.2)``, the acto
 output times 0.2, the critic's reading it as it is; ``AGaLiTe (actor input x0.2, cell gradient x5)``,
 the default (whose actor reads the output x0.2) with the gradient the actor's head sends into the cell
 multiplied by 5, as large as at ``actor_input_scale=1``; ``AGaLiTe (actor gradient stopped)``, the
-default with none of the actor's gradient reaching the cell; ``AGaLiTe (action-value advantages)``, a critic of
+default with none of the actor's gradient reaching the cell; ``GaLiTe (actor input x0.2, cell
+gradient x5)``, the same for GaLiTe with the actor's quieter input; ``AGaLiTe (action-value advantages)``, a critic of
 one value per action whose advantages carry no later step's surprise (:mod:`benchmarks.probes.action_values`),
 ``AGaLiTe (dueling action values)``, the same split into a state value and the actions' advantages,
 ``AGaLiTe (tree-backup advantages)``, the actor's advantages with tree-backup traces (:mod:`benchmarks.probes.credit`),
@@ -158,6 +159,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the default with none of the actor's gradient reaching the cell: the memory learns from the critic
     # alone, the actor's head reads what it learned
     "AGaLiTe (actor gradient stopped)": ("AGaLiTe", {}),
+    # GaLiTe's actor reading its output x0.2 (which cost GaLiTe T-Maze seeds), with its gradient into the
+    # cell multiplied back by 5: was what it cost GaLiTe the gradient cut?
+    "GaLiTe (actor input x0.2, cell gradient x5)": ("GaLiTe", dict(actor_input_scale=0.2)),
     # the cell's parameters step at a quarter of the learning rate, the heads' at the full rate (an Adam
     # step's size does not follow the gradient's, so a smaller gradient would not do it): is what washes
     # a faint cue out the memory's own updates, while the heads need the full rate to use it?
@@ -296,7 +300,11 @@ CRITIC_INPUT_SCALE = {
     "AGaLiTe (critic reads output x0.04, cell gradient kept)": (0.04, 1.0),
 }
 #: the variants whose actor's head passes its input's gradient back into the cell scaled: label -> factor
-ACTOR_GRADIENT_SCALE = {"AGaLiTe (actor input x0.2, cell gradient x5)": 5.0, "AGaLiTe (actor gradient stopped)": 0.0}
+ACTOR_GRADIENT_SCALE = {
+    "AGaLiTe (actor input x0.2, cell gradient x5)": 5.0,
+    "AGaLiTe (actor gradient stopped)": 0.0,
+    "GaLiTe (actor input x0.2, cell gradient x5)": 5.0,
+}
 
 
 #: the variants whose cells or heads learn at a fraction of the learning rate: label -> (the cells'
