@@ -192,11 +192,12 @@ def measure(quick: bool, native: bool) -> list[dict]:
             policy = make_policy(cell, cell_kwargs)
             row: dict[str, Any] = {"cell": label, "state_kib": policy.state_numel * 4 / 1024}
             files = export_files(policy, Path(tmp) / cell, aoti=native)
+            n_state = len(initial_state(files["onnx"], 1)) if native else 0  # the exported step's state inputs
             for batch in BATCHES:
                 steps_file = Path(tmp) / cell / f"steps_b{batch}.bin" if native else None
                 steps, sizes = runners(policy, files, batch, compiled=native, steps_file=steps_file)
                 if steps_file is not None:
-                    native_inputs[label, batch] = (files["aoti"], steps_file, len(initial_state(files["onnx"], 1)))
+                    native_inputs[label, batch] = (files["aoti"], steps_file, n_state)
                 times, _ = interleaved_ms(steps, torch.device("cpu"), repeats, warmup=3, budget_s=budget, block=10)
                 row.update({f"{runtime}_b{batch}_ms": ms for runtime, ms in times.items()})
                 row.update(sizes if batch == BATCHES[0] else {})

@@ -78,8 +78,13 @@ from benchmarks.probes.credit import (
     VALUES_INTO_MEMORY_LAMBDA_0,
     edit_credit,
 )
-from benchmarks.probes.tmaze_phases import ACTOR_GRADIENT_SCALE, edit_actor, edit_critic, rebuild_optimizer
-from benchmarks.probes.tmaze_phases import VARIANTS as TMAZE_VARIANTS
+from benchmarks.probes.tmaze_phases import (
+    ACTOR_GRADIENT_SCALE,
+    VARIANTS as TMAZE_VARIANTS,
+    edit_actor,
+    edit_critic,
+    rebuild_optimizer,
+)
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO
 

@@ -82,6 +82,7 @@ from benchmarks.probes.credit import CREDIT_VARIANTS, edit_credit
 from benchmarks.probes.signal_budget import EpisodeStream
 from benchmarks.probes.tmaze_phases import (
     ACTOR_GRADIENT_SCALE,
+    VARIANTS as TMAZE_VARIANTS,
     LEARNING_RATE_SCALES,
     SATURATED,
     actor_saturated,
@@ -91,7 +92,6 @@ from benchmarks.probes.tmaze_phases import (
     split_lambdas,
     thousands,
 )
-from benchmarks.probes.tmaze_phases import VARIANTS as TMAZE_VARIANTS
 from benchmarks.report import command_line, write_report
 from benchmarks.tmaze_runs import N_ENVS, NET_ARCH, PPO, build_model, final_score
 
