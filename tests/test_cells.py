@@ -702,6 +702,28 @@ def test_gtrxl_reading_the_observation_attends_over_the_observations():
         make_cell("gtrxl", INPUT_DIM, memory_input="obs")
 
 
+def test_gtrxl_value_gain_starts_the_values_alone_and_is_recorded():
+    """``value_gain`` starts every layer's value rows orthogonal at that gain and leaves the queries and
+    keys as the cell without it starts them; it is recorded only when given, and must be positive."""
+    kwargs = dict(SMALL["gtrxl"], memory_input="observation")
+    cells = []
+    for extra in ({}, dict(value_gain=math.sqrt(2))):
+        torch.manual_seed(0)
+        cells.append(make_cell("gtrxl", INPUT_DIM, **kwargs, **extra))
+    plain, gained = cells
+    values = SMALL["gtrxl"]["n_heads"] * SMALL["gtrxl"]["d_head"]
+    for block in gained.blocks:
+        assert np.allclose(torch.linalg.svdvals(block.mixer.key_value.weight[values:]).tolist(), math.sqrt(2))
+    first_plain, first_gained = plain.blocks[0].mixer, gained.blocks[0].mixer
+    assert torch.linalg.svdvals(first_plain.key_value.weight[values:]).max() < 0.31  # 0.3 spread over K and V
+    assert torch.equal(first_plain.query.weight, first_gained.query.weight)
+    assert torch.equal(first_plain.key_value.weight[:values], first_gained.key_value.weight[:values])
+    assert "value_gain" not in plain.recorded_choices()
+    assert gained.recorded_choices() == {"memory_input": "observation", "value_gain": math.sqrt(2)}
+    with pytest.raises(ValueError, match=r"GTrXL: value_gain must be a finite number > 0, got -1"):
+        make_cell("gtrxl", INPUT_DIM, value_gain=-1)
+
+
 @pytest.mark.parametrize("frequencies, r, power", [("dc", 2, 1.5), ("dc", 1, 1.0), ("dc", 4, 2.5), ("reference", 2, 2.0),
                                                     ("distinct", 2, 1.5)])  # fmt: skip
 def test_power_read_scale_is_the_oscillators_mean_power_and_variants_keep_2r(frequencies, r, power):

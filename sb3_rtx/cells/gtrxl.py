@@ -19,6 +19,12 @@ per slot instead of d_model).
 layer attends over the cell's inputs themselves, not over ``LN`` of the embedded stream (see
 :mod:`sb3_rtx.cells.block` for why that matters under observation noise), and so stores
 ``memory_len x input_dim`` in that layer.
+
+``value_gain`` (an option): the gain the value projection of every layer starts with, where the
+queries and keys keep theirs. AGaLiTe's read is normalised per head, so its projection's gain sets
+only how much the input moves its gates and keys; GTrXL's softmax read is a weighted average of the
+values, so their gain also sets the read's size against the stream it joins. Reading the observation,
+whose projections start at gain 0.3, GTrXL's read starts a few times smaller than reading the stream.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_rtx.cells.base import CellState, check_positive_int
+from sb3_rtx.cells.base import CellState, check_positive_int, check_positive_number
 from sb3_rtx.cells.block import (
     OBSERVATION_PROJECTION_GAIN,
     GatedTransformerCell,
@@ -79,13 +85,24 @@ class GTrXLMixer(SequenceMixer):
     (:data:`~sb3_rtx.cells.block.OBSERVATION_PROJECTION_GAIN`), as GaLiTe's and AGaLiTe's do.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, memory_len: int, in_features: int | None = None) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_head: int,
+        memory_len: int,
+        in_features: int | None = None,
+        value_gain: float | None = None,
+    ) -> None:
         super().__init__()
         self.d_model, self.n_heads, self.d_head, self.memory_len = d_model, n_heads, d_head, memory_len
         self.d_in = in_features or d_model
         gain = math.sqrt(2) if in_features is None else OBSERVATION_PROJECTION_GAIN
         self.query = orthogonal_linear(self.d_in, n_heads * d_head, gain=gain)
         self.key_value = orthogonal_linear(self.d_in, 2 * n_heads * d_head, gain=gain)  # fused K and V
+        if value_gain is not None:  # the value rows start again, orthogonal at their own gain
+            with torch.no_grad():
+                nn.init.orthogonal_(self.key_value.weight[n_heads * d_head :], gain=value_gain)
         self.out = orthogonal_linear(n_heads * d_head, d_model)
         self.position_bias = nn.Parameter(torch.zeros(n_heads, memory_len + 1))
 
@@ -122,6 +139,8 @@ class GTrXL(GatedTransformerCell):
     :param memory_len: steps each layer remembers
     :param memory_input: ``"stream"`` (the paper's) or ``"observation"``, what the first layer attends
         over (see :mod:`sb3_rtx.cells.block`)
+    :param value_gain: the gain every layer's value projection starts with (orthogonal); None: its
+        projection's (sqrt 2 reading the stream, 0.3 reading the observation; see the module docstring)
     :param output_scale: a factor on the cell's output (see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
     :param learn_output_scale: the factor is a learned scalar starting at ``output_scale``
     """
@@ -138,26 +157,34 @@ class GTrXL(GatedTransformerCell):
         d_ffc: int = 128,
         memory_len: int = 128,
         memory_input: str = "stream",
+        value_gain: float | None = None,
         output_scale: float = 1.0,
         learn_output_scale: bool = False,
     ) -> None:
         check_positive_int("GTrXL", n_heads=n_heads, d_head=d_head, memory_len=memory_len)
+        if value_gain is not None:
+            check_positive_number("GTrXL", value_gain=value_gain)
+            value_gain = float(value_gain)
         self.n_heads, self.d_head, self.memory_len, self.memory_input = n_heads, d_head, memory_len, memory_input
+        self.value_gain = value_gain
         super().__init__(
             input_dim,
             n_layers,
             d_model,
             d_ffc,
-            lambda in_features: GTrXLMixer(d_model, n_heads, d_head, memory_len, in_features),
+            lambda in_features: GTrXLMixer(d_model, n_heads, d_head, memory_len, in_features, value_gain),
             memory_input=memory_input,
             output_scale=output_scale,
             learn_output_scale=learn_output_scale,
         )
 
     def recorded_choices(self) -> dict[str, Any]:
-        # recorded where it is not the paper's stream, the only input before the choice existed, so
-        # that what earlier releases recorded (and the benchmarks' runs keyed on it) stays what it was
-        return {} if self.memory_input == "stream" else {"memory_input": self.memory_input}
+        # each recorded only where it is not the paper's (the only choice before it existed), so that
+        # what earlier releases recorded (and the benchmarks' runs keyed on it) stays what it was
+        recorded: dict[str, Any] = {} if self.memory_input == "stream" else {"memory_input": self.memory_input}
+        if self.value_gain is not None:
+            recorded["value_gain"] = self.value_gain
+        return recorded
 
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((),)  # number of valid memory slots (steps of the current episode), one per env
