@@ -179,6 +179,20 @@ MODELS: dict[str, tuple[str, str, dict]] = {
             cell_kwargs=dict(LEARNING_MODELS["GTrXL"][2]["cell_kwargs"], memory_input="observation", value_gain=math.sqrt(2)),
         ),
     ),
+    # the same with its queries and keys starting at the paper's gain (sqrt 2), its values at the
+    # observation's 0.3: the attention's logits are products of queries and keys, so at 0.3 on the raw
+    # observation they start near zero and the read can tell the steps apart only by their distance (the
+    # learned position bias), where reading LN of the stream at sqrt 2 it can by content from the start
+    "GTrXL (reads observation, queries and keys at gain sqrt 2)": (
+        "RtxPPO",
+        "MlpRtxPolicy",
+        dict(
+            cell="gtrxl",
+            cell_kwargs=dict(
+                LEARNING_MODELS["GTrXL"][2]["cell_kwargs"], memory_input="observation", query_key_gain=math.sqrt(2)
+            ),
+        ),
+    ),
     # the default of the fifteenth cause whose actor head reads the cell's output times 0.2 (the critic's
     # reads it as it is): each update moves the policy less behind the loud output (the tmaze_phases and
     # recall_phases probes); AGaLiTe's default since (the sixteenth cause), and that default before it

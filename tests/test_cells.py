@@ -724,6 +724,21 @@ def test_gtrxl_value_gain_starts_the_values_alone_and_is_recorded():
         make_cell("gtrxl", INPUT_DIM, value_gain=-1)
 
 
+def test_gtrxl_query_key_gain_starts_the_queries_and_keys_alone():
+    """``query_key_gain`` starts every layer's query and key rows orthogonal at that gain and leaves the
+    values at the projection's own gain; recorded with the other gains given."""
+    values = SMALL["gtrxl"]["n_heads"] * SMALL["gtrxl"]["d_head"]
+    cell = make_cell("gtrxl", INPUT_DIM, **SMALL["gtrxl"], memory_input="observation", query_key_gain=2.0, value_gain=0.5)
+    for block in cell.blocks:
+        mixer = block.mixer
+        assert np.allclose(torch.linalg.svdvals(mixer.query.weight).tolist(), 2.0)
+        assert np.allclose(torch.linalg.svdvals(mixer.key_value.weight[:values]).tolist(), 2.0)
+        assert np.allclose(torch.linalg.svdvals(mixer.key_value.weight[values:]).tolist(), 0.5)
+    assert cell.recorded_choices() == {"memory_input": "observation", "value_gain": 0.5, "query_key_gain": 2.0}
+    with pytest.raises(ValueError, match=r"GTrXL: query_key_gain must be a finite number > 0, got 0"):
+        make_cell("gtrxl", INPUT_DIM, query_key_gain=0)
+
+
 @pytest.mark.parametrize("frequencies, r, power", [("dc", 2, 1.5), ("dc", 1, 1.0), ("dc", 4, 2.5), ("reference", 2, 2.0),
                                                     ("distinct", 2, 1.5)])  # fmt: skip
 def test_power_read_scale_is_the_oscillators_mean_power_and_variants_keep_2r(frequencies, r, power):

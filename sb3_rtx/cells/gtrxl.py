@@ -20,11 +20,12 @@ layer attends over the cell's inputs themselves, not over ``LN`` of the embedded
 :mod:`sb3_rtx.cells.block` for why that matters under observation noise), and so stores
 ``memory_len x input_dim`` in that layer.
 
-``value_gain`` (an option): the gain the value projection of every layer starts with, where the
-queries and keys keep theirs. AGaLiTe's read is normalised per head, so its projection's gain sets
-only how much the input moves its gates and keys; GTrXL's softmax read is a weighted average of the
-values, so their gain also sets the read's size against the stream it joins. Reading the observation,
-whose projections start at gain 0.3, GTrXL's read starts a few times smaller than reading the stream.
+``value_gain`` and ``query_key_gain`` (options): the gains every layer's value projection, and its
+query and key projections, start with, in place of the projection's own (sqrt 2 reading the stream,
+0.3 reading the observation). GTrXL's softmax read is a weighted average of the values, so their gain
+sets the read's size against the stream it joins; the queries' and keys' gain sets how sharply the
+attention can tell steps apart by content at the start (the logits are their products). AGaLiTe's
+read is normalised per head, so there one gain serves both.
 """
 
 from __future__ import annotations
@@ -93,15 +94,18 @@ class GTrXLMixer(SequenceMixer):
         memory_len: int,
         in_features: int | None = None,
         value_gain: float | None = None,
+        query_key_gain: float | None = None,
     ) -> None:
         super().__init__()
         self.d_model, self.n_heads, self.d_head, self.memory_len = d_model, n_heads, d_head, memory_len
         self.d_in = in_features or d_model
         gain = math.sqrt(2) if in_features is None else OBSERVATION_PROJECTION_GAIN
-        self.query = orthogonal_linear(self.d_in, n_heads * d_head, gain=gain)
+        self.query = orthogonal_linear(self.d_in, n_heads * d_head, gain=gain if query_key_gain is None else query_key_gain)
         self.key_value = orthogonal_linear(self.d_in, 2 * n_heads * d_head, gain=gain)  # fused K and V
-        if value_gain is not None:  # the value rows start again, orthogonal at their own gain
-            with torch.no_grad():
+        with torch.no_grad():  # rows that start at a gain of their own start again, orthogonal at it
+            if query_key_gain is not None:
+                nn.init.orthogonal_(self.key_value.weight[: n_heads * d_head], gain=query_key_gain)
+            if value_gain is not None:
                 nn.init.orthogonal_(self.key_value.weight[n_heads * d_head :], gain=value_gain)
         self.out = orthogonal_linear(n_heads * d_head, d_model)
         self.position_bias = nn.Parameter(torch.zeros(n_heads, memory_len + 1))
@@ -141,6 +145,7 @@ class GTrXL(GatedTransformerCell):
         over (see :mod:`sb3_rtx.cells.block`)
     :param value_gain: the gain every layer's value projection starts with (orthogonal); None: its
         projection's (sqrt 2 reading the stream, 0.3 reading the observation; see the module docstring)
+    :param query_key_gain: the same for every layer's query and key projections
     :param output_scale: a factor on the cell's output (see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
     :param learn_output_scale: the factor is a learned scalar starting at ``output_scale``
     """
@@ -158,21 +163,25 @@ class GTrXL(GatedTransformerCell):
         memory_len: int = 128,
         memory_input: str = "stream",
         value_gain: float | None = None,
+        query_key_gain: float | None = None,
         output_scale: float = 1.0,
         learn_output_scale: bool = False,
     ) -> None:
         check_positive_int("GTrXL", n_heads=n_heads, d_head=d_head, memory_len=memory_len)
-        if value_gain is not None:
-            check_positive_number("GTrXL", value_gain=value_gain)
-            value_gain = float(value_gain)
+        gains = {
+            key: value
+            for key, value in dict(value_gain=value_gain, query_key_gain=query_key_gain).items()
+            if value is not None
+        }
+        check_positive_number("GTrXL", False, **gains)
         self.n_heads, self.d_head, self.memory_len, self.memory_input = n_heads, d_head, memory_len, memory_input
-        self.value_gain = value_gain
+        self.gains = {key: float(value) for key, value in gains.items()}  # the gains given (recorded)
         super().__init__(
             input_dim,
             n_layers,
             d_model,
             d_ffc,
-            lambda in_features: GTrXLMixer(d_model, n_heads, d_head, memory_len, in_features, value_gain),
+            lambda in_features: GTrXLMixer(d_model, n_heads, d_head, memory_len, in_features, **self.gains),
             memory_input=memory_input,
             output_scale=output_scale,
             learn_output_scale=learn_output_scale,
@@ -182,9 +191,7 @@ class GTrXL(GatedTransformerCell):
         # each recorded only where it is not the paper's (the only choice before it existed), so that
         # what earlier releases recorded (and the benchmarks' runs keyed on it) stays what it was
         recorded: dict[str, Any] = {} if self.memory_input == "stream" else {"memory_input": self.memory_input}
-        if self.value_gain is not None:
-            recorded["value_gain"] = self.value_gain
-        return recorded
+        return {**recorded, **self.gains}
 
     def shared_state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((),)  # number of valid memory slots (steps of the current episode), one per env
