@@ -11,6 +11,7 @@ fifth between runs on a 2-core machine, and taking turns spreads slow spells ove
     python -m benchmarks.train_throughput --size paper   # AGaLiTe and GTrXL-128 at the paper's T-Maze size
     python -m benchmarks.train_throughput --device cuda  # every model on CUDA -> train_throughput_cuda.*
     python -m benchmarks.train_throughput --size paper --compile-training   # AGaLiTe compiled too
+    python -m benchmarks.train_throughput --size paper --compile-training --compile-acting   # and every acting step
 
 With ``--size paper`` the transformer rows are the paper's T-Maze size (4 layers, d_model 128, 4
 heads, d_head 64, d_ffc 128; AGaLiTe eta 8, r 2; GTrXL memory_len 128), the sizes of the efficiency
@@ -45,8 +46,12 @@ SMALL = dict(n_layers=2, d_model=64, n_heads=2, d_head=32, d_ffc=64)
 PAPER = dict(n_layers=4, d_model=128, n_heads=4, d_head=64, d_ffc=128)
 
 
+#: what a row compiled for acting adds to its label (its "fps vs GTrXL" is against GTrXL's row so compiled)
+COMPILED_ACTING = ", compile_acting"
+
+
 def candidates(
-    sequence_length: int, size: str = "small", compile_training: bool = False
+    sequence_length: int, size: str = "small", compile_training: bool = False, compile_acting: bool = False
 ) -> list[tuple[str, Callable[..., Any], dict]]:
     rtx = lambda cell, **kw: dict(  # noqa: E731
         policy="MlpRtxPolicy", sequence_length=sequence_length, policy_kwargs=dict(cell=cell, cell_kwargs=kw)
@@ -54,10 +59,20 @@ def candidates(
     rows = _candidates(rtx, size)
     if compile_training:  # AGaLiTe again, with its training form compiled, after its eager row
         at = next(i for i, (label, *_) in enumerate(rows) if "agalite" in label)
-        label, algo, kwargs = rows[at]
-        compiled = dict(kwargs, policy_kwargs=dict(kwargs["policy_kwargs"], compile_training=True))
-        rows.insert(at + 1, (f"{label}, compile_training", algo, compiled))
+        rows.insert(at + 1, _with(rows[at], "compile_training"))
+    if compile_acting:  # every transformer row again with its acting step compiled (RtxPPO's rollouts)
+        at = len(rows)
+        while at > 0:
+            at -= 1
+            if rows[at][1] is RtxPPO and "lstm" not in rows[at][0]:
+                rows.insert(at + 1, _with(rows[at], COMPILED_ACTING.removeprefix(", ")))
     return rows
+
+
+def _with(row: tuple[str, Callable[..., Any], dict], keyword: str) -> tuple[str, Callable[..., Any], dict]:
+    """``row`` again with the policy keyword ``keyword=True``, named after it."""
+    label, algo, kwargs = row
+    return f"{label}, {keyword}", algo, dict(kwargs, policy_kwargs=dict(kwargs["policy_kwargs"], **{keyword: True}))
 
 
 def _candidates(rtx: Callable[..., dict], size: str) -> list[tuple[str, Callable[..., Any], dict]]:
@@ -147,6 +162,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="also AGaLiTe with compile_training=True (a row after its eager one; each run compiles in its "
         "first update, from inductor's disk cache after the first run)",
     )  # fmt: skip
+    parser.add_argument(
+        "--compile-acting", action="store_true",
+        help="also every transformer cell with compile_acting=True (a row after each; its fps vs GTrXL is against "
+        "GTrXL's compiled row)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -160,7 +180,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     repeats = 1 if args.quick else args.repeats
-    configurations = candidates(args.sequence_length, args.size, args.compile_training)
+    configurations = candidates(args.sequence_length, args.size, args.compile_training, args.compile_acting)
     results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in configurations}
     for _ in range(repeats):  # in turns: a slow spell of the machine falls on every configuration
         for label, algo, kwargs in configurations:
@@ -176,11 +196,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     base = rows[0]["fps"]
     shared = rows[1]["fps"]
-    gtrxl = next(row["fps"] for row in rows if "gtrxl" in row["run"])
+    # each row against GTrXL acting as it acts: eagerly, or compiled (its acting step only: GTrXL has no
+    # compiled training form)
+    gtrxl = {
+        compiled: next(row["fps"] for row in rows if "gtrxl" in row["run"] and (COMPILED_ACTING in row["run"]) == compiled)
+        for compiled in {COMPILED_ACTING in row["run"] for row in rows}
+    }
     for row in rows:
         row["vs_recurrentppo"] = row["fps"] / base
         row["vs_recurrentppo_shared"] = row["fps"] / shared
-        row["vs_gtrxl"] = row["fps"] / gtrxl
+        row["vs_gtrxl"] = row["fps"] / gtrxl[COMPILED_ACTING in row["run"]]
     runs_note = (
         f"Median of {repeats} runs each, made in turns (each run's fps in brackets). " if repeats > 1 else "One run each. "
     )
@@ -213,7 +238,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(table)
     if args.profile:
         label, algo, kwargs = next(
-            c for c in candidates(args.sequence_length, args.size, args.compile_training) if args.profile in c[0]
+            c
+            for c in candidates(args.sequence_length, args.size, args.compile_training, args.compile_acting)
+            if args.profile in c[0]
         )
         profile_path = args.out / "train_throughput_profile.txt"
         profile_run(label, algo, kwargs, args, timesteps, profile_path)

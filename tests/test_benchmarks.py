@@ -1100,3 +1100,24 @@ def test_probe_adam_steps_reads_the_damping_that_eps_puts_on_each_step():
     assert rows["small"]["below_eps"] == 1.0 and rows["small"]["damping"] == pytest.approx(1e-7 / (1e-7 + 1e-5), rel=1e-3)
     assert rows["large"]["shape"] == "2x2" and rows["large"]["below_eps"] == 0.0
     assert rows["large"]["damping"] == pytest.approx(1e-2 / (1e-2 + 1e-5), rel=1e-3)
+
+
+def test_throughput_compiled_rows_follow_their_eager_rows_and_compare_like_with_like():
+    """``--compile-acting`` adds each transformer row again right after it, with the acting step compiled
+    (and AGaLiTe's compiled training row too); the LSTM rows stay eager."""
+    from benchmarks.train_throughput import COMPILED_ACTING, candidates
+
+    rows = candidates(32, "paper", compile_training=True, compile_acting=True)
+    labels = [label for label, _, _ in rows]
+    assert labels[3:] == [
+        "RtxPPO agalite paper",
+        "RtxPPO agalite paper" + COMPILED_ACTING,
+        "RtxPPO agalite paper, compile_training",
+        "RtxPPO agalite paper, compile_training" + COMPILED_ACTING,
+        "RtxPPO gtrxl paper M=128",
+        "RtxPPO gtrxl paper M=128" + COMPILED_ACTING,
+    ]
+    for label, _, kwargs in rows:
+        policy_kwargs = kwargs.get("policy_kwargs") or {}
+        assert policy_kwargs.get("compile_acting", False) == (COMPILED_ACTING in label)
+        assert policy_kwargs.get("compile_training", False) == ("compile_training" in label)
