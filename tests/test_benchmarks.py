@@ -963,14 +963,15 @@ def test_probe_learning_rate_split_holds_through_sb3s_rate_updates():
 
 
 def test_memory_suite_sets_are_disjoint_and_the_table_names_its_whole_command(tmp_path):
-    """``--set dev|test``: defaults are chosen on the development set, the test set only reported,
-    so no task is in both; the test set is broad (at least 8 tasks). The table is headed by the
+    """``--set dev|test|breadth``: defaults are chosen on the development set, the test set and the
+    breadth check only reported, so no task is in two; the test set is broad (at least 8 tasks). The table is headed by the
     whole command that remakes it (every flag but ``--resume``/``--report-only``)."""
     from benchmarks.memory_suite import SETS, TASKS, main
 
-    assert set(SETS) == {"dev", "test"}
+    assert set(SETS) == {"dev", "test", "breadth"}
     assert not set(SETS["dev"]) & set(SETS["test"])
-    assert len(SETS["test"]) >= 8 and set(SETS["dev"]) | set(SETS["test"]) <= set(TASKS)
+    assert not set(SETS["breadth"]) & (set(SETS["dev"]) | set(SETS["test"]))
+    assert len(SETS["test"]) >= 8 and set(SETS["dev"]) | set(SETS["test"]) | set(SETS["breadth"]) <= set(TASKS)
     main(["--set", "test", "--models", "AGaLiTe", "--seeds", "3", "--report-only", "--out", str(tmp_path)])
     text = (tmp_path / "memory_suite_test.md").read_text()
     header = text.splitlines()[2]
