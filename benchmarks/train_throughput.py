@@ -46,7 +46,8 @@ SMALL = dict(n_layers=2, d_model=64, n_heads=2, d_head=32, d_ffc=64)
 PAPER = dict(n_layers=4, d_model=128, n_heads=4, d_head=64, d_ffc=128)
 
 
-#: what a row compiled for acting adds to its label (its "fps vs GTrXL" is against GTrXL's row so compiled)
+#: what a row compiled for acting adds to its label (:func:`_with`; its "fps vs GTrXL" is against GTrXL's
+#: row so compiled)
 COMPILED_ACTING = ", compile_acting"
 
 
@@ -60,12 +61,13 @@ def candidates(
     if compile_training:  # AGaLiTe again, with its training form compiled, after its eager row
         at = next(i for i, (label, *_) in enumerate(rows) if "agalite" in label)
         rows.insert(at + 1, _with(rows[at], "compile_training"))
-    if compile_acting:  # every transformer row again with its acting step compiled (RtxPPO's rollouts)
-        at = len(rows)
-        while at > 0:
-            at -= 1
-            if rows[at][1] is RtxPPO and "lstm" not in rows[at][0]:
-                rows.insert(at + 1, _with(rows[at], COMPILED_ACTING.removeprefix(", ")))
+    if compile_acting:  # every transformer row again, right after it, acting compiled (RtxPPO's rollouts)
+        expanded = []
+        for row in rows:
+            expanded.append(row)
+            if row[1] is RtxPPO and "lstm" not in row[0]:
+                expanded.append(_with(row, "compile_acting"))
+        rows = expanded
     return rows
 
 
