@@ -161,6 +161,13 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # "spans within heads" fell behind the default on RepeatFirst, which holds one early card all
     # episode (gate_init="long_first")
     "AGaLiTe (long first head)": _agalite(gate_init="long_first", value_init_scale=0.0),
+    # today's default AGaLiTe with its first layer's memory reading LN of the embedded stream, as the paper's
+    # and GTrXL's do, not the observation (memory_input="stream"; everything else the default's)
+    "AGaLiTe (reads stream)": (
+        "RtxPPO",
+        "MlpRtxPolicy",
+        dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="stream")),
+    ),
     # GTrXL whose first layer attends over the observations, not LN of the embedded stream (the eleventh
     # cause, which AGaLiTe's and GaLiTe's defaults fixed: memory_input="observation")
     "GTrXL (reads observation)": (
