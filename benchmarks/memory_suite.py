@@ -168,6 +168,12 @@ MODELS: dict[str, tuple[str, str, dict]] = {
         "MlpRtxPolicy",
         dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="stream")),
     ),
+    # ... reading both side by side, [observation, LN(stream)] (memory_input="both")
+    "AGaLiTe (reads both)": (
+        "RtxPPO",
+        "MlpRtxPolicy",
+        dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="both")),
+    ),
     # GTrXL whose first layer attends over the observations, not LN of the embedded stream (the eleventh
     # cause, which AGaLiTe's and GaLiTe's defaults fixed: memory_input="observation")
     "GTrXL (reads observation)": (

@@ -30,6 +30,9 @@ SMALL = {
     "gtrxl": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, memory_len=5),
     # its first layer attends over the observations (a state tensor of another width)
     "gtrxl-observation": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, memory_len=5, memory_input="observation"),
+    # their first layers read the observation and the stream side by side
+    "agalite-both": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=3, memory_input="both"),
+    "gtrxl-both": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, memory_len=5, memory_input="both"),
     "lstm": dict(hidden_size=12, n_layers=2),
 }
 VARIANTS = list(SMALL)
@@ -288,6 +291,8 @@ def expected_state_numel(name: str, kw: dict) -> int:
     if name == "gtrxl":
         if kw.get("memory_input") == "observation":  # the first layer keeps the observations
             return kw["memory_len"] * (INPUT_DIM + (kw["n_layers"] - 1) * kw["d_model"]) + 1
+        if kw.get("memory_input") == "both":  # ... beside LN of the stream
+            return kw["memory_len"] * (INPUT_DIM + kw["n_layers"] * kw["d_model"]) + 1
         return kw["n_layers"] * kw["memory_len"] * kw["d_model"] + 1  # + valid-slot count
     if name == "lstm":
         return 2 * kw["n_layers"] * kw["hidden_size"]
@@ -698,7 +703,7 @@ def test_gtrxl_reading_the_observation_attends_over_the_observations():
     first = cell.blocks[0].mixer
     assert np.allclose(torch.linalg.svdvals(first.key_value.weight).tolist(), 0.3)
     assert np.allclose(torch.linalg.svdvals(cell.blocks[1].mixer.key_value.weight).tolist(), math.sqrt(2))
-    with pytest.raises(ValueError, match=r"GTrXL: memory_input must be one of \('stream', 'observation'\), got 'obs'"):
+    with pytest.raises(ValueError, match=r"GTrXL: memory_input must be one of \('stream', 'observation', 'both'\), got 'obs'"):
         make_cell("gtrxl", INPUT_DIM, memory_input="obs")
 
 
@@ -965,7 +970,7 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("agalite", 4, read_merge="sum")
     with pytest.raises(ValueError, match=r"read_scale must be one of \('2r', 'power'\), got 'unit'"):
         make_cell("agalite", 4, read_scale="unit")
-    with pytest.raises(ValueError, match=r"memory_input must be one of \('stream', 'observation'\), got 'raw'"):
+    with pytest.raises(ValueError, match=r"memory_input must be one of \('stream', 'observation', 'both'\), got 'raw'"):
         make_cell("galite", 4, memory_input="raw")
     for bad in (0, "4", True, 2.0):
         with pytest.raises(ValueError, match=rf"value_conv must be an int >= 1 \(taps; 1 = no convolution\), got {bad!r}"):
@@ -977,13 +982,15 @@ def test_first_layer_memory_reads_the_observation_and_later_layers_the_stream(na
     """``memory_input="observation"`` (the default): the first block's memory projects the cell's
     input itself, so what it reads does not depend on the embedding (zeroing the embedding leaves
     the first read unchanged), while with ``"stream"`` (the paper's) it reads ``LN(embedding)`` and
-    changes; later layers read the stream either way."""
+    changes; with ``"both"`` it reads ``[observation, LN(embedding)]`` and changes too; later layers
+    read the stream either way."""
     x = torch.randn(6, 3, INPUT_DIM, dtype=torch.float64)
-    for memory_input in ("observation", "stream"):
+    widths = {"observation": INPUT_DIM, "stream": SMALL[name]["d_model"], "both": INPUT_DIM + SMALL[name]["d_model"]}
+    for memory_input, width in widths.items():
         cell = build(name, memory_input=memory_input)  # 2 layers
         first, second = cell.blocks[0], cell.blocks[1]
         reads_observation = memory_input == "observation"
-        assert first.mixer.features.project.in_features == (INPUT_DIM if reads_observation else cell.d_model)
+        assert first.mixer.features.project.in_features == width
         assert (first.norm_attn is None) == reads_observation
         assert second.norm_attn is not None and second.mixer.features.project.in_features == cell.d_model
         with torch.no_grad(), reads_of(first.mixer) as reads:
@@ -992,6 +999,27 @@ def test_first_layer_memory_reads_the_observation_and_later_layers_the_stream(na
             cell.embed.bias.fill_(0.5)
             cell(x, None, None)
         assert len(reads) == 2 and torch.allclose(reads[0], reads[1]) == reads_observation
+
+
+@pytest.mark.parametrize("name", ["agalite", "gtrxl"])
+def test_memory_input_both_reads_the_observation_then_the_normed_stream(name):
+    """``memory_input="both"``: the first mixer's input is the observation and ``LN`` of the embedded
+    stream, concatenated in that order (the same tensors the other two choices read alone)."""
+    x = torch.randn(5, 2, INPUT_DIM, dtype=torch.float64)
+    cell = build(f"{name}-both")
+    first = cell.blocks[0]
+    inputs = []
+    handle = first.mixer.register_forward_pre_hook(lambda _module, args: inputs.append(args[0]))
+    try:
+        with torch.no_grad():
+            cell(x, None, None)
+    finally:
+        handle.remove()
+    (read,) = inputs
+    norm = first.norm_attn
+    normed_stream = torch.nn.functional.layer_norm(torch.relu(cell.embed(x)), (cell.d_model,), norm.weight, norm.bias)
+    expected = torch.cat([x, normed_stream], -1)
+    torch.testing.assert_close(read, expected)
 
 
 @pytest.mark.parametrize("name", ["galite", "agalite"])

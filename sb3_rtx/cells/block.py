@@ -28,8 +28,12 @@ into every feature the memory projects from, so a cue carried by one input dimen
 them with whatever noise the other dimensions carry, and the norm divides the cue by a size the
 noise sets: under strong Gaussian observation noise an LSTM stops learning cue recall behind
 that embedding and norm, and AGaLiTe learns it once its memory reads the observation (docs,
-"Learning memory", "Gaussian noise: the memory reads the observation"). Later layers read the
-stream (it carries the layers below).
+"Learning memory", "Gaussian noise: the memory reads the observation"). Read raw, though, a step
+whose observation is small beside the others' (the plain T-Maze's cue, one bit among several
+position bits) writes a small value, where after the norm every step has the same size; with
+``"both"`` the first memory projects the two side by side, ``[observation, LN(x)]`` (docs, "How
+the defaults were found", "The plain T-Maze"). Later layers read the stream (it carries the
+layers below).
 """
 
 from __future__ import annotations
@@ -131,15 +135,26 @@ OBSERVATION_PROJECTION_GAIN = 0.3
 class GatedBlock(nn.Module):
     """One GTrXL-style layer: attention sub-layer (gated, or a plain residual), then gated MLP sub-layer.
 
-    With ``reads_observation`` the mixer reads the cell's input as it is, not ``LN(x)``."""
+    With ``reads_observation`` the mixer reads the cell's input as it is, not ``LN(x)``; with
+    ``reads_both``, the cell's input and ``LN(x)`` concatenated (in that order)."""
+
+    #: a class default, so that blocks pickled before ``"both"`` existed read as they did
+    reads_both: bool = False
 
     def __init__(
-        self, d_model: int, d_ffc: int, mixer: SequenceMixer, read_merge: str = "gated", reads_observation: bool = False
+        self,
+        d_model: int,
+        d_ffc: int,
+        mixer: SequenceMixer,
+        read_merge: str = "gated",
+        reads_observation: bool = False,
+        reads_both: bool = False,
     ) -> None:
         super().__init__()
         if read_merge not in READ_MERGES:
             raise ValueError(f"read_merge must be one of {READ_MERGES}, got {read_merge!r}")
         self.norm_attn = None if reads_observation else nn.LayerNorm(d_model)
+        self.reads_both = reads_both
         self.mixer = mixer
         self.gate_attn = GRUGate(d_model) if read_merge == "gated" else None
         self.norm_mlp = nn.LayerNorm(d_model)
@@ -149,7 +164,12 @@ class GatedBlock(nn.Module):
     def forward(
         self, x: torch.Tensor, layer_state: CellState, context: Any, observation: torch.Tensor
     ) -> tuple[torch.Tensor, CellState]:
-        memory_input = observation if self.norm_attn is None else layer_norm(self.norm_attn, x)
+        if self.norm_attn is None:
+            memory_input = observation
+        else:
+            memory_input = layer_norm(self.norm_attn, x)
+            if self.reads_both:
+                memory_input = torch.cat([observation, memory_input], dim=-1)
         mixed, new_state = self.mixer(memory_input, layer_state, context)
         # no relu on a residual read: it would zero half of what the read carries
         x = x + mixed if self.gate_attn is None else self.gate_attn.forward(x, F.relu(mixed))
@@ -163,8 +183,9 @@ class GatedTransformerCell(RecurrentCell):
 
     State layout: for every per-layer state tensor of shape ``S`` a tensor ``(B, n_layers, *S)``,
     followed by the cell's shared tensors (e.g. a step counter), each ``(B, *S)``.
-    Subclasses give the mixer factory (called with the observation's width for a first layer that
-    reads the observation, None for a layer that reads the stream, ``d_model`` wide) and, if
+    Subclasses give the mixer factory (called with the width of what a first layer reads when that
+    is not the stream: the observation's, or the observation's plus ``d_model`` with ``"both"``;
+    None for a layer that reads the stream, ``d_model`` wide) and, if
     they keep shared state, override :meth:`shared_state_shapes`, :meth:`make_context` and
     :meth:`advance_shared`. ``memory_input`` says what the first block's mixer reads (see the module
     docstring). A first mixer whose state shapes differ from the other layers' (GTrXL's, which stores
@@ -200,8 +221,10 @@ class GatedTransformerCell(RecurrentCell):
         blocks = []
         for index in range(n_layers):
             reads_observation = memory_input == "observation" and index == 0
-            mixer = make_mixer(input_dim if reads_observation else None)
-            blocks.append(GatedBlock(d_model, d_ffc, mixer, read_merge, reads_observation))
+            reads_both = memory_input == "both" and index == 0
+            width = input_dim if reads_observation else input_dim + d_model if reads_both else None
+            mixer = make_mixer(width)
+            blocks.append(GatedBlock(d_model, d_ffc, mixer, read_merge, reads_observation, reads_both))
         self.blocks = nn.ModuleList(blocks)
         self._layer_shapes = tuple(blocks[-1].mixer.layer_state_shapes())
         first_shapes = tuple(blocks[0].mixer.layer_state_shapes())
