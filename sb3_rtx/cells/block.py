@@ -135,26 +135,20 @@ OBSERVATION_PROJECTION_GAIN = 0.3
 class GatedBlock(nn.Module):
     """One GTrXL-style layer: attention sub-layer (gated, or a plain residual), then gated MLP sub-layer.
 
-    With ``reads_observation`` the mixer reads the cell's input as it is, not ``LN(x)``; with
-    ``reads_both``, the cell's input and ``LN(x)`` concatenated (in that order)."""
+    ``reads`` (a :data:`MEMORY_INPUTS` value) is what the mixer reads: ``LN(x)`` (``"stream"``), the
+    cell's input as it is (``"observation"``), or the two concatenated in that order (``"both"``)."""
 
     #: a class default, so that blocks pickled before ``"both"`` existed read as they did
     reads_both: bool = False
 
     def __init__(
-        self,
-        d_model: int,
-        d_ffc: int,
-        mixer: SequenceMixer,
-        read_merge: str = "gated",
-        reads_observation: bool = False,
-        reads_both: bool = False,
+        self, d_model: int, d_ffc: int, mixer: SequenceMixer, read_merge: str = "gated", reads: str = "stream"
     ) -> None:
         super().__init__()
         if read_merge not in READ_MERGES:
             raise ValueError(f"read_merge must be one of {READ_MERGES}, got {read_merge!r}")
-        self.norm_attn = None if reads_observation else nn.LayerNorm(d_model)
-        self.reads_both = reads_both
+        self.norm_attn = None if reads == "observation" else nn.LayerNorm(d_model)
+        self.reads_both = reads == "both"
         self.mixer = mixer
         self.gate_attn = GRUGate(d_model) if read_merge == "gated" else None
         self.norm_mlp = nn.LayerNorm(d_model)
@@ -219,12 +213,11 @@ class GatedTransformerCell(RecurrentCell):
         self.d_ffc = d_ffc
         self.embed = orthogonal_linear(input_dim, d_model)
         blocks = []
+        # the width of what the first layer's mixer reads when that is not the stream (None: d_model)
+        first_width = {"stream": None, "observation": input_dim, "both": input_dim + d_model}[memory_input]
         for index in range(n_layers):
-            reads_observation = memory_input == "observation" and index == 0
-            reads_both = memory_input == "both" and index == 0
-            width = input_dim if reads_observation else input_dim + d_model if reads_both else None
-            mixer = make_mixer(width)
-            blocks.append(GatedBlock(d_model, d_ffc, mixer, read_merge, reads_observation, reads_both))
+            reads = memory_input if index == 0 else "stream"
+            blocks.append(GatedBlock(d_model, d_ffc, make_mixer(first_width if index == 0 else None), read_merge, reads))
         self.blocks = nn.ModuleList(blocks)
         self._layer_shapes = tuple(blocks[-1].mixer.layer_state_shapes())
         first_shapes = tuple(blocks[0].mixer.layer_state_shapes())
