@@ -178,7 +178,7 @@ class GatedFeatures(nn.Module):
         self.normalise_read = choices.read_norm == "rms"
         # one matmul for W_k, W_q, W_v, W_beta, W_g (d each) and W_p1, W_p2, W_p3 (eta each), from the
         # stream (d_model, ``in_features`` None) or, in a first layer that reads the observation, from
-        # the cell's input (``in_features`` wide)
+        # the cell's input, or from both side by side (``in_features`` wide; the observation's gain)
         gain = stream_gain if in_features is None else OBSERVATION_PROJECTION_GAIN
         self.project = orthogonal_linear(in_features or d_model, n_heads * (5 * d_head + 3 * eta), gain=gain)
         self.out = orthogonal_linear(n_heads * d_head, d_model)

@@ -144,7 +144,8 @@ class GTrXL(GatedTransformerCell):
     :param memory_input: ``"stream"`` (the paper's), ``"observation"`` or ``"both"`` (the two side by
         side), what the first layer attends over (see :mod:`sb3_rtx.cells.block`)
     :param value_gain: the gain every layer's value projection starts with (orthogonal); None: its
-        projection's (sqrt 2 reading the stream, 0.3 reading the observation; see the module docstring)
+        projection's (sqrt 2 reading the stream, 0.3 reading the observation or both; see the module
+        docstring)
     :param query_key_gain: the same for every layer's query and key projections
     :param output_scale: a factor on the cell's output (see :class:`~sb3_rtx.cells.block.GatedTransformerCell`)
     :param learn_output_scale: the factor is a learned scalar starting at ``output_scale``
