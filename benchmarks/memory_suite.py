@@ -174,6 +174,14 @@ MODELS: dict[str, tuple[str, str, dict]] = {
         "MlpRtxPolicy",
         dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="both")),
     ),
+    # ... reading the observation with each dimension standardised by the cell's running statistics
+    # (memory_input="standardised"): per dimension, so no dimension's noise sets another's size, and a
+    # rare input (the plain T-Maze's cue bit) is read large
+    "AGaLiTe (standardised read)": (
+        "RtxPPO",
+        "MlpRtxPolicy",
+        dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="standardised")),
+    ),
     # GTrXL whose first layer attends over the observations, not LN of the embedded stream (the eleventh
     # cause, which AGaLiTe's and GaLiTe's defaults fixed: memory_input="observation")
     "GTrXL (reads observation)": (

@@ -158,6 +158,16 @@ class _SequenceStorage:
                 cell_advantages=gather(tensors["cell_advantages"]) if "cell_advantages" in tensors else None,
             )
 
+    def all_observations(self) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Every stored observation as one batch, ``(buffer_size * n_envs, *obs_shape)`` (per key for
+        dict observations), in no particular order."""
+        obs = self._per_step_tensors()["observations"]
+
+        def flat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(-1, *x.shape[2:])
+
+        return {k: flat(v) for k, v in obs.items()} if isinstance(obs, dict) else flat(obs)
+
     def _common_tensors(self) -> dict[str, torch.Tensor]:
         to = self.to_torch  # type: ignore[attr-defined]
         tensors = {

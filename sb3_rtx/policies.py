@@ -292,6 +292,23 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
         """Floats of recurrent state per env (all cells)."""
         return sum(cell.state_numel for cell in self.cells)
 
+    @torch.no_grad()
+    def update_input_statistics(self, obs: PyTorchObs) -> None:
+        """Merge a batch of observations (``(N, *obs_shape)``, or a dict of them) into the running input
+        statistics of the cells that keep them (``memory_input="standardised"``); nothing otherwise.
+        RtxPPO calls it once per rollout, after the update (see :mod:`sb3_rtx.cells.input_statistics`)."""
+        if not any(cell.has_input_statistics for cell in self.cells):
+            return
+        check_finite_observation(obs)
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            pi_features = vf_features = cast(torch.Tensor, features)
+        else:
+            pi_features, vf_features = cast(tuple[torch.Tensor, torch.Tensor], features)
+        self.cell_actor.update_input_statistics(pi_features)
+        if self.cell_critic is not None:
+            self.cell_critic.update_input_statistics(vf_features)
+
     def initial_state(self, n_envs: int) -> CellState:
         """The recurrent state of ``n_envs`` fresh envs: actor cell's tensors, then the critic's."""
         return tuple(t for cell in self.cells for t in cell.initial_state(n_envs, self.device))

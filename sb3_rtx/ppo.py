@@ -508,6 +508,8 @@ class RtxPPO(RecurrentPPO):
             if not continue_training:
                 break
 
+        # after the update, so that each rollout is collected and trained with the same statistics
+        self.policy.update_input_statistics(self.rollout_buffer.all_observations())
         explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
         self.logger.record("train/entropy_loss", np.mean(entropy_losses))
         self.logger.record("train/policy_gradient_loss", np.mean(pg_losses))

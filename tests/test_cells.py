@@ -13,10 +13,13 @@ import torch
 
 from conftest import needs_compiler
 from sb3_rtx.cells import CELLS, make_cell
+from sb3_rtx.cells.input_statistics import RunningStandardiser
 from sb3_rtx.cells.short_conv import ShortConvolution
 
 INPUT_DIM = 5
 # small sizes so the float64 checks are fast; heads * d_head != d_model on purpose
+SMALL_AGALITE = dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=3)
+SMALL_GTRXL = dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, memory_len=5)
 SMALL = {
     "galite": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3),
     "agalite": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=3),
@@ -33,15 +36,18 @@ SMALL = {
     # their first layers read the observation and the stream side by side
     "agalite-both": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, eta=3, r=3, memory_input="both"),
     "gtrxl-both": dict(n_layers=2, d_model=16, n_heads=2, d_head=6, d_ffc=12, memory_len=5, memory_input="both"),
+    # their first layers read the observation standardised by running statistics (set in build)
+    "agalite-standardised": dict(SMALL_AGALITE, memory_input="standardised"),
+    "gtrxl-standardised": dict(SMALL_GTRXL, memory_input="standardised"),
     "lstm": dict(hidden_size=12, n_layers=2),
 }
 VARIANTS = list(SMALL)
 
 
 def build(variant: str, dtype=torch.float64, **overrides):
-    """A small cell; its value convolutions' taps and skips and its write gates random, not the
-    identity, zero and strength 1 they start as, so that every test of the forms, resets and states
-    checks them too."""
+    """A small cell; its value convolutions' taps and skips, its write gates and its input statistics
+    random, not the identity, zero, strength 1 and mean 0 variance 1 they start as, so that every
+    test of the forms, resets and states checks them too."""
     torch.manual_seed(0)
     kwargs = {**SMALL[variant], **overrides}
     cell = make_cell(variant.split("-")[0], INPUT_DIM, **kwargs).to(dtype)
@@ -49,6 +55,8 @@ def build(variant: str, dtype=torch.float64, **overrides):
         for module in cell.modules():
             if isinstance(module, ShortConvolution):
                 module.weight.normal_()
+            if isinstance(module, RunningStandardiser):
+                module.update(torch.randn(50, INPUT_DIM, dtype=torch.float64) * 3 + 1)
         for name, parameter in cell.named_parameters():
             if name.endswith("value_skip") or ".write_gate." in name:
                 parameter.normal_()
@@ -289,7 +297,7 @@ def expected_state_numel(name: str, kw: dict) -> int:
         conv = (value_conv_taps(kw) - 1) * d
         return kw["n_layers"] * kw["n_heads"] * (kw["r"] * d + distinct_key_memories(kw) * eta_d + conv) + 1  # + counter
     if name == "gtrxl":
-        if kw.get("memory_input") == "observation":  # the first layer keeps the observations
+        if kw.get("memory_input") in ("observation", "standardised"):  # the first layer keeps the observations
             return kw["memory_len"] * (INPUT_DIM + (kw["n_layers"] - 1) * kw["d_model"]) + 1
         if kw.get("memory_input") == "both":  # ... beside LN of the stream
             return kw["memory_len"] * (INPUT_DIM + kw["n_layers"] * kw["d_model"]) + 1
@@ -703,7 +711,10 @@ def test_gtrxl_reading_the_observation_attends_over_the_observations():
     first = cell.blocks[0].mixer
     assert np.allclose(torch.linalg.svdvals(first.key_value.weight).tolist(), 0.3)
     assert np.allclose(torch.linalg.svdvals(cell.blocks[1].mixer.key_value.weight).tolist(), math.sqrt(2))
-    with pytest.raises(ValueError, match=r"GTrXL: memory_input must be one of \('stream', 'observation', 'both'\), got 'obs'"):
+    with pytest.raises(
+        ValueError,
+        match=r"GTrXL: memory_input must be one of \('stream', 'observation', 'both', 'standardised'\), got 'obs'",
+    ):
         make_cell("gtrxl", INPUT_DIM, memory_input="obs")
 
 
@@ -970,7 +981,10 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("agalite", 4, read_merge="sum")
     with pytest.raises(ValueError, match=r"read_scale must be one of \('2r', 'power'\), got 'unit'"):
         make_cell("agalite", 4, read_scale="unit")
-    with pytest.raises(ValueError, match=r"memory_input must be one of \('stream', 'observation', 'both'\), got 'raw'"):
+    with pytest.raises(
+        ValueError,
+        match=r"memory_input must be one of \('stream', 'observation', 'both', 'standardised'\), got 'raw'",
+    ):
         make_cell("galite", 4, memory_input="raw")
     for bad in (0, "4", True, 2.0):
         with pytest.raises(ValueError, match=rf"value_conv must be an int >= 1 \(taps; 1 = no convolution\), got {bad!r}"):
@@ -1020,6 +1034,56 @@ def test_memory_input_both_reads_the_observation_then_the_normed_stream(name):
     normed_stream = torch.nn.functional.layer_norm(torch.relu(cell.embed(x)), (cell.d_model,), norm.weight, norm.bias)
     expected = torch.cat([x, normed_stream], -1)
     torch.testing.assert_close(read, expected)
+
+
+@pytest.mark.parametrize("name", ["agalite", "gtrxl"])
+def test_memory_input_standardised_reads_each_dimension_by_its_running_statistics(name):
+    """``memory_input="standardised"``: a fresh cell reads its input as it is (mean 0, variance 1, so
+    it computes what ``"observation"`` computes with the same weights); after updates the first mixer
+    reads ``clamp((x - mean) / sqrt(var + 1e-8), -10, 10)`` per dimension, with the statistics of
+    every input merged so far (the same as of their concatenation); ``forward`` never updates them."""
+    torch.manual_seed(0)
+    fresh = make_cell(name, INPUT_DIM, **SMALL[f"{name}-standardised"]).double()
+    plain = make_cell(name, INPUT_DIM, **{**SMALL[f"{name}-standardised"], "memory_input": "observation"}).double()
+    plain.load_state_dict({k: v for k, v in fresh.state_dict().items() if not k.startswith("input_standardiser.")})
+    x = torch.randn(5, 2, INPUT_DIM, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x, None, None)[0], plain(x, None, None)[0])
+
+    batches = [torch.randn(40, INPUT_DIM, dtype=torch.float64) * scale + shift for scale, shift in ((2, 1), (0.5, -3), (1, 0))]
+    for batch in batches:
+        fresh.update_input_statistics(batch)
+    everything = torch.cat(batches)
+    mean, var = everything.mean(0), everything.var(0, unbiased=False)
+    standardiser = fresh.input_standardiser
+    torch.testing.assert_close(standardiser.mean.double(), mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(standardiser.var.double(), var, rtol=1e-5, atol=1e-6)
+    assert int(standardiser.count) == 120
+    big = x.clone()
+    big[0, 0, 0] = 1e6  # clipped at 10
+    inputs = []
+    handle = fresh.blocks[0].mixer.register_forward_pre_hook(lambda _module, args: inputs.append(args[0]))
+    try:
+        with torch.no_grad():
+            fresh(big, None, None)
+    finally:
+        handle.remove()
+    expected = torch.clamp((big - standardiser.mean.double()) / torch.sqrt(standardiser.var.double() + 1e-8), -10, 10)
+    torch.testing.assert_close(inputs[0], expected)
+    assert inputs[0][0, 0, 0] == 10
+    assert int(standardiser.count) == 120  # forward did not update
+    with pytest.raises(ValueError, match="expected inputs with 5 features, got shape \\(3, 4\\)"):
+        fresh.update_input_statistics(torch.zeros(3, 4))
+
+
+def test_cells_without_input_statistics_ignore_updates():
+    """Only a first layer that reads the standardised observation keeps statistics; other cells
+    (the LSTM, a cell reading the observation) take an update and change nothing."""
+    for cell in (make_cell("lstm", INPUT_DIM), make_cell("agalite", INPUT_DIM)):
+        before = {k: v.clone() for k, v in cell.state_dict().items()}
+        assert not cell.has_input_statistics
+        cell.update_input_statistics(torch.randn(10, INPUT_DIM))
+        assert all(torch.equal(before[k], v) for k, v in cell.state_dict().items())
 
 
 @pytest.mark.parametrize("name", ["galite", "agalite"])

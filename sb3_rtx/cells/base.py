@@ -106,6 +106,19 @@ class RecurrentCell(nn.Module, ABC):
         state["_compiled_step"] = None
         return state
 
+    # ------------------------------------------------------------------ input statistics
+    @property
+    def has_input_statistics(self) -> bool:
+        """Whether the cell keeps running statistics of its input (``memory_input="standardised"``)
+        that whoever trains it updates with :meth:`update_input_statistics`."""
+        return False
+
+    def update_input_statistics(self, inputs: torch.Tensor) -> None:
+        """Merge ``inputs`` (any shape ending in ``input_dim``) into the cell's running input
+        statistics; nothing for a cell without them. Never called by ``forward``: a trainer calls it
+        between updates (RtxPPO: once per rollout, after the update), so that the forward pass is
+        the same in acting and in training."""
+
     # ------------------------------------------------------------------ state
     def recorded_choices(self) -> dict[str, Any]:
         """The keywords of every choice the cell resolved from its variant, as a saved model records

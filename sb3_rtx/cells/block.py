@@ -32,8 +32,11 @@ that embedding and norm, and AGaLiTe learns it once its memory reads the observa
 whose observation is small beside the others' (the plain T-Maze's cue, one bit among several
 position bits) writes a small value, where after the norm every step has the same size; with
 ``"both"`` the first memory projects the two side by side, ``[observation, LN(x)]`` (docs, "How
-the defaults were found", "The plain T-Maze"). Later layers read the stream (it carries the
-layers below).
+the defaults were found", "The plain T-Maze"). With ``"standardised"`` the first memory projects the
+observation with each dimension standardised by the cell's running statistics of it
+(:mod:`~sb3_rtx.cells.input_statistics`, updated by RtxPPO once per rollout): no dimension's size is
+set by another's, and a rare input (a cue bit set once per episode) is read large. Later layers
+read the stream (it carries the layers below).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_rtx.cells.base import CellState, RecurrentCell, check_positive_int, check_positive_number
+from sb3_rtx.cells.input_statistics import RunningStandardiser
 from sb3_rtx.cells.variants import CHOICES
 
 
@@ -214,9 +218,14 @@ class GatedTransformerCell(RecurrentCell):
         self.embed = orthogonal_linear(input_dim, d_model)
         blocks = []
         # the width of what the first layer's mixer reads when that is not the stream (None: d_model)
-        first_width = {"stream": None, "observation": input_dim, "both": input_dim + d_model}[memory_input]
+        first_width = {"stream": None, "observation": input_dim, "standardised": input_dim, "both": input_dim + d_model}[
+            memory_input
+        ]
+        #: what the first layer reads when it is the standardised observation (None otherwise)
+        self.input_standardiser = RunningStandardiser(input_dim) if memory_input == "standardised" else None
         for index in range(n_layers):
-            reads = memory_input if index == 0 else "stream"
+            # a block reads the observation it is given; the cell standardises it first
+            reads = ("observation" if memory_input == "standardised" else memory_input) if index == 0 else "stream"
             blocks.append(GatedBlock(d_model, d_ffc, make_mixer(first_width if index == 0 else None), read_merge, reads))
         self.blocks = nn.ModuleList(blocks)
         self._layer_shapes = tuple(blocks[-1].mixer.layer_state_shapes())
@@ -241,6 +250,14 @@ class GatedTransformerCell(RecurrentCell):
         return shared
 
     # -- RecurrentCell
+    @property
+    def has_input_statistics(self) -> bool:
+        return self.input_standardiser is not None
+
+    def update_input_statistics(self, inputs: torch.Tensor) -> None:
+        if self.input_standardiser is not None:
+            self.input_standardiser.update(inputs)
+
     def state_shapes(self) -> tuple[tuple[int, ...], ...]:
         stacked_layers = self.n_layers - (1 if self._first_layer_shapes else 0)
         per_layer = tuple((stacked_layers, *shape) for shape in self._layer_shapes)
@@ -252,13 +269,14 @@ class GatedTransformerCell(RecurrentCell):
         shared = state[n_stacked + n_first :]
         context = self.make_context(shared, starts)
         h = F.relu(linear(self.embed, x))
+        observation = x if self.input_standardiser is None else self.input_standardiser(x)
         new_layer_states, new_first_layer = [], ()
         for index, block in enumerate(self.blocks):
             if n_first and index == 0:  # a first layer with a state of its own shape
-                h, new_first_layer = block.forward(h, first_layer, context, x)
+                h, new_first_layer = block.forward(h, first_layer, context, observation)
                 continue
             stacked_index = index - (1 if n_first else 0)
-            h, new_state = block.forward(h, tuple(s[:, stacked_index] for s in layer_tensors), context, x)
+            h, new_state = block.forward(h, tuple(s[:, stacked_index] for s in layer_tensors), context, observation)
             new_layer_states.append(new_state)
         if self.output_gain is not None:
             h = h * self.output_gain

@@ -29,8 +29,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # how the block adds the read to its stream: GTrXL's GRU gate, or a plain residual
     "read_merge": ("gated", "residual"),
     # what the first layer's memory reads: LN of the embedded stream, the observation itself, or both
-    # side by side (the observation's features, then LN of the stream)
-    "memory_input": ("stream", "observation", "both"),
+    # side by side (the observation's features, then LN of the stream), or the observation with each
+    # dimension standardised by the cell's running statistics of it
+    "memory_input": ("stream", "observation", "both", "standardised"),
     # AGaLiTe only: the oscillators' frequencies, and what ``s . q`` is multiplied by in the read
     "frequencies": ("reference", "distinct", "dc"),
     "read_scale": ("2r", "power"),

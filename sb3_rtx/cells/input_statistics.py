@@ -1,0 +1,73 @@
+"""Per-dimension running statistics of a cell's input, and the input standardised by them.
+
+What a first layer with ``memory_input="standardised"`` reads: each input dimension minus its
+running mean, divided by its running standard deviation, clipped to +-10. The statistics are those
+of SB3's ``VecNormalize`` (a running mean and variance merged batch by batch with the parallel
+update of Chan, Golub and LeVeque 1979, and ``VecNormalize``'s epsilon and clip), kept as buffers of
+the cell so that a saved model and every export carry them. Unlike ``VecNormalize`` they change
+only when whoever trains the cell calls :meth:`RunningStandardiser.update` (RtxPPO does once per
+rollout, after its update), never inside ``forward``: the forward pass computes the same thing in
+training and in acting, step by step and over a sequence, and an untrained cell reads its input as
+it is (mean 0, variance 1).
+
+Why per dimension: each dimension is standardised by its own statistics, so no dimension's noise
+sets another's size (what a LayerNorm of the observation does, docs, "Noise"), and a rare input (a
+bit set once per episode, as a cue is) is read large, where raw it is one bit beside several.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: ``VecNormalize``'s defaults: the variance's epsilon and the clip of the standardised value
+EPSILON = 1e-8
+CLIP = 10.0
+
+
+class RunningStandardiser(nn.Module):
+    """``clamp((x - mean) / sqrt(var + eps), -clip, clip)`` over the last dimension, with ``mean``
+    and ``var`` running statistics updated only by :meth:`update` (see the module docstring).
+
+    :param size: the input's last dimension
+    """
+
+    mean: torch.Tensor
+    var: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("var", torch.ones(size))
+        # an integer, which ``module.to(dtype)`` leaves as it is
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, var = self.mean.to(x.dtype), self.var.to(x.dtype)
+        return torch.clamp((x - mean) / torch.sqrt(var + EPSILON), -CLIP, CLIP)
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Merge the statistics of ``x`` (any shape ending in ``size``; NaN-free) into the running ones."""
+        if x.shape[-1] != self.size:
+            raise ValueError(f"input statistics: expected inputs with {self.size} features, got shape {tuple(x.shape)}")
+        batch = x.detach().reshape(-1, self.size).to(torch.float64)
+        if batch.shape[0] == 0:
+            return
+        batch_count = float(batch.shape[0])
+        batch_mean = batch.mean(dim=0)
+        batch_var = batch.var(dim=0, unbiased=False)
+        count = float(self.count)
+        total = count + batch_count
+        mean, var = self.mean.to(torch.float64), self.var.to(torch.float64)
+        delta = batch_mean - mean
+        # Chan et al.'s merge of two (mean, sum of squared deviations) pairs; at count 0, the batch's own
+        m2 = var * count + batch_var * batch_count + delta.square() * count * batch_count / total
+        self.mean.copy_(mean + delta * batch_count / total)
+        self.var.copy_(m2 / total)
+        self.count.fill_(int(total))
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, count={int(self.count)}"
