@@ -170,7 +170,17 @@ def export_both(model: Any, tmp_path: Path, **kwargs: Any) -> list[Any]:
 
 # ------------------------------------------------------------------------ equivalence, every cell
 @pytest.mark.parametrize(
-    "cell", ["agalite", "galite", "gtrxl", "lstm", "agalite-paper", "gtrxl-observation", "agalite-actor-input"]
+    "cell",
+    [
+        "agalite",
+        "galite",
+        "gtrxl",
+        "lstm",
+        "agalite-paper",
+        "gtrxl-observation",
+        "agalite-actor-input",
+        "agalite-standardised",
+    ],
 )
 def test_every_cell_exports_and_acts_as_predict_for_1000_steps_with_resets(tmp_path, cell):
     venv = make_vec_env("CartPole-v1", n_envs=4, seed=0)
@@ -179,6 +189,8 @@ def test_every_cell_exports_and_acts_as_predict_for_1000_steps_with_resets(tmp_p
         policy_kwargs = dict(cell="agalite", cell_kwargs={**DEFAULT_CELL_KWARGS["agalite"], "variant": "paper"})
     if cell == "gtrxl-observation":  # a first layer with a state tensor of its own width
         policy_kwargs = dict(cell="gtrxl", cell_kwargs={**DEFAULT_CELL_KWARGS["gtrxl"], "memory_input": "observation"})
+    if cell == "agalite-standardised":  # input statistics (updated by the 4 rollouts of learn) travel with the export
+        policy_kwargs = dict(cell="agalite", cell_kwargs={**DEFAULT_CELL_KWARGS["agalite"], "memory_input": "standardised"})
     if cell == "agalite-actor-input":  # the actor's head reading a scaled output, the critic's not
         policy_kwargs = dict(cell="agalite", actor_input_scale=0.2)
     # SB3's value start (AGaLiTe's default starts it at zero): the exported value path is compared at full size

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.utils import set_random_seed
@@ -238,6 +238,52 @@ def test_save_load_reproduces_actions(cell, tmp_path):
     assert_same_predictions(model, loaded, steps=12, reset_prob=0.2)
     assert loaded.sequence_length == model.sequence_length
     assert loaded.policy.cell_name == cell
+
+
+@pytest.mark.parametrize("shared_cell", [True, False])
+def test_standardised_read_statistics_follow_the_rollouts_and_are_saved(shared_cell, tmp_path):
+    """``memory_input="standardised"``: RtxPPO merges each rollout's observations into the cells'
+    input statistics after the update (the first rollout is collected and trained with mean 0 and
+    variance 1), every cell's, and a saved model acts with the statistics it had."""
+    seen: list[tuple[int, ...]] = []
+    rollouts: list[np.ndarray] = []
+
+    class Counts(BaseCallback):
+        def _on_rollout_end(self) -> None:  # after collecting, before the update
+            seen.append(tuple(int(cell.input_standardiser.count) for cell in self.model.policy.cells))
+            rollouts.append(self.model.rollout_buffer.observations.copy())
+
+        def _on_step(self) -> bool:
+            return True
+
+    model = RtxPPO(
+        "MlpRtxPolicy",
+        cue_env(),
+        n_steps=16,
+        batch_size=32,
+        sequence_length=8,
+        n_epochs=2,
+        seed=0,
+        policy_kwargs=dict(
+            cell="agalite", cell_kwargs=dict(TINY["agalite"], memory_input="standardised"), shared_cell=shared_cell
+        ),
+    )
+    model.learn(128, callback=Counts())  # two rollouts of 16 steps in 4 envs
+    n_cells = 1 if shared_cell else 2
+    assert seen == [(0,) * n_cells, (64,) * n_cells]
+    observations = torch.as_tensor(np.concatenate(rollouts).reshape(-1, 3), dtype=torch.float64)
+    for cell in model.policy.cells:
+        standardiser = cell.input_standardiser
+        assert int(standardiser.count) == 128
+        torch.testing.assert_close(standardiser.mean.double(), observations.mean(0), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(standardiser.var.double(), observations.var(0, unbiased=False), rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "model.zip")
+    loaded = RtxPPO.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.policy.resolved_cell_kwargs()["memory_input"] == "standardised"
+    torch.testing.assert_close(
+        loaded.policy.cell_actor.input_standardiser.mean, model.policy.cell_actor.input_standardiser.mean
+    )
+    assert_same_predictions(model, loaded, steps=12, reset_prob=0.2)
 
 
 def test_a_learned_output_scale_is_trained_and_saved(tmp_path):
