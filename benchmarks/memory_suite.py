@@ -182,6 +182,14 @@ MODELS: dict[str, tuple[str, str, dict]] = {
         "MlpRtxPolicy",
         dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="standardised")),
     ),
+    # ... reading the observation with each dimension only divided by its running root mean square, not
+    # centred (memory_input="scaled"): the standardised read lost CountRecall, and the reading to test is
+    # that its centring removes what every step's write has in common, which a count needs
+    "AGaLiTe (scaled read)": (
+        "RtxPPO",
+        "MlpRtxPolicy",
+        dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="scaled")),
+    ),
     # GTrXL whose first layer attends over the observations, not LN of the embedded stream (the eleventh
     # cause, which AGaLiTe's and GaLiTe's defaults fixed: memory_input="observation")
     "GTrXL (reads observation)": (

@@ -713,7 +713,7 @@ def test_gtrxl_reading_the_observation_attends_over_the_observations():
     assert np.allclose(torch.linalg.svdvals(cell.blocks[1].mixer.key_value.weight).tolist(), math.sqrt(2))
     with pytest.raises(
         ValueError,
-        match=r"GTrXL: memory_input must be one of \('stream', 'observation', 'both', 'standardised'\), got 'obs'",
+        match=r"GTrXL: memory_input must be one of \('stream', 'observation', 'both', 'standardised', 'scaled'\), got 'obs'",
     ):
         make_cell("gtrxl", INPUT_DIM, memory_input="obs")
 
@@ -983,7 +983,7 @@ def test_unknown_variant_or_choice_is_named():
         make_cell("agalite", 4, read_scale="unit")
     with pytest.raises(
         ValueError,
-        match=r"memory_input must be one of \('stream', 'observation', 'both', 'standardised'\), got 'raw'",
+        match=r"memory_input must be one of \('stream', 'observation', 'both', 'standardised', 'scaled'\), got 'raw'",
     ):
         make_cell("galite", 4, memory_input="raw")
     for bad in (0, "4", True, 2.0):
@@ -1036,14 +1036,16 @@ def test_memory_input_both_reads_the_observation_then_the_normed_stream(name):
     torch.testing.assert_close(read, expected)
 
 
+@pytest.mark.parametrize("memory_input", ["standardised", "scaled"])
 @pytest.mark.parametrize("name", ["agalite", "gtrxl"])
-def test_memory_input_standardised_reads_each_dimension_by_its_running_statistics(name):
+def test_memory_input_standardised_reads_each_dimension_by_its_running_statistics(name, memory_input):
     """``memory_input="standardised"``: a fresh cell reads its input as it is (mean 0, variance 1, so
     it computes what ``"observation"`` computes with the same weights); after updates the first mixer
     reads ``clamp((x - mean) / sqrt(var + 1e-8), -10, 10)`` per dimension, with the statistics of
-    every input merged so far (the same as of their concatenation); ``forward`` never updates them."""
+    every input merged so far (the same as of their concatenation); ``forward`` never updates them.
+    ``"scaled"``: the same statistics, and the read ``clamp(x / sqrt(var + mean^2 + 1e-8), -10, 10)``."""
     torch.manual_seed(0)
-    fresh = make_cell(name, INPUT_DIM, **SMALL[f"{name}-standardised"]).double()
+    fresh = make_cell(name, INPUT_DIM, **{**SMALL[f"{name}-standardised"], "memory_input": memory_input}).double()
     plain = make_cell(name, INPUT_DIM, **{**SMALL[f"{name}-standardised"], "memory_input": "observation"}).double()
     plain.load_state_dict({k: v for k, v in fresh.state_dict().items() if not k.startswith("input_standardiser.")})
     x = torch.randn(5, 2, INPUT_DIM, dtype=torch.float64)
@@ -1068,7 +1070,11 @@ def test_memory_input_standardised_reads_each_dimension_by_its_running_statistic
             fresh(big, None, None)
     finally:
         handle.remove()
-    expected = torch.clamp((big - standardiser.mean.double()) / torch.sqrt(standardiser.var.double() + 1e-8), -10, 10)
+    mean_, var_ = standardiser.mean.double(), standardiser.var.double()
+    if memory_input == "scaled":
+        expected = torch.clamp(big / torch.sqrt(var_ + mean_**2 + 1e-8), -10, 10)
+    else:
+        expected = torch.clamp((big - mean_) / torch.sqrt(var_ + 1e-8), -10, 10)
     torch.testing.assert_close(inputs[0], expected)
     assert inputs[0][0, 0, 0] == 10
     assert int(standardiser.count) == 120  # forward did not update

@@ -279,8 +279,8 @@ class AGaLiTe(GatedTransformerCell):
     :param read_norm: ``"rms"`` or ``"none"``, overriding the variant's
     :param read_merge: ``"gated"`` or ``"residual"``, how the block adds the read to its stream
         (see :mod:`sb3_rtx.cells.block`), overriding the variant's
-    :param memory_input: ``"observation"``, ``"stream"``, ``"both"`` (the two side by side) or
-        ``"standardised"`` (the observation by its running statistics), what the first layer's memory
+    :param memory_input: ``"observation"``, ``"stream"``, ``"both"`` (the two side by side),
+        ``"standardised"`` or ``"scaled"`` (the observation by its running statistics), what the first layer's memory
         reads (see :mod:`sb3_rtx.cells.block`), overriding the variant's
     :param value_conv: taps of the values' short causal convolution over time (4 in the default
         variant, 1 = none, the paper's; see :mod:`sb3_rtx.cells.short_conv`), overriding the variant's

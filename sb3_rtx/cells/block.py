@@ -35,8 +35,9 @@ position bits) writes a small value, where after the norm every step has the sam
 the defaults were found", "The plain T-Maze"). With ``"standardised"`` the first memory projects the
 observation with each dimension standardised by the cell's running statistics of it
 (:mod:`~sb3_rtx.cells.input_statistics`, updated by RtxPPO once per rollout): no dimension's size is
-set by another's, and a rare input (a cue bit set once per episode) is read large. Later layers
-read the stream (it carries the layers below).
+set by another's, and a rare input (a cue bit set once per episode) is read large; ``"scaled"``
+only divides each dimension by its running root mean square, keeping what is the same at every
+step. Later layers read the stream (it carries the layers below).
 """
 
 from __future__ import annotations
@@ -218,14 +219,15 @@ class GatedTransformerCell(RecurrentCell):
         self.embed = orthogonal_linear(input_dim, d_model)
         blocks = []
         # the width of what the first layer's mixer reads when that is not the stream (None: d_model)
-        first_width = {"stream": None, "observation": input_dim, "standardised": input_dim, "both": input_dim + d_model}[
-            memory_input
-        ]
-        #: what the first layer reads when it is the standardised observation (None otherwise)
-        self.input_standardiser = RunningStandardiser(input_dim) if memory_input == "standardised" else None
+        by_statistics = memory_input in ("standardised", "scaled")
+        first_width = None if memory_input == "stream" else input_dim + (d_model if memory_input == "both" else 0)
+        #: what the first layer reads when it is the observation by its running statistics (None otherwise)
+        self.input_standardiser = (
+            RunningStandardiser(input_dim, centre=memory_input == "standardised") if by_statistics else None
+        )
         for index in range(n_layers):
             # a block reads the observation it is given; the cell standardises it first
-            reads = ("observation" if memory_input == "standardised" else memory_input) if index == 0 else "stream"
+            reads = ("observation" if by_statistics else memory_input) if index == 0 else "stream"
             blocks.append(GatedBlock(d_model, d_ffc, make_mixer(first_width if index == 0 else None), read_merge, reads))
         self.blocks = nn.ModuleList(blocks)
         self._layer_shapes = tuple(blocks[-1].mixer.layer_state_shapes())

@@ -142,7 +142,7 @@ class GTrXL(GatedTransformerCell):
     :param n_layers, d_model, n_heads, d_head, d_ffc: sizes (paper's T-Maze defaults)
     :param memory_len: steps each layer remembers
     :param memory_input: ``"stream"`` (the paper's), ``"observation"``, ``"both"`` (the two side by
-        side) or ``"standardised"`` (the observation by its running statistics), what the first layer
+        side), ``"standardised"`` or ``"scaled"`` (the observation by its running statistics), what the first layer
         attends over (see :mod:`sb3_rtx.cells.block`)
     :param value_gain: the gain every layer's value projection starts with (orthogonal); None: its
         projection's (sqrt 2 reading the stream, 0.3 reading the observation, standardised or not, or both; see the module

@@ -1,7 +1,8 @@
 """Per-dimension running statistics of a cell's input, and the input standardised by them.
 
 What a first layer with ``memory_input="standardised"`` reads: each input dimension minus its
-running mean, divided by its running standard deviation, clipped to +-10. The statistics are those
+running mean, divided by its running standard deviation, clipped to +-10; with ``"scaled"``, each
+dimension divided by its running root mean square, not centred, clipped the same. The statistics are those
 of SB3's ``VecNormalize`` (a running mean and variance merged batch by batch with the parallel
 update of Chan, Golub and LeVeque 1979, and ``VecNormalize``'s epsilon and clip), kept as buffers of
 the cell so that a saved model and every export carry them. Unlike ``VecNormalize`` they change
@@ -27,18 +28,22 @@ CLIP = 10.0
 
 class RunningStandardiser(nn.Module):
     """``clamp((x - mean) / sqrt(var + eps), -clip, clip)`` over the last dimension, with ``mean``
-    and ``var`` running statistics updated only by :meth:`update` (see the module docstring).
+    and ``var`` running statistics updated only by :meth:`update` (see the module docstring); with
+    ``centre=False``, ``clamp(x / sqrt(var + mean^2 + eps), -clip, clip)``: each dimension divided by
+    its root mean square, what is the same at every step kept.
 
     :param size: the input's last dimension
+    :param centre: subtract the running mean (True) or only divide by the running root mean square
     """
 
     mean: torch.Tensor
     var: torch.Tensor
     count: torch.Tensor
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, centre: bool = True) -> None:
         super().__init__()
         self.size = size
+        self.centre = centre
         self.register_buffer("mean", torch.zeros(size))
         self.register_buffer("var", torch.ones(size))
         # an integer, which ``module.to(dtype)`` leaves as it is
@@ -46,6 +51,8 @@ class RunningStandardiser(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean, var = self.mean.to(x.dtype), self.var.to(x.dtype)
+        if not self.centre:
+            return torch.clamp(x / torch.sqrt(var + mean * mean + EPSILON), -CLIP, CLIP)
         return torch.clamp((x - mean) / torch.sqrt(var + EPSILON), -CLIP, CLIP)
 
     @torch.no_grad()
@@ -70,4 +77,4 @@ class RunningStandardiser(nn.Module):
         self.count.fill_(int(total))
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, count={int(self.count)}"
+        return f"size={self.size}, centre={self.centre}, count={int(self.count)}"

@@ -30,8 +30,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "read_merge": ("gated", "residual"),
     # what the first layer's memory reads: LN of the embedded stream, the observation itself, or both
     # side by side (the observation's features, then LN of the stream), or the observation with each
-    # dimension standardised by the cell's running statistics of it
-    "memory_input": ("stream", "observation", "both", "standardised"),
+    # dimension standardised by the cell's running statistics of it, or only divided by its running
+    # root mean square
+    "memory_input": ("stream", "observation", "both", "standardised", "scaled"),
     # AGaLiTe only: the oscillators' frequencies, and what ``s . q`` is multiplied by in the read
     "frequencies": ("reference", "distinct", "dc"),
     "read_scale": ("2r", "power"),
