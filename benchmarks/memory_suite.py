@@ -69,6 +69,13 @@ def _agalite(shared_cell: bool = True, value_init_scale: float = 1.0, **choices:
     return "RtxPPO", "MlpRtxPolicy", policy_kwargs
 
 
+def _reading(model: str, memory_input: str) -> tuple[str, str, dict]:
+    """The learning sweep's ``model`` (its cell at today's defaults) with its first layer's memory
+    reading ``memory_input``, everything else the default's."""
+    cell_kwargs = dict(LEARNING_MODELS[model][2]["cell_kwargs"], memory_input=memory_input)
+    return "RtxPPO", "MlpRtxPolicy", dict(cell=model.lower(), cell_kwargs=cell_kwargs)
+
+
 def _galite(**choices: Any) -> tuple[str, str, dict]:
     return "RtxPPO", "MlpRtxPolicy", dict(cell="galite", cell_kwargs=dict(SMALL, eta=4, **choices))
 
@@ -163,40 +170,20 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (long first head)": _agalite(gate_init="long_first", value_init_scale=0.0),
     # today's default AGaLiTe with its first layer's memory reading LN of the embedded stream, as the paper's
     # and GTrXL's do, not the observation (memory_input="stream"; everything else the default's)
-    "AGaLiTe (reads stream)": (
-        "RtxPPO",
-        "MlpRtxPolicy",
-        dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="stream")),
-    ),
+    "AGaLiTe (reads stream)": _reading("AGaLiTe", "stream"),
     # ... reading both side by side, [observation, LN(stream)] (memory_input="both")
-    "AGaLiTe (reads both)": (
-        "RtxPPO",
-        "MlpRtxPolicy",
-        dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="both")),
-    ),
+    "AGaLiTe (reads both)": _reading("AGaLiTe", "both"),
     # ... reading the observation with each dimension standardised by the cell's running statistics
     # (memory_input="standardised"): per dimension, so no dimension's noise sets another's size, and a
     # rare input (the plain T-Maze's cue bit) is read large
-    "AGaLiTe (standardised read)": (
-        "RtxPPO",
-        "MlpRtxPolicy",
-        dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="standardised")),
-    ),
+    "AGaLiTe (standardised read)": _reading("AGaLiTe", "standardised"),
     # ... reading the observation with each dimension only divided by its running root mean square, not
     # centred (memory_input="scaled"): the standardised read lost CountRecall, and the reading to test is
     # that its centring removes what every step's write has in common, which a count needs
-    "AGaLiTe (scaled read)": (
-        "RtxPPO",
-        "MlpRtxPolicy",
-        dict(cell="agalite", cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="scaled")),
-    ),
+    "AGaLiTe (scaled read)": _reading("AGaLiTe", "scaled"),
     # GTrXL whose first layer attends over the observations, not LN of the embedded stream (the eleventh
     # cause, which AGaLiTe's and GaLiTe's defaults fixed: memory_input="observation")
-    "GTrXL (reads observation)": (
-        "RtxPPO",
-        "MlpRtxPolicy",
-        dict(cell="gtrxl", cell_kwargs=dict(LEARNING_MODELS["GTrXL"][2]["cell_kwargs"], memory_input="observation")),
-    ),
+    "GTrXL (reads observation)": _reading("GTrXL", "observation"),
     # the same with its values starting at the paper's gain (sqrt 2), its queries and keys at the
     # observation's 0.3: GTrXL's read is an average of values, unnormalised, so the values' gain sets the
     # read's size against the stream (AGaLiTe's read is normalised per head); reading the observation at
