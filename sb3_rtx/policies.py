@@ -295,7 +295,7 @@ class RtxActorCriticPolicy(ActorCriticPolicy):
     @torch.no_grad()
     def update_input_statistics(self, obs: PyTorchObs) -> None:
         """Merge a batch of observations (``(N, *obs_shape)``, or a dict of them) into the running input
-        statistics of the cells that keep them (``memory_input="standardised"``); nothing otherwise.
+        statistics of the cells that keep them (``memory_input="standardised"`` or ``"scaled"``); nothing otherwise.
         RtxPPO calls it once per rollout, after the update (see :mod:`sb3_rtx.cells.input_statistics`)."""
         if not any(cell.has_input_statistics for cell in self.cells):
             return

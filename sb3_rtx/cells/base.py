@@ -109,7 +109,7 @@ class RecurrentCell(nn.Module, ABC):
     # ------------------------------------------------------------------ input statistics
     @property
     def has_input_statistics(self) -> bool:
-        """Whether the cell keeps running statistics of its input (``memory_input="standardised"``)
+        """Whether the cell keeps running statistics of its input (``memory_input="standardised"`` or ``"scaled"``)
         that whoever trains it updates with :meth:`update_input_statistics`."""
         return False
 
