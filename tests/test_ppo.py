@@ -43,14 +43,15 @@ def cue_env_with_one_wrapped(n_envs: int, env_index: int, wrapper):
     return make_vec_env("sb3_rtx/CueRecall-v0", n_envs=n_envs, seed=0, env_kwargs=dict(delay=4), wrapper_class=wrap)
 
 
-def tiny_model(cell="agalite", env=None, **kwargs):
+def tiny_model(cell="agalite", env=None, cell_kwargs=None, **kwargs):
+    """A tiny ``cell`` (``TINY``'s sizes, updated by ``cell_kwargs``) trained by a tiny RtxPPO."""
     settings = dict(n_steps=16, batch_size=32, sequence_length=8, n_epochs=2, seed=0)
     settings.update(kwargs)
     policy_kwargs = settings.pop("policy_kwargs", {})
     return RtxPPO(
         "MlpRtxPolicy",
         env if env is not None else cue_env(),
-        policy_kwargs=dict(cell=cell, cell_kwargs=TINY[cell], **policy_kwargs),
+        policy_kwargs=dict(cell=cell, cell_kwargs={**TINY[cell], **(cell_kwargs or {})}, **policy_kwargs),
         **settings,
     )
 
@@ -256,18 +257,7 @@ def test_standardised_read_statistics_follow_the_rollouts_and_are_saved(shared_c
         def _on_step(self) -> bool:
             return True
 
-    model = RtxPPO(
-        "MlpRtxPolicy",
-        cue_env(),
-        n_steps=16,
-        batch_size=32,
-        sequence_length=8,
-        n_epochs=2,
-        seed=0,
-        policy_kwargs=dict(
-            cell="agalite", cell_kwargs=dict(TINY["agalite"], memory_input="standardised"), shared_cell=shared_cell
-        ),
-    )
+    model = tiny_model(cell_kwargs=dict(memory_input="standardised"), policy_kwargs=dict(shared_cell=shared_cell))
     model.learn(128, callback=Counts())  # two rollouts of 16 steps in 4 envs
     n_cells = 1 if shared_cell else 2
     assert seen == [(0,) * n_cells, (64,) * n_cells]
