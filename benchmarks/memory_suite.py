@@ -57,10 +57,12 @@ def _agalite(shared_cell: bool = True, value_init_scale: float = 1.0, **choices:
     head read the cell's output as it is (``actor_input_scale=1``) until the sixteenth cause, whose value
     output started at SB3's initialisation (``value_init_scale=1``) until the fifteenth, and whose
     gates started with one span per head (``gate_init="per_head"``) from the eighth cause until
-    ``"long_first"``: the variants keep those starts unless they name their own, so a label means what
-    it measured (and its runs keep their keys). The paper's variant keeps its own start."""
+    ``"long_first"``, and whose first memory read the observation as it is (``memory_input=
+    "observation"``) until ``"scaled"``: the variants keep those starts unless they name their own, so a
+    label means what it measured (and its runs keep their keys). The paper's variant keeps its own start."""
     if choices.get("variant") != "paper":
         choices.setdefault("gate_init", "per_head")
+        choices.setdefault("memory_input", "observation")
     policy_kwargs: dict[str, Any] = dict(cell="agalite", cell_kwargs=dict(SMALL, eta=4, r=2, **choices))
     if not shared_cell:
         policy_kwargs["shared_cell"] = False
@@ -74,6 +76,16 @@ def _reading(model: str, memory_input: str) -> tuple[str, str, dict]:
     reading ``memory_input``, everything else the default's."""
     cell_kwargs = dict(LEARNING_MODELS[model][2]["cell_kwargs"], memory_input=memory_input)
     return "RtxPPO", "MlpRtxPolicy", dict(cell=model.lower(), cell_kwargs=cell_kwargs)
+
+
+#: the learning sweep's AGaLiTe (today's defaults) with its first memory reading the observation as it
+#: is, AGaLiTe's default until the seventeenth cause (memory_input="scaled"): the variants below that were
+#: measured against the default of their time keep that read, so a label means what it measured (and
+#: its runs keep their keys)
+AGALITE_OBSERVATION_READ: dict[str, Any] = dict(
+    LEARNING_MODELS["AGaLiTe"][2],
+    cell_kwargs=dict(LEARNING_MODELS["AGaLiTe"][2]["cell_kwargs"], memory_input="observation"),
+)
 
 
 def _galite(**choices: Any) -> tuple[str, str, dict]:
@@ -140,7 +152,7 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (own critic cell, default starts)": (
         "RtxPPO",
         "MlpRtxPolicy",
-        dict(LEARNING_MODELS["AGaLiTe"][2], shared_cell=False, actor_input_scale=1.0),
+        dict(AGALITE_OBSERVATION_READ, shared_cell=False, actor_input_scale=1.0),
     ),
     # the cell's output times a fixed 0.04: the LSTM's output size at the start over AGaLiTe's (0.046 / 1.22,
     # benchmarks/probes/pendulum_control.py), so the heads start where they do behind the LSTM
@@ -213,8 +225,8 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     # the default of the fifteenth cause whose actor head reads the cell's output times 0.2 (the critic's
     # reads it as it is): each update moves the policy less behind the loud output (the tmaze_phases and
     # recall_phases probes); AGaLiTe's default since (the sixteenth cause), and that default before it
-    "AGaLiTe (actor input x0.2)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["AGaLiTe"][2], actor_input_scale=0.2)),
-    "AGaLiTe (actor input x1)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["AGaLiTe"][2], actor_input_scale=1.0)),
+    "AGaLiTe (actor input x0.2)": ("RtxPPO", "MlpRtxPolicy", dict(AGALITE_OBSERVATION_READ, actor_input_scale=0.2)),
+    "AGaLiTe (actor input x1)": ("RtxPPO", "MlpRtxPolicy", dict(AGALITE_OBSERVATION_READ, actor_input_scale=1.0)),
     # GaLiTe's default whose actor head reads its output times 0.2: GaLiTe shares AGaLiTe's loud,
     # read-normalised output (the rule for it: docs, investigation, "The actor's quieter input")
     "GaLiTe (actor input x0.2)": ("RtxPPO", "MlpRtxPolicy", dict(LEARNING_MODELS["GaLiTe"][2], actor_input_scale=0.2)),
@@ -235,7 +247,7 @@ MODELS: dict[str, tuple[str, str, dict]] = {
     "AGaLiTe (Adam eps 1e-8)": (
         "RtxPPO",
         "MlpRtxPolicy",
-        dict(LEARNING_MODELS["AGaLiTe"][2], optimizer_kwargs=dict(eps=1e-8)),
+        dict(AGALITE_OBSERVATION_READ, optimizer_kwargs=dict(eps=1e-8)),
     ),
 }
 DEFAULT_MODELS = ["AGaLiTe", "GaLiTe", "GTrXL", "LSTM", "RecurrentPPO"]
@@ -253,7 +265,14 @@ ALGO_CHOICES: dict[str, dict[str, Any]] = {
     # does the option cost control behind any memory cell (benchmarks/probes/pendulum_control.py)?
     "LSTM (cell_gae_lambda 0)": dict(cell_gae_lambda=0.0),
 }
-MODELS.update({label: LEARNING_MODELS[label.split(" (")[0]] for label in ALGO_CHOICES})
+MODELS.update(
+    {
+        label: ("RtxPPO", "MlpRtxPolicy", AGALITE_OBSERVATION_READ)
+        if label.startswith("AGaLiTe (")
+        else LEARNING_MODELS[label.split(" (")[0]]
+        for label in ALGO_CHOICES
+    }
+)
 
 NOISY_RECALL = dict(n_cues=4, noise_dims=4)
 #: --advantages -> normalize_advantage: divided by the running scale (RtxPPO's default; RecurrentPPO,

@@ -655,9 +655,11 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
     default = make_cell(name, INPUT_DIM, **SMALL[name])
     fields = ("normaliser", "gate_init", "feature_map", "read_norm", "read_merge", "memory_input", "value_conv")
     assert tuple(getattr(paper, f) for f in fields) == ("sum", "zero", "relu", "none", "gated", "stream", 1)
-    # AGaLiTe's default keeps one head long and spreads the others' spans, GaLiTe's every head long
+    # AGaLiTe's default keeps one head long and spreads the others' spans, GaLiTe's every head long;
+    # AGaLiTe's first memory reads the observation scaled by its running statistics, GaLiTe's as it is
     gate_init = "long_first" if name == "agalite" else "long"
-    expected = ("sum", gate_init, "softplus", "rms", "residual", "observation", 4)
+    memory_input = "scaled" if name == "agalite" else "observation"
+    expected = ("sum", gate_init, "softplus", "rms", "residual", memory_input, 4)
     assert tuple(getattr(default, f) for f in fields) == expected
     assert torch.count_nonzero(paper.blocks[0].mixer.features.project.bias) == 0
     bias = default.blocks[0].mixer.features.project.bias.view(2, 5 * 6 + 3 * 3)
@@ -678,7 +680,7 @@ def test_paper_variant_is_the_papers_design_and_default_differs(name):
 @pytest.mark.parametrize("name", ["galite", "agalite"])
 def test_memory_projections_start_with_each_variants_gain(name):
     """The paper's memory projections start orthogonal with gain sqrt 2 in every layer. The default's
-    first layer, which reads the observation, starts at 0.3, and so do its layers that read the stream
+    first layer, which reads the observation (AGaLiTe's scaled), starts at 0.3, and so do its layers that read the stream
     (every default was measured so); an explicit ``memory_input="stream"`` keeps the variant's gain."""
 
     def gains(cell):
@@ -993,7 +995,7 @@ def test_unknown_variant_or_choice_is_named():
 
 @pytest.mark.parametrize("name", ["galite", "agalite"])
 def test_first_layer_memory_reads_the_observation_and_later_layers_the_stream(name):
-    """``memory_input="observation"`` (the default): the first block's memory projects the cell's
+    """``memory_input="observation"`` (GaLiTe's default): the first block's memory projects the cell's
     input itself, so what it reads does not depend on the embedding (zeroing the embedding leaves
     the first read unchanged), while with ``"stream"`` (the paper's) it reads ``LN(embedding)`` and
     changes; with ``"both"`` it reads ``[observation, LN(embedding)]`` and changes too; later layers

@@ -952,7 +952,7 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     assert model.policy.cell_kwargs == DEFAULT_CELL_KWARGS["agalite"]
     assert (cell.variant, cell.normaliser, cell.gate_init, cell.frequency_set, cell.read_scale, cell.feature_map,
             cell.read_norm, cell.read_merge, cell.memory_input, cell.value_conv) == (
-        "default", "sum", "long_first", "dc", "2r", "softplus", "rms", "residual", "observation", 4)  # fmt: skip
+        "default", "sum", "long_first", "dc", "2r", "softplus", "rms", "residual", "scaled", 4)  # fmt: skip
     assert RtxPPO("MlpRtxPolicy", cue_env(), policy_kwargs=dict(cell_kwargs={})).policy.cell_actor.d_model == 128
 
     paper = RtxPPO(
@@ -969,7 +969,7 @@ def test_default_policy_is_a_small_agalite_and_saves_its_variant(tmp_path):
     saved = RtxPPO.load(tmp_path / "default").policy.cell_kwargs
     assert saved == {**DEFAULT_CELL_KWARGS["agalite"], "variant": "default", "normaliser": "sum",
                      "gate_init": "long_first", "frequencies": "dc", "read_scale": "2r", "feature_map": "softplus",
-                     "read_norm": "rms", "read_merge": "residual", "memory_input": "observation",
+                     "read_norm": "rms", "read_merge": "residual", "memory_input": "scaled",
                      "value_conv": 4, "value_conv_init": "anchored"}  # fmt: skip
     # the paper model reloads as the paper's design, every choice (its weights: test_save_load_reproduces_actions)
     choices = ("variant", "normaliser", "gate_init", "frequency_set", "read_scale", "feature_map", "read_norm",
