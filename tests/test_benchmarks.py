@@ -511,6 +511,12 @@ def test_probe_actor_only_centre_leaves_the_cell_and_the_critic_and_centres_what
         torch.testing.assert_close(policy.latent_actor(after), plain_head(scale * after - scale * mean))
 
 
+def input_statistics(agent) -> dict:
+    """A copy of the policy's running input statistics (AGaLiTe's default reads the observation by them):
+    what a rollout acted with, which RtxPPO updates after the update that follows it."""
+    return {key: value.clone() for key, value in agent.policy.state_dict().items() if ".input_standardiser." in key}
+
+
 @pytest.mark.parametrize("dueling", [False, True])
 def test_probe_action_value_advantages_are_the_taken_actions_value_less_the_expected(dueling):
     """The action-value probe edit: after a rollout, the value GAE bootstrapped from is
@@ -528,7 +534,9 @@ def test_probe_action_value_advantages_are_the_taken_actions_value_less_the_expe
     with torch.no_grad():  # the value output starts at zero, and with it every advantage: start it elsewhere
         agent.policy.value_net.weight.normal_()
     agent.lr_schedule = lambda _: 0.0
+    acted_with = input_statistics(agent)
     agent.learn(agent.n_steps * agent.n_envs)
+    agent.policy.load_state_dict(acted_with, strict=False)  # RtxPPO merged the rollout's after the update
     (sample,) = agent.rollout_buffer.get(batch_size=None)
     assert sample.advantages.abs().max() > 1e-2
     with torch.no_grad():
@@ -626,7 +634,9 @@ def test_probe_action_value_spreads_are_the_advantages_size_and_gae_is_kept_with
     with torch.no_grad():
         agent.policy.value_net.weight.normal_()
     agent.lr_schedule = lambda _: 0.0
+    acted_with = input_statistics(agent)
     agent.learn(agent.n_steps * agent.n_envs)
+    agent.policy.load_state_dict(acted_with, strict=False)  # RtxPPO merged the rollout's after the update
     buffer = agent.rollout_buffer
     assert len(spreads) == buffer.buffer_size
     # GAE's advantages are the lambda-returns less the values (Q's advantages would not be)

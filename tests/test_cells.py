@@ -1085,9 +1085,16 @@ def test_memory_input_standardised_reads_each_dimension_by_its_running_statistic
 
 
 def test_cells_without_input_statistics_ignore_updates():
-    """Only a first layer that reads the standardised observation keeps statistics; other cells
-    (the LSTM, a cell reading the observation) take an update and change nothing."""
-    for cell in (make_cell("lstm", INPUT_DIM), make_cell("agalite", INPUT_DIM)):
+    """Only a first layer that reads the observation by its statistics keeps them (AGaLiTe's default
+    does); other cells (the LSTM, GaLiTe's default and an AGaLiTe reading the observation as it is)
+    take an update and change nothing."""
+    assert make_cell("agalite", INPUT_DIM).has_input_statistics
+    cells = (
+        make_cell("lstm", INPUT_DIM),
+        make_cell("galite", INPUT_DIM),
+        make_cell("agalite", INPUT_DIM, memory_input="observation"),
+    )
+    for cell in cells:
         before = {k: v.clone() for k, v in cell.state_dict().items()}
         assert not cell.has_input_statistics
         cell.update_input_statistics(torch.randn(10, INPUT_DIM))

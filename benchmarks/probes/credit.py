@@ -410,7 +410,8 @@ def route_values(policy: Any) -> Callable[[str | None], None]:
     they enter the memory (``"memory"``) or where they take the direct path (``"direct"``, the
     convolved values added to the read); returns the setter (None: neither). Only for one-layer
     cells whose memory reads the observation: in a deeper cell the parameters before a layer's
-    values would lose their share through that layer's memory in both runs."""
+    values would lose their share through that layer's memory in both runs (a read by running statistics
+    has no parameters before the projection either)."""
     from sb3_rtx.cells.galite import GatedFeatures
 
     route: dict[str, str | None] = {"detach": None}
@@ -418,7 +419,7 @@ def route_values(policy: Any) -> Callable[[str | None], None]:
     if not memories:
         raise ValueError("route_values: the policy has no AGaLiTe or GaLiTe memory")
     for cell in (getattr(policy, "cell_actor", None), getattr(policy, "cell_critic", None)):
-        if cell is not None and (len(cell.blocks) != 1 or cell.memory_input != "observation"):
+        if cell is not None and (len(cell.blocks) != 1 or cell.memory_input not in ("observation", "standardised", "scaled")):
             raise ValueError("route_values: only for one-layer cells whose memory reads the observation")
     for memory in memories:
 
