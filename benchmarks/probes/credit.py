@@ -413,13 +413,14 @@ def route_values(policy: Any) -> Callable[[str | None], None]:
     values would lose their share through that layer's memory in both runs (a read by running statistics
     has no parameters before the projection either)."""
     from sb3_rtx.cells.galite import GatedFeatures
+    from sb3_rtx.cells.input_statistics import READS as STATISTICS_READS
 
     route: dict[str, str | None] = {"detach": None}
     memories = [module for module in policy.modules() if isinstance(module, GatedFeatures)]
     if not memories:
         raise ValueError("route_values: the policy has no AGaLiTe or GaLiTe memory")
     for cell in (getattr(policy, "cell_actor", None), getattr(policy, "cell_critic", None)):
-        if cell is not None and (len(cell.blocks) != 1 or cell.memory_input not in ("observation", "standardised", "scaled")):
+        if cell is not None and (len(cell.blocks) != 1 or cell.memory_input not in ("observation", *STATISTICS_READS)):
             raise ValueError("route_values: only for one-layer cells whose memory reads the observation")
     for memory in memories:
 

@@ -52,6 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_rtx.cells.base import CellState, RecurrentCell, check_positive_int, check_positive_number
+from sb3_rtx.cells.input_statistics import READS as STATISTICS_READS
 from sb3_rtx.cells.input_statistics import RunningStandardiser
 from sb3_rtx.cells.variants import CHOICES
 
@@ -219,7 +220,7 @@ class GatedTransformerCell(RecurrentCell):
         self.embed = orthogonal_linear(input_dim, d_model)
         blocks = []
         # the width of what the first layer's mixer reads when that is not the stream (None: d_model)
-        by_statistics = memory_input in ("standardised", "scaled")
+        by_statistics = memory_input in STATISTICS_READS
         first_width = None if memory_input == "stream" else input_dim + (d_model if memory_input == "both" else 0)
         #: what the first layer reads when it is the observation by its running statistics (None otherwise)
         self.input_standardiser = (

@@ -24,6 +24,8 @@ from torch import nn
 #: ``VecNormalize``'s defaults: the variance's epsilon and the clip of the standardised value
 EPSILON = 1e-8
 CLIP = 10.0
+#: the ``memory_input`` values whose first layer reads the observation by these statistics
+READS = ("standardised", "scaled")
 
 
 class RunningStandardiser(nn.Module):
