@@ -184,7 +184,7 @@ def test_optimize_with_python_m_then_train_from_a_trial(tmp_path):
         value_conv=4,
     )
     resolved = {
-        "agalite": dict(both, gate_init="long_first", frequencies="dc", read_scale="2r"),
+        "agalite": dict(both, gate_init="long_first", frequencies="dc", read_scale="2r", memory_input="scaled"),
         "galite": dict(both, gate_init="long"),
     }.get(params["cell"], {})
     assert model.policy.cell_kwargs == {**tuned, **resolved} and model.n_steps == expected["n_steps"]
