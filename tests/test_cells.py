@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -1082,6 +1083,46 @@ def test_memory_input_standardised_reads_each_dimension_by_its_running_statistic
     assert int(standardiser.count) == 120  # forward did not update
     with pytest.raises(ValueError, match="expected inputs with 5 features, got shape \\(3, 4\\)"):
         fresh.update_input_statistics(torch.zeros(3, 4))
+
+
+@pytest.mark.parametrize("centre", [True, False])
+def test_input_statistics_divisor_follows_updates_loads_and_casts(centre):
+    """The read's divisor is kept (not taken in every forward) and never goes stale: after an
+    update (in inference mode too, then used with gradients), a load into a fresh standardiser and a
+    cast to float64 the read equals the formula on the statistics bit for bit; the divisor is not in
+    the state dict (it is derived), and a standardiser pickled without one makes it on unpickling."""
+    torch.manual_seed(0)
+    standardiser = RunningStandardiser(INPUT_DIM, centre=centre)
+    x = torch.randn(6, INPUT_DIM) * 4
+
+    def formula(module, inputs):
+        mean, var = module.mean, module.var
+        divisor = torch.sqrt(var + 1e-8) if centre else torch.sqrt(var + mean * mean + 1e-8)
+        return torch.clamp(((inputs - mean) if centre else inputs) / divisor, -10, 10)
+
+    assert torch.equal(standardiser(x), x.clamp(-10, 10))  # fresh: the input as it is
+    with torch.inference_mode():
+        standardiser.update(torch.randn(50, INPUT_DIM) * 3 + 1)
+    assert not torch.equal(standardiser(x), x.clamp(-10, 10))
+    assert torch.equal(standardiser(x), formula(standardiser, x))
+    weights = torch.ones(INPUT_DIM, requires_grad=True)
+    (standardiser(x * weights) ** 2).sum().backward()  # a divisor refreshed in inference mode can be saved
+    assert weights.grad is not None and torch.isfinite(weights.grad).all()
+
+    assert set(standardiser.state_dict()) == {"mean", "var", "count"}
+    loaded = RunningStandardiser(INPUT_DIM, centre=centre)
+    loaded.load_state_dict(standardiser.state_dict())
+    assert torch.equal(loaded(x), standardiser(x))
+
+    standardiser.double()
+    assert standardiser.divisor.dtype == torch.float64
+    assert torch.equal(standardiser(x.double()), formula(standardiser, x.double()))
+
+    old_pickle = RunningStandardiser(INPUT_DIM, centre=centre)
+    old_pickle.load_state_dict(loaded.state_dict())
+    del old_pickle._buffers["divisor"]  # what a module pickled before the divisor was kept holds
+    unpickled = pickle.loads(pickle.dumps(old_pickle))
+    assert torch.equal(unpickled(x), loaded(x))
 
 
 def test_cells_without_input_statistics_ignore_updates():

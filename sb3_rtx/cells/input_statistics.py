@@ -11,6 +11,12 @@ rollout, after its update), never inside ``forward``: the forward pass computes 
 training and in acting, step by step and over a sequence, and an untrained cell reads its input as
 it is (mean 0, variance 1).
 
+The divisor (``sqrt(var + eps)``, or ``sqrt(var + mean^2 + eps)``) is kept as a buffer of its own,
+recomputed whenever the statistics change (an update, a load, a cast), not taken in ``forward``:
+the acting step at batch 1 costs its dispatches, and this saves four of them per step, with the
+same bits (the same ops in the same order, in the statistics' dtype). It is not saved: a loaded
+model recomputes it from the saved statistics.
+
 Why per dimension: each dimension is standardised by its own statistics, so no dimension's noise
 sets another's size (what a LayerNorm of the observation does, docs, "Noise"), and a rare input (a
 bit set once per episode, as a cue is) is read large, where raw it is one bit beside several.
@@ -41,6 +47,7 @@ class RunningStandardiser(nn.Module):
     mean: torch.Tensor
     var: torch.Tensor
     count: torch.Tensor
+    divisor: torch.Tensor
 
     def __init__(self, size: int, centre: bool = True) -> None:
         super().__init__()
@@ -50,12 +57,41 @@ class RunningStandardiser(nn.Module):
         self.register_buffer("var", torch.ones(size))
         # an integer, which ``module.to(dtype)`` leaves as it is
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        # derived from mean and var (see the module docstring), so not part of the state dict
+        self.register_buffer("divisor", torch.ones(size), persistent=False)
+        self._refresh_divisor()
+
+    def _refresh_divisor(self) -> None:
+        # the ops forward took before the divisor was kept, in the same order and dtype: same bits;
+        # outside inference mode, so that a divisor refreshed there is not an inference tensor,
+        # which a later training step could not save for backward
+        with torch.inference_mode(False), torch.no_grad():
+            mean, var = self.mean.clone(), self.var.clone()
+            self.divisor = torch.sqrt(var + EPSILON) if self.centre else torch.sqrt(var + mean * mean + EPSILON)
+
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
+        # a cast (``.double()``, ``.to(dtype)``) recomputes the divisor from the cast statistics, as
+        # forward did before it was kept
+        result = super()._apply(fn, recurse)
+        self._refresh_divisor()
+        return result
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._refresh_divisor()
+
+    def __setstate__(self, state: dict) -> None:
+        # a module pickled before the divisor was kept has none: make it from its statistics
+        super().__setstate__(state)
+        if "divisor" not in self._buffers:
+            self.register_buffer("divisor", torch.ones(self.size), persistent=False)
+            self._refresh_divisor()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean, var = self.mean.to(x.dtype), self.var.to(x.dtype)
+        divisor = self.divisor.to(x.dtype)
         if not self.centre:
-            return torch.clamp(x / torch.sqrt(var + mean * mean + EPSILON), -CLIP, CLIP)
-        return torch.clamp((x - mean) / torch.sqrt(var + EPSILON), -CLIP, CLIP)
+            return torch.clamp(x / divisor, -CLIP, CLIP)
+        return torch.clamp((x - self.mean.to(x.dtype)) / divisor, -CLIP, CLIP)
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -77,6 +113,7 @@ class RunningStandardiser(nn.Module):
         self.mean.copy_(mean + delta * batch_count / total)
         self.var.copy_(m2 / total)
         self.count.fill_(int(total))
+        self._refresh_divisor()
 
     def extra_repr(self) -> str:
         return f"size={self.size}, centre={self.centre}, count={int(self.count)}"
