@@ -57,17 +57,17 @@ class RunningStandardiser(nn.Module):
         self.register_buffer("var", torch.ones(size))
         # an integer, which ``module.to(dtype)`` leaves as it is
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
-        # derived from mean and var (see the module docstring), so not part of the state dict
-        self.register_buffer("divisor", torch.ones(size), persistent=False)
         self._refresh_divisor()
 
     def _refresh_divisor(self) -> None:
+        """(Re)make the ``divisor`` buffer from ``mean`` and ``var``: derived, so not in the state dict."""
         # the ops forward took before the divisor was kept, in the same order and dtype: same bits;
         # outside inference mode, so that a divisor refreshed there is not an inference tensor,
         # which a later training step could not save for backward
         with torch.inference_mode(False), torch.no_grad():
-            mean, var = self.mean.clone(), self.var.clone()
-            self.divisor = torch.sqrt(var + EPSILON) if self.centre else torch.sqrt(var + mean * mean + EPSILON)
+            mean, var = self.mean, self.var
+            divisor = torch.sqrt(var + EPSILON) if self.centre else torch.sqrt(var + mean * mean + EPSILON)
+        self.register_buffer("divisor", divisor, persistent=False)
 
     def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
         # a cast (``.double()``, ``.to(dtype)``) recomputes the divisor from the cast statistics, as
@@ -84,7 +84,6 @@ class RunningStandardiser(nn.Module):
         # a module pickled before the divisor was kept has none: make it from its statistics
         super().__setstate__(state)
         if "divisor" not in self._buffers:
-            self.register_buffer("divisor", torch.ones(self.size), persistent=False)
             self._refresh_divisor()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
