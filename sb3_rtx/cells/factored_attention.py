@@ -222,7 +222,9 @@ def _outer_grads(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[
         grad_a, grad_b = _outer_grads(grad.transpose(0, 1), a.transpose(0, 1), b.transpose(0, 1))
         return grad_a.transpose(0, 1), grad_b.transpose(0, 1)
     grid = grad.reshape(-1, a.shape[-1], b.shape[-1])  # (N L, A, D)
-    grad_a = (grid * b.reshape(-1, 1, b.shape[-1])).sum(-1).view_as(a)
+    # both as products of a row with the grid: b^T grid^T, not grid b (a batched matrix-vector
+    # product, which ran ~7x slower) nor a product and a sum over D (~3x slower, and a wide temporary)
+    grad_a = torch.bmm(b.reshape(-1, 1, b.shape[-1]), grid.transpose(1, 2)).view_as(a)
     grad_b = torch.bmm(a.reshape(-1, 1, a.shape[-1]), grid).view_as(b)
     return grad_a, grad_b
 
