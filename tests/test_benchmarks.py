@@ -23,6 +23,7 @@ TIMED = (
     "benchmarks.zoo_scores",
     "benchmarks.probes.step_parts",
     "benchmarks.probes.weight_traffic",
+    "benchmarks.probes.dispatch_floor",
 )
 
 
@@ -48,6 +49,7 @@ TIMED = (
         ("benchmarks.probes.recall_phases", "recall_phases_quick.md"),
         ("benchmarks.probes.write_strength", "write_strength_quick.md"),
         ("benchmarks.probes.weight_traffic", "weight_traffic_quick.md"),
+        ("benchmarks.probes.dispatch_floor", "dispatch_floor_quick.md"),
     ],
 )
 def test_benchmark_quick_mode_writes_its_table(module, table, tmp_path):
