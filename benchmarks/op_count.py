@@ -45,24 +45,33 @@ PATHS = ("cpu", "accelerator")
 
 
 class OpCounter(TorchDispatchMode):
-    """Counts the ATen operations dispatched inside it that launch work: not views (which only
-    describe memory) and not bare allocations."""
+    """Counts the ATen operations dispatched inside it that launch work (``count``): not views
+    (which only describe memory) and not bare allocations; and every one (``dispatched``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
+        self.dispatched = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.dispatched += 1
         if not (func.is_view or func.overloadpacket.__name__.startswith(("empty", "new_empty"))):
             self.count += 1
         return func(*args, **(kwargs or {}))
 
 
-def ops_of(step: Callable[[], object]) -> int:
-    step()  # a first call may build caches (the oscillators' cosine table) that later calls reuse
+def counted(step: Callable[[], object]) -> OpCounter:
+    """The operations of one call of ``step``, after a first call (which may build caches, such as
+    the oscillators' cosine table, that later calls reuse)."""
+    step()
     with OpCounter() as counter:
         step()
-    return counter.count
+    return counter
+
+
+def ops_of(step: Callable[[], object]) -> int:
+    """The operations one call of ``step`` launches (:attr:`OpCounter.count`)."""
+    return counted(step).count
 
 
 @contextlib.contextmanager

@@ -32,38 +32,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.efficiency import ACT_BLOCK, INPUT_DIM, REFERENCE, acting_step, interleaved_ms
-from benchmarks.op_count import ops_of, parse_size_arguments, seeded_cells
+from benchmarks.op_count import counted, parse_size_arguments, reference_row, seeded_cells
 from benchmarks.report import command_line, machine, write_report
 from sb3_rtx.cells import RecurrentCell
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "probes"
 CELLS = ("AGaLiTe", REFERENCE)
 FORMS = ("eager", "graph", "compiled")
-#: steps each cell's state has seen before timing: the efficiency table's (twice GTrXL's memory, so
-#: its memory is full; AGaLiTe's step costs the same after any number)
+#: steps each cell's state has seen before timing: GTrXL's as in the efficiency table (twice its
+#: memory, so that it is full); AGaLiTe's step costs the same after any number
 HISTORY = {"AGaLiTe": 8, REFERENCE: 256}
-
-
-class AllOps(TorchDispatchMode):
-    """Counts every ATen operation dispatched inside it, views and allocations included."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
-def all_ops_of(step: Callable[[], object]) -> int:
-    step()
-    with AllOps() as counter:
-        step()
-    return counter.count
 
 
 def graph_step(cell: RecurrentCell, history: int) -> Callable[[], None]:
@@ -109,13 +89,13 @@ def measure(sizes: tuple[str, ...], repeats: int, budget_s: float) -> list[dict]
             if not compiled.acting_compiled:
                 del steps[f"{label} compiled"]
         medians, rounds = interleaved_ms(steps, cpu, repeats, 10, budget_s, block=ACT_BLOCK)
-        for label, cell in cells.items():
-            eager = acting_step(cell, cpu, 1, HISTORY[label])
-            row = {"size": size, "cell": label, "rounds": rounds, "ops": ops_of(eager), "all_ops": all_ops_of(eager)}
+        for label in cells:
+            ops = counted(steps[f"{label} eager"])
+            row = {"size": size, "cell": label, "rounds": rounds, "ops": ops.count, "all_ops": ops.dispatched}
             for form in FORMS:
                 row[f"{form}_ms"] = medians.get(f"{label} {form}")
             rows.append(row)
-        reference = rows[-1]
+        reference = reference_row(rows, size)
         for row in rows[-len(cells) :]:
             for form in FORMS:
                 mine, theirs = row[f"{form}_ms"], reference[f"{form}_ms"]
